@@ -4,6 +4,8 @@ An operation is two entries that share an `index`-linked pair: the invocation an
 completion. Faults and other framework events are single entries. Every entry carries the
 wall-clock time (`wall`, seconds since the epoch) and a monotonic time (`time`, nanoseconds
 since the history began) so that ordering survives clock changes.
+
+`operations` pairs invocations with their completions, which is what checkers read.
 """
 
 from __future__ import annotations
@@ -136,3 +138,127 @@ def read_jsonl(lines: Iterable[str]) -> Iterator[Entry]:
             yield Entry.from_json(json.loads(line))
         except (json.JSONDecodeError, TypeError) as exc:
             raise ValueError(f"history line {number}: not a history entry ({exc})") from exc
+
+
+CLIENT_TYPES = frozenset({"invoke", "ok", "fail", "info"})
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One client operation: its invocation and how it ended.
+
+    `completion` is None when the history ended before the operation did; like `info`, its
+    outcome is unknown. Positions are places in the entry sequence the operation was paired
+    from, which is the real-time order checkers rely on (entries are recorded in order).
+    """
+
+    invoke: Entry
+    completion: Entry | None
+    invoke_position: int
+    complete_position: int | None
+
+    @property
+    def type(self) -> Literal["ok", "fail", "info"]:
+        if self.completion is None or self.completion.type == "info":
+            return "info"
+        return "ok" if self.completion.type == "ok" else "fail"
+
+    @property
+    def f(self) -> str:
+        return self.invoke.f
+
+    @property
+    def process(self) -> int | str | None:
+        return self.invoke.process
+
+    @property
+    def node(self) -> str | None:
+        return self.invoke.node
+
+    @property
+    def value(self) -> Any:
+        """The completion's value when it has one (a read's result), else the invocation's."""
+        if self.completion is not None and self.completion.value is not None:
+            return self.completion.value
+        return self.invoke.value
+
+    @property
+    def latency_ns(self) -> int | None:
+        if self.completion is None or self.type == "info":
+            return None
+        return self.completion.time - self.invoke.time
+
+    def to_json(self) -> dict[str, Any]:
+        """A compact, JSON-able form for checker evidence: where to find it and what it did."""
+        out: dict[str, Any] = {
+            "process": self.process,
+            "type": self.type,
+            "f": self.f,
+            "value": self.invoke.value,
+            "index": self.invoke.index,
+        }
+        if self.completion is not None:
+            out["result"] = self.completion.value
+            out["complete_index"] = self.completion.index
+        if self.node is not None:
+            out["node"] = self.node
+        return out
+
+
+def operations(entries: Iterable[Entry]) -> list[Operation]:
+    """Pair each invocation with its completion, in invocation order.
+
+    A completion names its invocation through `data["invoke_index"]` (peerlab histories);
+    without it, the pair is found by process, as Jepsen does: a process has at most one
+    operation outstanding. Faults and events are skipped. Raises ValueError on a completion
+    that matches no open invocation, or a process with two open operations and no index.
+    """
+    opened: dict[int, tuple[int, Entry]] = {}
+    open_by_process: dict[int | str | None, list[int]] = {}
+    paired: dict[int, Operation] = {}
+    for position, entry in enumerate(entries):
+        if entry.type not in CLIENT_TYPES:
+            continue
+        if entry.type == "invoke":
+            opened[entry.index] = (position, entry)
+            open_by_process.setdefault(entry.process, []).append(entry.index)
+            continue
+        key = _invocation_of(entry, opened, open_by_process)
+        invoke_position, invocation = opened.pop(key)
+        open_by_process[invocation.process].remove(key)
+        paired[invoke_position] = Operation(invocation, entry, invoke_position, position)
+    for invoke_position, invocation in opened.values():
+        paired[invoke_position] = Operation(invocation, None, invoke_position, None)
+    return [paired[position] for position in sorted(paired)]
+
+
+def _invocation_of(
+    completion: Entry,
+    opened: dict[int, tuple[int, Entry]],
+    open_by_process: dict[int | str | None, list[int]],
+) -> int:
+    index = completion.data.get("invoke_index")
+    if index is not None and index in opened:
+        return int(index)
+    candidates = open_by_process.get(completion.process, [])
+    if len(candidates) == 1:
+        return candidates[0]
+    where = f"{completion.type} entry {completion.index} (process {completion.process!r})"
+    if not candidates:
+        raise ValueError(f"{where}: no open invocation to complete; is the history truncated?")
+    raise ValueError(
+        f"{where}: process has {len(candidates)} open invocations; give each completion "
+        "data.invoke_index or use one process per concurrent client"
+    )
+
+
+def as_operations(history: Iterable[Entry] | Iterable[Operation]) -> list[Operation]:
+    """Operations from a History, a list of entries, or already-paired operations."""
+    items = list(history)
+    paired = [item for item in items if isinstance(item, Operation)]
+    if len(paired) == len(items):
+        return paired
+    entries = [item for item in items if isinstance(item, Entry)]
+    if len(entries) != len(items):
+        raise TypeError("a history holds Entry or Operation items, not a mix of them")
+    return operations(entries)

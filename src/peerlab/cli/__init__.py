@@ -1,0 +1,71 @@
+"""peerlab's command line: an interactive face over the same library the tests use."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import typer
+
+from peerlab.cli.common import err_console
+from peerlab.errors import PeerlabError, UsageError
+
+app = typer.Typer(
+    name="peerlab",
+    help="Bring up a network of peers, break it, drive a workload, check the result.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+bench_app = typer.Typer(help="Benchmarks that print JSON (compare side by side in one run).",
+                        no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
+
+
+@app.callback()
+def _main(
+    ctx: typer.Context,
+    env: str = typer.Option("default", "--env", "-e", help="Which environment to act on.",
+                            envvar="PEERLAB_ENV"),
+) -> None:
+    ctx.obj = {"env": env}
+
+
+# Each module adds its commands: `register(app)`; bench modules: `register(bench_app)`.
+COMMAND_MODULES = ["peerlab.cli.lifecycle", "peerlab.cli.peers", "peerlab.cli.demo"]
+BENCH_MODULES = ["peerlab.bench.spawn"]
+
+for module_name in COMMAND_MODULES:
+    importlib.import_module(module_name).register(app)
+for module_name in BENCH_MODULES:
+    importlib.import_module(module_name).register(bench_app)
+
+
+def main() -> None:
+    """Entry point: usage errors exit 2, other failures 1, each with a one-line message."""
+    try:
+        app(standalone_mode=False)
+    except UsageError as exc:
+        err_console.print(f"[bold red]error:[/] {exc.message}", highlight=False)
+        if exc.hint:
+            err_console.print(f"  fix: {exc.hint}", highlight=False)
+        sys.exit(2)
+    except PeerlabError as exc:
+        err_console.print(f"[bold red]error:[/] {exc.message}", highlight=False)
+        if exc.hint:
+            err_console.print(f"  hint: {exc.hint}", highlight=False)
+        sys.exit(1)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        err_console.print("aborted")
+        sys.exit(130)
+    except Exception as exc:  # click usage errors carry their own exit code
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
+    sys.exit(0)

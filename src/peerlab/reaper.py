@@ -1,0 +1,162 @@
+"""Every resource an Environment creates is registered here, so nothing outlives the run.
+
+Processes, directories and in-process resources (proxies, loops) are cleaned on close, on
+exceptions and on Ctrl-C. The registry is mirrored to a state file under the runtime
+directory; a runner killed with SIGKILL cannot clean up, so every new Environment first
+sweeps the state files whose owner is dead: it kills their processes (checked by pid and
+start time, so a reused pid is never hit) and removes their directories.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from peerlab import log
+
+
+def runtime_dir() -> Path:
+    """Machine-wide scratch space for this user: leases and reaper state files."""
+    base = os.environ.get("PEERLAB_RUNTIME") or f"/tmp/peerlab-{os.getuid()}"
+    path = Path(base)
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return path
+
+
+def _start_time(pid: int) -> float | None:
+    try:
+        return psutil.Process(pid).create_time()
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return None
+
+
+def same_process(pid: int, start_time: float | None) -> bool:
+    """True when `pid` is still the process that was registered (not a reused pid)."""
+    current = _start_time(pid)
+    if current is None:
+        return False
+    return start_time is None or abs(current - start_time) < 0.5
+
+
+def kill_tree(pid: int, start_time: float | None = None) -> None:
+    """SIGKILL a process and everything it spawned (its children first found, then it)."""
+    if not same_process(pid, start_time):
+        return
+    try:
+        proc = psutil.Process(pid)
+        family = [*proc.children(recursive=True), proc]
+    except psutil.NoSuchProcess:
+        return
+    for member in family:
+        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+            member.send_signal(signal.SIGCONT)  # a paused process must wake to die promptly
+            member.kill()
+    psutil.wait_procs(family, timeout=3)
+
+
+class Reaper:
+    """The registry of one Environment's resources."""
+
+    def __init__(self, owner_id: str) -> None:
+        self.owner_id = owner_id
+        self._lock = threading.Lock()
+        self._pids: dict[int, float | None] = {}
+        self._dirs: list[Path] = []
+        self._callbacks: list[tuple[str, Callable[[], Any]]] = []
+        self._state = runtime_dir() / "owners" / f"{owner_id}.json"
+        self._state.parent.mkdir(exist_ok=True)
+        self._closed = False
+        self._save()
+
+    def add_process(self, pid: int) -> None:
+        with self._lock:
+            self._pids[pid] = _start_time(pid)
+        self._save()
+
+    def forget_process(self, pid: int) -> None:
+        with self._lock:
+            self._pids.pop(pid, None)
+        self._save()
+
+    def add_dir(self, path: Path) -> None:
+        with self._lock:
+            self._dirs.append(path)
+        self._save()
+
+    def keep_dir(self, path: Path) -> None:
+        """Stop tracking `path`: it is kept on purpose (artifacts, --peerlab-keep)."""
+        with self._lock:
+            self._dirs = [d for d in self._dirs if d != path]
+        self._save()
+
+    def add_callback(self, what: str, callback: Callable[[], Any]) -> None:
+        """An in-process resource to close (run in reverse order of registration)."""
+        with self._lock:
+            self._callbacks.append((what, callback))
+
+    def _save(self) -> None:
+        with self._lock:
+            state = {
+                "owner_pid": os.getpid(),
+                "owner_start": _start_time(os.getpid()),
+                "pids": [[pid, start] for pid, start in self._pids.items()],
+                "dirs": [str(d) for d in self._dirs],
+            }
+        tmp = self._state.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state))
+        tmp.replace(self._state)
+
+    def close(self) -> None:
+        """Release everything: callbacks, processes, directories; then the state file."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            callbacks = list(reversed(self._callbacks))
+            pids = dict(self._pids)
+            dirs = list(self._dirs)
+        for what, callback in callbacks:
+            try:
+                callback()
+            except Exception as exc:  # noqa: BLE001 - cleanup must go on
+                log.warning("cleanup_failed", resource=what, error=str(exc))
+        for pid, start in pids.items():
+            kill_tree(pid, start)
+        for path in dirs:
+            shutil.rmtree(path, ignore_errors=True)
+        self._state.unlink(missing_ok=True)
+
+
+def sweep() -> list[str]:
+    """Clean what dead owners left behind; returns a line per owner swept."""
+    swept: list[str] = []
+    owners = runtime_dir() / "owners"
+    if not owners.is_dir():
+        return swept
+    for state_file in owners.glob("*.json"):
+        try:
+            state = json.loads(state_file.read_text())
+        except (OSError, json.JSONDecodeError):
+            state_file.unlink(missing_ok=True)
+            continue
+        if same_process(state.get("owner_pid", -1), state.get("owner_start")):
+            continue
+        for pid, start in state.get("pids", []):
+            kill_tree(pid, start)
+        for path in state.get("dirs", []):
+            shutil.rmtree(path, ignore_errors=True)
+        state_file.unlink(missing_ok=True)
+        swept.append(f"{state_file.stem}: {len(state.get('pids', []))} processes, "
+                     f"{len(state.get('dirs', []))} dirs")
+    for line in swept:
+        log.info("swept_leftovers", owner=line)
+    return swept

@@ -1,0 +1,302 @@
+"""The supervisor: a background process that owns one live Environment for the CLI.
+
+`peerlab up` starts it; it keeps its state under `$PEERLAB_HOME/envs/<name>/` and serves the
+Environment's `@rpc` methods over HTTP on a unix socket there, so that separate CLI commands
+act on the same running network. `remote(name).call("net.partition", groups=...)` is the
+client side. `peerlab down` asks it to close the Environment and exit; if it was killed,
+`down` kills what its state file names.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from peerlab.errors import PeerlabError, UsageError
+from peerlab.reaper import kill_tree, same_process
+from peerlab.rpc import is_rpc
+
+CALL_TIMEOUT = 300.0
+
+
+def peerlab_home() -> Path:
+    return Path(os.environ.get("PEERLAB_HOME") or Path.home() / ".peerlab")
+
+
+def env_dir(name: str) -> Path:
+    return peerlab_home() / "envs" / name
+
+
+def read_state(name: str) -> dict[str, Any] | None:
+    path = env_dir(name) / "state.json"
+    try:
+        state: dict[str, Any] = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return state
+
+
+def write_state(name: str, state: dict[str, Any]) -> None:
+    path = env_dir(name) / "state.json"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(state, indent=2))
+    tmp.replace(path)
+
+
+def is_running(name: str) -> bool:
+    state = read_state(name)
+    return bool(state and same_process(state.get("pid", -1), state.get("pid_start")))
+
+
+def list_envs() -> list[str]:
+    base = peerlab_home() / "envs"
+    return sorted(p.name for p in base.iterdir() if p.is_dir()) if base.is_dir() else []
+
+
+# ------------------------------------------------------------------ client side
+
+
+class Remote:
+    """Calls a live Environment's `@rpc` methods through its supervisor."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.socket = env_dir(name) / "supervisor.sock"
+
+    def call(self, path: str, timeout: float = CALL_TIMEOUT, **kwargs: Any) -> Any:
+        if not is_running(self.name):
+            raise UsageError(f"environment {self.name!r} is not running", field="env",
+                             hint="start one with `peerlab up --peers N`" +
+                             (f"; running: {', '.join(e for e in list_envs() if is_running(e))}"
+                              if any(is_running(e) for e in list_envs()) else ""))
+        return asyncio.run(self._call(path, kwargs, timeout))
+
+    async def _call(self, path: str, kwargs: dict[str, Any], timeout: float) -> Any:
+        connector = aiohttp.UnixConnector(path=str(self.socket))
+        try:
+            async with aiohttp.ClientSession(connector=connector) as session, session.post(
+                "http://supervisor/call", json={"path": path, "kwargs": kwargs},
+                timeout=aiohttp.ClientTimeout(total=timeout),
+            ) as response:
+                answer = await response.json()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise PeerlabError(f"the supervisor of {self.name!r} did not answer: {exc}",
+                               hint="`peerlab down` cleans up a supervisor that died") from None
+        if "error" in answer:
+            cls = UsageError if answer.get("usage") else PeerlabError
+            raise cls(answer["error"], hint=answer.get("hint"))
+        return answer.get("result")
+
+
+def remote(name: str = "default") -> Remote:
+    return Remote(name)
+
+
+# ------------------------------------------------------------------ supervisor side
+
+
+def _resolve(env: Any, path: str) -> Any:
+    target = env
+    parts = path.split(".")
+    for i, part in enumerate(parts):
+        if part.startswith("_"):
+            raise UsageError(f"{path!r} is not an operation", field="path")
+        if i == 0 and part == "adapter":
+            target = env.adapter()
+            continue
+        target = getattr(target, part, None)
+        if target is None:
+            what = "this environment's system" if parts[0] == "adapter" else "the environment"
+            raise UsageError(f"{path!r} is not an operation of {what}", field="path",
+                             hint="the system running here may not support it")
+    if not is_rpc(target):
+        raise UsageError(f"{path!r} cannot be called from the CLI", field="path")
+    return target
+
+
+async def _serve(env: Any, name: str) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    async def call(request: web.Request) -> web.Response:
+        body = await request.json()
+        path = body.get("path", "")
+        if path == "shutdown":
+            stop.set()
+            return web.json_response({"result": "stopping"})
+        try:
+            func = _resolve(env, path)
+            result = await loop.run_in_executor(None, lambda: func(**body.get("kwargs", {})))
+            return web.json_response({"result": result}, dumps=lambda o: json.dumps(o, default=str))
+        except PeerlabError as exc:
+            return web.json_response({"error": exc.message, "hint": exc.hint,
+                                      "usage": isinstance(exc, UsageError)})
+        except TypeError as exc:
+            return web.json_response({"error": f"{path}: {exc}", "usage": True})
+        except Exception as exc:  # noqa: BLE001 - the CLI must get an answer, not a hang
+            traceback.print_exc()
+            return web.json_response({"error": f"{path} failed: {exc!r}"})
+
+    app = web.Application()
+    app.router.add_post("/call", call)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    sock = env_dir(name) / "supervisor.sock"
+    sock.unlink(missing_ok=True)
+    await web.UnixSite(runner, str(sock)).start()
+    state = read_state(name) or {}
+    write_state(name, {**state, "state": "ready", "status": env.status()})
+    await stop.wait()
+    await runner.cleanup()
+    sock.unlink(missing_ok=True)
+
+
+def supervise(options: argparse.Namespace) -> int:
+    from peerlab.env import Environment
+
+    name = options.env
+    own = {"pid": os.getpid(), "pid_start": _own_start(), "state": "starting",
+           "system": options.system, "peers": options.peers}
+    write_state(name, own)
+    env = None
+    try:
+        if options.adopt:
+            env = Environment.adopt(json.loads(Path(options.adopt).read_text()), name)
+        else:
+            env = Environment(name, seed=options.seed, fabric=not options.no_fabric,
+                              workdir=env_dir(name) / "work")
+        write_state(name, {**own, "seed": env.seed, "env_id": env.id})
+        if options.adopt:
+            pass
+        elif options.bootstrap:
+            env.start(options.system, 1, role="bootstrap")
+            if options.peers > 1:
+                env.start(options.system, options.peers - 1)
+        else:
+            env.start(options.system, options.peers)
+        asyncio.run(_serve(env, name))
+        write_state(name, {**own, "state": "stopping"})
+        return 0
+    except PeerlabError as exc:
+        write_state(name, {**own, "state": "failed", "error": exc.message, "hint": exc.hint,
+                           "usage": isinstance(exc, UsageError)})
+        return 2 if isinstance(exc, UsageError) else 1
+    except BaseException as exc:
+        traceback.print_exc()
+        write_state(name, {**own, "state": "failed", "error": repr(exc)})
+        return 1
+    finally:
+        if env is not None:
+            env.close()
+        state = read_state(name) or {}
+        if state.get("state") != "failed":
+            write_state(name, {**state, "state": "down"})
+
+
+def _own_start() -> float | None:
+    import psutil
+
+    return psutil.Process().create_time()
+
+
+def launch(name: str, system: str, peers: int, seed: int | None, fabric: bool,
+           bootstrap: bool, timeout: float) -> dict[str, Any]:
+    """Start a supervisor in the background and wait until its nodes are ready (or failed)."""
+    args = ["--system", system, "--peers", str(peers)]
+    if seed is not None:
+        args += ["--seed", str(seed)]
+    if not fabric:
+        args.append("--no-fabric")
+    if bootstrap:
+        args.append("--bootstrap")
+    return _start_supervisor(name, args, timeout)
+
+
+def adopt(env: Any, name: str, timeout: float = 60.0) -> dict[str, Any]:
+    """Hand a live Environment over to a new supervisor named `name` (for --peerlab-keep)."""
+    if is_running(name):
+        shutdown(name)
+    directory = env_dir(name)
+    directory.mkdir(parents=True, exist_ok=True)
+    handed = directory / "handover.json"
+    handed.write_text(json.dumps(env.handover(), default=str))
+    return _start_supervisor(name, ["--adopt", str(handed)], timeout)
+
+
+def _start_supervisor(name: str, extra: list[str], timeout: float) -> dict[str, Any]:
+    directory = env_dir(name)
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "state.json").unlink(missing_ok=True)
+    args = [sys.executable, "-m", "peerlab.supervisor", "--env", name, *extra]
+    with (directory / "supervisor.log").open("ab") as log_file:
+        process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log_file,
+                                   stderr=log_file, start_new_session=True)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = read_state(name) or {}
+        if state.get("state") in ("ready", "failed"):
+            if state["state"] == "failed":
+                process.wait(30)
+                cls = UsageError if state.get("usage") else PeerlabError
+                raise cls(state.get("error", "the supervisor failed"), hint=state.get("hint"))
+            return state
+        if process.poll() is not None:
+            raise PeerlabError(f"the supervisor exited with code {process.returncode}",
+                               hint=f"see {directory / 'supervisor.log'}")
+        time.sleep(0.05)
+    shutdown(name)
+    raise PeerlabError(f"the network was not up within {timeout:g}s",
+                       hint=f"see {directory / 'supervisor.log'}")
+
+
+def shutdown(name: str, timeout: float = 60.0) -> bool:
+    """Stop the environment; returns False when nothing was running."""
+    state = read_state(name)
+    if not state:
+        return False
+    pid, start = state.get("pid", -1), state.get("pid_start")
+    if same_process(pid, start):
+        with contextlib.suppress(PeerlabError):
+            Remote(name).call("shutdown", timeout=10)
+        deadline = time.monotonic() + timeout
+        while same_process(pid, start) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if same_process(pid, start):
+            kill_tree(pid, start)
+    from peerlab.reaper import sweep
+
+    sweep()  # what a killed supervisor left: its nodes, launcher and temp dirs
+    (env_dir(name) / "supervisor.sock").unlink(missing_ok=True)
+    write_state(name, {**state, "state": "down"})
+    return True
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="peerlab-supervisor")
+    parser.add_argument("--env", default="default")
+    parser.add_argument("--system", default="syncpeer")
+    parser.add_argument("--peers", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--no-fabric", action="store_true")
+    parser.add_argument("--bootstrap", action="store_true")
+    parser.add_argument("--adopt", default=None, help="take over a handed-over network")
+    sys.exit(supervise(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()

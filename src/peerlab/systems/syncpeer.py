@@ -1,0 +1,279 @@
+"""syncpeer's adapter: a typed client over its HTTP admin API, and assertions for scenarios.
+
+peerlab never imports syncpeer: everything here goes over HTTP, so the same client works for
+any syncpeer process, wherever it runs. Admin calls go to the node's own address (not through
+the fabric): the harness's control channel must not suffer the faults it injects.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+
+from peerlab.errors import PeerlabError, UsageError, WaitTimeout
+from peerlab.rpc import rpc
+from peerlab.wait import wait_until
+
+if TYPE_CHECKING:
+    from peerlab.env import Environment
+    from peerlab.node import Node
+
+
+class SyncpeerError(PeerlabError):
+    """syncpeer answered with an error."""
+
+    def __init__(self, node: str, status: int, message: str) -> None:
+        super().__init__(f"peer {node}: HTTP {status}: {message}")
+        self.node = node
+        self.status = status
+
+
+class SyncpeerClient:
+    """Typed operations on one syncpeer node; every call that changes state is recorded."""
+
+    def __init__(self, env: Environment, node: Node, timeout: float = 10.0) -> None:
+        self.env = env
+        self.node = node
+        self.timeout = timeout
+
+    async def _request(self, method: str, path: str, body: Any = None) -> tuple[int, bytes]:
+        session = self.env.http_session()
+        async with session.request(
+            method, self.node.direct_url("http", path), json=body,
+            timeout=aiohttp.ClientTimeout(total=self.timeout),
+        ) as response:
+            return response.status, await response.read()
+
+    def _call(self, method: str, path: str, body: Any = None, *, raw: bool = False) -> Any:
+        if not self.node.alive:
+            raise PeerlabError(f"peer {self.node.name} is {self.node.state}",
+                               hint=f"restart it with `peerlab peer restart {self.node.name}`")
+        try:
+            status, data = self.env.run(self._request(method, path, body), self.timeout + 2,
+                                        what=f"{method} {path} on {self.node.name}")
+        except aiohttp.ClientError as exc:
+            raise PeerlabError(f"peer {self.node.name} did not answer {method} {path}: {exc}")
+        if status >= 400:
+            try:
+                message = json.loads(data)["error"]
+            except (ValueError, KeyError, TypeError):
+                message = data[:200].decode(errors="replace")
+            raise SyncpeerError(self.node.name, status, message)
+        if raw:
+            return data
+        return json.loads(data) if data else None
+
+    def _recorded(self, f: str, value: Any, method: str, path: str, body: Any = None) -> Any:
+        invocation = self.env.history.invoke(f, value, process=self.node.name, node=self.node.name)
+        try:
+            result = self._call(method, path, body)
+        except SyncpeerError as exc:
+            self.env.history.complete(invocation, "fail", error=str(exc))
+            raise
+        except PeerlabError as exc:
+            self.env.history.complete(invocation, "info", error=str(exc))
+            raise
+        self.env.history.complete(invocation, "ok", value)
+        return result
+
+    # identity and friends
+    def identity(self) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("GET", "/identity")
+        return result
+
+    @property
+    def fingerprint(self) -> str:
+        return str(self.identity()["fingerprint"])
+
+    def add_friend(self, card: dict[str, Any], address: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._recorded(
+            "friend_add", {"fingerprint": card.get("fingerprint"), "address": address},
+            "POST", "/admin/friends", {"card": card, "address": address})
+        return result
+
+    def friends(self) -> list[dict[str, Any]]:
+        result = self._call("GET", "/admin/friends")
+        return list(result["friends"] if isinstance(result, dict) else result)
+
+    # files
+    def publish(self, name: str, content: bytes, recipients: Sequence[str] | str = "public"
+                ) -> dict[str, Any]:
+        """Publish `content` as `name`, encrypted for `recipients` (fingerprints) or public."""
+        body = {"name": name, "content_b64": base64.b64encode(content).decode(),
+                "recipients": recipients if isinstance(recipients, str) else list(recipients)}
+        value = {"name": name, "sha256": hashlib.sha256(content).hexdigest()}
+        result: dict[str, Any] = self._recorded("publish", value, "POST", "/admin/files", body)
+        return result
+
+    def files(self) -> list[dict[str, Any]]:
+        result = self._call("GET", "/admin/files")
+        return list(result["files"] if isinstance(result, dict) else result)
+
+    def file(self, name: str) -> dict[str, Any] | None:
+        return next((f for f in self.files() if f["name"] == name), None)
+
+    def content(self, name: str) -> bytes:
+        """The decrypted content; SyncpeerError(403) when this node is not a recipient."""
+        data: bytes = self._call("GET", f"/admin/files/{name}/content", raw=True)
+        return data
+
+    def envelope(self, name: str) -> bytes:
+        """The raw envelope as served to peers (ciphertext unless public)."""
+        data: bytes = self._call("GET", f"/files/{name}", raw=True)
+        return data
+
+    def open_envelope(self, envelope: bytes) -> bytes:
+        """Ask this node to verify and decrypt an envelope it was handed (403: not for it)."""
+        data: bytes = self.env.run(self._open(envelope), self.timeout + 2,
+                                   what=f"open envelope on {self.node.name}")
+        return data
+
+    async def _open(self, envelope: bytes) -> bytes:
+        async with self.env.http_session().post(
+            self.node.direct_url("http", "/admin/open"), data=envelope,
+            timeout=aiohttp.ClientTimeout(total=self.timeout),
+        ) as response:
+            body = await response.read()
+            if response.status >= 400:
+                try:
+                    message = json.loads(body)["error"]
+                except (ValueError, KeyError, TypeError):
+                    message = body[:200].decode(errors="replace")
+                raise SyncpeerError(self.node.name, response.status, message)
+            return body
+
+    def versions(self, name: str) -> list[dict[str, Any]]:
+        result = self._call("GET", f"/admin/files/{name}/versions")
+        return list(result["versions"] if isinstance(result, dict) else result)
+
+    def status(self) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("GET", "/admin/status")
+        return result
+
+
+class SyncpeerAdapter:
+    """The syncpeer system for an Environment: clients, friendships, files (CLI verbs too)."""
+
+    def __init__(self, env: Environment) -> None:
+        self.env = env
+        self._clients: dict[str, SyncpeerClient] = {}
+
+    def client(self, node: Node) -> SyncpeerClient:
+        if node.name not in self._clients:
+            self._clients[node.name] = SyncpeerClient(self.env, node)
+        return self._clients[node.name]
+
+    def _client(self, name: str) -> SyncpeerClient:
+        return self.client(self.env.node(name))
+
+    def inspect(self, node: Node) -> dict[str, Any]:
+        client = self.client(node)
+        return {"identity": client.identity(), "friends": client.friends(),
+                "files": client.files(), "status": client.status()}
+
+    def befriend(self, a: str, b: str, *, mutual: bool = True) -> None:
+        """`a` adds `b` as a friend (and `b` adds `a` unless mutual=False)."""
+        if a == b:
+            raise UsageError(f"a peer cannot befriend itself ({a})", field="peer",
+                             hint="name two different peers")
+        ca, cb = self._client(a), self._client(b)
+        ca.add_friend(cb.identity(), f"{cb.node.address}:{cb.node.ports['http']}")
+        if mutual:
+            cb.add_friend(ca.identity(), f"{ca.node.address}:{ca.node.ports['http']}")
+
+    def befriend_graph(self, edges: Iterable[tuple[str, str]]) -> None:
+        for a, b in edges:
+            self.befriend(a, b)
+
+    @rpc
+    def friend_add(self, a: str, b: str, mutual: bool = True) -> dict[str, Any]:
+        self.befriend(a, b, mutual=mutual)
+        return {"peer": a, "friends": self.friend_list(a)}
+
+    @rpc
+    def friend_list(self, a: str) -> list[dict[str, Any]]:
+        names = {self._client(n.name).fingerprint: n.name for n in self.env.live_nodes()}
+        friends = self._client(a).friends()
+        for friend in friends:
+            card = friend.get("card", friend)
+            friend["peer"] = names.get(card.get("fingerprint", friend.get("fingerprint")))
+        return friends
+
+    def fingerprints(self, names: Iterable[str]) -> list[str]:
+        return [self._client(name).fingerprint for name in names]
+
+    @rpc
+    def file_add(self, a: str, name: str, content_b64: str, recipients: list[str] | None = None
+                 ) -> dict[str, Any]:
+        """Publish a file on `a` for the named peers (None: public)."""
+        content = base64.b64decode(content_b64)
+        targets: list[str] | str = self.fingerprints(recipients) if recipients else "public"
+        return self._client(a).publish(name, content, targets)
+
+    @rpc
+    def file_list(self, a: str) -> list[dict[str, Any]]:
+        return self._client(a).files()
+
+    @rpc
+    def file_cat(self, b: str, name: str) -> str:
+        """The decrypted content on `b`, base64 (the CLI decodes it)."""
+        return base64.b64encode(self._client(b).content(name)).decode()
+
+
+# ------------------------------------------------------------------- assertions
+
+
+def _file_state(client: SyncpeerClient, name: str) -> dict[str, Any] | None:
+    try:
+        return client.file(name)
+    except PeerlabError:
+        return None
+
+
+def assert_file_synced(
+    env: Environment, name: str, nodes: Iterable[str], *, content: bytes | None = None,
+    timeout: float = 15.0,
+) -> None:
+    """Wait until every node in `nodes` holds `name`, can decrypt it, and (if given) its
+    content equals `content`. Fails naming the nodes that do not, and what they hold."""
+    names = list(nodes)
+    expected = hashlib.sha256(content).hexdigest() if content is not None else None
+    adapter: SyncpeerAdapter = env.adapter("syncpeer")
+
+    def lagging() -> dict[str, str]:
+        out: dict[str, str] = {}
+        for node_name in names:
+            state = _file_state(adapter.client(env.node(node_name)), name)
+            if state is None:
+                out[node_name] = "does not have it"
+            elif not state.get("decryptable"):
+                out[node_name] = "has it but cannot decrypt it"
+            elif expected and state.get("sha256_plain") != expected:
+                out[node_name] = f"holds sha256 {str(state.get('sha256_plain'))[:12]}…"
+        return out
+
+    try:
+        wait_until(lambda: not lagging(), timeout, what=f"{name!r} to sync to {', '.join(names)}",
+                   describe=lambda: "; ".join(f"{n}: {why}" for n, why in lagging().items()))
+    except WaitTimeout as exc:
+        detail = f" (expected sha256 {expected[:12]}…)" if expected else ""
+        raise AssertionError(f"{exc}{detail}") from None
+
+
+def assert_friends(env: Environment, a: str, b: str, *, mutual: bool = True) -> None:
+    """`a` lists `b` as a friend (and the reverse when mutual)."""
+    adapter: SyncpeerAdapter = env.adapter("syncpeer")
+    pairs = [(a, b), (b, a)] if mutual else [(a, b)]
+    for x, y in pairs:
+        fingerprint = adapter.client(env.node(y)).fingerprint
+        friends = adapter.client(env.node(x)).friends()
+        seen = [f.get("card", f).get("fingerprint", f.get("fingerprint")) for f in friends]
+        if fingerprint not in seen:
+            raise AssertionError(
+                f"peer {x} does not list {y} ({fingerprint[:12]}…) as a friend; "
+                f"{x}'s friends: {[s[:12] for s in seen] or 'none'}")

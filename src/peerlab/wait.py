@@ -1,0 +1,40 @@
+"""Waiting for a condition with a deadline, and saying what was waited for when it fails."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from peerlab.errors import WaitTimeout
+
+T = TypeVar("T")
+
+
+def wait_until(
+    condition: Callable[[], T],
+    timeout: float = 10.0,
+    *,
+    what: str = "condition",
+    interval: float = 0.05,
+    describe: Callable[[], str] | None = None,
+) -> T:
+    """Poll `condition` until it returns a truthy value (returned) or `timeout` passes.
+
+    Exceptions raised by `condition` count as "not yet" (a node may be restarting); the last
+    one is reported if time runs out. `describe` tells what was last seen.
+    """
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while True:
+        try:
+            result = condition()
+            if result:
+                return result
+            last_error = None
+        except Exception as exc:  # noqa: BLE001 - reported below if time runs out
+            last_error = exc
+        if time.monotonic() >= deadline:
+            seen = describe() if describe else (f"last error: {last_error}" if last_error else "")
+            raise WaitTimeout(f"waited {timeout:g}s for {what}" + (f"; {seen}" if seen else ""))
+        time.sleep(interval)

@@ -1,0 +1,85 @@
+"""Manifests: valid ones load, bad ones fail with the field named and a fix."""
+
+from pathlib import Path
+
+import pytest
+
+from peerlab.errors import UsageError
+from peerlab.manifest import load_manifest, node_fields, parse_manifest, render
+from peerlab.systems import builtin_systems, find_system
+
+MINIMAL = {
+    "system": {"name": "kvd"},
+    "launch": {"command": ["kvd"], "args": ["--port", "{port.http}"]},
+    "ports": {"http": 8080},
+    "readiness": {"type": "http", "path": "/health"},
+}
+
+
+def test_builtin_manifests_load() -> None:
+    assert {"syncpeer", "etcd"} <= set(builtin_systems())
+    for name in builtin_systems():
+        spec = find_system(name)
+        assert spec.name == name
+        assert spec.ports
+
+
+def test_minimal_manifest_defaults() -> None:
+    spec = parse_manifest(MINIMAL)
+    assert spec.mode == "exec"
+    assert spec.ports["http"].port == 8080
+    assert spec.ports["http"].protocol == "tcp"
+    assert spec.readiness.port == "http"
+
+
+@pytest.mark.parametrize(
+    ("patch", "field"),
+    [
+        ({"system": {}}, "system.name"),
+        ({"system": {"name": "Bad Name"}}, "system.name"),
+        ({"launch": {"command": []}}, "launch.command"),
+        ({"launch": {"command": ["x"], "mode": "spawn"}}, "launch.mode"),
+        ({"launch": {"command": ["x"], "mode": "fork"}}, "launch.entry"),
+        ({"ports": {"http": 70000}}, "ports.http.port"),
+        ({"ports": {"http": {"port": 1, "protocol": "sctp"}}}, "ports.http.protocol"),
+        ({"readiness": {"type": "http", "port": "nope"}}, "readiness.port"),
+        ({"readiness": {"type": "smoke"}}, "readiness.type"),
+        ({"readiness": {"type": "log"}}, "readiness.pattern"),
+        ({"launch": {"command": ["x"], "args": ["{nope}"]}}, "launch.command"),
+        ({"launch": {"command": ["x"], "colour": 1}}, "launch.colour"),
+    ],
+)
+def test_bad_manifest_names_the_field(patch: dict, field: str) -> None:
+    with pytest.raises(UsageError) as info:
+        parse_manifest({**MINIMAL, **patch}, "m.toml")
+    assert info.value.field == field
+    assert field in str(info.value)
+    assert info.value.hint
+
+
+def test_unknown_system_lists_known_ones() -> None:
+    with pytest.raises(UsageError) as info:
+        find_system("nosuchsystem")
+    assert "nosuchsystem" in str(info.value)
+    assert "syncpeer" in str(info.value.hint)
+
+
+def test_invalid_toml_names_the_file(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[system\nname = ")
+    with pytest.raises(UsageError, match="bad.toml"):
+        load_manifest(bad)
+
+
+def test_cluster_template_joins_every_node() -> None:
+    spec = find_system("etcd")
+    members = [
+        node_fields(spec, name=n, index=i, address=f"127.0.0.{i + 2}", bind="x",
+                    data_dir=Path("/d"), seed=1, role=None, cluster=[])
+        for i, n in enumerate("ABC")
+    ]
+    fields = node_fields(spec, name="A", index=0, address="127.0.0.2", bind="127.9.0.2",
+                         data_dir=Path("/d"), seed=1, role=None, cluster=members)
+    assert fields["initial_cluster"] == (
+        "A=http://127.0.0.2:2380,B=http://127.0.0.3:2380,C=http://127.0.0.4:2380")
+    assert render("--listen {bind}:{port.client}", fields) == "--listen 127.9.0.2:2379"
