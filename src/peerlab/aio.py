@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
@@ -39,7 +40,9 @@ class LoopThread:
         asyncio.set_event_loop(self.loop)
         self.loop.run_forever()
 
-    def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = 30.0, *, what: str = "") -> T:
+    def run(
+        self, coro: Coroutine[Any, Any, T], timeout: float | None = 30.0, *, what: str = ""
+    ) -> T:
         """Run `coro` on the loop and wait for its result, at most `timeout` seconds."""
         if threading.current_thread() is self._thread:
             raise RuntimeError("LoopThread.run called from the loop thread itself (would deadlock)")
@@ -68,10 +71,8 @@ class LoopThread:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
-        try:
+        with contextlib.suppress(concurrent.futures.TimeoutError, RuntimeError):
             asyncio.run_coroutine_threadsafe(_shutdown(), self.loop).result(timeout)
-        except (concurrent.futures.TimeoutError, RuntimeError):
-            pass
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(timeout)
         if not self._thread.is_alive():

@@ -60,21 +60,30 @@ def run_demo(
             refusal = str(exc)
         if content in envelope:
             raise AssertionError("the envelope A serves contains the plaintext")
-        step(f"E (not A's friend) fetched the ciphertext ({len(envelope)} bytes) and cannot "
-             f"decrypt it: {refusal.split(': ', 2)[-1]}")
+        step(
+            f"E (not A's friend) fetched the ciphertext ({len(envelope)} bytes) and cannot "
+            f"decrypt it: {refusal.split(': ', 2)[-1]}"
+        )
         statuses = {n.name: env.client(n.name).status() for n in nodes}
-        result.update({
-            "ok": True,
-            "nodes": [n.describe() | {"fingerprint": env.client(n.name).fingerprint}
-                      for n in nodes],
-            "friends": [list(edge) for edge in GRAPH],
-            "file": {"name": "hello.txt", "sha256": hashlib.sha256(content).hexdigest(),
-                     "recipients": ["B", "C"], "sync_seconds": round(sync_seconds, 3)},
-            "non_recipient": {"peer": "E", "error": refusal},
-            "node_status": statuses,
-            "steps": steps,
-            "seconds": round(time.monotonic() - began, 3),
-        })
+        result.update(
+            {
+                "ok": True,
+                "nodes": [
+                    n.describe() | {"fingerprint": env.client(n.name).fingerprint} for n in nodes
+                ],
+                "friends": [list(edge) for edge in GRAPH],
+                "file": {
+                    "name": "hello.txt",
+                    "sha256": hashlib.sha256(content).hexdigest(),
+                    "recipients": ["B", "C"],
+                    "sync_seconds": round(sync_seconds, 3),
+                },
+                "non_recipient": {"peer": "E", "error": refusal},
+                "node_status": statuses,
+                "steps": steps,
+                "seconds": round(time.monotonic() - began, 3),
+            }
+        )
     results.mkdir(parents=True, exist_ok=True)
     (results / "result.json").write_text(json.dumps(result, indent=2, default=str))
     step(f"done in {result['seconds']:.2f}s; nothing left running; wrote {results / 'result.json'}")

@@ -144,13 +144,25 @@ class Environment:
         (proxies, loop, address lease) and returns what the adopter needs.
         """
         state = {
-            "name": self.name, "seed": self.seed, "workdir": str(self.workdir),
-            "fabric": self.fabric is not None, "address_block": self.addresses.block,
+            "name": self.name,
+            "seed": self.seed,
+            "workdir": str(self.workdir),
+            "fabric": self.fabric is not None,
+            "address_block": self.addresses.block,
             "systems": {name: str(spec.source) for name, spec in self.systems.items()},
             "nodes": [
-                {"name": n.name, "index": n.index, "system": n.system.name, "role": n.role,
-                 "address": n.address, "bind_address": n.bind_address, "pid": n.pid,
-                 "state": n.state, "fields": n.fields, "restarts": n.restarts}
+                {
+                    "name": n.name,
+                    "index": n.index,
+                    "system": n.system.name,
+                    "role": n.role,
+                    "address": n.address,
+                    "bind_address": n.bind_address,
+                    "pid": n.pid,
+                    "state": n.state,
+                    "fields": n.fields,
+                    "restarts": n.restarts,
+                }
                 for n in self.nodes.values()
             ],
             "faults": self.net.export() if self.net is not None else [],
@@ -167,8 +179,13 @@ class Environment:
     @classmethod
     def adopt(cls, state: dict[str, Any], name: str) -> Environment:
         """Take over nodes that another process handed over, with their faults."""
-        env = cls(name, seed=state["seed"], fabric=state["fabric"], workdir=state["workdir"],
-                  address_block=state["address_block"])
+        env = cls(
+            name,
+            seed=state["seed"],
+            fabric=state["fabric"],
+            workdir=state["workdir"],
+            address_block=state["address_block"],
+        )
         try:
             env.reaper.add_dir(env.workdir)
             for source in state["systems"].values():
@@ -177,11 +194,20 @@ class Environment:
             for raw in state["nodes"]:
                 node_dir = env.workdir / "nodes" / raw["name"]
                 node = Node(
-                    name=raw["name"], index=raw["index"], system=by_name[raw["system"]],
-                    role=raw["role"], address=raw["address"], bind_address=raw["bind_address"],
-                    data_dir=node_dir / "data", stdout_path=node_dir / "stdout.log",
-                    stderr_path=node_dir / "stderr.log", env=env, pid=raw["pid"],
-                    state=raw["state"], restarts=raw["restarts"], fields=raw["fields"],
+                    name=raw["name"],
+                    index=raw["index"],
+                    system=by_name[raw["system"]],
+                    role=raw["role"],
+                    address=raw["address"],
+                    bind_address=raw["bind_address"],
+                    data_dir=node_dir / "data",
+                    stdout_path=node_dir / "stdout.log",
+                    stderr_path=node_dir / "stderr.log",
+                    env=env,
+                    pid=raw["pid"],
+                    state=raw["state"],
+                    restarts=raw["restarts"],
+                    fields=raw["fields"],
                     started_at=time.time(),
                 )
                 env.nodes[node.name] = node
@@ -189,8 +215,7 @@ class Environment:
                 if node.pid is not None and node.alive:
                     env.reaper.add_process(node.pid)
                     node.exit_future = env.run(env._watch_exit(node.pid), 5)
-                    node.exit_future.add_done_callback(
-                        lambda f, n=node, pid=node.pid: env._on_exit(n, pid, f))
+                    node.exit_future.add_done_callback(env._exit_callback(node))
                 if env.fabric is not None:
                     env.run(env._expose(node), 10)
             if env.net is not None:
@@ -262,37 +287,60 @@ class Environment:
             names = list(peers)
         for name in names:
             if name in self.nodes:
-                raise UsageError(f"a node named {name!r} already exists", field="name",
-                                 hint="choose another name")
+                raise UsageError(
+                    f"a node named {name!r} already exists",
+                    field="name",
+                    hint="choose another name",
+                )
         if role is not None and role not in spec.roles:
-            raise UsageError(f"system {spec.name!r} has no role {role!r}", field="role",
-                             hint=f"roles: {', '.join(spec.roles) or '(none)'}")
+            raise UsageError(
+                f"system {spec.name!r} has no role {role!r}",
+                field="role",
+                hint=f"roles: {', '.join(spec.roles) or '(none)'}",
+            )
         new = [self._make_node(spec, name, role) for name in names]
         cluster = [n.fields for n in self.nodes.values() if n.system is spec]
         for node in new:
             node.fields = node_fields(
-                spec, name=node.name, index=node.index, address=node.address,
-                bind=node.bind_address, data_dir=node.data_dir, seed=self.seed, role=role,
+                spec,
+                name=node.name,
+                index=node.index,
+                address=node.address,
+                bind=node.bind_address,
+                data_dir=node.data_dir,
+                seed=self.seed,
+                role=role,
                 cluster=cluster,
             )
         try:
-            self.run(self._start_nodes(new, wait), timeout=self._start_timeout(spec, len(new)),
-                     what=f"starting {len(new)} {spec.name} nodes")
+            self.run(
+                self._start_nodes(new, wait),
+                timeout=self._start_timeout(spec, len(new)),
+                what=f"starting {len(new)} {spec.name} nodes",
+            )
         except BaseException:
             for node in new:
                 self._signal_exit(node, signal.SIGKILL, "failed")
             raise
         return new
 
-    def add_node(self, system: str | SystemSpec | None = None, name: str | None = None,
-                 role: str | None = None, wait: bool = True) -> Node:
+    def add_node(
+        self,
+        system: str | SystemSpec | None = None,
+        name: str | None = None,
+        role: str | None = None,
+        wait: bool = True,
+    ) -> Node:
         spec = self.system(system or self._primary_system())
         return self.start(spec, [name] if name else 1, role=role, wait=wait)[0]
 
     def _primary_system(self) -> str:
         if not self.systems:
-            raise UsageError("no system has been started yet", field="system",
-                             hint="start nodes first or name the system")
+            raise UsageError(
+                "no system has been started yet",
+                field="system",
+                hint="start nodes first or name the system",
+            )
         return next(iter(self.systems))
 
     @staticmethod
@@ -308,9 +356,16 @@ class Environment:
         data_dir = node_dir / "data"
         data_dir.mkdir(parents=True, exist_ok=True)
         node = Node(
-            name=name, index=index, system=spec, role=role, address=public, bind_address=bind,
-            data_dir=data_dir, stdout_path=node_dir / "stdout.log",
-            stderr_path=node_dir / "stderr.log", env=self,
+            name=name,
+            index=index,
+            system=spec,
+            role=role,
+            address=public,
+            bind_address=bind,
+            data_dir=data_dir,
+            stdout_path=node_dir / "stdout.log",
+            stderr_path=node_dir / "stderr.log",
+            env=self,
         )
         self.nodes[name] = node
         return node
@@ -332,9 +387,13 @@ class Environment:
     async def _expose(self, node: Node) -> None:
         for port in node.system.ports.values():
             if port.proxied:
-                await self.fabric.expose(node.name, port.name, port.protocol,
-                                         (node.address, port.port),
-                                         (node.bind_address, port.port))
+                await self.fabric.expose(
+                    node.name,
+                    port.name,
+                    port.protocol,
+                    (node.address, port.port),
+                    (node.bind_address, port.port),
+                )
 
     def _check_ports_free(self, node: Node) -> None:
         for port in node.system.ports.values():
@@ -362,13 +421,18 @@ class Environment:
         env = {k: render(v, node.fields) for k, v in spec.env.items()}
         if node.role:
             env.update({k: render(v, node.fields) for k, v in spec.roles[node.role].env.items()})
-        env.update({"PEERLAB_NODE": node.name, "PEERLAB_SEED": str(self.seed),
-                    "PYTHONUNBUFFERED": "1"})
+        env.update(
+            {"PEERLAB_NODE": node.name, "PEERLAB_SEED": str(self.seed), "PYTHONUNBUFFERED": "1"}
+        )
         return ProcessSpec(
-            stdout=node.stdout_path, stderr=node.stderr_path,
+            stdout=node.stdout_path,
+            stderr=node.stderr_path,
             argv=[render(part, node.fields) for part in spec.command] + args,
-            entry=spec.entry if spec.mode == "fork" else None, args=args, env=env,
-            cwd=str(node.data_dir), preload=spec.preload,
+            entry=spec.entry if spec.mode == "fork" else None,
+            args=args,
+            env=env,
+            cwd=str(node.data_dir),
+            preload=spec.preload,
         )
 
     async def _spawn(self, node: Node) -> None:
@@ -376,8 +440,13 @@ class Environment:
         node.returncode = None
         node.pid, node.exit_future = await self.backend.spawn(self._process_spec(node))
         node.started_at = time.time()
-        node.exit_future.add_done_callback(lambda f, n=node, pid=node.pid: self._on_exit(n, pid, f))
+        node.exit_future.add_done_callback(self._exit_callback(node))
         self.history.event("node_started", node.name, pid=node.pid)
+
+    def _exit_callback(self, node: Node) -> Callable[[asyncio.Future[int]], None]:
+        pid = node.pid
+        assert pid is not None
+        return lambda future: self._on_exit(node, pid, future)
 
     def _on_exit(self, node: Node, pid: int, future: asyncio.Future[int]) -> None:
         if node.pid != pid:
@@ -398,8 +467,9 @@ class Environment:
                 raise PeerlabError(
                     f"node {node.name} ({node.system.name}) exited with code "
                     f"{node.returncode} before it was ready",
-                    hint="its last output: " + " | ".join(
-                        (node.logs(5, "stderr") or node.logs(5))[-5:]) or "(none)",
+                    hint="its last output: "
+                    + " | ".join((node.logs(5, "stderr") or node.logs(5))[-5:])
+                    or "(none)",
                 )
             if await self._probe(node):
                 node.state = "running"
@@ -427,7 +497,8 @@ class Environment:
         if readiness.type == "tcp":
             try:
                 _, writer = await asyncio.wait_for(
-                    asyncio.open_connection(node.bind_address, port), 1)
+                    asyncio.open_connection(node.bind_address, port), 1
+                )
             except (OSError, TimeoutError):
                 return False
             writer.close()
@@ -456,7 +527,8 @@ class Environment:
             return self.nodes[name]
         except KeyError:
             raise UsageError(
-                f"unknown peer {name!r}", field="peer",
+                f"unknown peer {name!r}",
+                field="peer",
                 hint=f"known peers: {', '.join(self.nodes) or '(none)'}",
             ) from None
 
@@ -472,8 +544,11 @@ class Environment:
     def adapter(self, system: str | None = None) -> Any:
         name = system or self._primary_system()
         if name not in self.adapters:
-            raise UsageError(f"system {name!r} has no Python adapter", field="system",
-                             hint="this operation needs a system with an adapter (e.g. syncpeer)")
+            raise UsageError(
+                f"system {name!r} has no Python adapter",
+                field="system",
+                hint="this operation needs a system with an adapter (e.g. syncpeer)",
+            )
         return self.adapters[name]
 
     def client(self, name: str) -> Any:
@@ -498,8 +573,14 @@ class Environment:
             return None
         return None
 
-    def wait_until(self, condition: Callable[[], T], timeout: float = 10.0, *, what: str = "",
-                   describe: Callable[[], str] | None = None) -> T:
+    def wait_until(
+        self,
+        condition: Callable[[], T],
+        timeout: float = 10.0,
+        *,
+        what: str = "",
+        describe: Callable[[], str] | None = None,
+    ) -> T:
         return wait_until(condition, timeout, what=what or "condition", describe=describe)
 
     # ----------------------------------------------------------------- control (CLI too)
@@ -550,8 +631,11 @@ class Environment:
         """SIGSTOP: the process is frozen, its sockets stay open."""
         node = self.node(name)
         if node.state != "running" or node.pid is None:
-            raise UsageError(f"peer {name} is {node.state}, not running", field="peer",
-                             hint="only a running peer can be paused")
+            raise UsageError(
+                f"peer {name} is {node.state}, not running",
+                field="peer",
+                hint="only a running peer can be paused",
+            )
         self.backend.signal(node.pid, signal.SIGSTOP)
         node.state = "paused"
         self.history.event("node_paused", name)
@@ -561,8 +645,11 @@ class Environment:
     def resume(self, name: str) -> dict[str, Any]:
         node = self.node(name)
         if node.state != "paused" or node.pid is None:
-            raise UsageError(f"peer {name} is {node.state}, not paused", field="peer",
-                             hint="resume undoes `pause`")
+            raise UsageError(
+                f"peer {name} is {node.state}, not paused",
+                field="peer",
+                hint="resume undoes `pause`",
+            )
         self.backend.signal(node.pid, signal.SIGCONT)
         node.state = "running"
         self.history.event("node_resumed", name)
@@ -579,14 +666,16 @@ class Environment:
             await self._spawn(node)
             await self._wait_ready(node)
 
-        self.run(_again(), timeout or self._start_timeout(node.system, 1),
-                 what=f"restarting {name}")
+        self.run(
+            _again(), timeout or self._start_timeout(node.system, 1), what=f"restarting {name}"
+        )
         self.history.event("node_restarted", name)
         return node.describe()
 
     @rpc
-    def add_peer(self, name: str | None = None, system: str | None = None,
-                 role: str | None = None) -> dict[str, Any]:
+    def add_peer(
+        self, name: str | None = None, system: str | None = None, role: str | None = None
+    ) -> dict[str, Any]:
         return self.add_node(system, name, role).describe()
 
     @rpc
@@ -618,9 +707,14 @@ class Environment:
             with contextlib.suppress(Exception):
                 net = self.net.show()
         return {
-            "name": self.name, "id": self.id, "seed": self.seed, "workdir": str(self.workdir),
+            "name": self.name,
+            "id": self.id,
+            "seed": self.seed,
+            "workdir": str(self.workdir),
             "uptime_s": round(time.time() - self.started_at, 1),
-            "systems": list(self.systems), "nodes": self.peers(), "net": net,
+            "systems": list(self.systems),
+            "nodes": self.peers(),
+            "net": net,
         }
 
     def state(self) -> dict[str, Any]:
@@ -646,8 +740,12 @@ class Environment:
                 if path.exists():
                     shutil.copy2(path, node_target / path.name)
             if snapshot and node.data_dir.exists():
-                shutil.copytree(node.data_dir, node_target / "data", dirs_exist_ok=True,
-                                ignore_dangling_symlinks=True)
+                shutil.copytree(
+                    node.data_dir,
+                    node_target / "data",
+                    dirs_exist_ok=True,
+                    ignore_dangling_symlinks=True,
+                )
         if self.history.path and self.history.path.exists():
             shutil.copy2(self.history.path, target / "history.jsonl")
         log.info("artifacts_saved", path=str(target))

@@ -78,7 +78,12 @@ class History:
         return next(self._counter), time.monotonic_ns() - self._origin, time.time()
 
     def invoke(
-        self, f: str, value: Any = None, *, process: int | str | None = None, node: str | None = None
+        self,
+        f: str,
+        value: Any = None,
+        *,
+        process: int | str | None = None,
+        node: str | None = None,
     ) -> Entry:
         """Record the start of an operation; pass the returned entry to `complete`."""
         index, mono, wall = self._stamp()
@@ -90,8 +95,15 @@ class History:
         """Record how an operation ended: `ok`, `fail` (did not happen) or `info` (unknown)."""
         index, mono, wall = self._stamp()
         entry = Entry(
-            type, invocation.f, index, mono, wall, invocation.process, invocation.node,
-            value if value is not None else invocation.value, error,
+            type,
+            invocation.f,
+            index,
+            mono,
+            wall,
+            invocation.process,
+            invocation.node,
+            value if value is not None else invocation.value,
+            error,
             {"invoke_index": invocation.index},
         )
         return self._append(entry)

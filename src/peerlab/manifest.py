@@ -16,7 +16,7 @@ ports, a readiness probe, a data dir, environment variables and roles. A Python 
     # process forked from a launcher that imported it once (fast start, shared memory)
 
     [ports]
-    http = 8080                                 # or { port = 8080, protocol = "tcp", proxied = true }
+    http = 8080                      # or { port = 8080, protocol = "tcp", proxied = true }
 
     [readiness]
     type = "http"                               # http | tcp | log
@@ -24,9 +24,25 @@ ports, a readiness probe, a data dir, environment variables and roles. A Python 
     path = "/health"
     timeout = 20
 
-Template fields: {name} {index} {address} {bind} {data_dir} {python} {seed} {port.NAME}
-and every `[templates]` entry, which joins one line per node, e.g.
-`initial_cluster = { each = "{name}=http://{address}:{port.peer}", join = "," }`.
+Template fields: {name} {index} {address} {bind} {data_dir} {python} {seed} {role}
+{port.NAME} and every `[templates]` entry, which joins one line per node, e.g.
+`initial_cluster = { each = "{name}=http://{address}:{port.peer}", join = "," }`;
+`role = "master"` limits a template to the nodes of one role.
+
+Roles make one manifest describe a system whose nodes differ (a master, replicas,
+sentinels). A role may replace the program (`command`; then `launch.args` do not apply,
+they belong to `launch.command`), add `args`, `env` and `files`, start before the others
+(`start_first`), and give the default layout (`count`): a system whose roles have counts
+starts that layout when no node count is asked for.
+
+    [roles.sentinel]
+    command = ["redis-sentinel", "{data_dir}/sentinel.conf"]
+    count = 3
+    files = { "sentinel.conf" = "port {port.redis}\\nsentinel monitor ..." }
+
+`[files]` (and a role's `files`) are templated text files written into the node's data
+dir before its first start. They are not written again on a restart: programs such as
+Redis rewrite their own config files, and a restart must see what they wrote.
 """
 
 from __future__ import annotations
@@ -35,7 +51,7 @@ import re
 import string
 import sys
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -72,6 +88,18 @@ class RoleSpec:
     args: tuple[str, ...] = ()
     env: Mapping[str, str] = field(default_factory=dict)
     start_first: bool = False
+    command: tuple[str, ...] | None = None  # replaces launch.command and launch.args
+    count: int = 0  # nodes of this role in the default layout
+    files: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TemplateSpec:
+    """A field that joins `each`, rendered for every node (of `role`, if given), with `join`."""
+
+    each: str
+    join: str = ","
+    role: str | None = None
 
 
 @dataclass(frozen=True)
@@ -89,12 +117,22 @@ class SystemSpec:
     readiness: Readiness
     env: Mapping[str, str]
     roles: Mapping[str, RoleSpec]
-    templates: Mapping[str, tuple[str, str]]
+    templates: Mapping[str, TemplateSpec]
     adapter: str | None
     stop_signal: str
     stop_timeout: float
     binary: str | None
     source: Path | None = None
+    files: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def layout(self) -> list[tuple[str, int]]:
+        """The default layout: (role, count) for every role with a count, in manifest order."""
+        return [(role.name, role.count) for role in self.roles.values() if role.count > 0]
+
+    def commands(self) -> list[tuple[str, ...]]:
+        """Every program this system may run: launch.command and the roles' own commands."""
+        return [self.command] + [r.command for r in self.roles.values() if r.command]
 
 
 def _fail(source: str, field_name: str, problem: str, fix: str) -> UsageError:
@@ -106,22 +144,34 @@ def _expect(source: str, table: Mapping[str, Any], key: str, kind: type, where: 
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise _fail(source, f"{where}{key}", f"must be a {kind.__name__}, got {value!r}",
-                    f"write it as a TOML {kind.__name__}")
+        raise _fail(
+            source,
+            f"{where}{key}",
+            f"must be a {kind.__name__}, got {value!r}",
+            f"write it as a TOML {kind.__name__}",
+        )
     return value
 
 
 def _unknown_keys(source: str, table: Mapping[str, Any], allowed: set[str], where: str) -> None:
     for key in table:
         if key not in allowed:
-            raise _fail(source, f"{where}{key}", "is not a known field",
-                        f"known fields here: {', '.join(sorted(allowed))}")
+            raise _fail(
+                source,
+                f"{where}{key}",
+                "is not a known field",
+                f"known fields here: {', '.join(sorted(allowed))}",
+            )
 
 
 def parse_manifest(data: Mapping[str, Any], source: str = "<manifest>") -> SystemSpec:
     """Validate a manifest's data; every error names the field and the fix."""
-    _unknown_keys(source, data, {"system", "launch", "ports", "readiness", "env", "roles",
-                                 "templates", "stop"}, "")
+    _unknown_keys(
+        source,
+        data,
+        {"system", "launch", "ports", "readiness", "env", "roles", "templates", "stop", "files"},
+        "",
+    )
     if "system" not in data:
         raise _fail(source, "system", "is missing", 'add a [system] table with name = "..."')
     system = data["system"]
@@ -130,8 +180,12 @@ def parse_manifest(data: Mapping[str, Any], source: str = "<manifest>") -> Syste
         raise _fail(source, "system.name", "is missing", 'add name = "mysystem" under [system]')
     name = _expect(source, system, "name", str, "system.")
     if not _NAME_RE.match(name):
-        raise _fail(source, "system.name", f"{name!r} is not a valid name",
-                    "use lowercase letters, digits, '-' and '_', starting with a letter")
+        raise _fail(
+            source,
+            "system.name",
+            f"{name!r} is not a valid name",
+            "use lowercase letters, digits, '-' and '_', starting with a letter",
+        )
 
     launch = data.get("launch")
     if not isinstance(launch, Mapping):
@@ -140,19 +194,32 @@ def parse_manifest(data: Mapping[str, Any], source: str = "<manifest>") -> Syste
     mode = launch.get("mode", "exec")
     if mode not in ("exec", "fork"):
         raise _fail(source, "launch.mode", f"is {mode!r}", 'use "exec" or "fork"')
-    command = tuple(launch.get("command", ()))
+    raw_command = launch.get("command", [])
+    command = tuple(raw_command) if isinstance(raw_command, list) else ()
     if not command or not all(isinstance(part, str) for part in command):
-        raise _fail(source, "launch.command", "must be a non-empty list of strings",
-                    'e.g. command = ["mysystem", "--port", "{port.http}"]')
-    args = tuple(launch.get("args", ()))
+        raise _fail(
+            source,
+            "launch.command",
+            "must be a non-empty list of strings",
+            'e.g. command = ["mysystem", "--port", "{port.http}"]',
+        )
+    raw_args = launch.get("args", [])
+    args = tuple(raw_args) if isinstance(raw_args, list) else (None,)
     if not all(isinstance(part, str) for part in args):
-        raise _fail(source, "launch.args", "must be a list of strings",
-                    'e.g. args = ["--port", "{port.http}"]')
+        raise _fail(
+            source,
+            "launch.args",
+            "must be a list of strings",
+            'e.g. args = ["--port", "{port.http}"]',
+        )
     entry = launch.get("entry")
-    if mode == "fork":
-        if not isinstance(entry, str) or ":" not in entry:
-            raise _fail(source, "launch.entry", "is required for mode = \"fork\"",
-                        'name the function that takes argv: entry = "mypkg.main:main"')
+    if mode == "fork" and (not isinstance(entry, str) or ":" not in entry):
+        raise _fail(
+            source,
+            "launch.entry",
+            'is required for mode = "fork"',
+            'name the function that takes argv: entry = "mypkg.main:main"',
+        )
     preload = tuple(launch.get("preload", [entry.split(":")[0]] if entry else []))
 
     ports: dict[str, PortSpec] = {}
@@ -174,65 +241,183 @@ def parse_manifest(data: Mapping[str, Any], source: str = "<manifest>") -> Syste
         ports[port_name] = PortSpec(port_name, number, protocol, bool(raw.get("proxied", True)))
 
     readiness_raw = dict(data.get("readiness", {}))
-    _unknown_keys(source, readiness_raw, {"type", "port", "path", "pattern", "timeout"},
-                  "readiness.")
+    _unknown_keys(
+        source, readiness_raw, {"type", "port", "path", "pattern", "timeout"}, "readiness."
+    )
     probe = readiness_raw.get("type", "tcp" if ports else "none")
     if probe not in ("http", "tcp", "log", "none"):
         raise _fail(source, "readiness.type", f"is {probe!r}", 'use "http", "tcp", "log" or "none"')
     probe_port = readiness_raw.get("port", next(iter(ports), None))
     if probe in ("http", "tcp") and probe_port not in ports:
-        raise _fail(source, "readiness.port", f"names {probe_port!r}, which is not in [ports]",
-                    f"use one of: {', '.join(ports) or '(add a [ports] entry)'}")
+        raise _fail(
+            source,
+            "readiness.port",
+            f"names {probe_port!r}, which is not in [ports]",
+            f"use one of: {', '.join(ports) or '(add a [ports] entry)'}",
+        )
     if probe == "log" and not readiness_raw.get("pattern"):
         raise _fail(source, "readiness.pattern", "is missing", "a log probe needs a regex pattern")
     timeout = float(readiness_raw.get("timeout", 30.0))
     if timeout <= 0:
-        raise _fail(source, "readiness.timeout", f"is {timeout}", "use a positive number of seconds")
-    readiness = Readiness(probe, probe_port, str(readiness_raw.get("path", "/")),
-                          readiness_raw.get("pattern"), timeout)
+        raise _fail(
+            source, "readiness.timeout", f"is {timeout}", "use a positive number of seconds"
+        )
+    readiness = Readiness(
+        probe,
+        probe_port,
+        str(readiness_raw.get("path", "/")),
+        readiness_raw.get("pattern"),
+        timeout,
+    )
 
     env = {str(k): str(v) for k, v in dict(data.get("env", {})).items()}
     roles: dict[str, RoleSpec] = {}
     for role_name, raw in dict(data.get("roles", {})).items():
-        where = f"roles.{role_name}"
-        if not isinstance(raw, Mapping):
-            raise _fail(source, where, "must be a table", f"write [roles.{role_name}]")
-        _unknown_keys(source, raw, {"args", "env", "start_first"}, where + ".")
-        roles[role_name] = RoleSpec(role_name, tuple(raw.get("args", ())),
-                                    {str(k): str(v) for k, v in dict(raw.get("env", {})).items()},
-                                    bool(raw.get("start_first", False)))
+        roles[role_name] = _parse_role(source, role_name, raw)
 
-    templates: dict[str, tuple[str, str]] = {}
+    templates: dict[str, TemplateSpec] = {}
     for tname, raw in dict(data.get("templates", {})).items():
         if not isinstance(raw, Mapping) or "each" not in raw:
-            raise _fail(source, f"templates.{tname}", "must have an 'each' template",
-                        '{ each = "{name}={address}", join = "," }')
-        templates[tname] = (str(raw["each"]), str(raw.get("join", ",")))
+            raise _fail(
+                source,
+                f"templates.{tname}",
+                "must have an 'each' template",
+                '{ each = "{name}={address}", join = "," }',
+            )
+        _unknown_keys(source, raw, {"each", "join", "role"}, f"templates.{tname}.")
+        template_role = raw.get("role")
+        if template_role is not None and template_role not in roles:
+            raise _fail(
+                source,
+                f"templates.{tname}.role",
+                f"names {template_role!r}, which is not in [roles]",
+                f"use one of: {', '.join(roles) or '(add a [roles.NAME] table)'}",
+            )
+        templates[tname] = TemplateSpec(str(raw["each"]), str(raw.get("join", ",")), template_role)
+    files = _parse_files(source, data.get("files", {}), "files")
 
     stop = dict(data.get("stop", {}))
     _unknown_keys(source, stop, {"signal", "timeout"}, "stop.")
 
     spec = SystemSpec(
-        name=name, description=str(system.get("description", "")), mode=mode, command=command,
-        args=args, entry=entry, preload=preload, ports=ports, readiness=readiness, env=env, roles=roles,
-        templates=templates, adapter=system.get("adapter"),
-        stop_signal=str(stop.get("signal", "SIGTERM")), stop_timeout=float(stop.get("timeout", 5)),
-        binary=system.get("binary"), source=None,
+        name=name,
+        description=str(system.get("description", "")),
+        mode=mode,
+        command=command,
+        args=args,
+        entry=entry,
+        preload=preload,
+        ports=ports,
+        readiness=readiness,
+        env=env,
+        roles=roles,
+        templates=templates,
+        adapter=system.get("adapter"),
+        stop_signal=str(stop.get("signal", "SIGTERM")),
+        stop_timeout=float(stop.get("timeout", 5)),
+        binary=system.get("binary"),
+        source=None,
+        files=files,
     )
     _check_template_fields(spec, source)
     return spec
 
 
+def _parse_role(source: str, role_name: str, raw: Any) -> RoleSpec:
+    where = f"roles.{role_name}"
+    if not isinstance(raw, Mapping):
+        raise _fail(source, where, "must be a table", f"write [roles.{role_name}]")
+    _unknown_keys(
+        source, raw, {"args", "env", "start_first", "command", "count", "files"}, where + "."
+    )
+    command: tuple[str, ...] | None = None
+    if "command" in raw:
+        raw_command = raw["command"]
+        if (
+            not isinstance(raw_command, list)
+            or not raw_command
+            or not all(isinstance(part, str) for part in raw_command)
+        ):
+            raise _fail(
+                source,
+                where + ".command",
+                "must be a non-empty list of strings",
+                'e.g. command = ["redis-sentinel", "{data_dir}/sentinel.conf"]',
+            )
+        command = tuple(raw_command)
+    raw_args = raw.get("args", [])
+    if not isinstance(raw_args, list) or not all(isinstance(part, str) for part in raw_args):
+        raise _fail(
+            source, where + ".args", "must be a list of strings", 'e.g. args = ["--verbose"]'
+        )
+    count = _expect(source, raw, "count", int, where + ".") if "count" in raw else 0
+    if count < 0:
+        raise _fail(
+            source, where + ".count", f"is {count}", "use 0 (not in the default layout) or more"
+        )
+    return RoleSpec(
+        role_name,
+        tuple(raw_args),
+        {str(k): str(v) for k, v in dict(raw.get("env", {})).items()},
+        bool(raw.get("start_first", False)),
+        command,
+        count,
+        _parse_files(source, raw.get("files", {}), where + ".files"),
+    )
+
+
+def _parse_files(source: str, raw: Any, where: str) -> dict[str, str]:
+    if not isinstance(raw, Mapping):
+        raise _fail(
+            source,
+            where,
+            "must be a table of file name = text",
+            f'e.g. [{where}] "node.conf" = "port {{port.http}}"',
+        )
+    files: dict[str, str] = {}
+    for file_name, text in raw.items():
+        path = Path(file_name)
+        if path.is_absolute() or ".." in path.parts or not path.parts:
+            raise _fail(
+                source,
+                f"{where}.{file_name}",
+                "is not a path inside the data dir",
+                'use a relative name such as "node.conf" or "conf/node.conf"',
+            )
+        if not isinstance(text, str):
+            raise _fail(
+                source,
+                f"{where}.{file_name}",
+                f"must be text, got {text!r}",
+                'write the content as a TOML string (""" for many lines)',
+            )
+        files[file_name] = text
+    return files
+
+
 def _check_template_fields(spec: SystemSpec, source: str) -> None:
     known = {"name", "index", "address", "bind", "data_dir", "python", "seed", "role"}
     known |= {f"port.{p}" for p in spec.ports} | set(spec.templates)
-    parts = list(spec.command) + list(spec.args) + [a for r in spec.roles.values() for a in r.args]
-    parts += list(spec.env.values()) + [each for each, _ in spec.templates.values()]
-    for part in parts:
+    # launch.args are reported as launch.command: together they are one command line.
+    parts = [("launch.command", part) for part in spec.command + spec.args]
+    parts += [(f"env.{key}", value) for key, value in spec.env.items()]
+    parts += [(f"templates.{name}.each", t.each) for name, t in spec.templates.items()]
+    parts += [(f"files.{name}", text) for name, text in spec.files.items()]
+    for role in spec.roles.values():
+        where = f"roles.{role.name}"
+        parts += [(f"{where}.command", part) for part in role.command or ()]
+        parts += [(f"{where}.args", part) for part in role.args]
+        parts += [(f"{where}.env.{key}", value) for key, value in role.env.items()]
+        parts += [(f"{where}.files.{name}", text) for name, text in role.files.items()]
+    for where, part in parts:
         for match in _FIELD_RE.finditer(part):
             if match.group(1) not in known:
-                raise _fail(source, "launch.command", f"uses unknown template field {{{match.group(1)}}}",
-                            f"known fields: {', '.join('{' + k + '}' for k in sorted(known))}")
+                raise _fail(
+                    source,
+                    where,
+                    f"uses unknown template field {{{match.group(1)}}}",
+                    f"known fields: {', '.join('{' + k + '}' for k in sorted(known))}",
+                )
 
 
 def load_manifest(path: Path) -> SystemSpec:
@@ -240,11 +425,15 @@ def load_manifest(path: Path) -> SystemSpec:
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise UsageError(f"manifest {path} does not exist", field="manifest",
-                         hint="check the path") from None
+        raise UsageError(
+            f"manifest {path} does not exist", field="manifest", hint="check the path"
+        ) from None
     except tomllib.TOMLDecodeError as exc:
-        raise UsageError(f"{path}: not valid TOML ({exc})", field="manifest",
-                         hint="fix the syntax at the line named") from None
+        raise UsageError(
+            f"{path}: not valid TOML ({exc})",
+            field="manifest",
+            hint="fix the syntax at the line named",
+        ) from None
     spec = parse_manifest(raw, str(path))
     return SystemSpec(**{**spec.__dict__, "source": path})
 
@@ -260,15 +449,38 @@ def render(template: str, fields: Mapping[str, Any]) -> str:
 
 
 def node_fields(
-    spec: SystemSpec, *, name: str, index: int, address: str, bind: str, data_dir: Path,
-    seed: int, role: str | None, cluster: list[Mapping[str, Any]],
+    spec: SystemSpec,
+    *,
+    name: str,
+    index: int,
+    address: str,
+    bind: str,
+    data_dir: Path,
+    seed: int,
+    role: str | None,
+    cluster: Sequence[Mapping[str, Any]],
 ) -> dict[str, Any]:
     """The template fields for one node; `cluster` holds the fields of every node (for joins)."""
     fields: dict[str, Any] = {
-        "name": name, "index": index, "address": address, "bind": bind,
-        "data_dir": str(data_dir), "python": sys.executable, "seed": seed, "role": role or "",
+        "name": name,
+        "index": index,
+        "address": address,
+        "bind": bind,
+        "data_dir": str(data_dir),
+        "python": sys.executable,
+        "seed": seed,
+        "role": role or "",
     }
     fields.update({f"port.{p.name}": p.port for p in spec.ports.values()})
-    for tname, (each, join) in spec.templates.items():
-        fields[tname] = join.join(render(each, member) for member in cluster)
+    for tname, template in spec.templates.items():
+        members = [m for m in cluster if template.role is None or m.get("role") == template.role]
+        fields[tname] = template.join.join(render(template.each, member) for member in members)
     return fields
+
+
+def node_files(spec: SystemSpec, role: str | None, fields: Mapping[str, Any]) -> dict[str, str]:
+    """The files to write into a node's data dir: `[files]`, then its role's, rendered."""
+    files = dict(spec.files)
+    if role is not None:
+        files.update(spec.roles[role].files)
+    return {name: render(text, fields) for name, text in files.items()}

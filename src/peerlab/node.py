@@ -105,10 +105,18 @@ class Node:
 
     def describe(self) -> dict[str, Any]:
         return {
-            "name": self.name, "system": self.system.name, "role": self.role,
-            "state": self.state, "pid": self.pid, "address": self.address,
-            "bind_address": self.bind_address, "ports": self.ports,
-            "data_dir": str(self.data_dir), "stdout": str(self.stdout_path),
-            "stderr": str(self.stderr_path), "restarts": self.restarts,
-            "returncode": self.returncode, **self.resources(),
+            "name": self.name,
+            "system": self.system.name,
+            "role": self.role,
+            "state": self.state,
+            "pid": self.pid,
+            "address": self.address,
+            "bind_address": self.bind_address,
+            "ports": self.ports,
+            "data_dir": str(self.data_dir),
+            "stdout": str(self.stdout_path),
+            "stderr": str(self.stderr_path),
+            "restarts": self.restarts,
+            "returncode": self.returncode,
+            **self.resources(),
         }

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +27,23 @@ RESULTS_KEY = pytest.StashKey[dict[str, pytest.TestReport]]()
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("peerlab")
-    group.addoption("--peerlab-seed", type=int, default=None,
-                    help="Seed for every random choice (replays a failing run).")
-    group.addoption("--peerlab-keep", action="store_true", default=False,
-                    help="Leave a failed test's network running; prints how to attach.")
-    group.addoption("--peerlab-results", default="peerlab-results",
-                    help="Where per-test artifacts go (default: peerlab-results).")
+    group.addoption(
+        "--peerlab-seed",
+        type=int,
+        default=None,
+        help="Seed for every random choice (replays a failing run).",
+    )
+    group.addoption(
+        "--peerlab-keep",
+        action="store_true",
+        default=False,
+        help="Leave a failed test's network running; prints how to attach.",
+    )
+    group.addoption(
+        "--peerlab-results",
+        default="peerlab-results",
+        help="Where per-test artifacts go (default: peerlab-results).",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -40,11 +51,12 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
-                              ) -> Iterator[None]:
-    report: pytest.TestReport = yield
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
     item.stash.setdefault(RESULTS_KEY, {})[report.when] = report
-    return report  # type: ignore[return-value]
+    return report
 
 
 def test_dir_name(nodeid: str) -> str:
@@ -72,17 +84,22 @@ def peerlab_env(request: pytest.FixtureRequest, peerlab_seed: int) -> Iterator[E
         failed = any(r.failed for r in reports.values())
         replay = f"pytest '{item.nodeid}' --peerlab-seed {env.seed}"
         outcome: dict[str, Any] = {
-            "test": item.nodeid, "seed": env.seed, "outcome": "failed" if failed else "passed",
-            "seconds": round(time.time() - began, 3), "replay": replay,
+            "test": item.nodeid,
+            "seed": env.seed,
+            "outcome": "failed" if failed else "passed",
+            "seconds": round(time.time() - began, 3),
+            "replay": replay,
             "nodes": [n.describe() for n in env.nodes.values()],
         }
         kept = None
         try:
             if failed:
                 env.save_artifacts(results, snapshot=True)
-                item.add_report_section("teardown", "peerlab",
-                                        f"seed {env.seed}; replay: {replay}\n"
-                                        f"artifacts: {results}")
+                item.add_report_section(
+                    "teardown",
+                    "peerlab",
+                    f"seed {env.seed}; replay: {replay}\nartifacts: {results}",
+                )
                 if request.config.getoption("--peerlab-keep") and env.nodes:
                     kept = _keep(env, item.nodeid)
                     outcome["kept_env"] = kept
@@ -98,7 +115,9 @@ def _keep(env: Environment, nodeid: str) -> str:
 
     name = f"kept-{test_dir_name(nodeid)[-40:]}"
     supervisor.adopt(env, name)
-    print(f"\npeerlab: the network of {nodeid} is still running as environment {name!r}.\n"
-          f"  attach: peerlab --env {name} status\n"
-          f"  stop:   peerlab --env {name} down")
+    print(
+        f"\npeerlab: the network of {nodeid} is still running as environment {name!r}.\n"
+        f"  attach: peerlab --env {name} status\n"
+        f"  stop:   peerlab --env {name} down"
+    )
     return name

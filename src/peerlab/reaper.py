@@ -127,7 +127,7 @@ class Reaper:
         for what, callback in callbacks:
             try:
                 callback()
-            except Exception as exc:  # noqa: BLE001 - cleanup must go on
+            except Exception as exc:
                 log.warning("cleanup_failed", resource=what, error=str(exc))
         for pid, start in pids.items():
             kill_tree(pid, start)
@@ -155,8 +155,10 @@ def sweep() -> list[str]:
         for path in state.get("dirs", []):
             shutil.rmtree(path, ignore_errors=True)
         state_file.unlink(missing_ok=True)
-        swept.append(f"{state_file.stem}: {len(state.get('pids', []))} processes, "
-                     f"{len(state.get('dirs', []))} dirs")
+        swept.append(
+            f"{state_file.stem}: {len(state.get('pids', []))} processes, "
+            f"{len(state.get('dirs', []))} dirs"
+        )
     for line in swept:
         log.info("swept_leftovers", owner=line)
     return swept

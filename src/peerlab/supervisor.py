@@ -78,23 +78,35 @@ class Remote:
 
     def call(self, path: str, timeout: float = CALL_TIMEOUT, **kwargs: Any) -> Any:
         if not is_running(self.name):
-            raise UsageError(f"environment {self.name!r} is not running", field="env",
-                             hint="start one with `peerlab up --peers N`" +
-                             (f"; running: {', '.join(e for e in list_envs() if is_running(e))}"
-                              if any(is_running(e) for e in list_envs()) else ""))
+            raise UsageError(
+                f"environment {self.name!r} is not running",
+                field="env",
+                hint="start one with `peerlab up --peers N`"
+                + (
+                    f"; running: {', '.join(e for e in list_envs() if is_running(e))}"
+                    if any(is_running(e) for e in list_envs())
+                    else ""
+                ),
+            )
         return asyncio.run(self._call(path, kwargs, timeout))
 
     async def _call(self, path: str, kwargs: dict[str, Any], timeout: float) -> Any:
         connector = aiohttp.UnixConnector(path=str(self.socket))
         try:
-            async with aiohttp.ClientSession(connector=connector) as session, session.post(
-                "http://supervisor/call", json={"path": path, "kwargs": kwargs},
-                timeout=aiohttp.ClientTimeout(total=timeout),
-            ) as response:
+            async with (
+                aiohttp.ClientSession(connector=connector) as session,
+                session.post(
+                    "http://supervisor/call",
+                    json={"path": path, "kwargs": kwargs},
+                    timeout=aiohttp.ClientTimeout(total=timeout),
+                ) as response,
+            ):
                 answer = await response.json()
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise PeerlabError(f"the supervisor of {self.name!r} did not answer: {exc}",
-                               hint="`peerlab down` cleans up a supervisor that died") from None
+            raise PeerlabError(
+                f"the supervisor of {self.name!r} did not answer: {exc}",
+                hint="`peerlab down` cleans up a supervisor that died",
+            ) from None
         if "error" in answer:
             cls = UsageError if answer.get("usage") else PeerlabError
             raise cls(answer["error"], hint=answer.get("hint"))
@@ -120,8 +132,11 @@ def _resolve(env: Any, path: str) -> Any:
         target = getattr(target, part, None)
         if target is None:
             what = "this environment's system" if parts[0] == "adapter" else "the environment"
-            raise UsageError(f"{path!r} is not an operation of {what}", field="path",
-                             hint="the system running here may not support it")
+            raise UsageError(
+                f"{path!r} is not an operation of {what}",
+                field="path",
+                hint="the system running here may not support it",
+            )
     if not is_rpc(target):
         raise UsageError(f"{path!r} cannot be called from the CLI", field="path")
     return target
@@ -144,11 +159,12 @@ async def _serve(env: Any, name: str) -> None:
             result = await loop.run_in_executor(None, lambda: func(**body.get("kwargs", {})))
             return web.json_response({"result": result}, dumps=lambda o: json.dumps(o, default=str))
         except PeerlabError as exc:
-            return web.json_response({"error": exc.message, "hint": exc.hint,
-                                      "usage": isinstance(exc, UsageError)})
+            return web.json_response(
+                {"error": exc.message, "hint": exc.hint, "usage": isinstance(exc, UsageError)}
+            )
         except TypeError as exc:
             return web.json_response({"error": f"{path}: {exc}", "usage": True})
-        except Exception as exc:  # noqa: BLE001 - the CLI must get an answer, not a hang
+        except Exception as exc:
             traceback.print_exc()
             return web.json_response({"error": f"{path} failed: {exc!r}"})
 
@@ -170,16 +186,25 @@ def supervise(options: argparse.Namespace) -> int:
     from peerlab.env import Environment
 
     name = options.env
-    own = {"pid": os.getpid(), "pid_start": _own_start(), "state": "starting",
-           "system": options.system, "peers": options.peers}
+    own = {
+        "pid": os.getpid(),
+        "pid_start": _own_start(),
+        "state": "starting",
+        "system": options.system,
+        "peers": options.peers,
+    }
     write_state(name, own)
     env = None
     try:
         if options.adopt:
             env = Environment.adopt(json.loads(Path(options.adopt).read_text()), name)
         else:
-            env = Environment(name, seed=options.seed, fabric=not options.no_fabric,
-                              workdir=env_dir(name) / "work")
+            env = Environment(
+                name,
+                seed=options.seed,
+                fabric=not options.no_fabric,
+                workdir=env_dir(name) / "work",
+            )
         write_state(name, {**own, "seed": env.seed, "env_id": env.id})
         if options.adopt:
             pass
@@ -193,8 +218,16 @@ def supervise(options: argparse.Namespace) -> int:
         write_state(name, {**own, "state": "stopping"})
         return 0
     except PeerlabError as exc:
-        write_state(name, {**own, "state": "failed", "error": exc.message, "hint": exc.hint,
-                           "usage": isinstance(exc, UsageError)})
+        write_state(
+            name,
+            {
+                **own,
+                "state": "failed",
+                "error": exc.message,
+                "hint": exc.hint,
+                "usage": isinstance(exc, UsageError),
+            },
+        )
         return 2 if isinstance(exc, UsageError) else 1
     except BaseException as exc:
         traceback.print_exc()
@@ -214,8 +247,15 @@ def _own_start() -> float | None:
     return psutil.Process().create_time()
 
 
-def launch(name: str, system: str, peers: int, seed: int | None, fabric: bool,
-           bootstrap: bool, timeout: float) -> dict[str, Any]:
+def launch(
+    name: str,
+    system: str,
+    peers: int,
+    seed: int | None,
+    fabric: bool,
+    bootstrap: bool,
+    timeout: float,
+) -> dict[str, Any]:
     """Start a supervisor in the background and wait until its nodes are ready (or failed)."""
     args = ["--system", system, "--peers", str(peers)]
     if seed is not None:
@@ -244,8 +284,9 @@ def _start_supervisor(name: str, extra: list[str], timeout: float) -> dict[str, 
     (directory / "state.json").unlink(missing_ok=True)
     args = [sys.executable, "-m", "peerlab.supervisor", "--env", name, *extra]
     with (directory / "supervisor.log").open("ab") as log_file:
-        process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log_file,
-                                   stderr=log_file, start_new_session=True)
+        process = subprocess.Popen(
+            args, stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file, start_new_session=True
+        )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         state = read_state(name) or {}
@@ -256,12 +297,15 @@ def _start_supervisor(name: str, extra: list[str], timeout: float) -> dict[str, 
                 raise cls(state.get("error", "the supervisor failed"), hint=state.get("hint"))
             return state
         if process.poll() is not None:
-            raise PeerlabError(f"the supervisor exited with code {process.returncode}",
-                               hint=f"see {directory / 'supervisor.log'}")
+            raise PeerlabError(
+                f"the supervisor exited with code {process.returncode}",
+                hint=f"see {directory / 'supervisor.log'}",
+            )
         time.sleep(0.05)
     shutdown(name)
-    raise PeerlabError(f"the network was not up within {timeout:g}s",
-                       hint=f"see {directory / 'supervisor.log'}")
+    raise PeerlabError(
+        f"the network was not up within {timeout:g}s", hint=f"see {directory / 'supervisor.log'}"
+    )
 
 
 def shutdown(name: str, timeout: float = 60.0) -> bool:

@@ -32,7 +32,7 @@ def wait_until(
             if result:
                 return result
             last_error = None
-        except Exception as exc:  # noqa: BLE001 - reported below if time runs out
+        except Exception as exc:
             last_error = exc
         if time.monotonic() >= deadline:
             seen = describe() if describe else (f"last error: {last_error}" if last_error else "")

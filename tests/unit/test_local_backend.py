@@ -25,7 +25,14 @@ def fetch(url: str) -> int:
 
 def test_node_names() -> None:
     assert [node_name(i) for i in (0, 1, 25, 26, 27, 701, 702)] == [
-        "A", "B", "Z", "AA", "AB", "ZZ", "AAA"]
+        "A",
+        "B",
+        "Z",
+        "AA",
+        "AB",
+        "ZZ",
+        "AAA",
+    ]
 
 
 def test_start_control_and_cleanup(httpd_manifest: Path) -> None:
@@ -91,28 +98,33 @@ def test_port_in_use_is_named(httpd_manifest: Path) -> None:
 
 def test_missing_program_is_a_usage_error(tmp_path: Path) -> None:
     manifest = tmp_path / "ghost.toml"
-    manifest.write_text(textwrap.dedent("""
+    manifest.write_text(
+        textwrap.dedent("""
         [system]
         name = "ghost"
         [launch]
         command = ["no-such-program-peerlab"]
         [ports]
         http = 9
-    """))
+    """)
+    )
     with Environment("t", fabric=False) as env, pytest.raises(UsageError, match="not installed"):
         env.start(str(manifest), 1)
 
 
 def test_node_that_dies_at_start_reports_its_output(tmp_path: Path) -> None:
     manifest = tmp_path / "crash.toml"
-    manifest.write_text(textwrap.dedent("""
+    manifest.write_text(
+        textwrap.dedent("""
         [system]
         name = "crash"
         [launch]
-        command = ["{python}", "-c", "import sys; print('boom on purpose', file=sys.stderr); sys.exit(3)"]
+        command = ["{python}", "-c",
+                   "import sys; print('boom on purpose', file=sys.stderr); sys.exit(3)"]
         [ports]
         http = 9
-    """))
+    """)
+    )
     with Environment("t", fabric=False) as env, pytest.raises(PeerlabError) as info:
         env.start(str(manifest), 1)
     assert "code 3" in str(info.value)
@@ -121,7 +133,8 @@ def test_node_that_dies_at_start_reports_its_output(tmp_path: Path) -> None:
 
 def test_sweep_cleans_after_a_sigkilled_runner(httpd_manifest: Path, tmp_path: Path) -> None:
     script = tmp_path / "runner.py"
-    script.write_text(textwrap.dedent(f"""
+    script.write_text(
+        textwrap.dedent(f"""
         import os, sys, time
         from peerlab.env import Environment
         env = Environment("victim", fabric=False)
@@ -129,9 +142,14 @@ def test_sweep_cleans_after_a_sigkilled_runner(httpd_manifest: Path, tmp_path: P
         print(env.workdir, *[n.pid for n in nodes], env.backend._launchers[()].process.pid,
               flush=True)
         time.sleep(600)
-    """))
-    runner = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True,
-                              env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    """)
+    )
+    runner = subprocess.Popen(
+        [sys.executable, str(script)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
     assert runner.stdout is not None
     line = runner.stdout.readline().split()
     workdir, pids = Path(line[0]), [int(p) for p in line[1:]]
@@ -139,10 +157,16 @@ def test_sweep_cleans_after_a_sigkilled_runner(httpd_manifest: Path, tmp_path: P
     runner.send_signal(signal.SIGKILL)
     runner.wait()
     # The launcher sees its owner's pipe close and kills the nodes at once ...
-    wait_until(lambda: not any(psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"
-                               for p in pids), 10, what="nodes of the killed runner to die")
+    wait_until(
+        lambda: (
+            not any(psutil.pid_exists(p) and psutil.Process(p).status() != "zombie" for p in pids)
+        ),
+        10,
+        what="nodes of the killed runner to die",
+    )
     # ... and the next start sweeps the directories the runner could not remove.
     sweep()
     assert not workdir.exists()
-    assert not any(f.read_text().find(str(workdir)) >= 0
-                   for f in (runtime_dir() / "owners").glob("*.json"))
+    assert not any(
+        f.read_text().find(str(workdir)) >= 0 for f in (runtime_dir() / "owners").glob("*.json")
+    )

@@ -67,19 +67,38 @@ def test_unknown_system_lists_known_ones() -> None:
 def test_invalid_toml_names_the_file(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text("[system\nname = ")
-    with pytest.raises(UsageError, match="bad.toml"):
+    with pytest.raises(UsageError, match=r"bad\.toml"):
         load_manifest(bad)
 
 
 def test_cluster_template_joins_every_node() -> None:
     spec = find_system("etcd")
     members = [
-        node_fields(spec, name=n, index=i, address=f"127.0.0.{i + 2}", bind="x",
-                    data_dir=Path("/d"), seed=1, role=None, cluster=[])
+        node_fields(
+            spec,
+            name=n,
+            index=i,
+            address=f"127.0.0.{i + 2}",
+            bind="x",
+            data_dir=Path("/d"),
+            seed=1,
+            role=None,
+            cluster=[],
+        )
         for i, n in enumerate("ABC")
     ]
-    fields = node_fields(spec, name="A", index=0, address="127.0.0.2", bind="127.9.0.2",
-                         data_dir=Path("/d"), seed=1, role=None, cluster=members)
+    fields = node_fields(
+        spec,
+        name="A",
+        index=0,
+        address="127.0.0.2",
+        bind="127.9.0.2",
+        data_dir=Path("/d"),
+        seed=1,
+        role=None,
+        cluster=members,
+    )
     assert fields["initial_cluster"] == (
-        "A=http://127.0.0.2:2380,B=http://127.0.0.3:2380,C=http://127.0.0.4:2380")
+        "A=http://127.0.0.2:2380,B=http://127.0.0.3:2380,C=http://127.0.0.4:2380"
+    )
     assert render("--listen {bind}:{port.client}", fields) == "--listen 127.9.0.2:2379"

@@ -159,8 +159,10 @@ class Launcher:
             if pid == 0:
                 return
             self.children.discard(pid)
-            _write(self.out, {"event": "exit", "pid": pid,
-                              "returncode": os.waitstatus_to_exitcode(status)})
+            _write(
+                self.out,
+                {"event": "exit", "pid": pid, "returncode": os.waitstatus_to_exitcode(status)},
+            )
 
     def shutdown(self) -> None:
         if self.detached:

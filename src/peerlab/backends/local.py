@@ -54,7 +54,9 @@ class _Launcher:
         for module in preload:
             args += ["--preload", module]
         process = await asyncio.create_subprocess_exec(
-            *args, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            *args,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
             start_new_session=True,
         )
         assert process.stdout is not None
@@ -75,10 +77,11 @@ class _Launcher:
         while line := await self.process.stdout.readline():
             message = json.loads(line)
             if message.get("event") == "exit":
-                future = self.exits.setdefault(
-                    message["pid"], asyncio.get_running_loop().create_future())
-                if not future.done():
-                    future.set_result(message["returncode"])
+                exit_future = self.exits.setdefault(
+                    message["pid"], asyncio.get_running_loop().create_future()
+                )
+                if not exit_future.done():
+                    exit_future.set_result(message["returncode"])
             elif (request_id := message.get("id")) in self._pending:
                 self._pending.pop(request_id).set_result(message)
         for future in self._pending.values():
@@ -127,15 +130,24 @@ class LocalBackend:
     async def spawn(self, spec: ProcessSpec) -> tuple[int, asyncio.Future[int]]:
         """Start a process; returns its pid and a future of its exit code."""
         launcher = await self._launcher(spec.preload if spec.entry else ())
-        reply = await launcher.request({
-            "op": "spawn", "argv": spec.argv, "entry": spec.entry, "args": spec.args,
-            "env": spec.env, "cwd": spec.cwd, "stdout": str(spec.stdout),
-            "stderr": str(spec.stderr),
-        })
+        reply = await launcher.request(
+            {
+                "op": "spawn",
+                "argv": spec.argv,
+                "entry": spec.entry,
+                "args": spec.args,
+                "env": spec.env,
+                "cwd": spec.cwd,
+                "stdout": str(spec.stdout),
+                "stderr": str(spec.stderr),
+            }
+        )
         if "error" in reply:
             program = spec.argv[0] if spec.argv else spec.entry
-            raise PeerlabError(f"{program}: {reply['error']}",
-                               hint="check that the program is installed and on PATH")
+            raise PeerlabError(
+                f"{program}: {reply['error']}",
+                hint="check that the program is installed and on PATH",
+            )
         pid = int(reply["pid"])
         self.reaper.add_process(pid)
         exit_future = launcher.exits.setdefault(pid, asyncio.get_running_loop().create_future())

@@ -37,8 +37,11 @@ def measure(peers: int, mode: str, fabric: bool, seed: int) -> dict[str, Any]:
         seconds = time.perf_counter() - began
         samples = [p for p in (_pss_mb(n.pid) for n in nodes if n.pid) if p is not None]
         ready = sum(1 for n in nodes if n.state == "running")
-    return {"seconds_to_ready": round(seconds, 3), "ready": ready,
-            "pss_mb_per_peer": round(statistics.median(samples), 2) if samples else None}
+    return {
+        "seconds_to_ready": round(seconds, 3),
+        "ready": ready,
+        "pss_mb_per_peer": round(statistics.median(samples), 2) if samples else None,
+    }
 
 
 def run(peers: int = 50, fabric: bool = True, seed: int = 1) -> dict[str, Any]:
@@ -62,8 +65,9 @@ def register(bench_app: typer.Typer) -> None:
     @bench_app.command("spawn")
     def spawn(
         peers: int = typer.Option(50, "--peers", "-n"),
-        fabric: bool = typer.Option(True, "--fabric/--no-fabric",
-                                    help="Put the fabric's proxies in front of every node."),
+        fabric: bool = typer.Option(
+            True, "--fabric/--no-fabric", help="Put the fabric's proxies in front of every node."
+        ),
         seed: int = typer.Option(1, "--seed"),
         as_json: bool = typer.Option(False, "--json"),
     ) -> None:

@@ -18,16 +18,18 @@ app = typer.Typer(
     add_completion=False,
 )
 
-bench_app = typer.Typer(help="Benchmarks that print JSON (compare side by side in one run).",
-                        no_args_is_help=True)
+bench_app = typer.Typer(
+    help="Benchmarks that print JSON (compare side by side in one run).", no_args_is_help=True
+)
 app.add_typer(bench_app, name="bench")
 
 
 @app.callback()
 def _main(
     ctx: typer.Context,
-    env: str = typer.Option("default", "--env", "-e", help="Which environment to act on.",
-                            envvar="PEERLAB_ENV"),
+    env: str = typer.Option(
+        "default", "--env", "-e", help="Which environment to act on.", envvar="PEERLAB_ENV"
+    ),
 ) -> None:
     ctx.obj = {"env": env}
 

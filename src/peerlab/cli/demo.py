@@ -12,8 +12,9 @@ from peerlab.cli.common import console
 def register(app: typer.Typer) -> None:
     @app.command()
     def demo(
-        results: Path = typer.Option(Path("peerlab-results/demo"), "--results",
-                                     help="Where result.json is written."),
+        results: Path = typer.Option(
+            Path("peerlab-results/demo"), "--results", help="Where result.json is written."
+        ),
         seed: int | None = typer.Option(None, "--seed"),
     ) -> None:
         """5 syncpeer peers, friends, a file encrypted for two of them, a summary."""

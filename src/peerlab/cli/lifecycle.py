@@ -21,10 +21,14 @@ def nodes_table(nodes: list[dict[str, Any]]) -> Table:
     for node in nodes:
         state = node["state"]
         table.add_row(
-            node["name"], node["system"], f"[{colours.get(state, 'red')}]{state}[/]",
-            str(node.get("pid") or "-"), node["address"],
+            node["name"],
+            node["system"],
+            f"[{colours.get(state, 'red')}]{state}[/]",
+            str(node.get("pid") or "-"),
+            node["address"],
             ",".join(f"{k}={v}" for k, v in node["ports"].items()),
-            str(node.get("rss_mb", "-")), str(node.get("uptime_s", "-")),
+            str(node.get("rss_mb", "-")),
+            str(node.get("uptime_s", "-")),
         )
     return table
 
@@ -34,13 +38,16 @@ def register(app: typer.Typer) -> None:
     def up(
         ctx: typer.Context,
         peers: int = typer.Option(3, "--peers", "-n", help="How many nodes to start."),
-        system: str = typer.Option("syncpeer", "--system", "-s",
-                                   help="A built-in system or a manifest .toml path."),
+        system: str = typer.Option(
+            "syncpeer", "--system", "-s", help="A built-in system or a manifest .toml path."
+        ),
         seed: int | None = typer.Option(None, "--seed", help="Seed for every random choice."),
-        no_fabric: bool = typer.Option(False, "--no-fabric",
-                                       help="No proxies between nodes (no network faults)."),
-        bootstrap: bool = typer.Option(False, "--bootstrap",
-                                       help="Start a bootstrap-role node first."),
+        no_fabric: bool = typer.Option(
+            False, "--no-fabric", help="No proxies between nodes (no network faults)."
+        ),
+        bootstrap: bool = typer.Option(
+            False, "--bootstrap", help="Start a bootstrap-role node first."
+        ),
         timeout: float = typer.Option(120.0, "--timeout", help="Seconds to wait for readiness."),
     ) -> None:
         """Start a network in the background; returns once every node is ready."""
@@ -49,18 +56,25 @@ def register(app: typer.Typer) -> None:
             raise UsageError(f"--peers is {peers}", field="--peers", hint="use 1 or more")
         spec = find_system(system)
         if bootstrap and "bootstrap" not in spec.roles:
-            raise UsageError(f"system {spec.name!r} has no bootstrap role", field="--bootstrap",
-                             hint="drop --bootstrap or add [roles.bootstrap] to its manifest")
+            raise UsageError(
+                f"system {spec.name!r} has no bootstrap role",
+                field="--bootstrap",
+                hint="drop --bootstrap or add [roles.bootstrap] to its manifest",
+            )
         if supervisor.is_running(name):
-            raise UsageError(f"environment {name!r} is already up", field="--env",
-                             hint=f"`peerlab --env {name} down` first, or use --env OTHER")
+            raise UsageError(
+                f"environment {name!r} is already up",
+                field="--env",
+                hint=f"`peerlab --env {name} down` first, or use --env OTHER",
+            )
         with console.status(f"starting {peers} {spec.name} peers..."):
-            state = supervisor.launch(name, system, peers, seed, not no_fabric, bootstrap,
-                                      timeout)
+            state = supervisor.launch(name, system, peers, seed, not no_fabric, bootstrap, timeout)
         status = state["status"]
         console.print(nodes_table(status["nodes"]))
-        console.print(f"environment [bold]{name}[/] is up: {len(status['nodes'])} peers, "
-                      f"seed {status['seed']}. `peerlab down` stops it.")
+        console.print(
+            f"environment [bold]{name}[/] is up: {len(status['nodes'])} peers, "
+            f"seed {status['seed']}. `peerlab down` stops it."
+        )
 
     @app.command()
     def down(
@@ -86,6 +100,8 @@ def register(app: typer.Typer) -> None:
         if as_json:
             print_json(result)
             return
-        console.print(f"environment [bold]{result['name']}[/]  seed {result['seed']}  "
-                      f"up {result['uptime_s']}s  systems {', '.join(result['systems'])}")
+        console.print(
+            f"environment [bold]{result['name']}[/]  seed {result['seed']}  "
+            f"up {result['uptime_s']}s  systems {', '.join(result['systems'])}"
+        )
         console.print(nodes_table(result["nodes"]))

@@ -46,21 +46,25 @@ def peer_inspect(ctx: typer.Context, name: str) -> None:
 
 @peer_app.command("logs")
 def peer_logs(
-    ctx: typer.Context, name: str,
+    ctx: typer.Context,
+    name: str,
     lines: int = typer.Option(50, "--lines", "-n"),
     stderr: bool = typer.Option(False, "--stderr", help="Show stderr instead of stdout."),
 ) -> None:
     """The last lines of a peer's output."""
-    for line in remote_env(ctx).call("logs", name=name, lines=lines,
-                                     stream="stderr" if stderr else "stdout"):
+    for line in remote_env(ctx).call(
+        "logs", name=name, lines=lines, stream="stderr" if stderr else "stdout"
+    ):
         typer.echo(line)
 
 
 def _control(verb: str, help_text: str) -> None:
     def command(ctx: typer.Context, name: str) -> None:
         node = remote_env(ctx).call(verb, name=name)
-        console.print(f"peer [bold]{node['name']}[/] is {node['state']}"
-                      + (f" (pid {node['pid']})" if node.get("pid") else ""))
+        console.print(
+            f"peer [bold]{node['name']}[/] is {node['state']}"
+            + (f" (pid {node['pid']})" if node.get("pid") else "")
+        )
 
     command.__doc__ = help_text
     peer_app.command(verb)(command)
@@ -75,7 +79,9 @@ _control("resume", "Unfreeze a paused peer (SIGCONT).")
 
 @friend_app.command("add")
 def friend_add(
-    ctx: typer.Context, a: str, b: str,
+    ctx: typer.Context,
+    a: str,
+    b: str,
     one_way: bool = typer.Option(False, "--one-way", help="Only A adds B (B does not add A)."),
 ) -> None:
     """A and B become friends (both ways unless --one-way)."""
@@ -96,14 +102,19 @@ def friend_list(ctx: typer.Context, a: str, as_json: bool = typer.Option(False, 
         table.add_column(column)
     for friend in friends:
         card = friend.get("card", friend)
-        table.add_row(str(friend.get("peer") or "?"), str(card.get("fingerprint", ""))[:16],
-                      str(friend.get("address", "")))
+        table.add_row(
+            str(friend.get("peer") or "?"),
+            str(card.get("fingerprint", ""))[:16],
+            str(friend.get("address", "")),
+        )
     console.print(table)
 
 
 @file_app.command("add")
 def file_add(
-    ctx: typer.Context, a: str, path: Path,
+    ctx: typer.Context,
+    a: str,
+    path: Path,
     for_peers: str = typer.Option("", "--for", help="Recipients: B,C (default: public)."),
     name: str | None = typer.Option(None, "--name", help="Name to publish under."),
 ) -> None:
@@ -111,11 +122,18 @@ def file_add(
     if not path.is_file():
         raise UsageError(f"{path} is not a file", field="PATH", hint="name an existing file")
     content = base64.b64encode(path.read_bytes()).decode()
-    meta = remote_env(ctx).call("adapter.file_add", a=a, name=name or path.name,
-                                content_b64=content, recipients=split_names(for_peers) or None)
+    meta = remote_env(ctx).call(
+        "adapter.file_add",
+        a=a,
+        name=name or path.name,
+        content_b64=content,
+        recipients=split_names(for_peers) or None,
+    )
     audience = for_peers or "everyone (public)"
-    console.print(f"{a} published [bold]{meta.get('name', name or path.name)}[/] "
-                  f"v{meta.get('version', '?')} for {audience}")
+    console.print(
+        f"{a} published [bold]{meta.get('name', name or path.name)}[/] "
+        f"v{meta.get('version', '?')} for {audience}"
+    )
 
 
 @file_app.command("list")
@@ -129,8 +147,13 @@ def file_list(ctx: typer.Context, a: str, as_json: bool = typer.Option(False, "-
     for column in ("name", "version", "author", "size", "decryptable"):
         table.add_column(column)
     for entry in files:
-        table.add_row(entry["name"], str(entry.get("version")), str(entry.get("author", ""))[:12],
-                      str(entry.get("size")), "yes" if entry.get("decryptable") else "no")
+        table.add_row(
+            entry["name"],
+            str(entry.get("version")),
+            str(entry.get("author", ""))[:12],
+            str(entry.get("size")),
+            "yes" if entry.get("decryptable") else "no",
+        )
     console.print(table)
 
 

@@ -44,20 +44,29 @@ class SyncpeerClient:
     async def _request(self, method: str, path: str, body: Any = None) -> tuple[int, bytes]:
         session = self.env.http_session()
         async with session.request(
-            method, self.node.direct_url("http", path), json=body,
+            method,
+            self.node.direct_url("http", path),
+            json=body,
             timeout=aiohttp.ClientTimeout(total=self.timeout),
         ) as response:
             return response.status, await response.read()
 
     def _call(self, method: str, path: str, body: Any = None, *, raw: bool = False) -> Any:
         if not self.node.alive:
-            raise PeerlabError(f"peer {self.node.name} is {self.node.state}",
-                               hint=f"restart it with `peerlab peer restart {self.node.name}`")
+            raise PeerlabError(
+                f"peer {self.node.name} is {self.node.state}",
+                hint=f"restart it with `peerlab peer restart {self.node.name}`",
+            )
         try:
-            status, data = self.env.run(self._request(method, path, body), self.timeout + 2,
-                                        what=f"{method} {path} on {self.node.name}")
+            status, data = self.env.run(
+                self._request(method, path, body),
+                self.timeout + 2,
+                what=f"{method} {path} on {self.node.name}",
+            )
         except aiohttp.ClientError as exc:
-            raise PeerlabError(f"peer {self.node.name} did not answer {method} {path}: {exc}")
+            raise PeerlabError(
+                f"peer {self.node.name} did not answer {method} {path}: {exc}"
+            ) from None
         if status >= 400:
             try:
                 message = json.loads(data)["error"]
@@ -92,8 +101,12 @@ class SyncpeerClient:
 
     def add_friend(self, card: dict[str, Any], address: str) -> dict[str, Any]:
         result: dict[str, Any] = self._recorded(
-            "friend_add", {"fingerprint": card.get("fingerprint"), "address": address},
-            "POST", "/admin/friends", {"card": card, "address": address})
+            "friend_add",
+            {"fingerprint": card.get("fingerprint"), "address": address},
+            "POST",
+            "/admin/friends",
+            {"card": card, "address": address},
+        )
         return result
 
     def friends(self) -> list[dict[str, Any]]:
@@ -101,11 +114,15 @@ class SyncpeerClient:
         return list(result["friends"] if isinstance(result, dict) else result)
 
     # files
-    def publish(self, name: str, content: bytes, recipients: Sequence[str] | str = "public"
-                ) -> dict[str, Any]:
+    def publish(
+        self, name: str, content: bytes, recipients: Sequence[str] | str = "public"
+    ) -> dict[str, Any]:
         """Publish `content` as `name`, encrypted for `recipients` (fingerprints) or public."""
-        body = {"name": name, "content_b64": base64.b64encode(content).decode(),
-                "recipients": recipients if isinstance(recipients, str) else list(recipients)}
+        body = {
+            "name": name,
+            "content_b64": base64.b64encode(content).decode(),
+            "recipients": recipients if isinstance(recipients, str) else list(recipients),
+        }
         value = {"name": name, "sha256": hashlib.sha256(content).hexdigest()}
         result: dict[str, Any] = self._recorded("publish", value, "POST", "/admin/files", body)
         return result
@@ -129,13 +146,15 @@ class SyncpeerClient:
 
     def open_envelope(self, envelope: bytes) -> bytes:
         """Ask this node to verify and decrypt an envelope it was handed (403: not for it)."""
-        data: bytes = self.env.run(self._open(envelope), self.timeout + 2,
-                                   what=f"open envelope on {self.node.name}")
+        data: bytes = self.env.run(
+            self._open(envelope), self.timeout + 2, what=f"open envelope on {self.node.name}"
+        )
         return data
 
     async def _open(self, envelope: bytes) -> bytes:
         async with self.env.http_session().post(
-            self.node.direct_url("http", "/admin/open"), data=envelope,
+            self.node.direct_url("http", "/admin/open"),
+            data=envelope,
             timeout=aiohttp.ClientTimeout(total=self.timeout),
         ) as response:
             body = await response.read()
@@ -173,14 +192,21 @@ class SyncpeerAdapter:
 
     def inspect(self, node: Node) -> dict[str, Any]:
         client = self.client(node)
-        return {"identity": client.identity(), "friends": client.friends(),
-                "files": client.files(), "status": client.status()}
+        return {
+            "identity": client.identity(),
+            "friends": client.friends(),
+            "files": client.files(),
+            "status": client.status(),
+        }
 
     def befriend(self, a: str, b: str, *, mutual: bool = True) -> None:
         """`a` adds `b` as a friend (and `b` adds `a` unless mutual=False)."""
         if a == b:
-            raise UsageError(f"a peer cannot befriend itself ({a})", field="peer",
-                             hint="name two different peers")
+            raise UsageError(
+                f"a peer cannot befriend itself ({a})",
+                field="peer",
+                hint="name two different peers",
+            )
         ca, cb = self._client(a), self._client(b)
         ca.add_friend(cb.identity(), f"{cb.node.address}:{cb.node.ports['http']}")
         if mutual:
@@ -208,8 +234,9 @@ class SyncpeerAdapter:
         return [self._client(name).fingerprint for name in names]
 
     @rpc
-    def file_add(self, a: str, name: str, content_b64: str, recipients: list[str] | None = None
-                 ) -> dict[str, Any]:
+    def file_add(
+        self, a: str, name: str, content_b64: str, recipients: list[str] | None = None
+    ) -> dict[str, Any]:
         """Publish a file on `a` for the named peers (None: public)."""
         content = base64.b64decode(content_b64)
         targets: list[str] | str = self.fingerprints(recipients) if recipients else "public"
@@ -236,7 +263,11 @@ def _file_state(client: SyncpeerClient, name: str) -> dict[str, Any] | None:
 
 
 def assert_file_synced(
-    env: Environment, name: str, nodes: Iterable[str], *, content: bytes | None = None,
+    env: Environment,
+    name: str,
+    nodes: Iterable[str],
+    *,
+    content: bytes | None = None,
     timeout: float = 15.0,
 ) -> None:
     """Wait until every node in `nodes` holds `name`, can decrypt it, and (if given) its
@@ -258,8 +289,12 @@ def assert_file_synced(
         return out
 
     try:
-        wait_until(lambda: not lagging(), timeout, what=f"{name!r} to sync to {', '.join(names)}",
-                   describe=lambda: "; ".join(f"{n}: {why}" for n, why in lagging().items()))
+        wait_until(
+            lambda: not lagging(),
+            timeout,
+            what=f"{name!r} to sync to {', '.join(names)}",
+            describe=lambda: "; ".join(f"{n}: {why}" for n, why in lagging().items()),
+        )
     except WaitTimeout as exc:
         detail = f" (expected sha256 {expected[:12]}…)" if expected else ""
         raise AssertionError(f"{exc}{detail}") from None
@@ -276,4 +311,5 @@ def assert_friends(env: Environment, a: str, b: str, *, mutual: bool = True) -> 
         if fingerprint not in seen:
             raise AssertionError(
                 f"peer {x} does not list {y} ({fingerprint[:12]}…) as a friend; "
-                f"{x}'s friends: {[s[:12] for s in seen] or 'none'}")
+                f"{x}'s friends: {[s[:12] for s in seen] or 'none'}"
+            )

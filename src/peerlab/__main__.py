@@ -1,0 +1,5 @@
+"""`python -m peerlab` runs the CLI."""
+
+from peerlab.cli import main
+
+main()

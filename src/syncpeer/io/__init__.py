@@ -1,0 +1,1 @@
+"""asyncio drivers around the core: HTTP server and client, filesystem, sync loop, logs, CLI."""

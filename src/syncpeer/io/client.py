@@ -1,0 +1,105 @@
+"""HTTP client for a friend's API: fetch its listing and download envelopes with resume.
+
+All requests leave from the node's --source-address when one is given (the test framework
+tells nodes apart by source IP) and carry X-Trace-Id so the serving node logs the same trace.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+from yarl import URL
+
+from syncpeer.core.sync import ListingEntry
+
+CHUNK_BYTES = 64 * 1024
+_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+)")
+
+
+class DownloadError(Exception):
+    """A download attempt failed; the partial file is kept when it can be resumed."""
+
+
+@dataclass
+class Listing:
+    """A friend's GET /files answer; `entries` is None when unchanged (304)."""
+
+    entries: list[ListingEntry] | None
+    etag: str | None
+    invalid: list[str] = field(default_factory=list)  # why entries were skipped
+
+
+def new_session(source_address: str | None, limit: int = 32) -> aiohttp.ClientSession:
+    local_addr = (source_address, 0) if source_address else None
+    connector = aiohttp.TCPConnector(local_addr=local_addr, limit=limit)
+    return aiohttp.ClientSession(connector=connector, trust_env=False)
+
+
+class PeerClient:
+    def __init__(self, session: aiohttp.ClientSession, timeout: float) -> None:
+        self.session = session
+        self.timeout = timeout
+
+    async def listing(self, address: str, etag: str | None, trace_id: str) -> Listing:
+        headers = {"X-Trace-Id": trace_id}
+        if etag:
+            headers["If-None-Match"] = etag
+        timeout = aiohttp.ClientTimeout(total=self.timeout)
+        url = URL(f"http://{address}/files")
+        async with self.session.get(url, headers=headers, timeout=timeout) as response:
+            if response.status == 304:
+                return Listing(None, response.headers.get("ETag", etag))
+            if response.status != 200:
+                raise DownloadError(f"GET /files answered HTTP {response.status}")
+            body = await response.json(content_type=None)
+        files = body.get("files") if isinstance(body, dict) else None
+        if not isinstance(files, list):
+            raise DownloadError("GET /files answer has no 'files' list")
+        entries, invalid = [], []
+        for item in files:
+            try:
+                entries.append(ListingEntry.from_json(item))
+            except ValueError as error:
+                invalid.append(str(error))
+        return Listing(entries, response.headers.get("ETag"), invalid)
+
+    async def download(
+        self, address: str, entry: ListingEntry, partial: Path, offset: int, trace_id: str
+    ) -> int:
+        """Append the envelope's bytes from `offset` to `partial`; return the bytes received.
+
+        If-Match pins the exact envelope: a friend whose current version changed since its
+        listing answers 412 instead of sending other bytes onto our partial file.
+        """
+        headers = {"If-Match": f'"{entry.sha256}"', "X-Trace-Id": trace_id}
+        if offset:
+            headers["Range"] = f"bytes={offset}-"
+        timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=self.timeout, sock_read=self.timeout
+        )
+        url = URL(f"http://{address}") / "files" / entry.name
+        async with self.session.get(url, headers=headers, timeout=timeout) as response:
+            if response.status == 206:
+                match = _CONTENT_RANGE.fullmatch(response.headers.get("Content-Range", ""))
+                if match is None or int(match.group(1)) != offset:
+                    raise DownloadError("206 answer does not start at the requested offset")
+            elif response.status == 200:
+                offset = 0  # the friend ignored our Range: start over
+            elif response.status == 416:
+                partial.unlink(missing_ok=True)
+                raise DownloadError("range not satisfiable; partial file dropped")
+            else:
+                raise DownloadError(f"GET /files/{entry.name} answered HTTP {response.status}")
+            received = 0
+            with partial.open("r+b" if partial.exists() else "wb") as out:
+                out.truncate(offset)
+                out.seek(offset)
+                async for chunk in response.content.iter_chunked(CHUNK_BYTES):
+                    if offset + received + len(chunk) > entry.size:
+                        raise DownloadError("friend sent more bytes than its listing says")
+                    out.write(chunk)
+                    received += len(chunk)
+        return received

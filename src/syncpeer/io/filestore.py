@@ -1,0 +1,122 @@
+"""Envelopes on disk, kept in step with the core store model.
+
+The core decides where an envelope belongs; this module moves the bytes there and then commits
+the decision, so the model never claims a file the disk does not have. Moves are renames within
+one filesystem, so a reader holding an open file keeps the bytes it started with.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from syncpeer.core import envelope
+from syncpeer.core.errors import InvalidEnvelope
+from syncpeer.core.store import (
+    SUFFIX,
+    Decision,
+    Placement,
+    Store,
+    StoredFile,
+    current_filename,
+    history_filename,
+)
+from syncpeer.io.datadir import DataDir
+
+Clock = Callable[[], float]
+
+
+class FileStore:
+    def __init__(self, data: DataDir, clock: Clock) -> None:
+        self.data = data
+        self.clock = clock
+        self.model = Store(now=clock())
+
+    def load(self) -> list[tuple[Path, str]]:
+        """Rebuild the model from disk; returns (path, reason) for envelopes that were skipped.
+
+        Leftover temporary files are removed; partial downloads stay, to be resumed.
+        """
+        for leftover in self.data.partial.glob("*.tmp"):
+            leftover.unlink(missing_ok=True)
+        skipped = []
+        for path in self._envelope_paths():
+            data = path.read_bytes()
+            try:
+                verified = envelope.verify(data)
+            except InvalidEnvelope as error:
+                skipped.append((path, str(error)))
+                continue
+            file = StoredFile.from_envelope(verified, len(data), hashlib.sha256(data).hexdigest())
+            self.accept(self.model.decide(file), path)
+        return skipped
+
+    def accept(self, decision: Decision, source: Path) -> None:
+        """Move the envelope at `source` to where `decision` puts it, then commit it."""
+        file = decision.file
+        if decision.placement is Placement.DUPLICATE:
+            if source.parent == self.data.partial:
+                source.unlink(missing_ok=True)
+            return
+        if decision.placement is Placement.HISTORY:
+            self._move(source, self.history_path(file))
+        else:
+            if decision.displaced is not None:
+                self._move(self.current_path(file.name), self.history_path(decision.displaced))
+            self._move(source, self.current_path(file.name))
+        self.model.commit(decision, self.clock())
+
+    def accept_bytes(self, decision: Decision, data: bytes) -> None:
+        """Write a freshly sealed envelope and accept it."""
+        descriptor, temporary = tempfile.mkstemp(suffix=".tmp", dir=self.data.partial)
+        with os.fdopen(descriptor, "wb") as out:
+            out.write(data)
+        self.accept(decision, Path(temporary))
+
+    def current_path(self, name: str) -> Path:
+        return self.data.files / current_filename(name)
+
+    def history_path(self, file: StoredFile) -> Path:
+        return self.data.history / history_filename(file)
+
+    def partial_path(self, sha256: str) -> Path:
+        return self.data.partial / f"{sha256}.part"
+
+    def partial_size(self, sha256: str, expected: int) -> int:
+        """Bytes already downloaded of an envelope; a partial longer than expected is dropped."""
+        path = self.partial_path(sha256)
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            return 0
+        if size > expected:
+            path.unlink()
+            return 0
+        return size
+
+    def open_current(self, name: str) -> tuple[StoredFile, BinaryIO] | None:
+        """The current file of `name` and an open handle on its bytes, or None."""
+        file = self.model.current(name)
+        if file is None:
+            return None
+        return file, self.current_path(name).open("rb")
+
+    def read_current(self, name: str) -> tuple[StoredFile, bytes] | None:
+        file = self.model.current(name)
+        if file is None:
+            return None
+        return file, self.current_path(name).read_bytes()
+
+    def _envelope_paths(self) -> Iterator[Path]:
+        # Current files first, so history files are judged against them.
+        yield from sorted(self.data.files.glob("*" + SUFFIX))
+        yield from sorted(self.data.history.glob("*" + SUFFIX))
+
+    @staticmethod
+    def _move(source: Path, target: Path) -> None:
+        if source != target:
+            os.replace(source, target)

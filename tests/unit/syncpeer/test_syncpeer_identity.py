@@ -1,0 +1,66 @@
+"""Identity and identity cards: fingerprints, self-signatures, tampering."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Callable
+
+import pytest
+
+from syncpeer.core.errors import InvalidCard
+from syncpeer.core.identity import Identity, IdentityCard
+
+
+def test_fingerprint_is_first_40_hex_of_sha256_of_sign_key(make_identity: Callable) -> None:
+    card = make_identity("alice").card
+    assert card.fingerprint == hashlib.sha256(card.sign_key).hexdigest()[:40]
+    assert len(card.sign_key) == 32 and len(card.box_key) == 32
+
+
+def test_card_round_trips_through_json(make_identity: Callable) -> None:
+    card = make_identity("alice").card
+    assert IdentityCard.from_json(card.to_json()) == card
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("name", "mallory", "signature"),
+        ("fingerprint", "0" * 40, "does not match"),
+        ("signature", base64.b64encode(bytes(64)).decode(), "signature"),
+        ("box_key", base64.b64encode(bytes(range(32))).decode(), "signature"),
+        ("sign_key", "not base64!", "base64"),
+        ("name", "", "name"),
+    ],
+)
+def test_tampered_card_is_rejected(
+    make_identity: Callable, field: str, value: str, message: str
+) -> None:
+    data = make_identity("alice").card.to_json()
+    data[field] = value
+    with pytest.raises(InvalidCard, match=message):
+        IdentityCard.from_json(data)
+
+
+def test_card_with_another_nodes_key_is_rejected(make_identity: Callable) -> None:
+    alice, mallory = make_identity("alice").card.to_json(), make_identity("mallory").card
+    alice["sign_key"] = base64.b64encode(mallory.sign_key).decode()
+    with pytest.raises(InvalidCard, match="does not match"):
+        IdentityCard.from_json(alice)
+
+
+def test_card_missing_fields_is_rejected() -> None:
+    with pytest.raises(InvalidCard, match="missing"):
+        IdentityCard.from_json({"name": "alice"})
+    with pytest.raises(InvalidCard, match="object"):
+        IdentityCard.from_json(["alice"])
+
+
+def test_identity_private_form_round_trips_and_renames(make_identity: Callable) -> None:
+    alice = make_identity("alice")
+    restored = Identity.from_json(alice.to_json())
+    assert restored.card == alice.card
+    renamed = alice.renamed("alice-2")
+    assert renamed.fingerprint == alice.fingerprint
+    assert IdentityCard.from_json(renamed.card.to_json()).name == "alice-2"
