@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import hashlib
 import json
 import os
 import signal
@@ -26,7 +27,7 @@ import aiohttp
 from aiohttp import web
 
 from peerlab.errors import PeerlabError, UsageError
-from peerlab.reaper import kill_tree, same_process
+from peerlab.reaper import kill_tree, runtime_dir, same_process
 from peerlab.rpc import is_rpc
 
 CALL_TIMEOUT = 300.0
@@ -38,6 +39,15 @@ def peerlab_home() -> Path:
 
 def env_dir(name: str) -> Path:
     return peerlab_home() / "envs" / name
+
+
+def socket_path(name: str) -> Path:
+    """The supervisor's unix socket. Kept short (a hash in the runtime dir): unix socket paths
+    are limited to 107 bytes and PEERLAB_HOME can be deep."""
+    digest = hashlib.sha256(str(env_dir(name).resolve()).encode()).hexdigest()[:20]
+    directory = runtime_dir() / "sockets"
+    directory.mkdir(exist_ok=True)
+    return directory / f"{digest}.sock"
 
 
 def read_state(name: str) -> dict[str, Any] | None:
@@ -74,7 +84,7 @@ class Remote:
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self.socket = env_dir(name) / "supervisor.sock"
+        self.socket = socket_path(name)
 
     def call(self, path: str, timeout: float = CALL_TIMEOUT, **kwargs: Any) -> Any:
         if not is_running(self.name):
@@ -172,7 +182,7 @@ async def _serve(env: Any, name: str) -> None:
     app.router.add_post("/call", call)
     runner = web.AppRunner(app)
     await runner.setup()
-    sock = env_dir(name) / "supervisor.sock"
+    sock = socket_path(name)
     sock.unlink(missing_ok=True)
     await web.UnixSite(runner, str(sock)).start()
     state = read_state(name) or {}
@@ -325,7 +335,7 @@ def shutdown(name: str, timeout: float = 60.0) -> bool:
     from peerlab.reaper import sweep
 
     sweep()  # what a killed supervisor left: its nodes, launcher and temp dirs
-    (env_dir(name) / "supervisor.sock").unlink(missing_ok=True)
+    socket_path(name).unlink(missing_ok=True)
     write_state(name, {**state, "state": "down"})
     return True
 

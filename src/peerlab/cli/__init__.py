@@ -35,7 +35,11 @@ def _main(
 
 
 # Each module adds its commands: `register(app)`; bench modules: `register(bench_app)`.
-COMMAND_MODULES = ["peerlab.cli.lifecycle", "peerlab.cli.peers", "peerlab.cli.demo"]
+COMMAND_MODULES = [
+    "peerlab.cli.lifecycle", "peerlab.cli.peers", "peerlab.cli.demo",
+    "peerlab.cli.observe", "peerlab.cli.report", "peerlab.cli.scenario",
+    "peerlab.cli.snapshot", "peerlab.cli.shell", "peerlab.cli.ci",
+]
 BENCH_MODULES = ["peerlab.bench.spawn"]
 
 for module_name in COMMAND_MODULES:
@@ -47,7 +51,7 @@ for module_name in BENCH_MODULES:
 def main() -> None:
     """Entry point: usage errors exit 2, other failures 1, each with a one-line message."""
     try:
-        app(standalone_mode=False)
+        app()  # standalone: click's own usage errors print and exit 2
     except UsageError as exc:
         err_console.print(f"[bold red]error:[/] {exc.message}", highlight=False)
         if exc.hint:
@@ -58,16 +62,3 @@ def main() -> None:
         if exc.hint:
             err_console.print(f"  hint: {exc.hint}", highlight=False)
         sys.exit(1)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except typer.Abort:
-        err_console.print("aborted")
-        sys.exit(130)
-    except Exception as exc:  # click usage errors carry their own exit code
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
-    sys.exit(0)

@@ -113,4 +113,4 @@ def test_malformed_manifest_is_named(cli, tmp_path: Path) -> None:
     result = cli("up", "--system", str(manifest), check=False)
     assert result.returncode == 2
     assert "launch.command" in result.stderr
-    assert not (tmp_path / "home/envs/default/supervisor.sock").exists()
+    assert not (tmp_path / "home/envs/default/state.json").exists()
