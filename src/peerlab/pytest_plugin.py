@@ -2,8 +2,9 @@
 
 Fixtures: `peerlab_env` (a fresh, isolated Environment per test; closed even when the test
 fails) and `peerlab_seed`. Every test that uses them writes
-`peerlab-results/<test id>/result.json`; a failing one also keeps its node logs, the history
-and a snapshot of each node's data dir there, and prints its seed and the command that
+`peerlab-results/<test id>/`: result.json (seed, verdicts, timings, versions), the history,
+the merged timeline and junit.xml; a failing one also keeps its node logs, a snapshot of each
+node's data dir and state, and report.html there, and prints its seed and the command that
 replays it. `--peerlab-keep` leaves a failed test's network running under a supervisor, so
 the CLI can attach to it.
 """
@@ -100,14 +101,42 @@ def peerlab_env(request: pytest.FixtureRequest, peerlab_seed: int) -> Iterator[E
                     "peerlab",
                     f"seed {env.seed}; replay: {replay}\nartifacts: {results}",
                 )
-                if request.config.getoption("--peerlab-keep") and env.nodes:
-                    kept = _keep(env, item.nodeid)
-                    outcome["kept_env"] = kept
+            outcome.update(_observe(env, item, results, outcome, reports))
+            if failed and request.config.getoption("--peerlab-keep") and env.nodes:
+                kept = _keep(env, item.nodeid)
+                outcome["kept_env"] = kept
         finally:
             if kept is None:
                 env.close()
             results.mkdir(parents=True, exist_ok=True)
             (results / "result.json").write_text(json.dumps(outcome, indent=2, default=str))
+
+
+def _observe(env: Environment, item: pytest.Item, results: Path, outcome: dict[str, Any],
+             reports: dict[str, pytest.TestReport]) -> dict[str, Any]:
+    """The run's timeline, verdicts, timings, JUnit XML (and, failed, state and report.html).
+
+    A problem here is reported, not raised: it must not change the test's own outcome.
+    """
+    from peerlab.report.results import write_results
+
+    failed = outcome["outcome"] == "failed"
+    bad = next((r for r in reports.values() if r.failed), None)
+    failure = None
+    if bad is not None:
+        crash = getattr(bad.longrepr, "reprcrash", None)
+        lines = bad.longreprtext.strip().splitlines()
+        failure = {"when": bad.when,
+                   "message": getattr(crash, "message", None) or (lines[-1] if lines else "failed"),
+                   "text": bad.longreprtext[-6000:], "wall": getattr(bad, "stop", time.time())}
+    timings = {f"{when}_s": round(report.duration, 3) for when, report in reports.items()}
+    try:
+        return write_results(env, results, outcome=outcome["outcome"], test=item.nodeid,
+                             replay=outcome["replay"], failure=failure, timings=timings,
+                             copy_logs=False, snapshot=False, state=failed, html=failed)
+    except Exception as exc:  # the test's outcome stands; the problem is shown beside it
+        item.add_report_section("teardown", "peerlab", f"results were not all written: {exc!r}")
+        return {"results_error": repr(exc)}
 
 
 def _keep(env: Environment, nodeid: str) -> str:

@@ -15,6 +15,7 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -209,6 +210,9 @@ def supervise(options: argparse.Namespace) -> int:
         if options.adopt:
             env = Environment.adopt(json.loads(Path(options.adopt).read_text()), name)
         else:
+            # A new network starts from empty data dirs; the last one's results were saved
+            # by `peerlab down`.
+            shutil.rmtree(env_dir(name) / "work", ignore_errors=True)
             env = Environment(
                 name,
                 seed=options.seed,
@@ -220,8 +224,9 @@ def supervise(options: argparse.Namespace) -> int:
             pass
         elif options.bootstrap:
             env.start(options.system, 1, role="bootstrap")
-            if options.peers > 1:
-                env.start(options.system, options.peers - 1)
+            peers = 3 if options.peers is None else options.peers
+            if peers > 1:
+                env.start(options.system, peers - 1)
         else:
             env.start(options.system, options.peers)
         asyncio.run(_serve(env, name))
@@ -260,14 +265,16 @@ def _own_start() -> float | None:
 def launch(
     name: str,
     system: str,
-    peers: int,
+    peers: int | None,
     seed: int | None,
     fabric: bool,
     bootstrap: bool,
     timeout: float,
 ) -> dict[str, Any]:
     """Start a supervisor in the background and wait until its nodes are ready (or failed)."""
-    args = ["--system", system, "--peers", str(peers)]
+    args = ["--system", system]
+    if peers is not None:  # None: the system's layout of roles, or 3 nodes
+        args += ["--peers", str(peers)]
     if seed is not None:
         args += ["--seed", str(seed)]
     if not fabric:
@@ -344,7 +351,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="peerlab-supervisor")
     parser.add_argument("--env", default="default")
     parser.add_argument("--system", default="syncpeer")
-    parser.add_argument("--peers", type=int, default=3)
+    parser.add_argument("--peers", type=int, default=None)
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--no-fabric", action="store_true")
     parser.add_argument("--bootstrap", action="store_true")

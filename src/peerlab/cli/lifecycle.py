@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -9,7 +11,7 @@ from rich.table import Table
 
 from peerlab import supervisor
 from peerlab.cli.common import console, env_name, print_json, remote_env
-from peerlab.errors import UsageError
+from peerlab.errors import PeerlabError, UsageError
 from peerlab.systems import find_system
 
 
@@ -37,7 +39,12 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def up(
         ctx: typer.Context,
-        peers: int = typer.Option(3, "--peers", "-n", help="How many nodes to start."),
+        peers: int | None = typer.Option(
+            None,
+            "--peers",
+            "-n",
+            help="How many nodes to start (default: 3, or the system's layout of roles).",
+        ),
         system: str = typer.Option(
             "syncpeer", "--system", "-s", help="A built-in system or a manifest .toml path."
         ),
@@ -52,7 +59,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Start a network in the background; returns once every node is ready."""
         name = env_name(ctx)
-        if peers < 1:
+        if peers is not None and peers < 1:
             raise UsageError(f"--peers is {peers}", field="--peers", hint="use 1 or more")
         spec = find_system(system)
         if bootstrap and "bootstrap" not in spec.roles:
@@ -67,7 +74,11 @@ def register(app: typer.Typer) -> None:
                 field="--env",
                 hint=f"`peerlab --env {name} down` first, or use --env OTHER",
             )
-        with console.status(f"starting {peers} {spec.name} peers..."):
+        layout = ", ".join(f"{count} {role}" for role, count in spec.layout)
+        what = (
+            f"{peers or 3} {spec.name} peers" if peers or not layout else f"{spec.name} ({layout})"
+        )
+        with console.status(f"starting {what}..."):
             state = supervisor.launch(name, system, peers, seed, not no_fabric, bootstrap, timeout)
         status = state["status"]
         console.print(nodes_table(status["nodes"]))
@@ -80,10 +91,23 @@ def register(app: typer.Typer) -> None:
     def down(
         ctx: typer.Context,
         all_envs: bool = typer.Option(False, "--all", help="Stop every environment."),
+        results: bool = typer.Option(True, "--results/--no-results",
+                                     help="Save the run to peerlab-results/<env>-<time> first."),
     ) -> None:
-        """Stop everything the environment started."""
+        """Stop everything the environment started (after saving its results folder)."""
         names = supervisor.list_envs() if all_envs else [env_name(ctx)]
-        stopped = [name for name in names if supervisor.shutdown(name)]
+        stopped = []
+        for name in names:
+            if results and supervisor.is_running(name):
+                stamp = time.strftime("%Y%m%d-%H%M%S")
+                target = (Path("peerlab-results") / f"{name}-{stamp}").resolve()
+                try:
+                    supervisor.remote(name).call("results_save", dest=str(target))
+                    console.print(f"results of [bold]{name}[/]: {target}")
+                except PeerlabError as exc:
+                    console.print(f"results of {name} not saved: {exc}")
+            if supervisor.shutdown(name):
+                stopped.append(name)
         if not all_envs and not stopped:
             console.print(f"environment {names[0]!r} was not running")
             return
@@ -94,8 +118,20 @@ def register(app: typer.Typer) -> None:
     def status(
         ctx: typer.Context,
         as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+        watch: bool = typer.Option(False, "--watch", "-w",
+                                   help="A live dashboard: nodes, faulty links, recent events."),
+        interval: float = typer.Option(1.0, "--interval", help="Seconds between refreshes."),
     ) -> None:
         """The nodes of the running environment and their state."""
+        if watch:
+            from peerlab.observe.dashboard import watch as live_dashboard
+
+            remote = remote_env(ctx)
+            live_dashboard(lambda: remote.call("status"),
+                           lambda cursor: remote.call("timeline", cursor=cursor,
+                                                      tail=None if cursor else 12),
+                           interval)
+            return
         result = remote_env(ctx).call("status")
         if as_json:
             print_json(result)

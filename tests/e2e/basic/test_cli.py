@@ -21,6 +21,7 @@ def cli(tmp_path: Path):
         result = subprocess.run(
             [sys.executable, "-m", "peerlab", *args],
             env=env,
+            cwd=tmp_path,
             capture_output=True,
             text=True,
             timeout=timeout,

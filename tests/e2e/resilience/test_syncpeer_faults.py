@@ -1,0 +1,208 @@
+"""syncpeer under network faults injected by the fabric (TC-004, TC-101 ... TC-105)."""
+
+import hashlib
+import json
+import os
+import time
+
+import pytest
+
+from peerlab.env import Environment
+from peerlab.fabric.spec import ToxicSpec
+from peerlab.systems.syncpeer import SyncpeerAdapter
+from peerlab.testing import assert_file_synced, wait_until
+
+pytestmark = pytest.mark.resilience
+
+
+def _events(env: Environment, node: str, event: str, name: str | None = None) -> list[dict]:
+    found = []
+    for line in env.node(node).logs(100_000):
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if record.get("event") == event and (name is None or record.get("name") == name):
+            found.append(record)
+    return found
+
+
+def _mesh(env: Environment, names: str) -> SyncpeerAdapter:
+    adapter: SyncpeerAdapter = env.adapter("syncpeer")
+    adapter.befriend_graph([(a, b) for i, a in enumerate(names) for b in names[i + 1 :]])
+    return adapter
+
+
+def test_version_conflict(peerlab_env: Environment) -> None:
+    """TC-004: A|B partitioned, both edit shared.txt, heal: both versions kept, the documented
+    rule (greatest version, then timestamp, then author fingerprint) picks the current one."""
+    peerlab_env.start("syncpeer", 2)
+    adapter = _mesh(peerlab_env, "AB")
+    a, b = peerlab_env.client("A"), peerlab_env.client("B")
+    fa, fb = adapter.fingerprints(["A"])[0], adapter.fingerprints(["B"])[0]
+    a.publish("shared.txt", b"version 1 by A", [fb])
+    assert_file_synced(peerlab_env, "shared.txt", ["B"], content=b"version 1 by A")
+
+    with peerlab_env.net.partition([["A"], ["B"]]):
+        meta_a = a.publish("shared.txt", b"version 2a by A", [fb])
+        meta_b = b.publish("shared.txt", b"version 2b by B", [fa])
+        assert meta_a["version"] == meta_b["version"] == 2
+        assert a.file("shared.txt")["sha256"] == meta_a["sha256"]
+        assert b.file("shared.txt")["sha256"] == meta_b["sha256"]
+
+    def rank(meta: dict) -> tuple:
+        return (meta["version"], meta["timestamp"], meta["author"])
+
+    winner, loser = sorted([meta_a, meta_b], key=rank, reverse=True)
+    wait_until(
+        lambda: all(
+            peerlab_env.client(n).file("shared.txt")["sha256"] == winner["sha256"] for n in "AB"
+        ),
+        20,
+        what="A and B to agree on the current shared.txt",
+    )
+    kept = {v["sha256"] for n in "AB" for v in peerlab_env.client(n).versions("shared.txt")}
+    assert loser["sha256"] in kept, "the losing edit was lost"
+    loser_node = "A" if loser["author"] == fa else "B"
+    assert loser["sha256"] in {
+        v["sha256"] for v in peerlab_env.client(loser_node).versions("shared.txt")
+    }
+
+
+def test_peer_crash_mid_transfer(peerlab_env: Environment) -> None:
+    """TC-101: A is killed about half-way through B's download of a large file; after A
+    restarts, B resumes with a Range request and the SHA-256 matches; C is unaffected."""
+    peerlab_env.start("syncpeer", 3)
+    adapter: SyncpeerAdapter = peerlab_env.adapter("syncpeer")
+    adapter.befriend("A", "B")
+    adapter.befriend("B", "C")
+    content = os.urandom(6_000_000)
+    peerlab_env.net.limit(1500, src="A", dst="B")  # about 4 s for the whole envelope
+    peerlab_env.client("A").publish("big.bin", content, adapter.fingerprints(["B"]))
+    partial_dir = peerlab_env.node("B").data_dir / "files" / ".partial"
+
+    def partial_bytes() -> int:
+        return (
+            sum(p.stat().st_size for p in partial_dir.glob("*.part")) if partial_dir.exists() else 0
+        )
+
+    wait_until(
+        lambda: partial_bytes() >= 2_500_000,
+        30,
+        what="B's download to pass ~40%",
+        describe=lambda: f"B holds {partial_bytes()} bytes",
+    )
+    peerlab_env.node("A").kill()
+    cut_at = partial_bytes()
+    assert 0 < cut_at < len(content)
+
+    peerlab_env.client("C").publish("from-c.txt", b"C keeps working", "public")
+    assert_file_synced(peerlab_env, "from-c.txt", ["B"], content=b"C keeps working")
+    assert peerlab_env.node("C").state == "running"
+
+    peerlab_env.net.clear()
+    peerlab_env.node("A").restart()
+    assert_file_synced(peerlab_env, "big.bin", ["B"], content=content, timeout=30)
+    resumed = _events(peerlab_env, "B", "file_download_resumed", "big.bin")
+    assert resumed and resumed[-1]["offset"] > 0, "B started over instead of resuming"
+    assert (
+        hashlib.sha256(peerlab_env.client("B").content("big.bin")).hexdigest()
+        == hashlib.sha256(content).hexdigest()
+    )
+
+
+def test_split_brain(peerlab_env: Environment) -> None:
+    """TC-102: A-B | C-D; each side publishes; after heal everyone has both within 60 s."""
+    peerlab_env.start("syncpeer", 4)
+    _mesh(peerlab_env, "ABCD")
+    with peerlab_env.net.partition([["A", "B"], ["C", "D"]]):
+        peerlab_env.client("A").publish("left.txt", b"from the left", "public")
+        peerlab_env.client("C").publish("right.txt", b"from the right", "public")
+        assert_file_synced(peerlab_env, "left.txt", ["B"], content=b"from the left")
+        assert_file_synced(peerlab_env, "right.txt", ["D"], content=b"from the right")
+        for node in "CD":
+            assert peerlab_env.client(node).file("left.txt") is None, f"{node} crossed the cut"
+        for node in "AB":
+            assert peerlab_env.client(node).file("right.txt") is None, f"{node} crossed the cut"
+    healed = time.monotonic()
+    assert_file_synced(peerlab_env, "left.txt", "CD", content=b"from the left", timeout=60)
+    assert_file_synced(peerlab_env, "right.txt", "AB", content=b"from the right", timeout=60)
+    assert time.monotonic() - healed < 60
+
+
+def test_high_latency(peerlab_env: Environment, record_property) -> None:
+    """TC-103: 500 ms +/- 100 ms on every link: 10 files sync, no timeout errors; the measured
+    latency is recorded."""
+    peerlab_env.start("syncpeer", 2)
+    adapter = _mesh(peerlab_env, "AB")
+    peerlab_env.net.latency(500, 100)
+    started = time.monotonic()
+    for i in range(10):
+        peerlab_env.client("A").publish(
+            f"slow-{i}.txt", f"file {i}".encode(), adapter.fingerprints(["B"])
+        )
+    for i in range(10):
+        assert_file_synced(
+            peerlab_env, f"slow-{i}.txt", ["B"], content=f"file {i}".encode(), timeout=60
+        )
+    durations = [r["duration_ms"] for r in _events(peerlab_env, "B", "file_download_completed")]
+    assert len(durations) == 10
+    # A download is one request and its answer: at least one delay each way.
+    assert min(durations) >= 700, durations
+    failures = [
+        r
+        for r in _events(peerlab_env, "B", "file_download_failed")
+        if "imeout" in str(r.get("error"))
+    ]
+    assert not failures, failures
+    record_property("download_ms_median", sorted(durations)[5])
+    record_property("sync_seconds_10_files", round(time.monotonic() - started, 2))
+
+
+def test_bandwidth_cap(peerlab_env: Environment, record_property) -> None:
+    """TC-104: 50 KB/s from A to B: the transfer takes size/rate within 15%."""
+    peerlab_env.start("syncpeer", 2)
+    adapter = _mesh(peerlab_env, "AB")
+    rate_kb_s = 50
+    peerlab_env.net.limit(rate_kb_s, src="A", dst="B")
+    content = os.urandom(100_000)
+    peerlab_env.client("A").publish("capped.bin", content, adapter.fingerprints(["B"]))
+    assert_file_synced(peerlab_env, "capped.bin", ["B"], content=content, timeout=30)
+    done = _events(peerlab_env, "B", "file_download_completed", "capped.bin")[0]
+    expected_s = done["bytes"] / (rate_kb_s * 1000)
+    measured_s = done["duration_ms"] / 1000
+    record_property("expected_s", round(expected_s, 3))
+    record_property("measured_s", round(measured_s, 3))
+    assert abs(measured_s - expected_s) <= 0.15 * expected_s, (measured_s, expected_s)
+
+
+def test_loss_and_slicing(peerlab_env: Environment) -> None:
+    """TC-105: 10% loss and sliced segments on every link: 100 small files all sync."""
+    peerlab_env.start("syncpeer", 2)
+    adapter = _mesh(peerlab_env, "AB")
+    peerlab_env.net.loss(10)
+    peerlab_env.net.add_toxic(
+        None,
+        None,
+        ToxicSpec.from_dict(
+            {
+                "type": "slicer",
+                "stream": "downstream",
+                "attributes": {"average_size": 64, "size_variation": 32, "delay": 100},
+            }
+        ).to_dict(),
+    )
+    recipients = adapter.fingerprints(["B"])
+    for i in range(100):
+        peerlab_env.client("A").publish(f"small-{i:03}.txt", f"small {i}".encode(), recipients)
+
+    def missing() -> list[str]:
+        have = {f["name"] for f in peerlab_env.client("B").files() if f.get("decryptable")}
+        return [f"small-{i:03}.txt" for i in range(100) if f"small-{i:03}.txt" not in have]
+
+    wait_until(
+        lambda: not missing(),
+        90,
+        what="100 files to reach B through loss and slicing",
+        describe=lambda: f"{len(missing())} missing, e.g. {missing()[:3]}",
+    )
