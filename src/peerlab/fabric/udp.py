@@ -1,0 +1,255 @@
+"""UDP proxies: relay each datagram to a node through the faults of its link.
+
+A datagram from node S to node D's public address arrives at D's proxy, which sends it on
+to D's bind address *from S's own public socket* (the socket of S's proxy on the port S
+sent from). So D sees every datagram come from the sender's public address, the one a
+Kademlia-style node also writes in its messages; D's answer goes to that public address,
+arrives at S's proxy, and takes the D->S link. Every datagram crosses exactly one proxy,
+the receiver's, where the partition and the faults of its directed link apply.
+
+A source with no public socket on that port (a client, or a node sending from another
+port) gets a socket of its own in D's proxy, bound to its node's public address when
+known; D's answers to that socket are relayed back from D's public address, on the
+`downstream` stream of the same link.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import socket
+
+from peerlab.fabric.links import Links, LinkToxic, Stage, restage
+from peerlab.fabric.tcp import listen_error
+from peerlab.fabric.toxics import Stub
+from peerlab.seed import derive_rng
+
+BATCH = 64  # datagrams read per wake-up, so one busy proxy cannot starve the loop
+MAX_DATAGRAM = 65535
+PENDING = 256  # datagrams kept while the sender is being identified
+IDLE = 120.0  # seconds after which an unused per-source socket is closed
+SWEEP = 30.0
+
+
+class Flow:
+    """The datagrams between one source address and the proxy's node."""
+
+    def __init__(self, proxy: UdpProxy, address: tuple[str, int]) -> None:
+        self.proxy = proxy
+        self.address = address
+        self.src: str | None = None
+        self.number = 0
+        self.stages: dict[str, list[Stage]] = {"upstream": [], "downstream": []}
+        self.socket: socket.socket | None = None
+        self.seen = 0.0
+        self.pending: list[bytes] | None = []  # None once the source is identified
+
+    def identified(self, src: str | None, number: int) -> list[bytes]:
+        self.src, self.number = src, number
+        held, self.pending = self.pending or [], None
+        self.refresh()
+        return held
+
+    def refresh(self) -> None:
+        for stream, stages in self.stages.items():
+            items = self.proxy.links.toxics.select(self.src, self.proxy.node, stream, "udp")
+            self.stages[stream] = restage(
+                stages, items, functools.partial(self._new_stub, stream=stream)
+            )
+
+    def _new_stub(self, item: LinkToxic, stream: str) -> Stub:
+        rng = derive_rng(
+            self.proxy.links.seed,
+            "udp",
+            self.proxy.name,
+            self.src or "client",
+            self.number,
+            item.spec.name,
+            stream,
+        )
+        return Stub(rng, rng.random() < item.spec.toxicity)
+
+    def delays(self, stream: str) -> list[float]:
+        """When each copy of the next datagram leaves (seconds from now); [] if lost."""
+        delays = [0.0]
+        for stage in self.stages[stream]:
+            if stage.active:
+                delays = [d + extra for d in delays for extra in stage.toxic.deliver(stage.stub)]
+        return delays
+
+    def close_socket(self) -> None:
+        if self.socket is not None:
+            asyncio.get_running_loop().remove_reader(self.socket.fileno())
+            self.socket.close()
+            self.socket = None
+
+    def close(self) -> None:
+        self.close_socket()
+        for stages in self.stages.values():
+            for stage in stages:
+                stage.stub.remove()
+
+
+class UdpProxy:
+    """Relays datagrams sent to `listen` on to `upstream`, through their link's faults."""
+
+    protocol = "udp"
+
+    def __init__(
+        self,
+        name: str,
+        listen: tuple[str, int],
+        upstream: tuple[str, int],
+        links: Links,
+        node: str | None = None,
+    ) -> None:
+        self.name = name
+        self.listen = listen
+        self.upstream = upstream
+        self.links = links
+        self.node = node
+        self.enabled = False
+        self.flows: dict[tuple[str, int], Flow] = {}
+        self.counts = {"received": 0, "sent": 0, "dropped": 0, "bytes": 0}
+        self._numbers: dict[str | None, int] = {}
+        self._socket: socket.socket | None = None
+        self._sweeper: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        """Listen; raises PeerlabError naming the address if it is taken."""
+        if self.enabled:
+            return
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.setblocking(False)
+        try:
+            sock.bind(self.listen)
+        except OSError as exc:
+            sock.close()
+            raise listen_error(self.listen, exc) from None
+        self._socket = sock
+        self.listen = sock.getsockname()[:2]
+        self.enabled = True
+        loop = asyncio.get_running_loop()
+        loop.add_reader(sock.fileno(), self._on_readable, sock, None)
+        self.links.public_sockets[self.upstream] = sock
+        self.links.toxics.subscribe(self.refresh)
+        self._sweeper = loop.call_later(SWEEP, self._sweep)
+
+    async def stop(self) -> None:
+        if not self.enabled or self._socket is None:
+            return
+        self.enabled = False
+        self.links.toxics.unsubscribe(self.refresh)
+        if self.links.public_sockets.get(self.upstream) is self._socket:
+            del self.links.public_sockets[self.upstream]
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        for task in list(self._tasks):
+            task.cancel()
+        for flow in self.flows.values():
+            flow.close()
+        self.flows.clear()
+        asyncio.get_running_loop().remove_reader(self._socket.fileno())
+        self._socket.close()
+        self._socket = None
+
+    def refresh(self) -> None:
+        for flow in self.flows.values():
+            if flow.pending is None:
+                flow.refresh()
+
+    def stats(self) -> dict[str, int]:
+        return {"flows": len(self.flows), **self.counts}
+
+    def _on_readable(self, sock: socket.socket, flow: Flow | None) -> None:
+        for _ in range(BATCH):
+            try:
+                data, address = sock.recvfrom(MAX_DATAGRAM)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                continue  # an error queued for an earlier datagram; the socket still works
+            self.counts["received"] += 1
+            self.counts["bytes"] += len(data)
+            if flow is None:
+                self._inbound(data, address)
+            else:
+                self._reply(flow, data)
+
+    def _inbound(self, data: bytes, address: tuple[str, int]) -> None:
+        flow = self.flows.get(address)
+        if flow is None:
+            flow = self.flows[address] = Flow(self, address)
+            if self.links.needs_lookup(address[0]):
+                task = asyncio.get_running_loop().create_task(self._identify(flow))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+            else:
+                self._identified(flow, self.links.known(address[0]))
+        flow.seen = asyncio.get_running_loop().time()
+        if flow.pending is None:
+            self._forward(flow, data)
+        elif len(flow.pending) < PENDING:
+            flow.pending.append(data)
+        else:
+            self.counts["dropped"] += 1
+
+    async def _identify(self, flow: Flow) -> None:
+        src = await self.links.identify(*flow.address)
+        for data in self._identified(flow, src):
+            self._forward(flow, data)
+
+    def _identified(self, flow: Flow, src: str | None) -> list[bytes]:
+        number = self._numbers[src] = self._numbers.get(src, 0) + 1
+        return flow.identified(src, number)
+
+    def _forward(self, flow: Flow, data: bytes) -> None:
+        if self.links.blocked(flow.src, self.node):
+            self.counts["dropped"] += 1
+            return
+        sender = self.links.public_sockets.get(flow.address) or self._own_socket(flow)
+        self._send(sender, data, self.upstream, flow.delays("upstream"))
+
+    def _reply(self, flow: Flow, data: bytes) -> None:
+        flow.seen = asyncio.get_running_loop().time()
+        if self._socket is None or self.links.blocked(self.node, flow.src):
+            self.counts["dropped"] += 1
+            return
+        self._send(self._socket, data, flow.address, flow.delays("downstream"))
+
+    def _own_socket(self, flow: Flow) -> socket.socket:
+        if flow.socket is None:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            sock.setblocking(False)
+            sock.bind((self.links.public_ip(flow.src) or "127.0.0.1", 0))
+            asyncio.get_running_loop().add_reader(sock.fileno(), self._on_readable, sock, flow)
+            flow.socket = sock
+        return flow.socket
+
+    def _send(
+        self, sock: socket.socket, data: bytes, to: tuple[str, int], delays: list[float]
+    ) -> None:
+        if not delays:
+            self.counts["dropped"] += 1
+        loop = asyncio.get_running_loop()
+        for delay in delays:
+            if delay > 0:
+                loop.call_later(delay, self._sendto, sock, data, to)
+            else:
+                self._sendto(sock, data, to)
+
+    def _sendto(self, sock: socket.socket, data: bytes, to: tuple[str, int]) -> None:
+        try:
+            sock.sendto(data, to)
+        except OSError:  # a full buffer or a closed socket: the datagram is lost, as in UDP
+            self.counts["dropped"] += 1
+            return
+        self.counts["sent"] += 1
+
+    def _sweep(self) -> None:
+        now = asyncio.get_running_loop().time()
+        for flow in self.flows.values():
+            if flow.socket is not None and now - flow.seen > IDLE:
+                flow.close_socket()
+        self._sweeper = asyncio.get_running_loop().call_later(SWEEP, self._sweep)
