@@ -7,6 +7,16 @@ each read is copied into a timestamped chunk and queued for a task that runs it 
 chain; when the chain is empty again and the queue has drained, the fast path resumes.
 Switching never reorders or drops bytes: reads pause while a direct send is unfinished,
 and direct sends wait until the queue is empty.
+
+Backpressure: the chain holds a bounded backlog (bytes read, not yet sent; `backlog_limit`).
+Reading pauses when it is full and resumes when half of it has gone on, so the source's
+socket buffers fill and the sender blocks, as TCP flow control blocks it on a real link;
+what a sender has not written yet is never in the proxy, and dies with the sender. When
+the source ends cleanly (FIN), what the chain holds drains through the toxics at their pace,
+then the sink gets the FIN. When the source is reset (a crashed sender), what the chain
+holds is dropped and the sink is reset too. A paused reader does not see the reset, and
+uvloop stops watching a socket once it reports an error, so the socket's error is also
+checked after each read, before reading resumes and before the chain writes to the sink.
 """
 
 from __future__ import annotations
@@ -16,13 +26,38 @@ import contextlib
 import socket
 import time
 from collections import deque
+from collections.abc import Sequence
 from typing import Protocol
 
-from peerlab.fabric.buffers import BufferPool
+from peerlab.fabric.buffers import SIZE, BufferPool
 from peerlab.fabric.links import LinkToxic, Stage, restage
-from peerlab.fabric.toxics import Chunk, Stub
+from peerlab.fabric.toxics import Chunk, Stub, Toxic
 
-HIGH_WATER = 8 * 1024 * 1024  # bytes queued in a chain before reading pauses (~ a TCP window)
+FLOOR = 64 * 1024  # bytes any chain may hold: whole reads, and a toxic's next pieces ready
+WINDOW = 8 * 1024 * 1024  # at most this much more for the delays: a large TCP window
+REFILL = 0.05  # seconds of a capped rate held beyond the delays, so the cap never starves
+# The source socket's receive buffer while toxics act (Linux doubles it). Left to itself the
+# kernel grows it up to net.ipv4.tcp_rmem's maximum (MBs) and it would take in what the
+# paused reader leaves; below this a loopback sender stalls (its 64 KiB segments must fit
+# the window). Setting it stops that growth for good, so when the toxics are gone it is set
+# to the largest the system allows (net.core.rmem_max).
+SMALL_RECEIVE_BUFFER = 64 * 1024
+LARGE_RECEIVE_BUFFER = 1 << 30
+
+
+def backlog_limit(toxics: Sequence[Toxic]) -> int:
+    """Bytes a stream through `toxics` may hold: FLOOR + rate x (delay + REFILL).
+
+    The rate is the lowest cap among the toxics (bandwidth, slicer) and the delay the sum
+    of what they hold data for (latency + jitter, loss's rto): a bandwidth-delay product,
+    what the link has in flight at full speed. Without a cap, a delay gets the WINDOW, and
+    one stream through a latency L then carries up to WINDOW / L, as a TCP window would.
+    """
+    caps = [cap for toxic in toxics if (cap := toxic.rate_cap()) is not None]
+    delay = sum(toxic.hold_time() for toxic in toxics)
+    if not caps:
+        return FLOOR + (WINDOW if delay > 0 else 0)
+    return FLOOR + int(min(WINDOW, min(caps) * (delay + REFILL)))
 
 
 class Owner(Protocol):
@@ -62,7 +97,10 @@ class Pump:
         self.finished = False  # the end of the stream reached the sink
         self._buffers = buffers
         self._queue: deque[Chunk] = deque()
-        self._queued = 0
+        self._backlog = 0  # bytes read into the chain and not yet sent to the sink
+        self._limit = backlog_limit([])  # reading pauses at this backlog, resumes at half
+        self._sent = 0  # bytes the chain has sent to the sink
+        self._receive_buffer: int | None = None  # None: the kernel's own (autotuned)
         self._pending: memoryview | None = None  # the unsent rest of a direct send
         self._held: bytearray | None = None  # the pooled buffer `_pending` views
         self._task: asyncio.Task[None] | None = None
@@ -78,6 +116,22 @@ class Pump:
         self.stages = restage(
             self.stages, items, lambda item: self._owner.new_stub(item, self.stream)
         )
+        toxics = [stage.toxic for stage in self.stages if stage.active]
+        self._limit = backlog_limit(toxics)
+        if toxics:
+            self._set_receive_buffer(SMALL_RECEIVE_BUFFER)
+        elif self._receive_buffer is not None:
+            self._set_receive_buffer(LARGE_RECEIVE_BUFFER)
+        if self._backlog >= self._limit:
+            self._pause()
+        else:
+            self._resume()  # a larger limit may let a paused reader go on
+
+    def _set_receive_buffer(self, size: int) -> None:
+        if size != self._receive_buffer:
+            with contextlib.suppress(OSError):
+                self._source.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
+            self._receive_buffer = size
 
     def start(self) -> None:
         self._resume()
@@ -98,8 +152,11 @@ class Pump:
             or self._ended
             or self._stopped
             or self._pending is not None
-            or self._queued >= HIGH_WATER
+            or self._backlog > self._limit // 2
         ):
+            return
+        if self._source_reset():  # while the reader was paused (see _on_readable)
+            self._owner.reset()
             return
         self._loop.add_reader(self._source_fd, self._on_readable)
         self._reading = True
@@ -109,10 +166,23 @@ class Pump:
             self._loop.remove_reader(self._source_fd)
             self._reading = False
 
+    def _source_reset(self) -> bool:
+        """Whether the source failed (was reset); this clears the error: end the connection."""
+        return self._source.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) != 0
+
     def _on_readable(self) -> None:
+        direct = self.direct
+        room = SIZE if direct else min(SIZE, self._limit - self._backlog)
+        if room <= 0:
+            self._pause()
+            return
         buffer = self._buffers.take()
         try:
-            count = self._source.recv_into(buffer)
+            count = self._source.recv_into(buffer, room)
+            # uvloop (libuv) stops watching a descriptor when it reports an error, after
+            # one last call: a reset that came with data must be noticed in this call.
+            if count and self._source_reset():
+                raise ConnectionResetError("the source was reset")
         except (BlockingIOError, InterruptedError):
             self._buffers.give(buffer)
             return
@@ -124,14 +194,14 @@ class Pump:
             self._buffers.give(buffer)
             self._ended = True
             self._pause()
-            if self.direct:
+            if direct:
                 self._finish()
             else:
                 self._enqueue(Chunk(b"", time.monotonic()))
             return
         self.bytes += count
         view = memoryview(buffer)[:count]
-        if self.direct:
+        if direct:
             self._send_now(buffer, view)
         else:
             self._enqueue(Chunk(bytes(view), time.monotonic()))
@@ -176,8 +246,8 @@ class Pump:
 
     def _enqueue(self, chunk: Chunk) -> None:
         self._queue.append(chunk)
-        self._queued += len(chunk.data)
-        if self._queued >= HIGH_WATER:
+        self._backlog += len(chunk.data)
+        if self._backlog >= self._limit:
             self._pause()
         if self._task is None:
             self._task = self._loop.create_task(self._process())
@@ -186,9 +256,11 @@ class Pump:
         try:
             while self._queue:
                 chunk = self._queue.popleft()
-                self._queued -= len(chunk.data)
-                self._resume()
+                sent = self._sent
                 await self._through(list(self.stages), 0, chunk)
+                # Bytes a toxic dropped (limit_data, reset_peer) leave the backlog too.
+                self._backlog -= len(chunk.data) - (self._sent - sent)
+                self._resume()
         except OSError:
             self._owner.reset()
         except Exception:
@@ -214,12 +286,20 @@ class Pump:
         if not chunk.data:
             self._finish()
             return
+        if not self._ended and self._source_reset():
+            # A paused reader does not see it: what the chain holds dies with the sender.
+            raise ConnectionResetError("the source was reset")
         view = memoryview(chunk.data)
         while view:
             try:
-                view = view[self._sink.send(view) :]
+                sent = self._sink.send(view)
             except (BlockingIOError, InterruptedError):
                 await self._writable()
+                continue
+            view = view[sent:]
+            self._sent += sent
+            self._backlog -= sent
+        self._resume()
 
     async def _writable(self) -> None:
         waiter: asyncio.Future[None] = self._loop.create_future()

@@ -76,8 +76,10 @@ def test_peer_crash_mid_transfer(peerlab_env: Environment) -> None:
     adapter: SyncpeerAdapter = peerlab_env.adapter("syncpeer")
     adapter.befriend("A", "B")
     adapter.befriend("B", "C")
-    content = os.urandom(6_000_000)
-    peerlab_env.net.limit(1500, src="A", dst="B")  # about 4 s for the whole envelope
+    # A SIGKILLed process's kernel still sends what sits in its socket buffer (up to 4 MiB
+    # on loopback), so the file must be large enough that much more than that is unsent.
+    content = os.urandom(16_000_000)
+    peerlab_env.net.limit(4000, src="A", dst="B")  # about 4 s for the whole envelope
     peerlab_env.client("A").publish("big.bin", content, adapter.fingerprints(["B"]))
     partial_dir = peerlab_env.node("B").data_dir / "files" / ".partial"
 
@@ -87,7 +89,7 @@ def test_peer_crash_mid_transfer(peerlab_env: Environment) -> None:
         )
 
     wait_until(
-        lambda: partial_bytes() >= 2_500_000,
+        lambda: partial_bytes() >= 6_000_000,
         30,
         what="B's download to pass ~40%",
         describe=lambda: f"B holds {partial_bytes()} bytes",

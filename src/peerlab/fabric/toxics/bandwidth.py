@@ -27,6 +27,9 @@ class Bandwidth(Toxic):
                 hint="give a rate above 0 KB/s; to stop traffic use `timeout`",
             )
 
+    def rate_cap(self) -> float:
+        return self.rate * 1000
+
     async def pipe(self, stub: Stub, chunk: Chunk) -> AsyncGenerator[Chunk, None]:
         if not chunk.data:
             yield chunk

@@ -158,6 +158,17 @@ class Toxic:
     def attach(self, stub: Stub) -> None:
         """The toxic starts on a stream (a connection opened, or the toxic was added)."""
 
+    def rate_cap(self) -> float | None:
+        """TCP: the bytes per second it lets through at most; None if it does not cap them.
+
+        With `hold_time`, it sizes how much a stream keeps in flight (see stream.py).
+        """
+        return None
+
+    def hold_time(self) -> float:
+        """TCP: the seconds it keeps data by design before passing it on (a latency)."""
+        return 0.0
+
     def pipe(self, stub: Stub, chunk: Chunk) -> AsyncGenerator[Chunk, None]:
         """TCP: what `chunk` becomes, yielded in order (see the module docstring)."""
         raise NotImplementedError

@@ -21,6 +21,9 @@ class Latency(Toxic):
         jitter = stub.rng.uniform(-self.jitter, self.jitter) if self.jitter else 0.0
         return max(self.latency + jitter, 0.0) / 1000
 
+    def hold_time(self) -> float:
+        return (self.latency + self.jitter) / 1000
+
     async def pipe(self, stub: Stub, chunk: Chunk) -> AsyncGenerator[Chunk, None]:
         # Counted from when the chunk was read, so chunks queued behind a delayed one
         # are not delayed twice; a removed toxic lets the chunk go at once.

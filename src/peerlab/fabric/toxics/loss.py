@@ -28,6 +28,9 @@ class Loss(Toxic):
     def check(self) -> None:
         check_percent(self, self.percent)
 
+    def hold_time(self) -> float:
+        return self.rto / 1000
+
     async def pipe(self, stub: Stub, chunk: Chunk) -> AsyncGenerator[Chunk, None]:
         segments = max(1, -(-len(chunk.data) // SEGMENT))
         if stub.rng.random() < 1 - (1 - self.percent / 100) ** segments:

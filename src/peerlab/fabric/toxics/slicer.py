@@ -32,6 +32,9 @@ class Slicer(Toxic):
         variation = self.size_variation
         return self.average_size + (stub.rng.randint(-variation, variation) if variation else 0)
 
+    def rate_cap(self) -> float | None:
+        return self.average_size / (self.delay / 1e6) if self.delay else None
+
     async def pipe(self, stub: Stub, chunk: Chunk) -> AsyncGenerator[Chunk, None]:
         data, start = chunk.data, 0
         while True:
