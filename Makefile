@@ -34,5 +34,23 @@ resilience: $(STAMP)
 stress: $(STAMP)
 	$(BIN)/pytest -m stress
 
+# etcd (Raft) and Redis with Sentinel, short and full forms (the full ones are also `stress`).
+consensus: $(STAMP)
+	$(BIN)/pytest -m consensus --durations=15
+
+connectivity: $(STAMP)
+	$(BIN)/pytest -m connectivity --durations=15
+
+# Every chaos scenario, and the 30 s randomized one once per seed (PEERLAB_CHAOS_SEEDS=20:
+# seeds 1001..1020). A failure prints the line that replays it.
+CHAOS_SEEDS ?= 20
+chaos: $(STAMP)
+	PEERLAB_CHAOS_SEEDS=$(CHAOS_SEEDS) $(BIN)/pytest -n $(PYTEST_WORKERS) -m chaos --durations=25
+
+# Each deliberate bug in syncpeer (syncpeer.core.mutants) against the scenarios that must
+# catch it; prints mutant -> killing test, fails if one survives (tests/mutants/run.py).
+mutants: $(STAMP)
+	$(BIN)/python tests/mutants/run.py --jobs $(PYTEST_WORKERS)
+
 clean:
 	rm -rf $(VENV) peerlab-results .mypy_cache .ruff_cache .pytest_cache

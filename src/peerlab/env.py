@@ -33,7 +33,7 @@ from peerlab.aio import LoopThread
 from peerlab.backends.local import LocalBackend, ProcessSpec
 from peerlab.errors import PeerlabError, UsageError
 from peerlab.history import History
-from peerlab.manifest import SystemSpec, node_fields, render
+from peerlab.manifest import SystemSpec, node_fields, node_files, render
 from peerlab.node import Node
 from peerlab.reaper import Reaper, runtime_dir, sweep
 from peerlab.rpc import rpc
@@ -42,6 +42,21 @@ from peerlab.systems import find_system, load_adapter
 from peerlab.wait import wait_until
 
 T = TypeVar("T")
+
+# Nodes being started (spawned, not yet ready) at once: beyond this, forks and readiness
+# probes only compete for the CPU with the nodes that are starting.
+START_CONCURRENCY = 32
+
+
+def _raise_file_limit() -> None:
+    """Lift the soft limit on open files to the hard one: a thousand nodes behind the
+    fabric need a few thousand sockets in this process."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def node_name(index: int) -> str:
@@ -69,6 +84,7 @@ class Environment:
         address_block: int | None = None,
     ) -> None:
         sweep()
+        _raise_file_limit()
         self.id = f"{name or 'env'}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.name = name or "default"
         self.seed = new_seed() if seed is None else int(seed)
@@ -96,6 +112,11 @@ class Environment:
             self.nodes: dict[str, Node] = {}
             self.systems: dict[str, SystemSpec] = {}
             self.adapters: dict[str, Any] = {}
+            # Per node, applied whenever it (re)starts: extra environment variables, and a
+            # clock offset in seconds (nodes named here run under libfaketime; `skew`).
+            self.node_env: dict[str, dict[str, str]] = {}
+            self.clock_skews: dict[str, float] = {}
+            self._faketime_nodes: set[str] = set()
             self._next_index = 0
             self.started_at = time.time()
             self.fabric: Any = None
@@ -166,6 +187,8 @@ class Environment:
                 for n in self.nodes.values()
             ],
             "faults": self.net.export() if self.net is not None else [],
+            "node_env": self.node_env,
+            "clock_skews": self.clock_skews,
         }
         self._closed = True
         self.loop.run(self.backend.close(detach=True), 15)
@@ -188,6 +211,9 @@ class Environment:
         )
         try:
             env.reaper.add_dir(env.workdir)
+            env.node_env = state.get("node_env", {})
+            env.clock_skews = state.get("clock_skews", {})
+            env._faketime_nodes = set(env.clock_skews)
             for source in state["systems"].values():
                 env.system(source)
             by_name = {spec.name: spec for spec in env.systems.values()}
@@ -258,33 +284,56 @@ class Environment:
 
     @staticmethod
     def _check_installed(spec: SystemSpec) -> None:
-        if spec.mode != "exec":
-            return
-        program = spec.command[0]
-        if "{" not in program and shutil.which(program) is None:
-            raise UsageError(
-                f"system {spec.name!r} needs the program {program!r}, which is not installed",
-                field="launch.command",
-                hint=f"install it (for example `apt-get install {spec.binary or program}`) "
-                "or put it on PATH",
-            )
+        # Roles may run programs of their own (redis-sentinel next to redis-server).
+        commands = spec.commands() if spec.mode == "exec" else spec.commands()[1:]
+        for command in commands:
+            program = command[0]
+            if "{" not in program and shutil.which(program) is None:
+                raise UsageError(
+                    f"system {spec.name!r} needs the program {program!r}, which is not installed",
+                    field="launch.command",
+                    hint=f"install it (for example `apt-get install {spec.binary or program}`) "
+                    "or put it on PATH",
+                )
 
     def start(
         self,
         system: str | SystemSpec = "syncpeer",
-        peers: int | Sequence[str] = 3,
+        peers: int | Sequence[str] | None = None,
         *,
         role: str | None = None,
         wait: bool = True,
     ) -> list[Node]:
-        """Start nodes of `system` (a count, or their names) and wait until all are ready."""
+        """Start nodes of `system` (a count, or their names) and wait until all are ready.
+
+        Without `peers`, a system whose roles have counts starts that layout (for Redis with
+        Sentinel: 1 master, 2 replicas, 3 sentinels), any other system 3 nodes.
+        """
         spec = self.system(system)
-        if isinstance(peers, int):
-            if peers < 1:
-                raise UsageError(f"peers is {peers}", field="peers", hint="start at least 1 peer")
-            names = [node_name(self._next_index + i) for i in range(peers)]
+        roles: list[str | None]
+        if peers is None and role is None and spec.layout:
+            roles = [r for r, count in spec.layout for _ in range(count)]
+            names = [node_name(self._next_index + i) for i in range(len(roles))]
         else:
-            names = list(peers)
+            if spec.layout and role is None:
+                layout = ", ".join(f"{r}: {count}" for r, count in spec.layout)
+                raise UsageError(
+                    f"system {spec.name!r} starts a layout of roles ({layout}), not a node count",
+                    field="peers",
+                    hint="drop the count to start the layout, or name a role for more nodes "
+                    f"(one of: {', '.join(spec.roles)})",
+                )
+            if peers is None:
+                peers = 3
+            if isinstance(peers, int):
+                if peers < 1:
+                    raise UsageError(
+                        f"peers is {peers}", field="peers", hint="start at least 1 peer"
+                    )
+                names = [node_name(self._next_index + i) for i in range(peers)]
+            else:
+                names = list(peers)
+            roles = [role] * len(names)
         for name in names:
             if name in self.nodes:
                 raise UsageError(
@@ -298,20 +347,13 @@ class Environment:
                 field="role",
                 hint=f"roles: {', '.join(spec.roles) or '(none)'}",
             )
-        new = [self._make_node(spec, name, role) for name in names]
+        new = [self._make_node(spec, name, r) for name, r in zip(names, roles, strict=True)]
+        # Each node's own fields first: the cluster-wide templates join them.
+        for node in new:
+            node.fields = self._node_fields(node, [])
         cluster = [n.fields for n in self.nodes.values() if n.system is spec]
         for node in new:
-            node.fields = node_fields(
-                spec,
-                name=node.name,
-                index=node.index,
-                address=node.address,
-                bind=node.bind_address,
-                data_dir=node.data_dir,
-                seed=self.seed,
-                role=role,
-                cluster=cluster,
-            )
+            node.fields = self._node_fields(node, cluster)
         try:
             self.run(
                 self._start_nodes(new, wait),
@@ -323,6 +365,19 @@ class Environment:
                 self._signal_exit(node, signal.SIGKILL, "failed")
             raise
         return new
+
+    def _node_fields(self, node: Node, cluster: list[dict[str, Any]]) -> dict[str, Any]:
+        return node_fields(
+            node.system,
+            name=node.name,
+            index=node.index,
+            address=node.address,
+            bind=node.bind_address,
+            data_dir=node.data_dir,
+            seed=self.seed,
+            role=node.role,
+            cluster=cluster,
+        )
 
     def add_node(
         self,
@@ -380,9 +435,14 @@ class Environment:
                 self._check_ports_free(node)
                 if self.fabric is not None:
                     await self._expose(node)
-            await asyncio.gather(*(self._spawn(node) for node in batch))
+            limit = asyncio.Semaphore(START_CONCURRENCY)
+            await asyncio.gather(*(self._launch(node, wait, limit) for node in batch))
+
+    async def _launch(self, node: Node, wait: bool, limit: asyncio.Semaphore) -> None:
+        async with limit:
+            await self._spawn(node)
             if wait:
-                await asyncio.gather(*(self._wait_ready(node) for node in batch))
+                await self._wait_ready(node)
 
     async def _expose(self, node: Node) -> None:
         for port in node.system.ports.values():
@@ -415,27 +475,50 @@ class Environment:
 
     def _process_spec(self, node: Node) -> ProcessSpec:
         spec = node.system
-        args = [render(part, node.fields) for part in spec.args]
-        if node.role:
-            args += [render(part, node.fields) for part in spec.roles[node.role].args]
+        role = spec.roles[node.role] if node.role else None
+        # A role with a program of its own runs it by exec, without launch.args.
+        command = role.command if role is not None and role.command else spec.command
+        args = [] if command is not spec.command else [render(p, node.fields) for p in spec.args]
+        if role is not None:
+            args += [render(part, node.fields) for part in role.args]
         env = {k: render(v, node.fields) for k, v in spec.env.items()}
         if node.role:
             env.update({k: render(v, node.fields) for k, v in spec.roles[node.role].env.items()})
         env.update(
             {"PEERLAB_NODE": node.name, "PEERLAB_SEED": str(self.seed), "PYTHONUNBUFFERED": "1"}
         )
+        env.update(self.node_env.get(node.name, {}))
+        fork = spec.mode == "fork" and command is spec.command
+        if node.name in self.clock_skews:
+            from peerlab.nemesis.clock import preload_environment, write_skew
+
+            write_skew(self._skew_file(node), self.clock_skews[node.name])
+            env.update(preload_environment(self._skew_file(node)))
+            fork = False  # LD_PRELOAD acts when a program starts: a forked child escapes it
+            self._faketime_nodes.add(node.name)
+        else:
+            self._faketime_nodes.discard(node.name)
         return ProcessSpec(
             stdout=node.stdout_path,
             stderr=node.stderr_path,
-            argv=[render(part, node.fields) for part in spec.command] + args,
-            entry=spec.entry if spec.mode == "fork" else None,
+            argv=[render(part, node.fields) for part in command] + args,
+            entry=spec.entry if fork else None,
             args=args,
             env=env,
             cwd=str(node.data_dir),
             preload=spec.preload,
         )
 
+    def _write_files(self, node: Node) -> None:
+        """Write the manifest's files a node does not have yet (its own rewrites are kept)."""
+        for name, text in node_files(node.system, node.role, node.fields).items():
+            path = node.data_dir / name
+            if not path.exists():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(text, encoding="utf-8")
+
     async def _spawn(self, node: Node) -> None:
+        self._write_files(node)
         node.state = "starting"
         node.returncode = None
         node.pid, node.exit_future = await self.backend.spawn(self._process_spec(node))
@@ -672,11 +755,114 @@ class Environment:
         self.history.event("node_restarted", name)
         return node.describe()
 
+    @staticmethod
+    def _skew_file(node: Node) -> Path:
+        return node.data_dir.parent / "clock-skew"
+
+    @rpc
+    def skew(self, name: str, seconds: float) -> dict[str, Any]:
+        """Set the node's wall clock `seconds` ahead of real time (negative: behind).
+
+        A node that runs under libfaketime follows within a second; a running node that does
+        not is restarted once, data kept, to load it (name nodes in `clock_skews` before
+        they start to avoid that). A stopped node gets the offset when it starts.
+        """
+        from peerlab.nemesis.clock import write_skew
+
+        node = self.node(name)
+        self.clock_skews[name] = float(seconds)
+        write_skew(self._skew_file(node), float(seconds))
+        if node.alive and name not in self._faketime_nodes:
+            self.restart(name)
+        self.history.event("clock_skewed", name, seconds=float(seconds))
+        return {**node.describe(), "clock_skew": float(seconds)}
+
+    @rpc
+    def setenv(
+        self, name: str, values: dict[str, str | None], restart: bool = True
+    ) -> dict[str, Any]:
+        """Set environment variables of the node (None unsets one) for its next start; with
+        `restart` (the default), restart it now, data kept, so they apply."""
+        node = self.node(name)
+        extra = self.node_env.setdefault(name, {})
+        for key, value in values.items():
+            if value is None:
+                extra.pop(key, None)
+            else:
+                extra[key] = str(value)
+        if restart and node.alive:
+            self.restart(name)
+        return {**node.describe(), "env": dict(extra)}
+
     @rpc
     def add_peer(
         self, name: str | None = None, system: str | None = None, role: str | None = None
     ) -> dict[str, Any]:
         return self.add_node(system, name, role).describe()
+
+    # ----------------------------------------------------------------- many nodes at once
+
+    @rpc
+    def add_peers(
+        self, count: int, system: str | None = None, role: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Start `count` more peers in parallel and wait until all are ready."""
+        spec = self.system(system or self._primary_system())
+        return [node.describe() for node in self.start(spec, count, role=role)]
+
+    @rpc
+    def stop_peers(self, names: list[str], kill: bool = False) -> list[dict[str, Any]]:
+        """Stop (SIGTERM, then SIGKILL after the stop timeout) or kill several peers at once:
+        all are signalled first, then all are awaited."""
+        nodes = [self.node(name) for name in names]
+        timeout = max((n.system.stop_timeout for n in nodes), default=0) + 10
+        self.run(self._stop_many(nodes, kill), timeout, what=f"stopping {len(nodes)} peers")
+        for node in nodes:
+            self.history.event("node_killed" if kill else "node_stopped", node.name)
+        return [node.describe() for node in nodes]
+
+    @rpc
+    def restart_peers(self, names: list[str], timeout: float | None = None) -> list[dict[str, Any]]:
+        """Restart several peers at once (stopped first if running), data kept; wait ready."""
+        nodes = [self.node(name) for name in names]
+        if not nodes:
+            return []
+        stop_timeout = max(n.system.stop_timeout for n in nodes) + 10
+        self.run(self._stop_many(nodes, False), stop_timeout, what=f"stopping {len(nodes)} peers")
+        for node in nodes:
+            node.restarts += 1
+
+        async def relaunch() -> None:
+            limit = asyncio.Semaphore(START_CONCURRENCY)
+            await asyncio.gather(*(self._launch(node, True, limit) for node in nodes))
+
+        self.run(
+            relaunch(),
+            timeout or self._start_timeout(nodes[0].system, len(nodes)),
+            what=f"restarting {len(nodes)} peers",
+        )
+        for node in nodes:
+            self.history.event("node_restarted", node.name)
+        return [node.describe() for node in nodes]
+
+    async def _stop_many(self, nodes: list[Node], kill: bool) -> None:
+        live = [node for node in nodes if node.alive]
+        for node in live:
+            sig = signal.SIGKILL if kill else signal.Signals[node.system.stop_signal]
+            self._signal_exit(node, sig, "killed" if kill else "stopped")
+
+        async def settle(node: Node) -> None:
+            if node.exit_future is None:
+                return
+            try:
+                await asyncio.wait_for(asyncio.shield(node.exit_future), node.system.stop_timeout)
+            except TimeoutError:
+                if node.pid is not None:
+                    self.backend.signal(node.pid, signal.SIGKILL)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(node.exit_future), 5)
+
+        await asyncio.gather(*(settle(node) for node in live))
 
     @rpc
     def inspect(self, name: str) -> dict[str, Any]:
@@ -750,3 +936,74 @@ class Environment:
             shutil.copy2(self.history.path, target / "history.jsonl")
         log.info("artifacts_saved", path=str(target))
         return target
+
+    # ----------------------------------------------------------------- observe (CLI too)
+
+    @rpc
+    def timeline(self, cursor: dict[str, Any] | None = None,
+                 filter: dict[str, Any] | None = None, tail: int | None = None,
+                 all_runs: bool = False) -> dict[str, Any]:
+        """Merged timeline events since `cursor` that pass `filter` (EventFilter JSON).
+
+        Events from before this Environment began are left out unless `all_runs`: a
+        supervisor's work dir keeps the logs of earlier networks of the same name.
+        """
+        from dataclasses import replace
+
+        from peerlab.observe import EventFilter, fetch
+
+        event_filter = EventFilter.from_json(filter)
+        floor = self.started_at - 1
+        if not all_runs and (event_filter.since is None or event_filter.since < floor):
+            event_filter = replace(event_filter, since=floor)
+        return fetch(self.workdir, cursor, event_filter, tail)
+
+    @rpc
+    def record(self, entry: str, what: str, data: dict[str, Any] | None = None) -> None:
+        """Add a fault (`entry` "fault", `what` "apply" or "remove") or an event (`entry`
+        "event", `what` its name) to the history: for tools acting from outside, such as the
+        CLI's nemesis."""
+        if entry == "fault" and what in ("apply", "remove"):
+            self.history.fault("apply" if what == "apply" else "remove", data or {})
+        elif entry == "event":
+            self.history.event(what, None, **(data or {}))
+        else:
+            raise UsageError(
+                f"cannot record {entry!r} {what!r}",
+                field="entry",
+                hint='record ("fault", "apply" | "remove", fault) or ("event", name, data)',
+            )
+
+    def record_verdict(self, verdict: Any) -> None:
+        """Keep a checker's verdict in the history, so results and reports show it."""
+        self.history.event("verdict", None, **verdict.to_json())
+
+    @rpc
+    def snapshot_save(self, name: str, force: bool = False) -> dict[str, Any]:
+        """Save every node's data dir, state and the active faults as snapshot `name`."""
+        from peerlab import snapshot
+
+        return snapshot.save(self, snapshot.snapshot_dir(name), force=force)
+
+    @rpc
+    def snapshot_restore(self, name: str, force: bool = False) -> dict[str, Any]:
+        """Bring the network back to snapshot `name` (data dirs, running nodes, faults)."""
+        from peerlab import snapshot
+
+        return snapshot.restore(self, snapshot.snapshot_dir(name), force=force)
+
+    @rpc
+    def scenario_run(self, name: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Run a named scenario (see `peerlab.scenarios`) on this network."""
+        from peerlab.scenarios import run_scenario
+
+        return run_scenario(self, name, params).to_json()
+
+    @rpc
+    def results_save(self, dest: str, outcome: str | None = None,
+                     test: str | None = None) -> str:
+        """Write this run's results folder (result.json, logs, timeline, JUnit) to `dest`."""
+        from peerlab.report.results import write_results
+
+        write_results(self, Path(dest), outcome=outcome, test=test)
+        return dest

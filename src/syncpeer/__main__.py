@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 USAGE = """usage: syncpeer run --data-dir DIR --name NAME [--host IP] [--port N] [options]
-       syncpeer identity --data-dir DIR [--name NAME]
+       syncpeer identity --data-dir DIR [--name NAME [--puzzle-bits N]]
 
   run       run a node until SIGTERM/SIGINT (see `syncpeer run --help`)
   identity  print this node's identity card as JSON (--name creates the identity if missing)
@@ -23,12 +23,19 @@ def identity_command(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(prog="syncpeer identity", description="Print the card.")
     parser.add_argument("--data-dir", type=Path, required=True)
     parser.add_argument("--name", help="create the identity under this name if there is none")
+    parser.add_argument(
+        "--puzzle-bits", type=int, default=0, help="a created identity solves the DHT puzzle"
+    )
     args = parser.parse_args(list(argv))
     data = DataDir(args.data_dir)
     try:
         identity = data.load_identity()
         if identity is None and args.name:
             data.prepare()
+            if args.puzzle_bits > 0:
+                from syncpeer.core.dht.puzzle import solve
+
+                data.save_identity(solve(args.name, os.urandom, args.puzzle_bits))
             identity, _ = data.identity(args.name, os.urandom)
     except (OSError, ValueError) as error:
         print(f"syncpeer identity: {error}", file=sys.stderr)

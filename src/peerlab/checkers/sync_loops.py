@@ -1,7 +1,10 @@
 """No sync loops: each change travels to each peer once, and never back to where it was.
 
 A transfer is `{node, source, name, version or sha256, time}`: `node` fetched that
-change of file `name` from `source`. The first source of a change is its origin. A peer
+change of file `name` from `source`. The first source of a change is its origin, unless a
+transfer names it (`origin`): peers' clocks may be skewed, so the times in their logs may
+not order transfers across peers, while a system often knows where a change began (its
+author). A peer
 that receives a change it already held (it fetched it before, or it is the origin) shows
 a loop — ping-pong (A→B→A), a triangle (A→B→C→A), an echo back to the origin — or a
 duplicate fetch; the evidence traces the loop through who-got-it-from-whom. The number
@@ -39,7 +42,7 @@ def no_sync_loops(
     offending = []
     for (name, version), moves in by_change.items():
         moves = sorted(moves, key=lambda move: move["time"])
-        origin = moves[0]["source"]
+        origin = next((m["origin"] for m in moves if m.get("origin")), moves[0]["source"])
         limit = bound if bound is not None else len(_component(origin, neighbours)) - 1
         repeats = _repeats(origin, moves)
         if repeats or len(moves) > limit:

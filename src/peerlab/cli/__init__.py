@@ -38,9 +38,14 @@ def _main(
 COMMAND_MODULES = [
     "peerlab.cli.lifecycle", "peerlab.cli.peers", "peerlab.cli.demo",
     "peerlab.cli.observe", "peerlab.cli.report", "peerlab.cli.scenario",
-    "peerlab.cli.snapshot", "peerlab.cli.shell", "peerlab.cli.ci",
+    "peerlab.cli.snapshot", "peerlab.cli.shell", "peerlab.cli.ci", "peerlab.cli.check",
+    "peerlab.cli.dht", "peerlab.cli.churn", "peerlab.cli.net", "peerlab.cli.proxy",
+    "peerlab.cli.nemesis",
 ]
-BENCH_MODULES = ["peerlab.bench.spawn"]
+BENCH_MODULES = [
+    "peerlab.bench.spawn", "peerlab.bench.check", "peerlab.bench.failover", "peerlab.bench.dht",
+    "peerlab.bench.proxy",
+]
 
 for module_name in COMMAND_MODULES:
     importlib.import_module(module_name).register(app)

@@ -74,7 +74,7 @@ def register(app: typer.Typer) -> None:
                 field="--env",
                 hint=f"`peerlab --env {name} down` first, or use --env OTHER",
             )
-        layout = ", ".join(f"{count} {role}" for role, count in spec.layout)
+        layout = ", ".join(f"{role}: {count}" for role, count in spec.layout)
         what = (
             f"{peers or 3} {spec.name} peers" if peers or not layout else f"{spec.name} ({layout})"
         )

@@ -81,11 +81,15 @@ _control("resume", "Unfreeze a paused peer (SIGCONT).")
 def friend_add(
     ctx: typer.Context,
     a: str,
-    b: str,
+    b: str = typer.Argument(..., help="A peer, or a fingerprint (found through the DHT)."),
     one_way: bool = typer.Option(False, "--one-way", help="Only A adds B (B does not add A)."),
+    dht: bool = typer.Option(
+        False, "--dht", help="Give each side only the other's fingerprint (found via the DHT)."
+    ),
 ) -> None:
-    """A and B become friends (both ways unless --one-way)."""
-    remote_env(ctx).call("adapter.friend_add", a=a, b=b, mutual=not one_way)
+    """A and B become friends (both ways unless --one-way). B may be a fingerprint alone:
+    A finds its address in the DHT and its card there."""
+    remote_env(ctx).call("adapter.friend_add", a=a, b=b, mutual=not one_way, via_dht=dht)
     arrow = "->" if one_way else "<->"
     console.print(f"{a} {arrow} {b}: friends")
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,11 @@ from peerlab.wait import wait_until
 if TYPE_CHECKING:
     from peerlab.env import Environment
     from peerlab.node import Node
+
+# A friend added by fingerprint is a DHT lookup (up to syncpeer's lookup timeout, 10 s by
+# default) and then a GET of the card from the address found.
+DISCOVERY_TIMEOUT = 30.0
+_FINGERPRINT = re.compile(r"[0-9a-f]{40}")
 
 
 class SyncpeerError(PeerlabError):
@@ -41,17 +47,27 @@ class SyncpeerClient:
         self.node = node
         self.timeout = timeout
 
-    async def _request(self, method: str, path: str, body: Any = None) -> tuple[int, bytes]:
+    async def _request(
+        self, method: str, path: str, body: Any = None, timeout: float | None = None
+    ) -> tuple[int, bytes]:
         session = self.env.http_session()
         async with session.request(
             method,
             self.node.direct_url("http", path),
             json=body,
-            timeout=aiohttp.ClientTimeout(total=self.timeout),
+            timeout=aiohttp.ClientTimeout(total=timeout or self.timeout),
         ) as response:
             return response.status, await response.read()
 
-    def _call(self, method: str, path: str, body: Any = None, *, raw: bool = False) -> Any:
+    def _call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        raw: bool = False,
+        timeout: float | None = None,
+    ) -> Any:
         if not self.node.alive:
             raise PeerlabError(
                 f"peer {self.node.name} is {self.node.state}",
@@ -59,8 +75,8 @@ class SyncpeerClient:
             )
         try:
             status, data = self.env.run(
-                self._request(method, path, body),
-                self.timeout + 2,
+                self._request(method, path, body, timeout),
+                (timeout or self.timeout) + 2,
                 what=f"{method} {path} on {self.node.name}",
             )
         except aiohttp.ClientError as exc:
@@ -77,10 +93,18 @@ class SyncpeerClient:
             return data
         return json.loads(data) if data else None
 
-    def _recorded(self, f: str, value: Any, method: str, path: str, body: Any = None) -> Any:
+    def _recorded(
+        self,
+        f: str,
+        value: Any,
+        method: str,
+        path: str,
+        body: Any = None,
+        timeout: float | None = None,
+    ) -> Any:
         invocation = self.env.history.invoke(f, value, process=self.node.name, node=self.node.name)
         try:
-            result = self._call(method, path, body)
+            result = self._call(method, path, body, timeout=timeout)
         except SyncpeerError as exc:
             self.env.history.complete(invocation, "fail", error=str(exc))
             raise
@@ -109,9 +133,61 @@ class SyncpeerClient:
         )
         return result
 
+    def add_friend_by_fingerprint(self, fingerprint: str) -> dict[str, Any]:
+        """Add a friend knowing only its fingerprint: the node finds it through the DHT."""
+        result: dict[str, Any] = self._recorded(
+            "friend_add",
+            {"fingerprint": fingerprint, "via": "dht"},
+            "POST",
+            "/admin/friends",
+            {"fingerprint": fingerprint},
+            timeout=DISCOVERY_TIMEOUT,
+        )
+        return result
+
     def friends(self) -> list[dict[str, Any]]:
         result = self._call("GET", "/admin/friends")
         return list(result["friends"] if isinstance(result, dict) else result)
+
+    # the DHT
+    def dht_table(self) -> dict[str, Any]:
+        """The routing table: buckets, contacts, counters and the DHT's settings."""
+        result: dict[str, Any] = self._call("GET", "/admin/dht/table")
+        return result
+
+    def dht_status(self) -> dict[str, Any] | None:
+        status: dict[str, Any] | None = self.status().get("dht")
+        return status
+
+    def dht_lookup(self, key: str, value: bool = True) -> dict[str, Any]:
+        """Look `key` (a fingerprint) up from this node: found, hops, path, time.
+
+        Recorded as a `dht_lookup` operation: ok when found, fail (with the reason) when not.
+        """
+        invocation = self.env.history.invoke(
+            "dht_lookup", {"key": key}, process=self.node.name, node=self.node.name
+        )
+        try:
+            result: dict[str, Any] = self._call(
+                "POST",
+                "/admin/dht/lookup",
+                {"key": key, "value": value},
+                timeout=DISCOVERY_TIMEOUT,
+            )
+        except PeerlabError as exc:
+            self.env.history.complete(invocation, "info", error=str(exc))
+            raise
+        summary = {
+            "key": key,
+            "found": result["found"],
+            "hops": result["hops"],
+            "duration_ms": result["duration_ms"],
+        }
+        if result["found"] or not value:
+            self.env.history.complete(invocation, "ok", summary)
+        else:
+            self.env.history.complete(invocation, "fail", summary, error=result.get("reason"))
+        return result
 
     # files
     def publish(
@@ -125,6 +201,12 @@ class SyncpeerClient:
         }
         value = {"name": name, "sha256": hashlib.sha256(content).hexdigest()}
         result: dict[str, Any] = self._recorded("publish", value, "POST", "/admin/files", body)
+        return result
+
+    def delete(self, name: str) -> dict[str, Any]:
+        """Delete `name` everywhere: the node signs a tombstone that its friends fetch."""
+        value = {"name": name, "deleted": True}
+        result: dict[str, Any] = self._recorded("delete", value, "DELETE", f"/admin/files/{name}")
         return result
 
     def files(self) -> list[dict[str, Any]]:
@@ -181,6 +263,7 @@ class SyncpeerAdapter:
     def __init__(self, env: Environment) -> None:
         self.env = env
         self._clients: dict[str, SyncpeerClient] = {}
+        self._fingerprints: dict[str, str] = {}
 
     def client(self, node: Node) -> SyncpeerClient:
         if node.name not in self._clients:
@@ -199,8 +282,12 @@ class SyncpeerAdapter:
             "status": client.status(),
         }
 
-    def befriend(self, a: str, b: str, *, mutual: bool = True) -> None:
-        """`a` adds `b` as a friend (and `b` adds `a` unless mutual=False)."""
+    def befriend(self, a: str, b: str, *, mutual: bool = True, via_dht: bool = False) -> None:
+        """`a` adds `b` as a friend (and `b` adds `a` unless mutual=False).
+
+        via_dht: each side is given only the other's fingerprint and finds the rest (address,
+        card) through the DHT, as a user who was told a fingerprint would.
+        """
         if a == b:
             raise UsageError(
                 f"a peer cannot befriend itself ({a})",
@@ -208,22 +295,37 @@ class SyncpeerAdapter:
                 hint="name two different peers",
             )
         ca, cb = self._client(a), self._client(b)
+        if via_dht:
+            ca.add_friend_by_fingerprint(self.fingerprint_of(b))
+            if mutual:
+                cb.add_friend_by_fingerprint(self.fingerprint_of(a))
+            return
         ca.add_friend(cb.identity(), f"{cb.node.address}:{cb.node.ports['http']}")
         if mutual:
             cb.add_friend(ca.identity(), f"{ca.node.address}:{ca.node.ports['http']}")
 
-    def befriend_graph(self, edges: Iterable[tuple[str, str]]) -> None:
+    def befriend_graph(self, edges: Iterable[tuple[str, str]], *, via_dht: bool = False) -> None:
         for a, b in edges:
-            self.befriend(a, b)
+            self.befriend(a, b, via_dht=via_dht)
 
     @rpc
-    def friend_add(self, a: str, b: str, mutual: bool = True) -> dict[str, Any]:
-        self.befriend(a, b, mutual=mutual)
+    def friend_add(
+        self, a: str, b: str, mutual: bool = True, via_dht: bool = False
+    ) -> dict[str, Any]:
+        """`a` befriends `b`: a peer name, or a fingerprint alone (found through the DHT;
+        then only `a` adds it, unless it is the fingerprint of a peer here and `mutual`)."""
+        if b not in self.env.nodes and _FINGERPRINT.fullmatch(b):
+            self._client(a).add_friend_by_fingerprint(b)
+            peer = self.names_by_fingerprint().get(b)
+            if mutual and peer is not None:
+                self._client(peer).add_friend_by_fingerprint(self.fingerprint_of(a))
+        else:
+            self.befriend(a, b, mutual=mutual, via_dht=via_dht)
         return {"peer": a, "friends": self.friend_list(a)}
 
     @rpc
     def friend_list(self, a: str) -> list[dict[str, Any]]:
-        names = {self._client(n.name).fingerprint: n.name for n in self.env.live_nodes()}
+        names = self.names_by_fingerprint()
         friends = self._client(a).friends()
         for friend in friends:
             card = friend.get("card", friend)
@@ -231,7 +333,102 @@ class SyncpeerAdapter:
         return friends
 
     def fingerprints(self, names: Iterable[str]) -> list[str]:
-        return [self._client(name).fingerprint for name in names]
+        return [self.fingerprint_of(name) for name in names]
+
+    def fingerprint_of(self, name: str) -> str:
+        """A peer's fingerprint (kept: a node's identity lives as long as its data dir)."""
+        fingerprint = self._fingerprints.get(name)
+        if fingerprint is None:
+            fingerprint = self._stored_fingerprint(self.env.node(name))
+            if fingerprint is None:
+                fingerprint = self._client(name).fingerprint
+            self._fingerprints[name] = fingerprint
+        return fingerprint
+
+    @staticmethod
+    def _stored_fingerprint(node: Node) -> str | None:
+        # syncpeer writes identity.json (atomically) before it serves anything; reading it
+        # spares an HTTP call per node, and works for a node that is down.
+        try:
+            data = json.loads((node.data_dir / "identity.json").read_text())
+        except (OSError, ValueError):
+            return None
+        fingerprint = data.get("fingerprint") if isinstance(data, dict) else None
+        return fingerprint if isinstance(fingerprint, str) else None
+
+    def fingerprint_map(self) -> dict[str, str]:
+        """Every started peer's fingerprint, by peer name."""
+        out = {}
+        for node in self.env:
+            try:
+                out[node.name] = self.fingerprint_of(node.name)
+            except PeerlabError:
+                continue  # a peer that never started has no identity yet
+        return out
+
+    def names_by_fingerprint(self) -> dict[str, str]:
+        return {fingerprint: name for name, fingerprint in self.fingerprint_map().items()}
+
+    def _key(self, key: str) -> str:
+        """A lookup key: a peer's name (its fingerprint) or a fingerprint."""
+        if key in self.env.nodes:
+            return self.fingerprint_of(key)
+        if _FINGERPRINT.fullmatch(key):
+            return key
+        raise UsageError(
+            f"{key!r} is neither a peer nor a fingerprint",
+            field="key",
+            hint=f"name a peer ({', '.join(list(self.env.nodes)[:5])}...) "
+            "or give 40 lowercase hex digits",
+        )
+
+    # ------------------------------------------------------------------ the DHT
+
+    @rpc
+    def dht_lookup(self, a: str, key: str, value: bool = True) -> dict[str, Any]:
+        """Peer `a` looks `key` (a peer or a fingerprint) up: path, hops, XOR distance, time.
+
+        Every id in the answer also gets the name of the peer it belongs to (`peer`).
+        """
+        fingerprint = self._key(key)
+        result = self._client(a).dht_lookup(fingerprint, value)
+        names = self.names_by_fingerprint()
+        result["looker"] = a
+        result["target_peer"] = names.get(fingerprint)
+        for entry in [*result["path"], *result["queried"], *result["closest"]]:
+            entry["peer"] = names.get(entry["id"])
+        if result.get("holder"):
+            result["holder"]["peer"] = names.get(result["holder"]["id"])
+        return result
+
+    @rpc
+    def dht_table(self, a: str) -> dict[str, Any]:
+        """Peer `a`'s routing table: every bucket and its contacts (with peer names)."""
+        table = self._client(a).dht_table()
+        names = self.names_by_fingerprint()
+        table["peer"] = a
+        for bucket in table["buckets"]:
+            for entry in [*bucket["contacts"], *bucket["replacements"]]:
+                entry["peer"] = names.get(entry["id"])
+        return table
+
+    def wait_joined(self, names: Iterable[str] | None = None, timeout: float = 30.0) -> None:
+        """Wait until every named peer (default: every live one) has joined the DHT."""
+        pending = list(names) if names is not None else [n.name for n in self.env.live_nodes()]
+
+        def not_joined() -> list[str]:
+            return [
+                name
+                for name in pending
+                if not (self._client(name).dht_status() or {}).get("joined")
+            ]
+
+        wait_until(
+            lambda: not not_joined(),
+            timeout,
+            what=f"{len(pending)} peers to join the DHT",
+            describe=lambda: f"not joined: {', '.join(not_joined()[:10])}",
+        )
 
     @rpc
     def file_add(

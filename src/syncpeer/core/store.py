@@ -1,9 +1,10 @@
 """The store model: for each name, which envelope is current and which are kept as history.
 
 Names form one namespace shared by all authors, like a shared folder. A version is identified by
-its key (version, timestamp, author fingerprint); of two competing envelopes the one with the
-greater key, compared as a tuple, is current. Concurrent edits made on both sides of a partition
-therefore resolve the same way on every node, and the loser is kept in history, never dropped.
+its key (version, timestamp, author fingerprint, envelope SHA-256); of two competing envelopes
+the one with the greater key, compared as a tuple, is current. Concurrent edits made on both
+sides of a partition therefore resolve the same way on every node, and the loser is kept in
+history, never dropped. A tombstone (a signed delete) is a version like any other.
 
 This module only decides; `syncpeer.io.storage` moves the bytes and then calls `commit`.
 """
@@ -14,10 +15,22 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+from syncpeer.core import mutants
 from syncpeer.core.envelope import Envelope
 
-VersionKey = tuple[int, float, str]
-"""(version, timestamp, author fingerprint); the greater key wins."""
+VersionKey = tuple[int, float, str, str]
+"""(version, timestamp, author fingerprint, envelope sha256); the greater key wins."""
+
+
+def version_key(version: int, timestamp: float, author: str, sha256: str) -> VersionKey:
+    """The key a version is known and ordered by.
+
+    The envelope hash is the last tie-break: two different envelopes an author signed with
+    one version and timestamp (equivocation: showing different peers different content) are
+    two versions, which every node fetches, keeps and orders the same way, instead of each
+    node keeping whichever it happened to see first and never converging.
+    """
+    return (version, timestamp, author, "" if mutants.active("ignore-equivocation") else sha256)
 
 HISTORY_DIR = ".versions"
 PARTIAL_DIR = ".partial"
@@ -39,10 +52,11 @@ class StoredFile:
     plain_size: int
     plain_sha256: str
     trace_id: str | None
+    deleted: bool = False  # a tombstone: the name was deleted by `author`
 
     @property
     def key(self) -> VersionKey:
-        return (self.version, self.timestamp, self.author)
+        return version_key(self.version, self.timestamp, self.author, self.sha256)
 
     def readable_by(self, fingerprint: str) -> bool:
         return self.public or fingerprint in self.recipients
@@ -62,11 +76,12 @@ class StoredFile:
             plain_size=header.size,
             plain_sha256=header.sha256,
             trace_id=header.trace_id,
+            deleted=header.deleted,
         )
 
     def listing_json(self) -> dict[str, Any]:
         """The entry served by GET /files; `syncpeer.core.sync.ListingEntry` parses it."""
-        return {
+        return ({"deleted": True} if self.deleted else {}) | {
             "name": self.name,
             "author": self.author,
             "version": self.version,
@@ -141,9 +156,25 @@ class Store:
         if self.holds(file.name, file.key):
             return Decision(Placement.DUPLICATE, file)
         current = self._current.get(file.name)
-        if current is None or file.key > current.key:
+        if current is None or _wins(file, current):
             return Decision(Placement.CURRENT, file, displaced=current)
         return Decision(Placement.HISTORY, file)
+
+    def equivocation(self, file: StoredFile) -> StoredFile | None:
+        """A held envelope the same author signed with the same name, version and timestamp
+        as `file` but different bytes: proof the author showed peers different content."""
+        held = [self._current.get(file.name), *self._history.get(file.name, {}).values()]
+        return next(
+            (
+                other
+                for other in held
+                if other is not None
+                and (other.version, other.timestamp, other.author)
+                == (file.version, file.timestamp, file.author)
+                and other.sha256 != file.sha256
+            ),
+            None,
+        )
 
     def commit(self, decision: Decision, now: float) -> None:
         """Record a decision whose bytes the caller has put in place."""
@@ -160,3 +191,12 @@ class Store:
         self._current[file.name] = file
         self.generation += 1
         self.last_modified = now
+
+
+def _wins(file: StoredFile, current: StoredFile) -> bool:
+    """The version rule: whether `file` replaces `current` (docs/syncpeer.md)."""
+    if mutants.active("accept-older"):
+        return True
+    if mutants.active("timestamp-wins"):
+        return (file.timestamp, file.key) > (current.timestamp, current.key)
+    return file.key > current.key

@@ -14,10 +14,10 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from syncpeer.core import envelope
+from syncpeer.core import envelope, mutants
 from syncpeer.core.errors import InvalidEnvelope, InvalidName
 from syncpeer.core.names import validate_name
-from syncpeer.core.store import Decision, Store, StoredFile, VersionKey
+from syncpeer.core.store import Decision, Store, StoredFile, VersionKey, version_key
 
 MAX_ENVELOPE_BYTES = 256 << 20
 
@@ -38,7 +38,7 @@ class ListingEntry:
 
     @property
     def key(self) -> VersionKey:
-        return (self.version, self.timestamp, self.author)
+        return version_key(self.version, self.timestamp, self.author, self.sha256)
 
     @property
     def fetch_id(self) -> tuple[str, VersionKey]:
@@ -144,7 +144,7 @@ class SyncEngine:
         """Why `entry` is not fetched, or None when it should be."""
         if not (entry.public or self.me in entry.recipients):
             return "not_for_me"
-        if self.store.holds(entry.name, entry.key):
+        if self.store.holds(entry.name, entry.key) and not mutants.active("refetch-held"):
             return "held"
         if entry.fetch_id in self._in_flight:
             return "in_flight"
@@ -182,13 +182,27 @@ class SyncEngine:
             self._bad_envelopes.add(actual)
             return Rejected(str(error))
         file = StoredFile.from_envelope(verified, len(data), actual)
+        # The bytes are genuine (their signature verifies); what was wrong is what `source`
+        # said about them. Blaming the bytes would let one lying peer stop every honest
+        # friend from ever delivering this authentic version.
         if (file.name, file.key) != entry.fetch_id:
-            self._bad_envelopes.add(actual)
+            self._blame_mismatch(source, actual)
             return Rejected("envelope header does not match the listing entry")
         if not file.readable_by(self.me):
-            self._bad_envelopes.add(actual)
+            self._blame_mismatch(source, actual)
             return Rejected("envelope is not addressed to this node")
         return Accepted(self.store.decide(file))
+
+    def blame(self, source: str, sha256: str) -> None:
+        """`source` served something other than what it listed as `sha256` (e.g. another
+        size): do not fetch those bytes from it again."""
+        self._bad_sources.add((source, sha256))
+
+    def _blame_mismatch(self, source: str, sha256: str) -> None:
+        if mutants.active("blame-envelope"):
+            self._bad_envelopes.add(sha256)
+        else:
+            self.blame(source, sha256)
 
     def release(self, entry: ListingEntry) -> None:
         """End a fetch: after a commit the store holds it; after a failure it may be planned

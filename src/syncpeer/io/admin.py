@@ -22,6 +22,7 @@ from syncpeer.core.errors import (
 from syncpeer.core.keyring import Friend
 from syncpeer.core.names import validate_name
 from syncpeer.core.store import StoredFile
+from syncpeer.io.discovery import DiscoveryError
 from syncpeer.io.httperrors import ApiError
 
 if TYPE_CHECKING:
@@ -50,12 +51,36 @@ class AdminApi:
         return web.json_response({"friends": [friend.to_json() for friend in self.node.keyring]})
 
     async def add_friend(self, request: web.Request) -> web.Response:
+        body = await _json_body(request)
+        if set(body) == {"fingerprint"}:
+            return await self._add_friend_by_fingerprint(body["fingerprint"])
         try:
-            friend = Friend.from_json(await _json_body(request))
+            friend = Friend.from_json(body)
             added = self.node.add_friend(friend)
         except (InvalidCard, ValueError) as error:
             raise ApiError(400, str(error)) from None
         return web.json_response({"added": added, "friend": friend.to_json()})
+
+    async def _add_friend_by_fingerprint(self, fingerprint: object) -> web.Response:
+        """{"fingerprint": F} alone: the DHT finds F's address, F's node serves its card."""
+        if fingerprint == self.node.fingerprint:
+            raise ApiError(400, "a node cannot add its own card as a friend")
+        try:
+            friend, lookup = await self.node.discover_friend(fingerprint)
+            added = self.node.add_friend(friend)
+        except DiscoveryError as error:
+            raise ApiError(error.status, str(error)) from None
+        return web.json_response(
+            {
+                "added": added,
+                "friend": friend.to_json(),
+                "lookup": {
+                    "hops": lookup.hops,
+                    "rpcs": len(lookup.queried),
+                    "duration_ms": round(lookup.seconds * 1000, 3),
+                },
+            }
+        )
 
     async def remove_friend(self, request: web.Request) -> web.Response:
         fingerprint = request.match_info["fingerprint"]
@@ -93,6 +118,8 @@ class AdminApi:
 
     async def content(self, request: web.Request) -> web.Response:
         name = _name(request)
+        if (current := self.node.files.model.current(name)) is not None and current.deleted:
+            raise ApiError(404, f"{name!r} was deleted (version {current.version})")
         try:
             plaintext = self.node.plaintext(name)
         except NotARecipient:
@@ -144,6 +171,7 @@ class AdminApi:
                 "generation": node.files.model.generation,
                 "in_flight": node.engine.in_flight,
                 **node.counters.to_json(),
+                "dht": node.dht.status() if node.dht is not None else None,
             }
         )
 
@@ -170,6 +198,7 @@ class AdminApi:
             "public": file.public,
             "recipients": list(file.recipients),
             "trace_id": file.trace_id,
+            "deleted": file.deleted,
         }
 
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from syncpeer.core import mutants
 from syncpeer.core.errors import InvalidName
 from syncpeer.core.names import validate_name
 from syncpeer.io.client import CHUNK_BYTES
@@ -76,7 +77,8 @@ class PublicApi:
 
     async def listing(self, request: web.Request) -> web.Response:
         store = self.node.files.model
-        etag = f'"{self.node.instance}-{store.generation}"'
+        generation = 0 if mutants.active("stale-etag") else store.generation
+        etag = f'"{self.node.instance}-{generation}"'
         headers = {
             "ETag": etag,
             "Last-Modified": email.utils.formatdate(store.last_modified, usegmt=True),
@@ -91,7 +93,8 @@ class PublicApi:
         ):
             return web.Response(status=304, headers=headers)
         author = request.query.get("author")
-        files = [file.listing_json() for file in store.files(author)]
+        hide_deletes = mutants.active("forget-tombstone")
+        files = [f.listing_json() for f in store.files(author) if not (f.deleted and hide_deletes)]
         return web.json_response({"files": files, "generation": store.generation}, headers=headers)
 
     async def envelope(self, request: web.Request) -> web.StreamResponse:

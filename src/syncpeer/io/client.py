@@ -13,6 +13,7 @@ from pathlib import Path
 import aiohttp
 from yarl import URL
 
+from syncpeer.core import mutants
 from syncpeer.core.sync import ListingEntry
 
 CHUNK_BYTES = 64 * 1024
@@ -21,6 +22,11 @@ _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+)")
 
 class DownloadError(Exception):
     """A download attempt failed; the partial file is kept when it can be resumed."""
+
+
+class SourceLied(DownloadError):
+    """The friend answered with another number of bytes than its listing said: not a network
+    accident (a cut-off body has no such header), so the friend is not asked again."""
 
 
 @dataclass
@@ -93,13 +99,21 @@ class PeerClient:
                 raise DownloadError("range not satisfiable; partial file dropped")
             else:
                 raise DownloadError(f"GET /files/{entry.name} answered HTTP {response.status}")
+            honest = not mutants.active("trust-size")
+            length = response.content_length
+            if honest and length is not None and length != entry.size - offset:
+                raise SourceLied(
+                    f"answer is {length} bytes from offset {offset}, but the listing says the "
+                    f"envelope is {entry.size} bytes"
+                )
             received = 0
             with partial.open("r+b" if partial.exists() else "wb") as out:
                 out.truncate(offset)
-                out.seek(offset)
+                out.seek(0 if mutants.active("drop-range-offset") else offset)
                 async for chunk in response.content.iter_chunked(CHUNK_BYTES):
                     if offset + received + len(chunk) > entry.size:
-                        raise DownloadError("friend sent more bytes than its listing says")
+                        lie = SourceLied if honest else DownloadError
+                        raise lie("friend sent more bytes than its listing says")
                     out.write(chunk)
                     received += len(chunk)
         return received

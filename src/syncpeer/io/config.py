@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from syncpeer.core.dht.protocol import DhtConfig
+from syncpeer.core.dht.puzzle import MAX_BITS
 from syncpeer.core.keyring import parse_address
 from syncpeer.io.logs import LEVELS
 
@@ -22,6 +24,10 @@ class NodeConfig:
     poll_interval: float = 1.0
     http_timeout: float = 10.0
     log_level: str = "info"
+    udp_port: int | None = None  # None: no DHT
+    dht_advertise: str | None = None
+    bootstrap: tuple[str, ...] = ()
+    dht: DhtConfig = field(default_factory=DhtConfig)
 
 
 def run_parser() -> argparse.ArgumentParser:
@@ -37,7 +43,108 @@ def run_parser() -> argparse.ArgumentParser:
     parser.add_argument("--poll-interval", type=float, default=1.0, help="seconds between polls")
     parser.add_argument("--http-timeout", type=float, default=10.0, help="HTTP timeout, seconds")
     parser.add_argument("--log-level", default="info", choices=LEVELS)
+    dht = parser.add_argument_group("DHT (Kademlia over UDP; see docs/dht.md)")
+    dht.add_argument(
+        "--udp-port", type=int, help="UDP port of the DHT (0: any free; unset: no DHT)"
+    )
+    dht.add_argument("--dht-advertise", help="HOST:PORT other nodes reach the DHT at")
+    dht.add_argument(
+        "--bootstrap", default="", help="HOST:PORT,... of DHT nodes to join through (own ignored)"
+    )
+    defaults = DhtConfig()
+    dht.add_argument(
+        "--dht-rpc-timeout",
+        type=float,
+        default=defaults.rpc_timeout,
+        help="seconds before an unanswered DHT request counts as failed",
+    )
+    dht.add_argument(
+        "--dht-lookup-timeout",
+        type=float,
+        default=defaults.lookup_timeout,
+        help="seconds a whole lookup may take",
+    )
+    dht.add_argument("--dht-k", type=int, default=defaults.k, help="bucket size and replication")
+    dht.add_argument(
+        "--dht-alpha", type=int, default=defaults.alpha, help="requests in flight per lookup path"
+    )
+    dht.add_argument(
+        "--disjoint-paths",
+        type=int,
+        default=defaults.disjoint_paths,
+        help="disjoint lookup paths (S/Kademlia; 1: plain Kademlia)",
+    )
+    dht.add_argument(
+        "--puzzle-bits",
+        type=int,
+        default=defaults.puzzle_bits,
+        help="zero bits SHA-256(node id) must start with (0: no puzzle)",
+    )
+    dht.add_argument(
+        "--dht-refresh",
+        type=float,
+        default=defaults.refresh_interval,
+        help="seconds before an idle bucket is refreshed",
+    )
+    dht.add_argument(
+        "--dht-republish",
+        type=float,
+        default=defaults.republish_interval,
+        help="seconds between stores of this node's address record",
+    )
+    dht.add_argument(
+        "--dht-record-ttl",
+        type=float,
+        default=defaults.record_ttl,
+        help="seconds other nodes keep this node's address record",
+    )
     return parser
+
+
+def _dht_config(parser: argparse.ArgumentParser, args: argparse.Namespace) -> DhtConfig:
+    if args.udp_port is not None and not 0 <= args.udp_port < 65536:
+        parser.error("--udp-port must be between 0 and 65535")
+    for option in ("dht_advertise",):
+        value = getattr(args, option)
+        if value:
+            try:
+                parse_address(value)
+            except ValueError as error:
+                parser.error(f"--{option.replace('_', '-')}: {error}")
+    for address in _split(args.bootstrap):
+        try:
+            parse_address(address)
+        except ValueError as error:
+            parser.error(f"--bootstrap: {error}")
+    positive = (
+        "dht_rpc_timeout",
+        "dht_lookup_timeout",
+        "dht_refresh",
+        "dht_republish",
+        "dht_record_ttl",
+    )
+    for option in positive:
+        if getattr(args, option) <= 0:
+            parser.error(f"--{option.replace('_', '-')} must be positive")
+    if args.dht_k < 1 or args.dht_alpha < 1 or args.disjoint_paths < 1:
+        parser.error("--dht-k, --dht-alpha and --disjoint-paths must be at least 1")
+    if not 0 <= args.puzzle_bits <= MAX_BITS:
+        parser.error(f"--puzzle-bits must be between 0 and {MAX_BITS}")
+    return DhtConfig(
+        k=args.dht_k,
+        alpha=args.dht_alpha,
+        disjoint_paths=args.disjoint_paths,
+        rpc_timeout=args.dht_rpc_timeout,
+        lookup_timeout=args.dht_lookup_timeout,
+        puzzle_bits=args.puzzle_bits,
+        refresh_interval=args.dht_refresh,
+        republish_interval=args.dht_republish,
+        record_ttl=args.dht_record_ttl,
+    )
+
+
+def _split(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
 
 
 def parse_run_args(argv: Sequence[str]) -> NodeConfig:
@@ -53,6 +160,7 @@ def parse_run_args(argv: Sequence[str]) -> NodeConfig:
         parser.error("--port must be between 0 and 65535")
     if args.poll_interval <= 0 or args.http_timeout <= 0:
         parser.error("--poll-interval and --http-timeout must be positive")
+    dht = _dht_config(parser, args)
     return NodeConfig(
         data_dir=args.data_dir,
         name=args.name,
@@ -63,4 +171,8 @@ def parse_run_args(argv: Sequence[str]) -> NodeConfig:
         poll_interval=args.poll_interval,
         http_timeout=args.http_timeout,
         log_level=args.log_level,
+        udp_port=args.udp_port,
+        dht_advertise=args.dht_advertise,
+        bootstrap=_split(args.bootstrap),
+        dht=dht,
     )

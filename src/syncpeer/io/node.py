@@ -21,16 +21,24 @@ import aiohttp
 from aiohttp import web
 
 from syncpeer.core import envelope
+from syncpeer.core.dht.ids import node_id_of
+from syncpeer.core.dht.lookup import LookupResult
+from syncpeer.core.dht.puzzle import satisfies, solve
 from syncpeer.core.identity import Identity, RandomSource
 from syncpeer.core.keyring import Friend
 from syncpeer.core.names import validate_name
 from syncpeer.core.store import StoredFile
 from syncpeer.core.sync import SyncEngine
+from syncpeer.io import byzantine
 from syncpeer.io.admin import AdminApi
 from syncpeer.io.api import PublicApi
 from syncpeer.io.client import PeerClient, new_session
 from syncpeer.io.config import NodeConfig, parse_run_args
 from syncpeer.io.datadir import DataDir
+from syncpeer.io.deletes import DeleteApi
+from syncpeer.io.dht_admin import DhtAdminApi
+from syncpeer.io.dht_transport import DhtService, format_address
+from syncpeer.io.discovery import DiscoveryError, discover_friend
 from syncpeer.io.filestore import Clock, FileStore
 from syncpeer.io.httperrors import error_middleware
 from syncpeer.io.logs import EventRing, make_logger
@@ -84,6 +92,8 @@ class Node:
         self.log = make_logger(config.name, config.log_level, self.events, stream)
         self.data = DataDir(config.data_dir)
         self.data.prepare()
+        if config.udp_port is not None:
+            self._solve_puzzle(config, random)
         self.identity, created = self.data.identity(config.name, random)
         if created:
             self.log.info(
@@ -101,6 +111,21 @@ class Node:
         self._session: aiohttp.ClientSession | None = None
         self._sync_task: asyncio.Task[None] | None = None
         self.syncer: Syncer | None = None
+        self.dht: DhtService | None = None
+        self._join_task: asyncio.Task[None] | None = None
+
+    def _solve_puzzle(self, config: NodeConfig, random: RandomSource) -> None:
+        """A new identity must pass the DHT's puzzle; an existing one that does not is an
+        error (other nodes would drop every message from it)."""
+        bits = config.dht.puzzle_bits
+        existing = self.data.load_identity()
+        if existing is None and bits > 0:
+            self.data.save_identity(solve(config.name, random, bits))
+        elif existing is not None and not satisfies(node_id_of(existing.card.sign_key), bits):
+            raise ValueError(
+                f"identity {existing.fingerprint} in {config.data_dir} does not solve the "
+                f"{bits}-bit puzzle (--puzzle-bits); start with a new data dir"
+            )
 
     @property
     def fingerprint(self) -> str:
@@ -121,9 +146,15 @@ class Node:
         for path, reason in self.files.load():
             self.log.warning("file_ignored", component="store", path=str(path), reason=reason)
         app = web.Application(
-            middlewares=[error_middleware(self.log)], client_max_size=MAX_REQUEST_BYTES
+            middlewares=[error_middleware(self.log), *byzantine.install(self)],
+            client_max_size=MAX_REQUEST_BYTES,
         )
-        app.add_routes(PublicApi(self).routes() + AdminApi(self).routes())
+        app.add_routes(
+            PublicApi(self).routes()
+            + AdminApi(self).routes()
+            + DhtAdminApi(self).routes()
+            + DeleteApi(self).routes()
+        )
         # A short shutdown_timeout: on SIGTERM, downloads we are serving are cut off (the peer
         # resumes them elsewhere) instead of holding the exit for aiohttp's default 60 s.
         self._runner = web.AppRunner(
@@ -145,6 +176,8 @@ class Node:
             new_trace_id=self.new_trace_id,
         )
         self._sync_task = asyncio.create_task(self.syncer.run())
+        if self.config.udp_port is not None:
+            await self._start_dht()
         self.log.info(
             "node_started",
             trace_id=self.new_trace_id(),
@@ -157,7 +190,39 @@ class Node:
             files=len(self.files.model.files()),
         )
 
+    async def _start_dht(self) -> None:
+        config = self.config
+        advertise = config.dht_advertise
+        if advertise is None and config.advertise and config.udp_port:
+            # Behind a proxy or NAT the HTTP advertise host is the public one for UDP too.
+            host = config.advertise.rpartition(":")[0].strip("[]")
+            advertise = format_address(host, config.udp_port)
+        self.dht = DhtService(
+            self.identity,
+            config.dht,
+            host=config.host,
+            port=config.udp_port or 0,
+            advertise=advertise,
+            http_address=self.address,
+            bootstrap=config.bootstrap,
+            log=self.log,
+            random=self.random,
+        )
+        await self.dht.start()
+        self._join_task = asyncio.create_task(self.dht.join())
+
+    async def discover_friend(self, fingerprint: object) -> tuple[Friend, LookupResult]:
+        """Resolve `fingerprint` through the DHT into a verified friend (not yet added)."""
+        if self.dht is None or self._session is None:
+            raise DiscoveryError(409, "this node runs no DHT (start it with --udp-port)")
+        return await discover_friend(self.dht, self._session, fingerprint, self.config.http_timeout)
+
     async def stop(self) -> None:
+        if self._join_task is not None:
+            self._join_task.cancel()
+            await asyncio.gather(self._join_task, return_exceptions=True)
+        if self.dht is not None:
+            await self.dht.stop()
         if self._sync_task is not None:
             self._sync_task.cancel()
             await asyncio.gather(self._sync_task, return_exceptions=True)

@@ -17,10 +17,11 @@ from typing import Any
 
 import aiohttp
 
+from syncpeer.core import mutants
 from syncpeer.core.keyring import Friend, Keyring
 from syncpeer.core.store import Placement
 from syncpeer.core.sync import Fetch, Rejected, SyncEngine
-from syncpeer.io.client import DownloadError, PeerClient
+from syncpeer.io.client import DownloadError, PeerClient, SourceLied
 from syncpeer.io.filestore import FileStore
 from syncpeer.io.logs import Logger
 
@@ -84,6 +85,7 @@ class Syncer:
         self._etags: dict[str, tuple[str, str]] = {}  # friend -> (address, ETag)
         self._unreachable: set[str] = set()
         self._downloads: set[asyncio.Task[None]] = set()
+        self._polls: dict[str, asyncio.Task[None]] = {}  # friend -> its poll still running
         self._slots = asyncio.Semaphore(MAX_PARALLEL_DOWNLOADS)
 
     async def run(self) -> None:
@@ -97,14 +99,29 @@ class Syncer:
                     self.log.exception("sync_round_failed")
                 await asyncio.sleep(self.poll_interval)
         finally:
-            for task in list(self._downloads):
+            tasks = [*self._downloads, *self._polls.values()]
+            for task in tasks:
                 task.cancel()
-            await asyncio.gather(*self._downloads, return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     async def poll_round(self) -> None:
+        """Poll every friend not still busy with an earlier poll; wait at most one poll
+        interval. A friend that does not answer (frozen, or behind a stalled link) only
+        delays itself: waiting for every poll made one such friend hold up syncing with all
+        the others for the whole HTTP timeout."""
         trace_id = self.new_trace_id()
         friends = list(self.keyring)
-        await asyncio.gather(*(self._poll(friend, trace_id) for friend in friends))
+        started = []
+        for friend in friends:
+            if friend.fingerprint in self._polls:
+                continue
+            task = asyncio.create_task(self._poll_logged(friend, trace_id))
+            self._polls[friend.fingerprint] = task
+            task.add_done_callback(self._poll_done(friend.fingerprint))
+            started.append(task)
+        if started:
+            lockstep = mutants.active("poll-in-lockstep")
+            await asyncio.wait(started, timeout=None if lockstep else self.poll_interval)
         self.log.debug(
             "sync_round",
             trace_id=trace_id,
@@ -112,6 +129,19 @@ class Syncer:
             unreachable=len(self._unreachable),
             in_flight=self.engine.in_flight,
         )
+
+    def _poll_done(self, fingerprint: str) -> Callable[[asyncio.Task[None]], None]:
+        def done(_: asyncio.Task[None]) -> None:
+            self._polls.pop(fingerprint, None)
+
+        return done
+
+    async def _poll_logged(self, friend: Friend, trace_id: str) -> None:
+        try:
+            await self._poll(friend, trace_id)
+        except Exception:
+            # A bug in one poll must not stop syncing; the next round asks again.
+            self.log.exception("sync_round_failed", trace_id=trace_id, friend=friend.fingerprint)
 
     def forget(self, fingerprint: str) -> None:
         """A friend was removed: stop treating it as a source."""
@@ -192,6 +222,12 @@ class Syncer:
         started = time.monotonic()
         try:
             received = await self.client.download(friend.address, entry, partial, offset, trace_id)
+        except SourceLied as error:
+            self.engine.blame(source, entry.sha256)
+            partial.unlink(missing_ok=True)
+            self.counters.downloads_rejected += 1
+            log.warning("file_rejected", source=source, reason=str(error))
+            return
         except _NETWORK_ERRORS as error:
             have = self.files.partial_size(entry.sha256, entry.size)
             self.counters.downloads_failed += 1
@@ -220,7 +256,17 @@ class Syncer:
             bytes=entry.size,
             placement=decision.placement.value,
             duration_ms=round((time.monotonic() - started) * 1000, 1),
+            sha256=entry.sha256,
+            content_sha256=decision.file.plain_sha256,
+            deleted=decision.file.deleted,
         )
+        other = self.engine.store.equivocation(decision.file)
+        if other is not None:
+            # Both envelopes carry the author's signature: together they prove it showed
+            # different peers different content under one version.
+            log.warning(
+                "file_equivocation", source=source, sha256=entry.sha256, other=other.sha256
+            )
         if decision.placement is Placement.HISTORY:
             kept, why = decision.file, "older_than_current"
         elif decision.displaced is not None:

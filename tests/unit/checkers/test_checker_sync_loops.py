@@ -85,3 +85,16 @@ def test_generated_flooding_is_valid_until_an_echo_is_added() -> None:
             last["node"],
             last["source"],
         ]
+
+
+def test_a_named_origin_wins_over_skewed_log_times() -> None:
+    # C's clock runs an hour behind: its receipt from A is logged "before" A published.
+    moves = [
+        {**move("C", "A", -3600.0), "origin": "A"},
+        {**move("B", "C", 5.0), "origin": "A"},
+    ]
+    assert no_sync_loops(moves, TRIANGLE).valid == "valid"
+    echo = [*moves, {**move("A", "B", 6.0), "origin": "A"}]
+    verdict = no_sync_loops(echo, TRIANGLE)
+    assert verdict.valid == "invalid" and verdict.evidence[0]["origin"] == "A"
+    assert verdict.evidence[0]["repeated"][0]["already_held"] == "origin"

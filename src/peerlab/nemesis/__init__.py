@@ -1,0 +1,1 @@
+"""Nemeses: faults over time, as serializable values on a seeded schedule (churn, ...)."""

@@ -1,0 +1,186 @@
+"""The nemesis's faults as values: what breaks, on which node or link; JSON for the history.
+
+    Kill("B")                        SIGKILL; removed = restarted with its data
+    Pause("B")                       SIGSTOP; removed = SIGCONT
+    Restart("B")                     a clean stop and start (instant: nothing to remove)
+    Network({"kind": "partition", ...})   any fabric fault (partition shapes, link toxics)
+    ClockSkew("B", 3600)             B's wall clock an hour ahead; removed = back to 0
+    Byzantine("B", "corrupt")        B lies to its peers; removed = honest again
+
+Each has `apply(target)` and `remove(target)`, where the target is the live network
+(`EnvironmentTarget`, or the CLI's handle on a supervisor's network), and `to_dict()` /
+`fault_from_dict` for the history and for schedules.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
+
+from peerlab.errors import PeerlabError, UsageError
+
+
+class NemesisTarget(Protocol):
+    """What the nemesis acts on: an Environment (`EnvironmentTarget`) or a remote one."""
+
+    def kill(self, name: str) -> None: ...
+    def restart(self, name: str) -> None: ...
+    def pause(self, name: str) -> None: ...
+    def resume(self, name: str) -> None: ...
+    def skew(self, name: str, seconds: float) -> None: ...
+    def setenv(self, name: str, values: dict[str, str | None]) -> None: ...
+    def net_apply(self, fault: dict[str, Any]) -> str: ...
+    def net_remove(self, name: str) -> None: ...
+    def net_clear(self) -> None: ...
+    def states(self) -> dict[str, str]: ...
+    def record(self, entry: str, what: str, data: dict[str, Any]) -> None: ...
+
+
+@dataclass(frozen=True)
+class Kill:
+    """SIGKILL the node; removing the fault restarts it with its data."""
+
+    kind: ClassVar[str] = "kill"
+    node: str
+
+    def apply(self, target: NemesisTarget) -> None:
+        target.kill(self.node)
+
+    def remove(self, target: NemesisTarget) -> None:
+        target.restart(self.node)
+
+    def nodes(self) -> tuple[str, ...]:
+        return (self.node,)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "node": self.node}
+
+
+@dataclass(frozen=True)
+class Pause:
+    """SIGSTOP the node (its sockets stay open, it answers nothing); removing it resumes."""
+
+    kind: ClassVar[str] = "pause"
+    node: str
+
+    def apply(self, target: NemesisTarget) -> None:
+        target.pause(self.node)
+
+    def remove(self, target: NemesisTarget) -> None:
+        target.resume(self.node)
+
+    def nodes(self) -> tuple[str, ...]:
+        return (self.node,)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "node": self.node}
+
+
+@dataclass(frozen=True)
+class Restart:
+    """Stop the node cleanly and start it again, data kept; there is nothing to remove."""
+
+    kind: ClassVar[str] = "restart"
+    node: str
+
+    def apply(self, target: NemesisTarget) -> None:
+        target.restart(self.node)
+
+    def remove(self, target: NemesisTarget) -> None:
+        return None
+
+    def nodes(self) -> tuple[str, ...]:
+        return (self.node,)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "node": self.node}
+
+
+@dataclass(frozen=True)
+class Network:
+    """A fabric fault in its JSON form (`peerlab.fabric.faults`): a partition of any shape,
+    a rolling partition, or a toxic on a link."""
+
+    kind: ClassVar[str] = "network"
+    fault: dict[str, Any] = field(hash=False)
+
+    def apply(self, target: NemesisTarget) -> None:
+        target.net_apply(self.fault)
+
+    def remove(self, target: NemesisTarget) -> None:
+        name = self.fault.get("name") or "partition"
+        # A transient partition heals by itself; a later one replaces an earlier one.
+        with contextlib.suppress(PeerlabError):
+            target.net_remove(str(name))
+
+    def nodes(self) -> tuple[str, ...]:
+        return ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "fault": self.fault}
+
+
+@dataclass(frozen=True)
+class ClockSkew:
+    """Set the node's wall clock `seconds` ahead of real time (negative: behind)."""
+
+    kind: ClassVar[str] = "clock_skew"
+    node: str
+    seconds: float
+
+    def apply(self, target: NemesisTarget) -> None:
+        target.skew(self.node, self.seconds)
+
+    def remove(self, target: NemesisTarget) -> None:
+        target.skew(self.node, 0.0)
+
+    def nodes(self) -> tuple[str, ...]:
+        return (self.node,)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "node": self.node, "seconds": self.seconds}
+
+
+@dataclass(frozen=True)
+class Byzantine:
+    """Restart the node lying to its peers in `mode` (an environment variable the system
+    reads at start-up; syncpeer's modes are in `syncpeer.io.byzantine`); removing it
+    restarts the node honest."""
+
+    kind: ClassVar[str] = "byzantine"
+    node: str
+    mode: str
+    variable: str = "SYNCPEER_BYZANTINE"
+
+    def apply(self, target: NemesisTarget) -> None:
+        target.setenv(self.node, {self.variable: self.mode})
+
+    def remove(self, target: NemesisTarget) -> None:
+        target.setenv(self.node, {self.variable: None})
+
+    def nodes(self) -> tuple[str, ...]:
+        return (self.node,)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "node": self.node, "mode": self.mode, "variable": self.variable}
+
+
+NemesisFault = Kill | Pause | Restart | Network | ClockSkew | Byzantine
+KINDS: dict[str, type[NemesisFault]] = {
+    cls.kind: cls for cls in (Kill, Pause, Restart, Network, ClockSkew, Byzantine)
+}
+
+
+def fault_from_dict(raw: Any) -> NemesisFault:
+    """A fault from its `to_dict()` form; UsageError naming what is wrong."""
+    kind = raw.get("kind") if isinstance(raw, dict) else None
+    if kind not in KINDS:
+        raise UsageError(
+            f"a nemesis fault has kind {kind!r}", field="kind", hint=f"one of {', '.join(KINDS)}"
+        )
+    fields = {key: value for key, value in raw.items() if key != "kind"}
+    try:
+        return KINDS[kind](**fields)
+    except TypeError as exc:
+        raise UsageError(f"bad {kind} fault {raw!r}: {exc}", field=kind) from None

@@ -1,0 +1,317 @@
+"""Runs a schedule on a live network: each fault applied and removed on time, recorded in the
+history, and everything healed at the end.
+
+Actions run in worker threads at their times, so a slow one (restarting a node takes a second
+or more) does not push the rest of the schedule late; the actions on one node still run one
+at a time in schedule order, and a fault is removed only after it was applied.
+
+    schedule = Schedule.generate(env.seed, list(env.nodes), 30, kinds=("partition", "kill"))
+    with NemesisRunner(EnvironmentTarget(env), schedule) as nemesis:
+        ...                                 # the workload runs meanwhile
+    # healed here: faults removed, nodes resumed or restarted, clocks back, liars honest
+    nemesis.report()                        # what was applied, when, and what failed
+
+Node faults (kill, pause, restart, clock skew, byzantine) go into the history as faults
+(`history.fault("apply" | "remove", ...)`, named so a report draws them as spans); network
+faults are recorded by the fabric itself. Every step is also an event `nemesis_step` with its
+index in the schedule, and the schedule itself is the event `nemesis_schedule`, so a
+history says exactly which schedule ran. A fault that cannot be applied (its node is down)
+is recorded as `nemesis_error` and skipped; the run goes on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable
+from concurrent import futures
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from peerlab.errors import PeerlabError
+from peerlab.nemesis.faults import Byzantine, ClockSkew, NemesisTarget, Network
+from peerlab.nemesis.schedule import Schedule, Step
+
+if TYPE_CHECKING:
+    from peerlab.env import Environment
+
+DOWN_STATES = ("killed", "stopped", "exited", "failed")
+WORKERS = 8  # actions in flight at once (restarts are the slow ones)
+
+
+@dataclass(frozen=True)
+class _Turn:
+    """An action's place in its node's queue: `previous` is set when the node's previous
+    action is done; this one sets `done`."""
+
+    previous: threading.Event | None
+    done: threading.Event
+
+    def wait(self) -> None:
+        if self.previous is not None:
+            self.previous.wait()
+
+
+class EnvironmentTarget:
+    """The nemesis target of an Environment in this process."""
+
+    def __init__(self, env: Environment) -> None:
+        self.env = env
+
+    def kill(self, name: str) -> None:
+        self.env.kill(name)
+
+    def restart(self, name: str) -> None:
+        self.env.restart(name)
+
+    def pause(self, name: str) -> None:
+        self.env.pause(name)
+
+    def resume(self, name: str) -> None:
+        self.env.resume(name)
+
+    def skew(self, name: str, seconds: float) -> None:
+        self.env.skew(name, seconds)
+
+    def setenv(self, name: str, values: dict[str, str | None]) -> None:
+        self.env.setenv(name, values)
+
+    def net_apply(self, fault: dict[str, Any]) -> str:
+        return str(self.env.net.apply(fault).name)
+
+    def net_remove(self, name: str) -> None:
+        self.env.net.remove(name)
+
+    def net_clear(self) -> None:
+        self.env.net.clear()
+
+    def states(self) -> dict[str, str]:
+        return {node.name: node.state for node in self.env}
+
+    def record(self, entry: str, what: str, data: dict[str, Any]) -> None:
+        self.env.record(entry, what, data)
+
+
+class NemesisRunner:
+    """Applies `schedule` to `target` on time; `run()` blocks, `start()` runs it in a thread."""
+
+    def __init__(
+        self,
+        target: NemesisTarget,
+        schedule: Schedule,
+        *,
+        on_step: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
+        self.target = target
+        self.schedule = schedule
+        self.on_step = on_step
+        self.log: list[dict[str, Any]] = []  # every apply / remove / error, in order
+        self._active: dict[int, Step] = {}
+        self._touched_clocks: set[str] = set()
+        self._liars: dict[str, str] = {}  # node -> the variable that makes it lie
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._last_on_node: dict[str, threading.Event] = {}
+        self._thread: threading.Thread | None = None
+        self._healed = False
+        self.started_at: float | None = None
+
+    # ------------------------------------------------------------------ driving
+
+    def start(self) -> NemesisRunner:
+        self._thread = threading.Thread(target=self.run, name="peerlab-nemesis", daemon=True)
+        self._thread.start()
+        return self
+
+    def __enter__(self) -> NemesisRunner:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for the schedule to end (and heal); False if it is still running."""
+        if self._thread is None:
+            return True
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def stop(self, timeout: float = 120.0) -> None:
+        """Stop early (or after the end) and heal; waits for the thread."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        if not self._healed:
+            self.heal()
+
+    def run(self) -> None:
+        """Apply the schedule from this thread, then heal.
+
+        Each action runs in a worker thread at its time, so a slow one (a restart takes a
+        second or more) does not delay the rest of the schedule; actions on one node run one
+        at a time, in schedule order, and a removal waits for its own application.
+        """
+        self.started_at = time.monotonic()
+        self.target.record("event", "nemesis_schedule", self.schedule.to_dict())
+        actions: list[tuple[float, int, str, int]] = []
+        for index, step in enumerate(self.schedule.steps):
+            actions.append((step.at, 1, "apply", index))
+            if step.duration is not None:
+                actions.append((step.end, 0, "remove", index))  # removes first at a tie
+        applied: dict[int, Future[None]] = {}
+        pending: list[Future[None]] = []
+        with ThreadPoolExecutor(WORKERS, thread_name_prefix="peerlab-nemesis") as pool:
+            try:
+                for when, _, action, index in sorted(actions):
+                    if self._stop.wait(max(0.0, self.started_at + when - time.monotonic())):
+                        break
+                    if action == "apply":
+                        applied[index] = pool.submit(self._apply, index, self._queue(index))
+                        pending.append(applied[index])
+                    else:
+                        pending.append(
+                            pool.submit(self._remove, index, self._queue(index), applied[index])
+                        )
+                futures.wait(pending)
+            finally:
+                self._stop.set()  # actions not started yet stay undone
+                futures.wait(pending)
+                self.heal()
+
+    # ------------------------------------------------------------------ steps
+
+    def _queue(self, index: int) -> _Turn:
+        """Step `index`'s turn on its node: it waits for the node's previous action."""
+        nodes = self.schedule.steps[index].fault.nodes()
+        turn = _Turn(None, threading.Event())
+        if nodes:
+            with self._lock:
+                turn = _Turn(self._last_on_node.get(nodes[0]), turn.done)
+                self._last_on_node[nodes[0]] = turn.done
+        return turn
+
+    def _apply(self, index: int, turn: _Turn) -> None:
+        try:
+            turn.wait()
+            if self._stop.is_set():
+                return  # stopped early: what has not started stays undone
+            step = self.schedule.steps[index]
+            fault = step.fault
+            try:
+                fault.apply(self.target)
+            except PeerlabError as exc:
+                self._note("error", index, error=exc.message)
+                return
+            with self._lock:
+                if isinstance(fault, ClockSkew):
+                    self._touched_clocks.add(fault.node)
+                if isinstance(fault, Byzantine):
+                    self._liars[fault.node] = fault.variable
+                if step.duration is not None:
+                    self._active[index] = step
+            self._note("apply", index)
+        finally:
+            turn.done.set()
+
+    def _remove(
+        self, index: int, turn: _Turn | None = None, applied: Future[None] | None = None
+    ) -> None:
+        try:
+            if applied is not None:
+                applied.result()
+            if turn is not None:
+                turn.wait()
+            with self._lock:
+                step = self._active.pop(index, None)
+            if step is None:
+                return  # never applied, or already removed
+            try:
+                step.fault.remove(self.target)
+            except PeerlabError as exc:
+                self._note("error", index, error=exc.message)
+                return
+            if isinstance(step.fault, Byzantine):
+                with self._lock:
+                    self._liars.pop(step.fault.node, None)
+            self._note("remove", index)
+        finally:
+            if turn is not None:
+                turn.done.set()
+
+    def _note(self, action: str, index: int, *, error: str | None = None) -> None:
+        step = self.schedule.steps[index]
+        fault = step.fault.to_dict()
+        elapsed = None if self.started_at is None else time.monotonic() - self.started_at
+        record: dict[str, Any] = {
+            "action": action,
+            "step": index,
+            "at": step.at,
+            "elapsed": elapsed,
+            "fault": fault,
+        }
+        if error is not None:
+            record["error"] = error
+        self.log.append(record)
+        with contextlib.suppress(PeerlabError):
+            self.target.record("event", "nemesis_error" if error else "nemesis_step", record)
+            if error is None and not isinstance(step.fault, Network):
+                node = fault.get("node")
+                named = {**fault, "name": f"{fault['kind']} {node}"}
+                self.target.record("fault", action, named)
+        if self.on_step is not None:
+            self.on_step(record)
+
+    # ------------------------------------------------------------------ healing
+
+    def heal(self) -> None:
+        """Remove every active fault, clear the network, bring every node back running,
+        honest, on real time. Safe to call twice; errors are noted, not raised."""
+        if self._healed:
+            return
+        self._healed = True
+        for index in sorted(self._active, reverse=True):
+            self._remove(index)
+        attempts: list[tuple[str, Callable[[], None]]] = [("clear network", self.target.net_clear)]
+        for node, variable in sorted(self._liars.items()):
+            attempts.append(
+                (f"make {node} honest", _bind(self.target.setenv, node, {variable: None}))
+            )
+        for node in sorted(self._touched_clocks):
+            attempts.append((f"reset {node}'s clock", _bind(self.target.skew, node, 0.0)))
+        for description, attempt in attempts:
+            self._heal_one(description, attempt)
+        with contextlib.suppress(PeerlabError):
+            for node, state in sorted(self.target.states().items()):
+                if state == "paused":
+                    self._heal_one(f"resume {node}", _bind(self.target.resume, node))
+                elif state in DOWN_STATES:
+                    self._heal_one(f"restart {node}", _bind(self.target.restart, node))
+        with contextlib.suppress(PeerlabError):
+            self.target.record(
+                "event", "nemesis_healed", {"fingerprint": self.schedule.fingerprint()}
+            )
+
+    def _heal_one(self, description: str, attempt: Callable[[], None]) -> None:
+        try:
+            attempt()
+        except PeerlabError as exc:
+            self.log.append({"action": "heal_error", "what": description, "error": exc.message})
+
+    def report(self) -> dict[str, Any]:
+        """What happened: the schedule's fingerprint, counts, and every error."""
+        counts: dict[str, int] = {}
+        for record in self.log:
+            counts[record["action"]] = counts.get(record["action"], 0) + 1
+        return {
+            "fingerprint": self.schedule.fingerprint(),
+            "seed": self.schedule.seed,
+            "steps": len(self.schedule.steps),
+            "counts": counts,
+            "errors": [r for r in self.log if "error" in r],
+        }
+
+
+def _bind(func: Callable[..., None], *args: Any) -> Callable[[], None]:
+    return lambda: func(*args)

@@ -1,0 +1,112 @@
+"""A file-sync workload: seeded creates, updates, re-saves and deletes of a few shared names,
+each on one of the peers that is running at that moment.
+
+    workload = FileWorkload(env.seed, names=6)
+    run_files(workload, client_for, live_peers, duration=30)
+
+Every operation writes content never written before (it names the file, the peer and a
+counter), except a re-save, which publishes the current content again (a metadata-only
+change, the classic trigger of sync loops). Which operation, which name and which of the
+live peers come from `derive_rng(seed, "workload", "files")`; the live peers themselves
+depend on the faults, so two runs with one seed make the same choices only while the
+same peers are up. Each client records its operations in the history.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from peerlab.errors import PeerlabError
+from peerlab.seed import derive_rng
+
+FileOpName = Literal["publish", "resave", "delete"]
+
+
+class FileClient(Protocol):
+    """What the workload needs of a peer's client (each call records itself)."""
+
+    def publish(self, name: str, content: bytes) -> Any: ...
+
+    def content(self, name: str) -> bytes: ...
+
+    def delete(self, name: str) -> Any: ...
+
+
+@dataclass(frozen=True)
+class FileOp:
+    node: str
+    f: FileOpName
+    name: str
+    content: bytes = b""
+
+
+@dataclass
+class FileWorkload:
+    """The seeded choice of file operations."""
+
+    seed: int
+    names: int = 6
+    delete_ratio: float = 0.1
+    resave_ratio: float = 0.05
+    interval: float = 0.25  # seconds between operations, on average
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._rng = derive_rng(self.seed, "workload", "files")
+        self._counter = 0
+
+    def next_op(self, live: list[str]) -> FileOp | None:
+        """The next operation, on one of `live` (None when no peer is up)."""
+        roll = self._rng.random()
+        name = f"file-{self._rng.randrange(self.names)}.txt"
+        if not live:
+            return None
+        node = self._rng.choice(sorted(live))
+        self._counter += 1
+        if roll < self.delete_ratio:
+            return FileOp(node, "delete", name)
+        if roll < self.delete_ratio + self.resave_ratio:
+            return FileOp(node, "resave", name)
+        content = f"{name} #{self._counter} from {node} (seed {self.seed})\n".encode()
+        return FileOp(node, "publish", name, content)
+
+    def pause(self) -> float:
+        return self._rng.uniform(0, 2 * self.interval)
+
+
+def run_files(
+    workload: FileWorkload,
+    client_for: Callable[[str], FileClient],
+    live_peers: Callable[[], list[str]],
+    duration: float,
+    stop: threading.Event | None = None,
+) -> dict[str, int]:
+    """Run operations for `duration` seconds (or until `stop`); counts of outcomes."""
+    stop = stop or threading.Event()
+    deadline = time.monotonic() + duration
+    outcomes: dict[str, int] = {}
+    while time.monotonic() < deadline and not stop.is_set():
+        op = workload.next_op(live_peers())
+        if op is not None:
+            outcome = _perform(op, client_for(op.node))
+            key = f"{op.f}:{outcome}"
+            outcomes[key] = outcomes.get(key, 0) + 1
+        stop.wait(workload.pause())
+    return outcomes
+
+
+def _perform(op: FileOp, client: FileClient) -> str:
+    try:
+        if op.f == "delete":
+            client.delete(op.name)
+        elif op.f == "resave":
+            client.publish(op.name, client.content(op.name))
+        else:
+            client.publish(op.name, op.content)
+    except PeerlabError:
+        return "error"  # recorded by the client as fail (refused) or info (unknown)
+    return "ok"

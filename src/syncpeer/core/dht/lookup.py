@@ -1,0 +1,290 @@
+"""Iterative lookups over `d` disjoint paths (S/Kademlia), `alpha` RPCs in flight per path.
+
+The k contacts nearest to the target in the routing table are dealt out to the paths in
+turn. Each path then runs Kademlia's iterative lookup on its own: ask the nearest contacts
+it has not asked yet, merge the contacts they name into its own shortlist, and stop once
+its k nearest live contacts have all answered. A contact asked by one path is never asked
+by another, so when one path runs into nodes that lie, the others are not led there by them.
+A value lookup ends as soon as any path gets a verified record.
+
+A lookup only decides whom to ask next; `protocol.py` sends the RPCs and feeds the answers
+back. Shortlists are keyed by (id, address): a liar can name a real id at a wrong address,
+and that must not hide the real address. At most MAX_ADDRESSES_PER_ID addresses of one id
+are kept per path, so a liar cannot flood a path with addresses for one id either.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from syncpeer.core.dht.ids import id_hex
+from syncpeer.core.dht.messages import Contact
+from syncpeer.core.dht.records import AddressRecord
+
+MAX_ADDRESSES_PER_ID = 3
+
+Key = tuple[int, str]
+
+
+@dataclass(eq=False)
+class Candidate:
+    """A contact a path may ask; `via` is the candidate that named it (None: own table)."""
+
+    contact: Contact
+    path: int
+    depth: int
+    via: Candidate | None
+    state: str = "new"  # new | pending | answered | failed | rejected
+    sent_at: float | None = None
+    rtt: float | None = None
+    returned: int = 0
+
+    @property
+    def key(self) -> Key:
+        return (self.contact.id, self.contact.address)
+
+
+@dataclass
+class Path:
+    candidates: dict[Key, Candidate] = field(default_factory=dict)
+    done: bool = False
+
+    def pending(self) -> int:
+        return sum(1 for c in self.candidates.values() if c.state == "pending")
+
+
+@dataclass(frozen=True)
+class LookupResult:
+    target: int
+    origin: int
+    want_value: bool
+    found: bool
+    record: AddressRecord | None
+    holder: Contact | None
+    hops: int
+    path: tuple[Candidate, ...]  # from the origin's table to the holder (or the nearest)
+    closest: tuple[Contact, ...]  # contacts that answered, nearest first (at most k)
+    queried: tuple[Candidate, ...]  # every RPC the lookup made, in the order sent
+    reason: str | None  # why nothing was found
+    paths: int
+    seconds: float
+
+    def to_json(self) -> dict[str, Any]:
+        def contact_json(contact: Contact) -> dict[str, Any]:
+            gap = contact.id ^ self.target
+            return {
+                "id": contact.hex,
+                "address": contact.address,
+                "distance": id_hex(gap),
+                "distance_bits": gap.bit_length(),
+            }
+
+        def candidate_json(candidate: Candidate) -> dict[str, Any]:
+            return {
+                **contact_json(candidate.contact),
+                "path": candidate.path,
+                "depth": candidate.depth,
+                "via": candidate.via.contact.hex if candidate.via is not None else None,
+                "state": candidate.state,
+                "rtt_ms": None if candidate.rtt is None else round(candidate.rtt * 1000, 3),
+                "returned": candidate.returned,
+            }
+
+        gap = self.origin ^ self.target
+        return {
+            "target": id_hex(self.target),
+            "origin": id_hex(self.origin),
+            "kind": "value" if self.want_value else "node",
+            "found": self.found,
+            "record": self.record.to_json() if self.record is not None else None,
+            "holder": contact_json(self.holder) if self.holder is not None else None,
+            "hops": self.hops,
+            "distance": id_hex(gap),
+            "distance_bits": gap.bit_length(),
+            "path": [candidate_json(c) for c in self.path],
+            "closest": [contact_json(c) for c in self.closest],
+            "queried": [candidate_json(c) for c in self.queried],
+            "rpcs": len(self.queried),
+            "failures": sum(1 for c in self.queried if c.state in ("failed", "rejected")),
+            "disjoint_paths": self.paths,
+            "reason": self.reason,
+            "duration_ms": round(self.seconds * 1000, 3),
+        }
+
+
+class Lookup:
+    """The state of one lookup; the protocol drives it with `start`, `answered`, `failed`."""
+
+    def __init__(
+        self,
+        target: int,
+        origin: int,
+        initial: Sequence[Contact],
+        *,
+        want_value: bool,
+        k: int,
+        alpha: int,
+        paths: int,
+        now: float,
+        deadline: float,
+        accept: Callable[[int], bool] = lambda node_id: True,
+    ) -> None:
+        self.target = target
+        self.origin = origin
+        self.want_value = want_value
+        self.k = k
+        self.alpha = alpha
+        self.accept = accept
+        self.started = now
+        self.deadline = deadline
+        self.paths = [Path() for _ in range(max(1, paths))]
+        self.used: set[Key] = set()
+        self.sent: list[Candidate] = []
+        self.record: AddressRecord | None = None
+        self.holder: Candidate | None = None
+        self.finished_at: float | None = None
+        self.reason: str | None = None
+        ordered = sorted(initial, key=lambda contact: contact.id ^ target)
+        for position, contact in enumerate(ordered[:k]):
+            self._add(position % len(self.paths), contact, 1, None)
+
+    @property
+    def done(self) -> bool:
+        return self.finished_at is not None
+
+    def _add(self, path_index: int, contact: Contact, depth: int, via: Candidate | None) -> None:
+        if contact.id == self.origin or not self.accept(contact.id):
+            return
+        path = self.paths[path_index]
+        key = (contact.id, contact.address)
+        if key in path.candidates:
+            return
+        same_id = sum(1 for other in path.candidates if other[0] == contact.id)
+        if same_id >= MAX_ADDRESSES_PER_ID:
+            return
+        path.candidates[key] = Candidate(contact, path_index, depth, via)
+
+    def _live(self, path: Path) -> list[Candidate]:
+        """The path's k nearest candidates that have not failed and no other path took."""
+        live = [
+            c
+            for c in path.candidates.values()
+            if c.state in ("new", "pending", "answered")
+            and not (c.state == "new" and c.key in self.used)
+        ]
+        live.sort(key=lambda c: c.contact.id ^ self.target)
+        return live[: self.k]
+
+    def _next(self, now: float) -> list[Candidate]:
+        if self.done:
+            return []
+        if now >= self.deadline:
+            self._finish(now, "timeout")
+            return []
+        queries: list[Candidate] = []
+        for path in self.paths:
+            if path.done:
+                continue
+            live = self._live(path)
+            in_flight = sum(1 for c in live if c.state == "pending")
+            for candidate in live:
+                if in_flight >= self.alpha:
+                    break
+                if candidate.state == "new":
+                    candidate.state, candidate.sent_at = "pending", now
+                    self.used.add(candidate.key)
+                    self.sent.append(candidate)
+                    queries.append(candidate)
+                    in_flight += 1
+            if in_flight == 0 and path.pending() == 0:
+                path.done = True
+        if all(path.done for path in self.paths) and not queries:
+            self._finish(now, None if not self.want_value else "not found")
+        return queries
+
+    def start(self, now: float) -> list[Candidate]:
+        if not any(path.candidates for path in self.paths):
+            self._finish(now, "no contacts")
+            return []
+        return self._next(now)
+
+    def answered(
+        self,
+        candidate: Candidate,
+        nodes: Sequence[Contact],
+        record: AddressRecord | None,
+        now: float,
+    ) -> list[Candidate]:
+        """`candidate` answered, naming `nodes` (and, for value lookups, maybe a record)."""
+        if candidate.state != "pending":
+            return []
+        candidate.state = "answered"
+        candidate.rtt = now - (candidate.sent_at or now)
+        candidate.returned = len(nodes)
+        if self.done:
+            return []
+        if record is not None and self.want_value:
+            self.record, self.holder = record, candidate
+            self._finish(now, None)
+            return []
+        for contact in nodes:
+            self._add(candidate.path, contact, candidate.depth + 1, candidate)
+        return self._next(now)
+
+    def failed(self, candidate: Candidate, now: float, state: str = "failed") -> list[Candidate]:
+        """`candidate` did not answer in time (or answered as someone else: "rejected")."""
+        if candidate.state != "pending":
+            return []
+        candidate.state = state
+        candidate.rtt = now - (candidate.sent_at or now)
+        return self._next(now)
+
+    def expire(self, now: float) -> None:
+        if not self.done and now >= self.deadline:
+            self._finish(now, "timeout")
+
+    def _finish(self, now: float, reason: str | None) -> None:
+        self.finished_at = now
+        self.reason = reason
+
+    def closest(self) -> list[Contact]:
+        """Contacts that answered, nearest to the target first, one per id, at most k."""
+        seen: set[int] = set()
+        answered = [c for c in self.sent if c.state == "answered"]
+        answered.sort(key=lambda c: c.contact.id ^ self.target)
+        out = []
+        for candidate in answered:
+            if candidate.contact.id not in seen:
+                seen.add(candidate.contact.id)
+                out.append(candidate.contact)
+        return out[: self.k]
+
+    def result(self) -> LookupResult:
+        answered = sorted(
+            (c for c in self.sent if c.state == "answered"),
+            key=lambda c: c.contact.id ^ self.target,
+        )
+        end = self.holder or (answered[0] if answered else None)
+        chain: list[Candidate] = []
+        while end is not None:
+            chain.append(end)
+            end = end.via
+        chain.reverse()
+        found = self.record is not None if self.want_value else bool(answered)
+        return LookupResult(
+            target=self.target,
+            origin=self.origin,
+            want_value=self.want_value,
+            found=found,
+            record=self.record,
+            holder=self.holder.contact if self.holder is not None else None,
+            hops=len(chain),
+            path=tuple(chain),
+            closest=tuple(self.closest()),
+            queried=tuple(self.sent),
+            reason=None if found else (self.reason or "no answer"),
+            paths=len(self.paths),
+            seconds=(self.finished_at or self.started) - self.started,
+        )

@@ -1,0 +1,42 @@
+"""Which scenarios should kill each syncpeer mutant (the switches in syncpeer.core.mutants).
+
+A mutant is killed when one of its scenarios fails with it switched on (and all of them pass
+with it off: the control run). The first scenario listed is the one expected to kill it;
+the others are more that should. `make mutants` runs this catalog (run.py).
+"""
+
+from __future__ import annotations
+
+CHAOS = "tests/e2e/chaos"
+
+KILLERS: dict[str, list[str]] = {
+    "skip-signature": [f"{CHAOS}/test_byzantine.py::test_lying_relay[corrupt]"],
+    "accept-older": [
+        f"{CHAOS}/test_byzantine.py::test_replayed_old_versions_do_not_revert",
+        f"{CHAOS}/test_ordering.py::test_delete_before_create",
+    ],
+    "timestamp-wins": [f"{CHAOS}/test_clock_skew.py::test_skewed_peer_does_not_win_forever"],
+    "forget-tombstone": [
+        f"{CHAOS}/test_ordering.py::test_delete_before_create",
+        f"{CHAOS}/test_ordering.py::test_concurrent_delete_and_update",
+    ],
+    "rebroadcast": [
+        f"{CHAOS}/test_sync_loops.py::test_ping_pong",
+        f"{CHAOS}/test_sync_loops.py::test_triangle",
+    ],
+    "drop-range-offset": [f"{CHAOS}/test_resume.py::test_cut_download_resumes_intact"],
+    "stale-etag": [
+        f"{CHAOS}/test_sync_loops.py::test_metadata_resave",
+        f"{CHAOS}/test_sync_loops.py::test_echo_along_a_chain",
+    ],
+    "refetch-held": [
+        f"{CHAOS}/test_sync_loops.py::test_ping_pong",
+        f"{CHAOS}/test_sync_loops.py::test_metadata_resave",
+    ],
+    "ignore-equivocation": [f"{CHAOS}/test_byzantine.py::test_equivocation_is_detected"],
+    "blame-envelope": [f"{CHAOS}/test_byzantine.py::test_lying_relay[lie-timestamp]"],
+    "trust-size": [f"{CHAOS}/test_byzantine.py::test_lying_relay[lie-size]"],
+    "poll-in-lockstep": [
+        f"{CHAOS}/test_unresponsive.py::test_paused_friend_does_not_stall_the_others"
+    ],
+}

@@ -1,0 +1,163 @@
+"""The runner applies and removes faults on time, records them, survives failures, heals."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from peerlab.errors import PeerlabError, UsageError
+from peerlab.nemesis.faults import Byzantine, ClockSkew, Kill, Network, Pause, Restart
+from peerlab.nemesis.runner import NemesisRunner
+from peerlab.nemesis.schedule import Schedule, Step
+
+PARTITION = {
+    "kind": "partition",
+    "name": "partition",
+    "groups": [["A"], ["B", "C"]],
+    "one_way": False,
+    "duration": None,
+}
+
+
+class FakeTarget:
+    def __init__(self, refuse: set[str] = frozenset()) -> None:  # type: ignore[assignment]
+        self.calls: list[tuple[float, str, tuple[Any, ...]]] = []
+        self.records: list[tuple[str, str, dict[str, Any]]] = []
+        self.state = {"A": "running", "B": "running", "C": "running"}
+        self.refuse = refuse
+        self.began = time.monotonic()
+
+    def _call(self, name: str, *args: Any) -> None:
+        if name in self.refuse:
+            raise UsageError(f"{name} refused")
+        self.calls.append((time.monotonic() - self.began, name, args))
+
+    def kill(self, name: str) -> None:
+        self._call("kill", name)
+        self.state[name] = "killed"
+
+    def restart(self, name: str) -> None:
+        self._call("restart", name)
+        self.state[name] = "running"
+
+    def pause(self, name: str) -> None:
+        self._call("pause", name)
+        self.state[name] = "paused"
+
+    def resume(self, name: str) -> None:
+        self._call("resume", name)
+        self.state[name] = "running"
+
+    def skew(self, name: str, seconds: float) -> None:
+        self._call("skew", name, seconds)
+
+    def setenv(self, name: str, values: dict[str, str | None]) -> None:
+        self._call("setenv", name, values)
+
+    def net_apply(self, fault: dict[str, Any]) -> str:
+        self._call("net_apply", fault["kind"])
+        return str(fault["name"])
+
+    def net_remove(self, name: str) -> None:
+        self._call("net_remove", name)
+
+    def net_clear(self) -> None:
+        self._call("net_clear")
+
+    def states(self) -> dict[str, str]:
+        return dict(self.state)
+
+    def record(self, entry: str, what: str, data: dict[str, Any]) -> None:
+        self.records.append((entry, what, data))
+
+
+def schedule(*steps: Step) -> Schedule:
+    return Schedule(1, ("A", "B", "C"), 1.0, ("test",), steps)
+
+
+def names(target: FakeTarget) -> list[str]:
+    return [f"{name}{args[:1]}" for _, name, args in target.calls]
+
+
+def test_faults_are_applied_and_removed_on_time_and_recorded() -> None:
+    target = FakeTarget()
+    plan = schedule(
+        Step(0.0, 0.3, Kill("A")),
+        Step(0.1, None, Restart("B")),
+        Step(0.1, 0.1, Network(PARTITION)),
+        Step(0.2, 0.2, ClockSkew("C", 3600.0)),
+    )
+    NemesisRunner(target, plan).run()
+    times = {f"{name}{args[:1]}": at for at, name, args in reversed(target.calls)}
+    expected = {
+        "kill('A',)": 0.0,
+        "restart('B',)": 0.1,
+        "net_apply('partition',)": 0.1,
+        "net_remove('partition',)": 0.2,
+        "skew('C',)": 0.2,
+        "restart('A',)": 0.3,
+    }
+    for call, at in expected.items():
+        assert at - 0.01 <= times[call] < at + 0.25, (call, times[call])
+    assert ("skew", ("C", 0.0)) in [(n, a) for _, n, a in target.calls], "clock put back"
+    assert target.records[0][:2] == ("event", "nemesis_schedule")
+    faults = [(what, data["kind"]) for entry, what, data in target.records if entry == "fault"]
+    assert ("apply", "kill") in faults and ("remove", "kill") in faults
+    assert all(kind != "network" for _, kind in faults), "the fabric records its own faults"
+    assert target.records[-1][1] == "nemesis_healed"
+
+
+def test_a_refused_fault_is_noted_and_the_run_goes_on() -> None:
+    target = FakeTarget(refuse={"pause"})
+    runner = NemesisRunner(target, schedule(Step(0.0, 0.1, Pause("A")), Step(0.05, 0.1, Kill("B"))))
+    runner.run()
+    report = runner.report()
+    assert report["counts"] == {"error": 1, "apply": 1, "remove": 1}
+    assert "pause refused" in report["errors"][0]["error"]
+    assert [r for r in target.records if r[1] == "nemesis_error"]
+
+
+def test_stopping_early_heals_everything() -> None:
+    target = FakeTarget()
+    plan = schedule(
+        Step(0.0, 30.0, Pause("A")),
+        Step(0.0, 30.0, Byzantine("B", "replay")),
+        Step(0.0, 30.0, Network(PARTITION)),
+        Step(5.0, 1.0, Kill("C")),
+    )
+    runner = NemesisRunner(target, plan).start()
+    deadline = time.monotonic() + 5
+    while len(target.calls) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    runner.stop()
+    calls = names(target)
+    assert "kill('C',)" not in calls, "a step after the stop ran"
+    assert {"resume('A',)", "setenv('B',)", "net_remove('partition',)", "net_clear()"} <= set(calls)
+    assert target.state == {"A": "running", "B": "running", "C": "running"}
+
+
+def test_heal_restarts_nodes_left_down_even_when_removal_failed() -> None:
+    class Stubborn(FakeTarget):
+        def net_clear(self) -> None:
+            raise PeerlabError("fabric is gone")
+
+    target = Stubborn()
+    target.state["C"] = "exited"
+    runner = NemesisRunner(target, schedule())
+    runner.run()
+    assert "restart('C',)" in names(target)
+    assert any(r.get("action") == "heal_error" for r in runner.log)
+
+
+def test_a_slow_action_delays_only_its_own_node() -> None:
+    class Slow(FakeTarget):
+        def kill(self, name: str) -> None:
+            time.sleep(0.4)
+            super().kill(name)
+
+    target = Slow()
+    plan = schedule(Step(0.0, 0.1, Kill("A")), Step(0.1, 0.2, Pause("B")))
+    NemesisRunner(target, plan).run()
+    times = {f"{name}{args[:1]}": at for at, name, args in target.calls}
+    assert times["pause('B',)"] < 0.3, "B's pause waited for A's slow kill"
+    assert times["restart('A',)"] > times["kill('A',)"], "A's removal overtook its kill"
