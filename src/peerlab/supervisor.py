@@ -19,8 +19,10 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -220,6 +222,7 @@ def supervise(options: argparse.Namespace) -> int:
                 workdir=env_dir(name) / "work",
             )
         write_state(name, {**own, "seed": env.seed, "env_id": env.id})
+        _report_progress(env, name)
         if options.adopt:
             pass
         elif options.bootstrap:
@@ -256,6 +259,23 @@ def supervise(options: argparse.Namespace) -> int:
             write_state(name, {**state, "state": "down"})
 
 
+def _report_progress(env: Any, name: str) -> None:
+    """While nodes start, keep how many are ready in progress.json (its own file, so it never
+    races the state file's writers) for `peerlab up` to show."""
+    path = env_dir(name) / "progress.json"
+
+    def loop() -> None:
+        while (read_state(name) or {}).get("state") == "starting":
+            nodes = list(env.nodes.values())
+            ready = sum(1 for node in nodes if node.state == "running")
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps({"ready": ready, "created": len(nodes)}))
+            tmp.replace(path)
+            time.sleep(0.2)
+
+    threading.Thread(target=loop, name="progress", daemon=True).start()
+
+
 def _own_start() -> float | None:
     import psutil
 
@@ -270,6 +290,7 @@ def launch(
     fabric: bool,
     bootstrap: bool,
     timeout: float,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Start a supervisor in the background and wait until its nodes are ready (or failed)."""
     args = ["--system", system]
@@ -281,7 +302,7 @@ def launch(
         args.append("--no-fabric")
     if bootstrap:
         args.append("--bootstrap")
-    return _start_supervisor(name, args, timeout)
+    return _start_supervisor(name, args, timeout, on_progress)
 
 
 def adopt(env: Any, name: str, timeout: float = 60.0) -> dict[str, Any]:
@@ -295,10 +316,16 @@ def adopt(env: Any, name: str, timeout: float = 60.0) -> dict[str, Any]:
     return _start_supervisor(name, ["--adopt", str(handed)], timeout)
 
 
-def _start_supervisor(name: str, extra: list[str], timeout: float) -> dict[str, Any]:
+def _start_supervisor(
+    name: str,
+    extra: list[str],
+    timeout: float,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
     directory = env_dir(name)
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "state.json").unlink(missing_ok=True)
+    (directory / "progress.json").unlink(missing_ok=True)
     args = [sys.executable, "-m", "peerlab.supervisor", "--env", name, *extra]
     with (directory / "supervisor.log").open("ab") as log_file:
         process = subprocess.Popen(
@@ -313,6 +340,10 @@ def _start_supervisor(name: str, extra: list[str], timeout: float) -> dict[str, 
                 cls = UsageError if state.get("usage") else PeerlabError
                 raise cls(state.get("error", "the supervisor failed"), hint=state.get("hint"))
             return state
+        if on_progress is not None:
+            with contextlib.suppress(OSError, ValueError):
+                progress = json.loads((directory / "progress.json").read_text())
+                on_progress(progress["ready"], progress["created"])
         if process.poll() is not None:
             raise PeerlabError(
                 f"the supervisor exited with code {process.returncode}",

@@ -7,6 +7,14 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from peerlab import supervisor
@@ -78,8 +86,18 @@ def register(app: typer.Typer) -> None:
         what = (
             f"{peers or 3} {spec.name} peers" if peers or not layout else f"{spec.name} ({layout})"
         )
-        with console.status(f"starting {what}..."):
-            state = supervisor.launch(name, system, peers, seed, not no_fabric, bootstrap, timeout)
+        with Progress(
+            SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+            MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=True,
+        ) as progress:
+            task = progress.add_task(f"starting {what}", total=peers)
+
+            def show(ready: int, created: int) -> None:
+                progress.update(task, completed=ready, total=max(created, peers or 0) or None)
+
+            state = supervisor.launch(
+                name, system, peers, seed, not no_fabric, bootstrap, timeout, show
+            )
         status = state["status"]
         console.print(nodes_table(status["nodes"]))
         console.print(
