@@ -1,5 +1,9 @@
 """Shared test setup: the pytester plugin (for testing peerlab's own pytest plugin)."""
 
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -12,3 +16,32 @@ FIXTURES = Path(__file__).parent / "fixtures"
 @pytest.fixture
 def httpd_manifest() -> Path:
     return FIXTURES / "httpd.toml"
+
+
+Cli = Callable[..., subprocess.CompletedProcess]
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Iterator[Cli]:
+    """Runs `peerlab ...` in a subprocess with its own PEERLAB_HOME; stops every network after."""
+    home = tmp_path / "home"
+    env = {**os.environ, "PEERLAB_HOME": str(home), "NO_COLOR": "1", "COLUMNS": "200"}
+
+    def run(*args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:
+        result = subprocess.run(
+            [sys.executable, "-m", "peerlab", *args],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"peerlab {' '.join(args)} exited {result.returncode}:\n"
+                f"{result.stdout}\n{result.stderr}"
+            )
+        return result
+
+    yield run
+    run("down", "--all", check=False)

@@ -5,12 +5,10 @@ it like a publish, so it propagates to friends and wins over every older version
 
 from __future__ import annotations
 
-import hashlib
 from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from syncpeer.core import envelope
 from syncpeer.core.errors import InvalidName
 from syncpeer.core.names import validate_name
 from syncpeer.core.store import StoredFile
@@ -53,11 +51,7 @@ def delete(node: Node, name: str) -> StoredFile:
         random=node.random,
         trace_id=trace_id,
     )
-    file = StoredFile.from_envelope(
-        envelope.verify(data), len(data), hashlib.sha256(data).hexdigest()
-    )
-    decision = model.decide(file)
-    node.files.accept_bytes(decision, data)
+    file, decision = node.store_sealed(data)
     node.log.info(
         "file_deleted",
         component="store",

@@ -27,7 +27,7 @@ from syncpeer.core.dht.puzzle import satisfies, solve
 from syncpeer.core.identity import Identity, RandomSource
 from syncpeer.core.keyring import Friend
 from syncpeer.core.names import validate_name
-from syncpeer.core.store import StoredFile
+from syncpeer.core.store import Decision, StoredFile
 from syncpeer.core.sync import SyncEngine
 from syncpeer.io import byzantine
 from syncpeer.io.admin import AdminApi
@@ -254,6 +254,15 @@ class Node:
         self.log.info("friend_removed", trace_id=self.new_trace_id(), friend=fingerprint)
         return friend
 
+    def store_sealed(self, data: bytes) -> tuple[StoredFile, Decision]:
+        """Verify an envelope this node just sealed and store it by the version rule."""
+        file = StoredFile.from_envelope(
+            envelope.verify(data), len(data), hashlib.sha256(data).hexdigest()
+        )
+        decision = self.files.model.decide(file)
+        self.files.accept_bytes(decision, data)
+        return file, decision
+
     def publish(self, name: object, content: bytes, recipients: Sequence[str] | None) -> StoredFile:
         """Seal `content` as the next version of `name` for `recipients` (None: public)."""
         name = validate_name(name)
@@ -270,11 +279,7 @@ class Node:
             random=self.random,
             trace_id=trace_id,
         )
-        file = StoredFile.from_envelope(
-            envelope.verify(data), len(data), hashlib.sha256(data).hexdigest()
-        )
-        decision = model.decide(file)
-        self.files.accept_bytes(decision, data)
+        file, decision = self.store_sealed(data)
         self.log.info(
             "file_published",
             component="store",

@@ -1,40 +1,12 @@
 """The interactive face: separate `peerlab` commands act on one background network."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import psutil
 import pytest
 
 from peerlab.testing import wait_until
-
-
-@pytest.fixture
-def cli(tmp_path: Path):
-    home = tmp_path / "home"
-    env = {**os.environ, "PEERLAB_HOME": str(home), "NO_COLOR": "1", "COLUMNS": "200"}
-
-    def run(*args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:
-        result = subprocess.run(
-            [sys.executable, "-m", "peerlab", *args],
-            env=env,
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-        if check and result.returncode != 0:
-            raise AssertionError(
-                f"peerlab {' '.join(args)} exited {result.returncode}:\n"
-                f"{result.stdout}\n{result.stderr}"
-            )
-        return result
-
-    yield run
-    run("down", "--all", check=False)
 
 
 def _pids(status: dict) -> list[int]:

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,31 +17,6 @@ from .conftest import require_libfaketime
 pytestmark = pytest.mark.chaos
 
 Cli = Callable[..., subprocess.CompletedProcess]
-
-
-@pytest.fixture
-def cli(tmp_path: Path) -> Iterator[Cli]:
-    home = tmp_path / "home"
-    env = {**os.environ, "PEERLAB_HOME": str(home), "NO_COLOR": "1", "COLUMNS": "200"}
-
-    def run(*args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:
-        result = subprocess.run(
-            [sys.executable, "-m", "peerlab", *args],
-            env=env,
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-        if check and result.returncode != 0:
-            raise AssertionError(
-                f"peerlab {' '.join(args)} exited {result.returncode}:\n"
-                f"{result.stdout}\n{result.stderr}"
-            )
-        return result
-
-    yield run
-    run("down", "--all", check=False)
 
 
 def test_nemesis_cli(cli: Cli, tmp_path: Path) -> None:
