@@ -940,9 +940,13 @@ class Environment:
     # ----------------------------------------------------------------- observe (CLI too)
 
     @rpc
-    def timeline(self, cursor: dict[str, Any] | None = None,
-                 filter: dict[str, Any] | None = None, tail: int | None = None,
-                 all_runs: bool = False) -> dict[str, Any]:
+    def timeline(
+        self,
+        cursor: dict[str, Any] | None = None,
+        filter: dict[str, Any] | None = None,
+        tail: int | None = None,
+        all_runs: bool = False,
+    ) -> dict[str, Any]:
         """Merged timeline events since `cursor` that pass `filter` (EventFilter JSON).
 
         Events from before this Environment began are left out unless `all_runs`: a
@@ -1000,8 +1004,7 @@ class Environment:
         return run_scenario(self, name, params).to_json()
 
     @rpc
-    def results_save(self, dest: str, outcome: str | None = None,
-                     test: str | None = None) -> str:
+    def results_save(self, dest: str, outcome: str | None = None, test: str | None = None) -> str:
         """Write this run's results folder (result.json, logs, timeline, JUnit) to `dest`."""
         from peerlab.report.results import write_results
 

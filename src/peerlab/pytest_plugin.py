@@ -112,8 +112,13 @@ def peerlab_env(request: pytest.FixtureRequest, peerlab_seed: int) -> Iterator[E
             (results / "result.json").write_text(json.dumps(outcome, indent=2, default=str))
 
 
-def _observe(env: Environment, item: pytest.Item, results: Path, outcome: dict[str, Any],
-             reports: dict[str, pytest.TestReport]) -> dict[str, Any]:
+def _observe(
+    env: Environment,
+    item: pytest.Item,
+    results: Path,
+    outcome: dict[str, Any],
+    reports: dict[str, pytest.TestReport],
+) -> dict[str, Any]:
     """The run's timeline, verdicts, timings, JUnit XML (and, failed, state and report.html).
 
     A problem here is reported, not raised: it must not change the test's own outcome.
@@ -126,14 +131,27 @@ def _observe(env: Environment, item: pytest.Item, results: Path, outcome: dict[s
     if bad is not None:
         crash = getattr(bad.longrepr, "reprcrash", None)
         lines = bad.longreprtext.strip().splitlines()
-        failure = {"when": bad.when,
-                   "message": getattr(crash, "message", None) or (lines[-1] if lines else "failed"),
-                   "text": bad.longreprtext[-6000:], "wall": getattr(bad, "stop", time.time())}
+        failure = {
+            "when": bad.when,
+            "message": getattr(crash, "message", None) or (lines[-1] if lines else "failed"),
+            "text": bad.longreprtext[-6000:],
+            "wall": getattr(bad, "stop", time.time()),
+        }
     timings = {f"{when}_s": round(report.duration, 3) for when, report in reports.items()}
     try:
-        return write_results(env, results, outcome=outcome["outcome"], test=item.nodeid,
-                             replay=outcome["replay"], failure=failure, timings=timings,
-                             copy_logs=False, snapshot=False, state=failed, html=failed)
+        return write_results(
+            env,
+            results,
+            outcome=outcome["outcome"],
+            test=item.nodeid,
+            replay=outcome["replay"],
+            failure=failure,
+            timings=timings,
+            copy_logs=False,
+            snapshot=False,
+            state=failed,
+            html=failed,
+        )
     except Exception as exc:  # the test's outcome stands; the problem is shown beside it
         item.add_report_section("teardown", "peerlab", f"results were not all written: {exc!r}")
         return {"results_error": repr(exc)}

@@ -48,8 +48,11 @@ def snapshot_root() -> Path:
 
 def snapshot_dir(name: str, root: Path | None = None) -> Path:
     if not _NAME.fullmatch(name):
-        raise UsageError(f"snapshot name {name!r} is not usable", field="NAME",
-                         hint="letters, digits, '.', '_' and '-', at most 64, e.g. before-split")
+        raise UsageError(
+            f"snapshot name {name!r} is not usable",
+            field="NAME",
+            hint="letters, digits, '.', '_' and '-', at most 64, e.g. before-split",
+        )
     return (root or snapshot_root()) / name
 
 
@@ -57,13 +60,22 @@ def _quiet(_: str) -> None:
     return None
 
 
-def save(env: Environment, target: Path, *, force: bool = False, copy_data: bool = True,
-         progress: Progress = _quiet) -> dict[str, Any]:
+def save(
+    env: Environment,
+    target: Path,
+    *,
+    force: bool = False,
+    copy_data: bool = True,
+    progress: Progress = _quiet,
+) -> dict[str, Any]:
     """Save the network's state to `target`; returns the snapshot's manifest."""
     if target.exists():
         if not force:
-            raise UsageError(f"snapshot {target.name!r} already exists ({target})",
-                             field="NAME", hint="choose another name or pass --force")
+            raise UsageError(
+                f"snapshot {target.name!r} already exists ({target})",
+                field="NAME",
+                hint="choose another name or pass --force",
+            )
         shutil.rmtree(target)
     target.mkdir(parents=True)
     states = _system_states(env, progress)
@@ -78,8 +90,12 @@ def save(env: Environment, target: Path, *, force: bool = False, copy_data: bool
             for node in env.nodes.values():
                 progress(f"copying the data dir of {node.name}")
                 if node.data_dir.exists():
-                    shutil.copytree(node.data_dir, target / "nodes" / node.name / "data",
-                                    symlinks=True, ignore=_special_files)
+                    shutil.copytree(
+                        node.data_dir,
+                        target / "nodes" / node.name / "data",
+                        symlinks=True,
+                        ignore=_special_files,
+                    )
     finally:
         for node in frozen:
             assert node.pid is not None
@@ -90,17 +106,32 @@ def save(env: Environment, target: Path, *, force: bool = False, copy_data: bool
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "state.json").write_text(json.dumps(state, indent=2, default=str))
     manifest = {
-        "format": FORMAT, "name": target.name, "taken": taken, "env": env.name,
-        "seed": env.seed, "address_block": env.addresses.block,
+        "format": FORMAT,
+        "name": target.name,
+        "taken": taken,
+        "env": env.name,
+        "seed": env.seed,
+        "address_block": env.addresses.block,
         "systems": {name: str(spec.source) for name, spec in env.systems.items()},
-        "nodes": [{"name": n.name, "index": n.index, "system": n.system.name, "role": n.role,
-                   "state": n.state, "address": n.address, "restarts": n.restarts}
-                  for n in env.nodes.values()],
-        "faults": faults, "data": copy_data,
+        "nodes": [
+            {
+                "name": n.name,
+                "index": n.index,
+                "system": n.system.name,
+                "role": n.role,
+                "state": n.state,
+                "address": n.address,
+                "restarts": n.restarts,
+            }
+            for n in env.nodes.values()
+        ],
+        "faults": faults,
+        "data": copy_data,
     }
     (target / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
-    env.history.event("snapshot_saved", None, name=target.name, nodes=len(env.nodes),
-                      faults=len(faults))
+    env.history.event(
+        "snapshot_saved", None, name=target.name, nodes=len(env.nodes), faults=len(faults)
+    )
     return manifest
 
 
@@ -134,21 +165,31 @@ def load(source: Path) -> dict[str, Any]:
     try:
         manifest: dict[str, Any] = json.loads((source / MANIFEST).read_text())
     except FileNotFoundError:
-        raise UsageError(f"there is no snapshot {source.name!r} ({source})", field="NAME",
-                         hint="`peerlab snapshot list` shows the saved ones") from None
+        raise UsageError(
+            f"there is no snapshot {source.name!r} ({source})",
+            field="NAME",
+            hint="`peerlab snapshot list` shows the saved ones",
+        ) from None
     except json.JSONDecodeError as exc:
         raise PeerlabError(f"snapshot {source.name!r} is damaged: {MANIFEST}: {exc}") from None
     if manifest.get("format") != FORMAT:
-        raise UsageError(f"snapshot {source.name!r} has format {manifest.get('format')!r}",
-                         field="NAME", hint=f"this peerlab reads format {FORMAT}; save it again")
+        raise UsageError(
+            f"snapshot {source.name!r} has format {manifest.get('format')!r}",
+            field="NAME",
+            hint=f"this peerlab reads format {FORMAT}; save it again",
+        )
     if not manifest.get("data"):
-        raise UsageError(f"snapshot {source.name!r} holds no data dirs (a failure record)",
-                         field="NAME", hint="only snapshots taken with their data restore")
+        raise UsageError(
+            f"snapshot {source.name!r} holds no data dirs (a failure record)",
+            field="NAME",
+            hint="only snapshots taken with their data restore",
+        )
     return manifest
 
 
-def restore(env: Environment, source: Path, *, force: bool = False,
-            progress: Progress = _quiet) -> dict[str, Any]:
+def restore(
+    env: Environment, source: Path, *, force: bool = False, progress: Progress = _quiet
+) -> dict[str, Any]:
     """Bring the network back to the snapshot in `source`; returns what was done."""
     manifest = load(source)
     for name, system in manifest["systems"].items():
@@ -158,15 +199,20 @@ def restore(env: Environment, source: Path, *, force: bool = False,
         raise UsageError(
             f"snapshot {source.name!r} was taken on address block {manifest['address_block']} "
             f"and this network uses block {env.addresses.block}",
-            field="NAME", hint="nodes store each other's addresses in their data; restore it "
-            "into the network that saved it, or pass --force to restore anyway")
+            field="NAME",
+            hint="nodes store each other's addresses in their data; restore it "
+            "into the network that saved it, or pass --force to restore anyway",
+        )
     saved = {raw["name"]: raw for raw in manifest["nodes"]}
     for name, raw in saved.items():
         node = env.nodes.get(name)
         if node is not None and node.address != raw["address"] and not force:
-            raise UsageError(f"peer {name} has address {node.address} here but "
-                             f"{raw['address']} in snapshot {source.name!r}",
-                             field="NAME", hint="pass --force to restore anyway")
+            raise UsageError(
+                f"peer {name} has address {node.address} here but "
+                f"{raw['address']} in snapshot {source.name!r}",
+                field="NAME",
+                hint="pass --force to restore anyway",
+            )
     for node in env.nodes.values():
         if node.alive:
             progress(f"stopping {node.name}")
@@ -201,10 +247,17 @@ def restore(env: Environment, source: Path, *, force: bool = False,
         else:
             left_stopped.append(name)
     extra = sorted(set(env.nodes) - set(saved))
-    env.history.event("snapshot_restored", None, name=source.name, started=started,
-                      faults=len(manifest["faults"]))
-    return {"name": source.name, "started": started, "stopped": left_stopped,
-            "not_in_snapshot": extra, "faults": manifest["faults"], "taken": manifest["taken"]}
+    env.history.event(
+        "snapshot_restored", None, name=source.name, started=started, faults=len(manifest["faults"])
+    )
+    return {
+        "name": source.name,
+        "started": started,
+        "stopped": left_stopped,
+        "not_in_snapshot": extra,
+        "faults": manifest["faults"],
+        "taken": manifest["taken"],
+    }
 
 
 def list_snapshots(root: Path | None = None) -> list[dict[str, Any]]:
@@ -214,7 +267,14 @@ def list_snapshots(root: Path | None = None) -> list[dict[str, Any]]:
         for folder in sorted(p for p in base.iterdir() if (p / MANIFEST).exists()):
             with contextlib.suppress(OSError, json.JSONDecodeError):
                 manifest = json.loads((folder / MANIFEST).read_text())
-                out.append({"name": folder.name, "taken": manifest.get("taken"),
-                            "env": manifest.get("env"), "nodes": len(manifest.get("nodes", [])),
-                            "faults": len(manifest.get("faults", [])), "path": str(folder)})
+                out.append(
+                    {
+                        "name": folder.name,
+                        "taken": manifest.get("taken"),
+                        "env": manifest.get("env"),
+                        "nodes": len(manifest.get("nodes", [])),
+                        "faults": len(manifest.get("faults", [])),
+                        "path": str(folder),
+                    }
+                )
     return out

@@ -47,8 +47,10 @@ CREATE TABLE IF NOT EXISTS figures (
 """
 # A number in a benchmark's output is a figure when its name says what it measures; counts
 # that describe the setup (peers, cpus) are not figures and must not be flagged.
-_MEASURE = re.compile(r"seconds|(^|_)s$|(^|_)ms($|_)|(^|_)mb($|_)|bytes|latency|speedup|"
-                      r"throughput|per_s|ops|rate|rss|pss|duration|time")
+_MEASURE = re.compile(
+    r"seconds|(^|_)s$|(^|_)ms($|_)|(^|_)mb($|_)|bytes|latency|speedup|"
+    r"throughput|per_s|ops|rate|rss|pss|duration|time"
+)
 _HIGHER = re.compile(r"speedup|throughput|per_s|ops_s|rate|bandwidth")
 
 
@@ -71,9 +73,15 @@ class Comparison:
     regressed: bool
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "value": self.value, "better": self.better,
-                "median": self.median, "history": self.history, "change": self.change,
-                "regressed": self.regressed}
+        return {
+            "name": self.name,
+            "value": self.value,
+            "better": self.better,
+            "median": self.median,
+            "history": self.history,
+            "change": self.change,
+            "regressed": self.regressed,
+        }
 
 
 def direction(name: str) -> Better:
@@ -101,8 +109,11 @@ def bench_figures(data: dict[str, Any], source: str, label: str) -> list[Figure]
             continue
         better = overrides.get(key) or direction(leaf)
         if better not in ("lower", "higher"):
-            raise UsageError(f"{source}: better[{key!r}] is {better!r}", field="better",
-                             hint='"lower" or "higher"')
+            raise UsageError(
+                f"{source}: better[{key!r}] is {better!r}",
+                field="better",
+                hint='"lower" or "higher"',
+            )
         figures.append(Figure(f"{label}: {key}", value, better, source))
     return figures
 
@@ -116,13 +127,13 @@ def result_figures(result: dict[str, Any], source: str) -> list[Figure]:
     for verdict in result.get("verdicts") or []:
         seconds = (verdict.get("stats") or {}).get("seconds")
         if verdict.get("valid") == "valid" and isinstance(seconds, int | float):
-            figures.append(Figure(f"{test}: {verdict.get('checker')} seconds", float(seconds),
-                                  "lower", source))
+            figures.append(
+                Figure(f"{test}: {verdict.get('checker')} seconds", float(seconds), "lower", source)
+            )
     for name, stats in ((result.get("timings") or {}).get("operations") or {}).items():
         latency = stats.get("latency_ms") or {}
         if isinstance(latency.get("p95"), int | float):
-            figures.append(Figure(f"{test}: {name} p95 ms", float(latency["p95"]), "lower",
-                                  source))
+            figures.append(Figure(f"{test}: {name} p95 ms", float(latency["p95"]), "lower", source))
     return figures
 
 
@@ -136,17 +147,22 @@ def figures_from(paths: Iterable[Path]) -> list[Figure]:
             if (path / "result.json").exists():
                 files.append(path / "result.json")
             if not files:
-                raise UsageError(f"{path} holds no result.json", field="PATHS",
-                                 hint="name results folders or benchmark JSON files")
+                raise UsageError(
+                    f"{path} holds no result.json",
+                    field="PATHS",
+                    hint="name results folders or benchmark JSON files",
+                )
         for file in files:
             try:
                 data = json.loads(file.read_text())
             except FileNotFoundError:
                 raise UsageError(f"{file} does not exist", field="PATHS") from None
             except json.JSONDecodeError as exc:
-                raise UsageError(f"{file} is not JSON: {exc}", field="PATHS",
-                                 hint="save a benchmark's output with --json > file.json"
-                                 ) from None
+                raise UsageError(
+                    f"{file} is not JSON: {exc}",
+                    field="PATHS",
+                    hint="save a benchmark's output with --json > file.json",
+                ) from None
             if not isinstance(data, dict):
                 raise UsageError(f"{file} is not a JSON object", field="PATHS")
             if file.name == "result.json":
@@ -176,55 +192,87 @@ class TrendStore:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def record(self, figures: list[Figure], label: str | None = None,
-               commit: str | None = None) -> int:
+    def record(
+        self, figures: list[Figure], label: str | None = None, commit: str | None = None
+    ) -> int:
         if not figures:
-            raise UsageError("there are no figures to record", field="PATHS",
-                             hint="benchmark JSON needs numbers named like seconds_to_ready; "
-                             "results folders need passed runs")
+            raise UsageError(
+                "there are no figures to record",
+                field="PATHS",
+                hint="benchmark JSON needs numbers named like seconds_to_ready; "
+                "results folders need passed runs",
+            )
         with self._db:
             cursor = self._db.execute(
                 "INSERT INTO runs (recorded, label, commit_id) VALUES (?, ?, ?)",
-                (time.time(), label, commit if commit is not None else current_commit()))
+                (time.time(), label, commit if commit is not None else current_commit()),
+            )
             run = int(cursor.lastrowid or 0)
             self._db.executemany(
                 "INSERT INTO figures (run, name, value, better, source) VALUES (?, ?, ?, ?, ?)",
-                [(run, f.name, f.value, f.better, f.source) for f in figures])
+                [(run, f.name, f.value, f.better, f.source) for f in figures],
+            )
         return run
 
     def latest_run(self) -> int | None:
         row = self._db.execute("SELECT max(id) FROM runs").fetchone()
         return int(row[0]) if row and row[0] is not None else None
 
-    def compare(self, run: int | None = None, *, window: int = 5, threshold: float = 0.20,
-                min_history: int = 3) -> list[Comparison]:
+    def compare(
+        self,
+        run: int | None = None,
+        *,
+        window: int = 5,
+        threshold: float = 0.20,
+        min_history: int = 3,
+    ) -> list[Comparison]:
         """Each figure of `run` (default: the latest) against its last `window` runs."""
         run = run if run is not None else self.latest_run()
         if run is None:
-            raise UsageError("no run has been recorded yet", field="PATHS",
-                             hint="`peerlab trend FILE_OR_FOLDER ...` records one")
+            raise UsageError(
+                "no run has been recorded yet",
+                field="PATHS",
+                hint="`peerlab trend FILE_OR_FOLDER ...` records one",
+            )
         comparisons = []
-        rows = self._db.execute("SELECT name, value, better FROM figures WHERE run = ? "
-                                "ORDER BY name", (run,)).fetchall()
+        rows = self._db.execute(
+            "SELECT name, value, better FROM figures WHERE run = ? ORDER BY name", (run,)
+        ).fetchall()
         for name, value, better in rows:
-            previous = [v for (v,) in self._db.execute(
-                "SELECT value FROM figures WHERE name = ? AND run < ? ORDER BY run DESC "
-                "LIMIT ?", (name, run, window))]
-            comparisons.append(_compare(name, float(value), better, previous, threshold,
-                                        min_history))
+            previous = [
+                v
+                for (v,) in self._db.execute(
+                    "SELECT value FROM figures WHERE name = ? AND run < ? ORDER BY run DESC "
+                    "LIMIT ?",
+                    (name, run, window),
+                )
+            ]
+            comparisons.append(
+                _compare(name, float(value), better, previous, threshold, min_history)
+            )
         return comparisons
 
     def history(self, name: str, limit: int = 20) -> list[dict[str, Any]]:
         rows = self._db.execute(
             "SELECT runs.id, runs.recorded, runs.label, runs.commit_id, figures.value "
             "FROM figures JOIN runs ON runs.id = figures.run WHERE figures.name = ? "
-            "ORDER BY runs.id DESC LIMIT ?", (name, limit)).fetchall()
-        return [{"run": r[0], "recorded": r[1], "label": r[2], "commit": r[3], "value": r[4]}
-                for r in reversed(rows)]
+            "ORDER BY runs.id DESC LIMIT ?",
+            (name, limit),
+        ).fetchall()
+        return [
+            {"run": r[0], "recorded": r[1], "label": r[2], "commit": r[3], "value": r[4]}
+            for r in reversed(rows)
+        ]
 
 
-def _compare(name: str, value: float, better: Better, previous: list[float],
-             threshold: float, min_history: int) -> Comparison:
+def _compare(
+    name: str,
+    value: float,
+    better: Better,
+    previous: list[float],
+    threshold: float,
+    min_history: int,
+) -> Comparison:
     if len(previous) < max(min_history, 1):
         return Comparison(name, value, better, None, len(previous), None, False)
     median = statistics.median(previous)
@@ -241,8 +289,9 @@ def current_commit() -> str | None:
         if os.environ.get(variable):
             return os.environ[variable]
     with contextlib.suppress(OSError, subprocess.SubprocessError):
-        done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, timeout=5)
+        done = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5
+        )
         if done.returncode == 0:
             return done.stdout.strip() or None
     return None

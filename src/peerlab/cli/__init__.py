@@ -36,14 +36,27 @@ def _main(
 
 # Each module adds its commands: `register(app)`; bench modules: `register(bench_app)`.
 COMMAND_MODULES = [
-    "peerlab.cli.lifecycle", "peerlab.cli.peers", "peerlab.cli.demo",
-    "peerlab.cli.observe", "peerlab.cli.report", "peerlab.cli.scenario",
-    "peerlab.cli.snapshot", "peerlab.cli.shell", "peerlab.cli.ci", "peerlab.cli.check",
-    "peerlab.cli.dht", "peerlab.cli.churn", "peerlab.cli.net", "peerlab.cli.proxy",
+    "peerlab.cli.lifecycle",
+    "peerlab.cli.peers",
+    "peerlab.cli.demo",
+    "peerlab.cli.observe",
+    "peerlab.cli.report",
+    "peerlab.cli.scenario",
+    "peerlab.cli.snapshot",
+    "peerlab.cli.shell",
+    "peerlab.cli.ci",
+    "peerlab.cli.check",
+    "peerlab.cli.dht",
+    "peerlab.cli.churn",
+    "peerlab.cli.net",
+    "peerlab.cli.proxy",
     "peerlab.cli.nemesis",
 ]
 BENCH_MODULES = [
-    "peerlab.bench.spawn", "peerlab.bench.check", "peerlab.bench.failover", "peerlab.bench.dht",
+    "peerlab.bench.spawn",
+    "peerlab.bench.check",
+    "peerlab.bench.failover",
+    "peerlab.bench.dht",
     "peerlab.bench.proxy",
 ]
 

@@ -104,14 +104,19 @@ jobs:
 {upload_stress}"""
 
 
-def workflow(python: str = "3.11", apt: tuple[str, ...] = ("chromium",),
-             install: str = "pip install -e '.[dev]'", tests: str = "tests",
-             cron: str = "17 3 * * *") -> str:
+def workflow(
+    python: str = "3.11",
+    apt: tuple[str, ...] = ("chromium",),
+    install: str = "pip install -e '.[dev]'",
+    tests: str = "tests",
+    cron: str = "17 3 * * *",
+) -> str:
     """The workflow's text."""
-    setup = _SETUP.format(python=python, apt=" ".join(apt) or "ca-certificates",
-                          install=install)
+    setup = _SETUP.format(python=python, apt=" ".join(apt) or "ca-certificates", install=install)
     return WORKFLOW.format(
-        cron=cron, setup=setup, tests=tests,
+        cron=cron,
+        setup=setup,
+        tests=tests,
         upload_basic=_UPLOAD.format(name="basic"),
         upload_matrix=_UPLOAD.format(name="${{ matrix.suite }}"),
         upload_stress=_UPLOAD.format(name="stress"),
@@ -125,20 +130,30 @@ def register(app: typer.Typer) -> None:
         output: Path = typer.Option(DEFAULT_PATH, "--output", "-o", help="Where to write it."),
         force: bool = typer.Option(False, "--force", help="Replace an existing workflow."),
         python: str = typer.Option("3.11", "--python", help="Python version of the jobs."),
-        apt: list[str] = typer.Option(["chromium"], "--apt",
-                                      help="Debian packages the tests need (repeat)."),
-        install: str = typer.Option("pip install -e '.[dev]'", "--install",
-                                    help="The command that installs the project."),
+        apt: list[str] = typer.Option(
+            ["chromium"], "--apt", help="Debian packages the tests need (repeat)."
+        ),
+        install: str = typer.Option(
+            "pip install -e '.[dev]'", "--install", help="The command that installs the project."
+        ),
         tests: str = typer.Option("tests", "--tests", help="Where the tests are."),
     ) -> None:
         """Write a CI workflow: basic on push, resilience/chaos in parallel, stress nightly."""
         if provider != "github":
-            raise UsageError(f"CI provider {provider!r} is not supported", field="PROVIDER",
-                             hint="peerlab writes workflows for: github")
+            raise UsageError(
+                f"CI provider {provider!r} is not supported",
+                field="PROVIDER",
+                hint="peerlab writes workflows for: github",
+            )
         if output.exists() and not force:
-            raise UsageError(f"{output} already exists", field="--output",
-                             hint="pass --force to replace it, or --output another path")
+            raise UsageError(
+                f"{output} already exists",
+                field="--output",
+                hint="pass --force to replace it, or --output another path",
+            )
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(workflow(python, tuple(apt), install, tests))
-        console.print(f"wrote [bold]{output}[/]: basic on every push, resilience and chaos in "
-                      "parallel, stress nightly; peerlab-results/ uploaded by every job")
+        console.print(
+            f"wrote [bold]{output}[/]: basic on every push, resilience and chaos in "
+            "parallel, stress nightly; peerlab-results/ uploaded by every job"
+        )

@@ -87,8 +87,13 @@ def register(app: typer.Typer) -> None:
             f"{peers or 3} {spec.name} peers" if peers or not layout else f"{spec.name} ({layout})"
         )
         with Progress(
-            SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-            MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=True,
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
         ) as progress:
             task = progress.add_task(f"starting {what}", total=peers)
 
@@ -109,8 +114,11 @@ def register(app: typer.Typer) -> None:
     def down(
         ctx: typer.Context,
         all_envs: bool = typer.Option(False, "--all", help="Stop every environment."),
-        results: bool = typer.Option(True, "--results/--no-results",
-                                     help="Save the run to peerlab-results/<env>-<time> first."),
+        results: bool = typer.Option(
+            True,
+            "--results/--no-results",
+            help="Save the run to peerlab-results/<env>-<time> first.",
+        ),
     ) -> None:
         """Stop everything the environment started (after saving its results folder)."""
         names = supervisor.list_envs() if all_envs else [env_name(ctx)]
@@ -136,8 +144,9 @@ def register(app: typer.Typer) -> None:
     def status(
         ctx: typer.Context,
         as_json: bool = typer.Option(False, "--json", help="Print JSON."),
-        watch: bool = typer.Option(False, "--watch", "-w",
-                                   help="A live dashboard: nodes, faulty links, recent events."),
+        watch: bool = typer.Option(
+            False, "--watch", "-w", help="A live dashboard: nodes, faulty links, recent events."
+        ),
         interval: float = typer.Option(1.0, "--interval", help="Seconds between refreshes."),
     ) -> None:
         """The nodes of the running environment and their state."""
@@ -145,10 +154,11 @@ def register(app: typer.Typer) -> None:
             from peerlab.observe.dashboard import watch as live_dashboard
 
             remote = remote_env(ctx)
-            live_dashboard(lambda: remote.call("status"),
-                           lambda cursor: remote.call("timeline", cursor=cursor,
-                                                      tail=None if cursor else 12),
-                           interval)
+            live_dashboard(
+                lambda: remote.call("status"),
+                lambda cursor: remote.call("timeline", cursor=cursor, tail=None if cursor else 12),
+                interval,
+            )
             return
         result = remote_env(ctx).call("status")
         if as_json:

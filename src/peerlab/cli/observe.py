@@ -30,22 +30,30 @@ FOLLOW_INTERVAL = 0.25  # seconds between looks for new lines while following
 Fetch = Callable[[dict[str, Any] | None, int | None], dict[str, Any]]
 
 
-def timeline_source(ctx: typer.Context, run: Path | None, event_filter: EventFilter,
-                    all_runs: bool = False) -> Fetch:
+def timeline_source(
+    ctx: typer.Context, run: Path | None, event_filter: EventFilter, all_runs: bool = False
+) -> Fetch:
     """Where events come from: a results folder, or the running environment."""
     if run is not None:
         if not (run / "history.jsonl").exists() and not (run / "nodes").is_dir():
-            raise UsageError(f"{run} is not a results folder or work dir", field="--run",
-                             hint="name a folder under peerlab-results/")
+            raise UsageError(
+                f"{run} is not a results folder or work dir",
+                field="--run",
+                hint="name a folder under peerlab-results/",
+            )
         return lambda cursor, tail: fetch(run, cursor, event_filter, tail)
     remote = remote_env(ctx)
-    return lambda cursor, tail: remote.call("timeline", cursor=cursor,
-                                            filter=event_filter.to_json(), tail=tail,
-                                            all_runs=all_runs)
+    return lambda cursor, tail: remote.call(
+        "timeline", cursor=cursor, filter=event_filter.to_json(), tail=tail, all_runs=all_runs
+    )
 
 
-def follow(source: Fetch, show: Callable[[list[TimelineEvent]], None], cursor: dict[str, Any],
-           interval: float = FOLLOW_INTERVAL) -> None:
+def follow(
+    source: Fetch,
+    show: Callable[[list[TimelineEvent]], None],
+    cursor: dict[str, Any],
+    interval: float = FOLLOW_INTERVAL,
+) -> None:
     """Show new events until Ctrl-C, or until the network goes down."""
     try:
         while True:
@@ -72,31 +80,42 @@ def register(app: typer.Typer) -> None:
     def logs(
         ctx: typer.Context,
         follow_: bool = typer.Option(False, "--follow", "-f", help="Keep showing new events."),
-        node: list[str] = typer.Option([], "--node", "-n",
-                                       help="Only these nodes (repeat, or A,B); faults stay."),
-        grep: str | None = typer.Option(None, "--grep", "-g",
-                                        help="A regular expression the line must contain."),
-        since: str | None = typer.Option(None, "--since",
-                                         help="Only events since: 30s, 5m, 1h ago, or a time."),
+        node: list[str] = typer.Option(
+            [], "--node", "-n", help="Only these nodes (repeat, or A,B); faults stay."
+        ),
+        grep: str | None = typer.Option(
+            None, "--grep", "-g", help="A regular expression the line must contain."
+        ),
+        since: str | None = typer.Option(
+            None, "--since", help="Only events since: 30s, 5m, 1h ago, or a time."
+        ),
         trace: str | None = typer.Option(None, "--trace", help="Only events of this trace_id."),
-        event: list[str] = typer.Option([], "--event", "-E",
-                                        help="Only events named like this: file_*, node_*."),
-        level: str | None = typer.Option(None, "--level",
-                                         help="Least severe level shown: debug, info, warning, "
-                                         "error."),
-        tail: int | None = typer.Option(None, "--tail",
-                                        help="Only the last N events (then follow)."),
+        event: list[str] = typer.Option(
+            [], "--event", "-E", help="Only events named like this: file_*, node_*."
+        ),
+        level: str | None = typer.Option(
+            None, "--level", help="Least severe level shown: debug, info, warning, error."
+        ),
+        tail: int | None = typer.Option(
+            None, "--tail", help="Only the last N events (then follow)."
+        ),
         as_json: bool = typer.Option(False, "--json", help="JSON lines, one event each."),
-        run: Path | None = typer.Option(None, "--run",
-                                        help="Read a results folder instead of the live network."),
-        all_runs: bool = typer.Option(False, "--all-runs",
-                                      help="Include earlier networks of this environment."),
+        run: Path | None = typer.Option(
+            None, "--run", help="Read a results folder instead of the live network."
+        ),
+        all_runs: bool = typer.Option(
+            False, "--all-runs", help="Include earlier networks of this environment."
+        ),
     ) -> None:
         """One time-ordered timeline of every node's logs and peerlab's own events."""
         event_filter = EventFilter(
-            nodes=_names(node), grep=grep,
-            since=parse_since(since) if since else None, trace_id=trace,
-            events=tuple(event), min_level=level)
+            nodes=_names(node),
+            grep=grep,
+            since=parse_since(since) if since else None,
+            trace_id=trace,
+            events=tuple(event),
+            min_level=level,
+        )
         source = timeline_source(ctx, run, event_filter, all_runs)
 
         def show(events: list[TimelineEvent]) -> None:
@@ -133,17 +152,25 @@ def register(app: typer.Typer) -> None:
         if peer is not None and run is None:
             known = [node["name"] for node in remote_env(ctx).call("peers")]
             if peer not in known:
-                raise UsageError(f"unknown peer {peer!r}", field="PEER",
-                                 hint=f"known peers: {', '.join(known) or '(none)'}")
+                raise UsageError(
+                    f"unknown peer {peer!r}",
+                    field="PEER",
+                    hint=f"known peers: {', '.join(known) or '(none)'}",
+                )
         answer = source(None, None)
         show([TimelineEvent.from_json(raw) for raw in answer["events"]], tail)
         if not no_follow:
             follow(source, show, answer["cursor"])
 
 
-_PHASE_STYLE = {"published": ("⇡", "bold blue"), "started": ("⇣", "cyan"),
-                "progress": ("…", "yellow"), "completed": ("✔", "bold green"),
-                "failed": ("✘", "red"), "rejected": ("⊘", "bold red")}
+_PHASE_STYLE = {
+    "published": ("⇡", "bold blue"),
+    "started": ("⇣", "cyan"),
+    "progress": ("…", "yellow"),
+    "completed": ("✔", "bold green"),
+    "failed": ("✘", "red"),
+    "rejected": ("⊘", "bold red"),
+}
 
 
 def _sync_line(item: SyncEvent) -> Text:

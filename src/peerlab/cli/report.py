@@ -17,13 +17,17 @@ from peerlab.trend import DEFAULT_DB, TrendStore, figures_from
 def register(app: typer.Typer) -> None:
     @app.command()
     def report(
-        run: str | None = typer.Argument(None, help="A results folder, or a run's name under "
-                                         "peerlab-results/ (default: the newest)."),
+        run: str | None = typer.Argument(
+            None,
+            help="A results folder, or a run's name under peerlab-results/ (default: the newest).",
+        ),
         html: bool = typer.Option(False, "--html", help="Write a self-contained HTML report."),
-        out: Path | None = typer.Option(None, "--out", "-o",
-                                        help="Where the HTML goes (default: RUN/report.html)."),
-        results: Path = typer.Option(Path("peerlab-results"), "--results",
-                                     help="Where runs are looked for."),
+        out: Path | None = typer.Option(
+            None, "--out", "-o", help="Where the HTML goes (default: RUN/report.html)."
+        ),
+        results: Path = typer.Option(
+            Path("peerlab-results"), "--results", help="Where runs are looked for."
+        ),
     ) -> None:
         """A run's summary: outcome, seed, verdicts, faults and the replay command."""
         folder = find_run(run, results)
@@ -39,8 +43,9 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def results(
         ctx: typer.Context,
-        dest: Path | None = typer.Argument(None, help="Folder to write (default: "
-                                           "peerlab-results/<env>-<time>)."),
+        dest: Path | None = typer.Argument(
+            None, help="Folder to write (default: peerlab-results/<env>-<time>)."
+        ),
         html: bool = typer.Option(False, "--html", help="Render report.html as well."),
     ) -> None:
         """Save the running network's results folder: result.json, logs, timeline, JUnit."""
@@ -57,18 +62,23 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def trend(
-        paths: list[Path] = typer.Argument(None, help="Benchmark JSON files and results "
-                                           "folders to record as one new run."),
-        db: Path = typer.Option(DEFAULT_DB, "--db", envvar="PEERLAB_TRENDS",
-                                help="The SQLite file that keeps the runs."),
+        paths: list[Path] = typer.Argument(
+            None, help="Benchmark JSON files and results folders to record as one new run."
+        ),
+        db: Path = typer.Option(
+            DEFAULT_DB, "--db", envvar="PEERLAB_TRENDS", help="The SQLite file that keeps the runs."
+        ),
         label: str | None = typer.Option(None, "--label", help="A name for this run."),
         window: int = typer.Option(5, "--window", help="Compare with this many last runs."),
-        threshold: float = typer.Option(20.0, "--threshold",
-                                        help="Percent worse than the median that is flagged."),
-        min_history: int = typer.Option(3, "--min-history",
-                                        help="Earlier runs needed before a figure is judged."),
-        history: str | None = typer.Option(None, "--history",
-                                           help="Show one figure's values over runs."),
+        threshold: float = typer.Option(
+            20.0, "--threshold", help="Percent worse than the median that is flagged."
+        ),
+        min_history: int = typer.Option(
+            3, "--min-history", help="Earlier runs needed before a figure is judged."
+        ),
+        history: str | None = typer.Option(
+            None, "--history", help="Show one figure's values over runs."
+        ),
         as_json: bool = typer.Option(False, "--json"),
     ) -> None:
         """Keep each run's figures and flag regressions (exit code 1 when one is flagged)."""
@@ -78,37 +88,64 @@ def register(app: typer.Typer) -> None:
                 if as_json:
                     print_json(rows)
                     return
-                table = Table("run", "recorded", "commit", "value", box=None,
-                              header_style="bold")
+                table = Table("run", "recorded", "commit", "value", box=None, header_style="bold")
                 for row in rows:
-                    table.add_row(str(row["run"]), time.strftime(
-                        "%Y-%m-%d %H:%M", time.localtime(row["recorded"])),
-                        str(row["commit"] or ""), f"{row['value']:g}")
+                    table.add_row(
+                        str(row["run"]),
+                        time.strftime("%Y-%m-%d %H:%M", time.localtime(row["recorded"])),
+                        str(row["commit"] or ""),
+                        f"{row['value']:g}",
+                    )
                 console.print(table)
                 return
             if paths:
                 run = store.record(figures_from(paths), label)
                 if not as_json:
                     console.print(f"recorded run {run} in {db}")
-            comparisons = store.compare(window=window, threshold=threshold / 100,
-                                        min_history=min_history)
+            comparisons = store.compare(
+                window=window, threshold=threshold / 100, min_history=min_history
+            )
         regressed = [c for c in comparisons if c.regressed]
         if as_json:
             print_json([c.to_json() for c in comparisons])
         else:
-            table = Table("figure", "value", f"median of last {window}", "change", "",
-                          box=None, header_style="bold")
+            table = Table(
+                "figure",
+                "value",
+                f"median of last {window}",
+                "change",
+                "",
+                box=None,
+                header_style="bold",
+            )
             for c in comparisons:
-                change = "-" if c.change is None else f"{c.change * 100:+.1f}% " + (
-                    "worse" if c.change > 0 else "better")
-                status = "[bold red]REGRESSION[/]" if c.regressed else (
-                    f"[dim]baseline ({c.history} runs)[/]" if c.median is None else "[green]ok[/]")
-                table.add_row(c.name, f"{c.value:g}",
-                              "-" if c.median is None else f"{c.median:g}", change, status)
+                change = (
+                    "-"
+                    if c.change is None
+                    else f"{c.change * 100:+.1f}% " + ("worse" if c.change > 0 else "better")
+                )
+                status = (
+                    "[bold red]REGRESSION[/]"
+                    if c.regressed
+                    else (
+                        f"[dim]baseline ({c.history} runs)[/]"
+                        if c.median is None
+                        else "[green]ok[/]"
+                    )
+                )
+                table.add_row(
+                    c.name,
+                    f"{c.value:g}",
+                    "-" if c.median is None else f"{c.median:g}",
+                    change,
+                    status,
+                )
             console.print(table)
             if regressed:
-                console.print(f"[bold red]{len(regressed)} figure(s) more than {threshold:g}% "
-                              f"worse than the median of their last {window} runs[/]")
+                console.print(
+                    f"[bold red]{len(regressed)} figure(s) more than {threshold:g}% "
+                    f"worse than the median of their last {window} runs[/]"
+                )
         if regressed:
             raise typer.Exit(1)
 
@@ -117,21 +154,31 @@ def _summary(folder: Path) -> None:
     result = load_result(folder)
     outcome = result.get("outcome", "unknown")
     colour = {"passed": "green", "failed": "red"}.get(outcome, "yellow")
-    console.print(f"[bold {colour}]{outcome.upper()}[/] {result.get('test')}  "
-                  f"seed {result.get('seed')}  {result.get('seconds', 0):.1f}s  ({folder})")
+    console.print(
+        f"[bold {colour}]{outcome.upper()}[/] {result.get('test')}  "
+        f"seed {result.get('seed')}  {result.get('seconds', 0):.1f}s  ({folder})"
+    )
     failure = result.get("failure")
     if failure:
-        console.print(f"[red]failed during {failure.get('when', '?')}:[/] "
-                      f"{str(failure.get('message', '')).splitlines()[0][:300]}", highlight=False)
+        console.print(
+            f"[red]failed during {failure.get('when', '?')}:[/] "
+            f"{str(failure.get('message', '')).splitlines()[0][:300]}",
+            highlight=False,
+        )
     for verdict in result.get("verdicts") or []:
-        mark = {"valid": "[green]✔[/]", "invalid": "[red]✘[/]"}.get(verdict.get("valid"),
-                                                                    "[yellow]?[/]")
-        console.print(f" {mark} {verdict.get('checker')}: {verdict.get('summary')}",
-                      highlight=False)
+        mark = {"valid": "[green]✔[/]", "invalid": "[red]✘[/]"}.get(
+            verdict.get("valid"), "[yellow]?[/]"
+        )
+        console.print(
+            f" {mark} {verdict.get('checker')}: {verdict.get('summary')}", highlight=False
+        )
         if verdict.get("valid") == "invalid" and verdict.get("evidence"):
             text = json.dumps(verdict["evidence"], default=str)
-            console.print(f"   evidence: {text[:400]}{'…' if len(text) > 400 else ''}",
-                          highlight=False, style="dim")
+            console.print(
+                f"   evidence: {text[:400]}{'…' if len(text) > 400 else ''}",
+                highlight=False,
+                style="dim",
+            )
     net = result.get("net") or {}
     for fault in net.get("faults") or []:
         from peerlab.observe.events import describe_fault

@@ -23,8 +23,9 @@ from peerlab.observe.filters import EventFilter
 from peerlab.observe.render import event_text
 from peerlab.scenarios import get, scenarios
 
-scenario_app = typer.Typer(help="Named scenarios that run against the live network.",
-                           no_args_is_help=True)
+scenario_app = typer.Typer(
+    help="Named scenarios that run against the live network.", no_args_is_help=True
+)
 
 
 @scenario_app.command("list")
@@ -33,8 +34,12 @@ def scenario_list() -> None:
     table = Table("name", "needs", "what it does", "parameters", box=None, header_style="bold")
     for scenario in scenarios().values():
         needs = f"{scenario.min_peers}+ {scenario.needs_system or ''} peers".replace("  ", " ")
-        table.add_row(f"[bold]{scenario.name}[/]", needs, scenario.summary,
-                      "\n".join(f"{k}: {v}" for k, v in scenario.params.items()))
+        table.add_row(
+            f"[bold]{scenario.name}[/]",
+            needs,
+            scenario.summary,
+            "\n".join(f"{k}: {v}" for k, v in scenario.params.items()),
+        )
     console.print(table)
 
 
@@ -43,8 +48,11 @@ def _params(values: list[str]) -> dict[str, Any]:
     for value in values:
         key, sep, raw = value.partition("=")
         if not sep or not key:
-            raise UsageError(f"--param {value!r} is not KEY=VALUE", field="--param",
-                             hint="for example --param timeout=60")
+            raise UsageError(
+                f"--param {value!r} is not KEY=VALUE",
+                field="--param",
+                hint="for example --param timeout=60",
+            )
         try:
             params[key] = float(raw) if "." in raw else int(raw)
         except ValueError:
@@ -57,8 +65,9 @@ def scenario_run(
     ctx: typer.Context,
     name: str = typer.Argument(..., help="A scenario from `peerlab scenario list`."),
     param: list[str] = typer.Option([], "--param", "-p", help="KEY=VALUE (repeat)."),
-    results: Path = typer.Option(Path("peerlab-results"), "--results",
-                                 help="Where the run's results folder goes."),
+    results: Path = typer.Option(
+        Path("peerlab-results"), "--results", help="Where the run's results folder goes."
+    ),
     html: bool = typer.Option(False, "--html", help="Render the HTML report at the end."),
 ) -> None:
     """Run a scenario on the live network, telling what it does as it does it."""
@@ -72,16 +81,22 @@ def scenario_run(
 
     def run() -> None:
         try:
-            outcome["result"] = remote.call("scenario_run", name=name, params=params,
-                                            timeout=scenario.budget + 120)
+            outcome["result"] = remote.call(
+                "scenario_run", name=name, params=params, timeout=scenario.budget + 120
+            )
         except PeerlabError as exc:
             outcome["error"] = exc
 
     worker = threading.Thread(target=run, name=f"scenario {name}", daemon=True)
     worker.start()
     bars: dict[str, TaskID] = {}
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  console=console, transient=True) as progress:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
 
         def show(events: list[dict[str, Any]]) -> None:
             for raw in events:
@@ -90,13 +105,18 @@ def scenario_run(
                     what = str(event.fields.get("what"))
                     if what not in bars:
                         bars[what] = progress.add_task(what, total=event.fields.get("total"))
-                    progress.update(bars[what], completed=event.fields.get("done"),
-                                    total=event.fields.get("total"))
+                    progress.update(
+                        bars[what],
+                        completed=event.fields.get("done"),
+                        total=event.fields.get("total"),
+                    )
                 elif event.event == "scenario_step":
                     style = "bold red" if event.level == "error" else ""
-                    progress.console.print(f"[dim]{time.time() - began:6.1f}s[/] ▶ "
-                                           f"{event.fields.get('text')}", style=style,
-                                           highlight=False)
+                    progress.console.print(
+                        f"[dim]{time.time() - began:6.1f}s[/] ▶ {event.fields.get('text')}",
+                        style=style,
+                        highlight=False,
+                    )
                 elif event.kind in ("fault", "event") and event.event != "verdict":
                     progress.console.print(event_text(event), highlight=False)
 
@@ -109,9 +129,14 @@ def scenario_run(
         raise outcome["error"]
     result = outcome["result"]
     target = results / f"scenario-{name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    folder = Path(remote.call("results_save", dest=str(target.resolve()),
-                              outcome="passed" if result["passed"] else "failed",
-                              test=f"scenario {name} ({env_name(ctx)})"))
+    folder = Path(
+        remote.call(
+            "results_save",
+            dest=str(target.resolve()),
+            outcome="passed" if result["passed"] else "failed",
+            test=f"scenario {name} ({env_name(ctx)})",
+        )
+    )
     for verdict in result["verdicts"]:
         mark = "[green]✔[/]" if verdict["valid"] == "valid" else "[red]✘[/]"
         console.print(f" {mark} {verdict['checker']}: {verdict['summary']}", highlight=False)

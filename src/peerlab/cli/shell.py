@@ -26,12 +26,28 @@ from prompt_toolkit.history import FileHistory, History, InMemoryHistory
 from peerlab.cli.common import console, env_name, err_console
 from peerlab.errors import PeerlabError, UsageError
 
-BUILTINS = {"help": "help [COMMAND]: what a command does",
-            "use": "use ENV: act on another environment",
-            "exit": "leave the shell (Ctrl-D too)"}
+BUILTINS = {
+    "help": "help [COMMAND]: what a command does",
+    "use": "use ENV: act on another environment",
+    "exit": "leave the shell (Ctrl-D too)",
+}
 # Argument and option names that hold a peer, or a comma-separated list of peers.
-_PEER_PARAMS = {"a", "b", "peer", "node", "src", "dst", "from_", "to", "source", "target",
-                "name", "groups", "for_peers", "nodes"}
+_PEER_PARAMS = {
+    "a",
+    "b",
+    "peer",
+    "node",
+    "src",
+    "dst",
+    "from_",
+    "to",
+    "source",
+    "target",
+    "name",
+    "groups",
+    "for_peers",
+    "nodes",
+}
 _PATH_PARAMS = {"path", "paths", "run", "dest", "output", "out", "db", "results"}
 CACHE_SECONDS = 2.0
 
@@ -119,8 +135,9 @@ class PeerlabCompleter(Completer):
         self.facts = facts
         self._paths = PathCompleter(expanduser=True)
 
-    def get_completions(self, document: Document, complete_event: CompleteEvent
-                        ) -> Iterable[Completion]:
+    def get_completions(
+        self, document: Document, complete_event: CompleteEvent
+    ) -> Iterable[Completion]:
         text = document.text_before_cursor
         try:
             words = shlex.split(text)
@@ -146,8 +163,7 @@ class PeerlabCompleter(Completer):
                 continue
             if word.startswith("-"):
                 option = _option(command, word)
-                if option is not None and not getattr(option, "is_flag", False) \
-                        and "=" not in word:
+                if option is not None and not getattr(option, "is_flag", False) and "=" not in word:
                     pending = option
                 continue
             positional.append(word)
@@ -159,8 +175,9 @@ class PeerlabCompleter(Completer):
                 if _is_option(param) and not getattr(param, "hidden", False):
                     for flag in [*param.opts, *param.secondary_opts]:
                         if flag.startswith(current):
-                            yield Completion(flag, -len(current),
-                                             display_meta=getattr(param, "help", None) or "")
+                            yield Completion(
+                                flag, -len(current), display_meta=getattr(param, "help", None) or ""
+                            )
             return
         if _subcommands(command):
             for name, sub in sorted(_subcommands(command).items()):
@@ -181,8 +198,9 @@ class PeerlabCompleter(Completer):
             index = len(arguments) - 1
         yield from self._values(tuple(path), arguments[index], current, done)
 
-    def _values(self, path: tuple[str, ...], param: Any, current: str,
-                done: list[str]) -> Iterable[Completion]:
+    def _values(
+        self, path: tuple[str, ...], param: Any, current: str, done: list[str]
+    ) -> Iterable[Completion]:
         kind = _kind(path, param)
         if kind == "choice":
             yield from _starting(_choices(param) or [], current)
@@ -200,8 +218,11 @@ class PeerlabCompleter(Completer):
         elif kind == "scenario":
             from peerlab.scenarios import scenarios
 
-            yield from ((Completion(s.name, -len(current), display_meta=s.summary[:60]))
-                        for s in scenarios().values() if s.name.startswith(current))
+            yield from (
+                (Completion(s.name, -len(current), display_meta=s.summary[:60]))
+                for s in scenarios().values()
+                if s.name.startswith(current)
+            )
         elif kind == "snapshot" and path[-1:] != ("save",):
             from peerlab.snapshot import list_snapshots
 
@@ -278,8 +299,9 @@ class Shell:
 
     def _invoke(self, words: list[str]) -> None:
         try:
-            self.root.main(args=["--env", self.env, *words], prog_name="peerlab",
-                           standalone_mode=False)
+            self.root.main(
+                args=["--env", self.env, *words], prog_name="peerlab", standalone_mode=False
+            )
         except UsageError as exc:
             err_console.print(f"[bold red]error:[/] {exc.message}", highlight=False)
             if exc.hint:
@@ -304,8 +326,11 @@ class Shell:
         peers = self.facts.peers()
         if not peers:
             return f" environment {self.env}: not running (`up --peers N` starts it)"
-        return f" environment {self.env}: peers {', '.join(peers[:20])}" + \
-            (" …" if len(peers) > 20 else "") + "   Tab completes · Ctrl-D leaves"
+        return (
+            f" environment {self.env}: peers {', '.join(peers[:20])}"
+            + (" …" if len(peers) > 20 else "")
+            + "   Tab completes · Ctrl-D leaves"
+        )
 
 
 def run_shell(env: str, history: History | None = None, **session: Any) -> None:
@@ -315,10 +340,15 @@ def run_shell(env: str, history: History | None = None, **session: Any) -> None:
     root = typer.main.get_command(app)
     shell = Shell(root, env)
     prompt: PromptSession[str] = PromptSession(
-        history=history or InMemoryHistory(), completer=PeerlabCompleter(root, shell.facts),
-        auto_suggest=AutoSuggestFromHistory(), complete_while_typing=True, **session)
-    console.print("peerlab shell: every command without `peerlab`; Tab completes; "
-                  "`help`, `use ENV`, `exit`.")
+        history=history or InMemoryHistory(),
+        completer=PeerlabCompleter(root, shell.facts),
+        auto_suggest=AutoSuggestFromHistory(),
+        complete_while_typing=True,
+        **session,
+    )
+    console.print(
+        "peerlab shell: every command without `peerlab`; Tab completes; `help`, `use ENV`, `exit`."
+    )
     while True:
         try:
             line = prompt.prompt(f"peerlab ({shell.env})> ", bottom_toolbar=shell.toolbar)

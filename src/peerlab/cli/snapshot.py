@@ -11,8 +11,10 @@ from peerlab.cli.common import console, print_json, remote_env
 from peerlab.observe.events import describe_fault
 from peerlab.snapshot import list_snapshots, snapshot_dir
 
-snapshot_app = typer.Typer(help="Save the network's state (data dirs, keys, friends, faults) "
-                           "and bring it back.", no_args_is_help=True)
+snapshot_app = typer.Typer(
+    help="Save the network's state (data dirs, keys, friends, faults) and bring it back.",
+    no_args_is_help=True,
+)
 
 
 @snapshot_app.command("save")
@@ -25,8 +27,10 @@ def snapshot_save(
     snapshot_dir(name)  # a bad name is refused before anything is paused
     with console.status(f"saving snapshot {name} (peers are paused while it is copied)..."):
         manifest = remote_env(ctx).call("snapshot_save", name=name, force=force)
-    console.print(f"snapshot [bold]{name}[/]: {len(manifest['nodes'])} peers, "
-                  f"{len(manifest['faults'])} faults")
+    console.print(
+        f"snapshot [bold]{name}[/]: {len(manifest['nodes'])} peers, "
+        f"{len(manifest['faults'])} faults"
+    )
     for fault in manifest["faults"]:
         console.print(f"  ⚡ {describe_fault(fault)}", highlight=False)
 
@@ -35,16 +39,18 @@ def snapshot_save(
 def snapshot_restore(
     ctx: typer.Context,
     name: str = typer.Argument(..., help="A snapshot from `peerlab snapshot list`."),
-    force: bool = typer.Option(False, "--force",
-                               help="Restore even if the peers' addresses differ."),
+    force: bool = typer.Option(
+        False, "--force", help="Restore even if the peers' addresses differ."
+    ),
 ) -> None:
     """Stop the peers, put the saved data dirs and faults back, start the peers."""
     snapshot_dir(name)
     with console.status(f"restoring snapshot {name} (peers restart)..."):
         done = remote_env(ctx).call("snapshot_restore", name=name, force=force)
     taken = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(done["taken"]))
-    console.print(f"restored [bold]{name}[/] (taken {taken}): started "
-                  f"{', '.join(done['started']) or 'none'}")
+    console.print(
+        f"restored [bold]{name}[/] (taken {taken}): started {', '.join(done['started']) or 'none'}"
+    )
     if done["stopped"]:
         console.print(f"  left stopped, as they were: {', '.join(done['stopped'])}")
     if done["not_in_snapshot"]:
@@ -63,12 +69,12 @@ def snapshot_list(as_json: bool = typer.Option(False, "--json")) -> None:
     if not found:
         console.print("no snapshots yet: `peerlab snapshot save NAME`")
         return
-    table = Table("name", "taken", "environment", "peers", "faults", box=None,
-                  header_style="bold")
+    table = Table("name", "taken", "environment", "peers", "faults", box=None, header_style="bold")
     for item in found:
         taken = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(item["taken"] or 0))
-        table.add_row(item["name"], taken, str(item["env"]), str(item["nodes"]),
-                      str(item["faults"]))
+        table.add_row(
+            item["name"], taken, str(item["env"]), str(item["nodes"]), str(item["faults"])
+        )
     console.print(table)
 
 

@@ -17,6 +17,13 @@ from peerlab.observe.timeline import (
 )
 
 __all__ = [
-    "EventFilter", "TimelineEvent", "TimelineReader", "describe_fault", "fetch",
-    "load_timeline", "parse_since", "read_timeline", "write_timeline",
+    "EventFilter",
+    "TimelineEvent",
+    "TimelineReader",
+    "describe_fault",
+    "fetch",
+    "load_timeline",
+    "parse_since",
+    "read_timeline",
+    "write_timeline",
 ]

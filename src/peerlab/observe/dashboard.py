@@ -54,28 +54,43 @@ class Dashboard:
         net = status.get("net") or {}
         faults = net.get("faults") or []
         header = Text.assemble(
-            ("environment ", "dim"), (str(status.get("name")), "bold"),
-            ("  seed ", "dim"), str(status.get("seed")),
-            ("  up ", "dim"), f"{status.get('uptime_s', 0):.0f}s",
-            ("  peers ", "dim"), (f"{running}/{len(nodes)} running",
-                                  "green" if running == len(nodes) else "yellow"),
-            ("  faults ", "dim"), (str(len(faults)), "bold red" if faults else "green"),
+            ("environment ", "dim"),
+            (str(status.get("name")), "bold"),
+            ("  seed ", "dim"),
+            str(status.get("seed")),
+            ("  up ", "dim"),
+            f"{status.get('uptime_s', 0):.0f}s",
+            ("  peers ", "dim"),
+            (f"{running}/{len(nodes)} running", "green" if running == len(nodes) else "yellow"),
+            ("  faults ", "dim"),
+            (str(len(faults)), "bold red" if faults else "green"),
         )
         if self.error:
             header.append(f"  ({self.error})", style="bold red")
         parts: list[RenderableType] = [header, self._nodes(nodes, now)]
-        parts.append(Panel(self._links(net), title="links with faults", title_align="left",
-                           border_style="red" if faults else "dim"))
-        feed = Group(*(_one_line(event_text(event)) for event in self.feed)) if self.feed \
+        parts.append(
+            Panel(
+                self._links(net),
+                title="links with faults",
+                title_align="left",
+                border_style="red" if faults else "dim",
+            )
+        )
+        feed = (
+            Group(*(_one_line(event_text(event)) for event in self.feed))
+            if self.feed
             else Text("no events yet", style="dim")
+        )
         parts.append(Panel(feed, title="recent events", title_align="left", border_style="dim"))
         return Group(*parts)
 
     def _nodes(self, nodes: list[dict[str, Any]], now: float) -> Table:
         table = Table(box=None, header_style="bold", pad_edge=False)
         for column in ("peer", "state", "address", "CPU %", "RSS MB", "uptime", "restarts"):
-            table.add_column(column, justify="right" if column in ("CPU %", "RSS MB", "uptime",
-                                                                    "restarts") else "left")
+            table.add_column(
+                column,
+                justify="right" if column in ("CPU %", "RSS MB", "uptime", "restarts") else "left",
+            )
         for node in nodes:
             cpu = self.cpu_percent(node, now)
             state = node["state"]
@@ -127,13 +142,18 @@ def _duration(seconds: Any) -> str:
         return "-"
     minutes, secs = divmod(int(seconds), 60)
     hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s" if minutes \
-        else f"{secs}s"
+    return (
+        f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+    )
 
 
-def watch(status: Callable[[], dict[str, Any]],
-          events: Callable[[dict[str, Any] | None], dict[str, Any]],
-          interval: float = 1.0, feed_size: int = 12, console: Console | None = None) -> None:
+def watch(
+    status: Callable[[], dict[str, Any]],
+    events: Callable[[dict[str, Any] | None], dict[str, Any]],
+    interval: float = 1.0,
+    feed_size: int = 12,
+    console: Console | None = None,
+) -> None:
     """Redraw until Ctrl-C: `status()` is the env's status, `events(cursor)` its timeline.
 
     On a terminal the view is redrawn in place; into a pipe or a file, each refresh is
@@ -147,8 +167,11 @@ def watch(status: Callable[[], dict[str, Any]],
     cursor = answer["cursor"]
     dashboard.add_events([TimelineEvent.from_json(e) for e in answer["events"]])
     current = status()
-    live = Live(dashboard.render(current), auto_refresh=False, console=console) \
-        if console.is_terminal else None
+    live = (
+        Live(dashboard.render(current), auto_refresh=False, console=console)
+        if console.is_terminal
+        else None
+    )
 
     def show() -> None:
         view = dashboard.render(current)

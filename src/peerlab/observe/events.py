@@ -54,9 +54,15 @@ class TimelineEvent:
     def to_json(self) -> dict[str, Any]:
         """A flat JSON object, like the node's own line (its fields never override ours)."""
         out: dict[str, Any] = {
-            "ts": self.ts, "wall": round(self.wall, 6), "node": self.node,
-            "source": self.source, "kind": self.kind, "event": self.event, "level": self.level,
-            "component": self.component, "trace_id": self.trace_id,
+            "ts": self.ts,
+            "wall": round(self.wall, 6),
+            "node": self.node,
+            "source": self.source,
+            "kind": self.kind,
+            "event": self.event,
+            "level": self.level,
+            "component": self.component,
+            "trace_id": self.trace_id,
         }
         # A node's own field named like one of ours (its `source`) keeps a trailing "_".
         out.update({(f"{k}_" if k in _RESERVED else k): v for k, v in self.fields.items()})
@@ -65,12 +71,19 @@ class TimelineEvent:
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> TimelineEvent:
         return cls(
-            wall=float(raw["wall"]), node=raw.get("node"), source=raw.get("source", "node"),
-            kind=raw.get("kind", "log"), event=str(raw.get("event", "")),
-            level=str(raw.get("level", "info")), component=raw.get("component"),
+            wall=float(raw["wall"]),
+            node=raw.get("node"),
+            source=raw.get("source", "node"),
+            kind=raw.get("kind", "log"),
+            event=str(raw.get("event", "")),
+            level=str(raw.get("level", "info")),
+            component=raw.get("component"),
             trace_id=raw.get("trace_id"),
-            fields={(k[:-1] if k.endswith("_") and k[:-1] in _RESERVED else k): v
-                    for k, v in raw.items() if k not in _RESERVED},
+            fields={
+                (k[:-1] if k.endswith("_") and k[:-1] in _RESERVED else k): v
+                for k, v in raw.items()
+                if k not in _RESERVED
+            },
         )
 
     def text(self) -> str:
@@ -80,27 +93,35 @@ class TimelineEvent:
         if self.kind == "fault":
             return describe_fault(self.fields)
         if self.event == "scenario_progress":
-            return f"{self.fields.get('what')}: {self.fields.get('done')}/" \
-                   f"{self.fields.get('total')}"
+            return (
+                f"{self.fields.get('what')}: {self.fields.get('done')}/{self.fields.get('total')}"
+            )
         if self.kind == "scenario":
             return str(self.fields.get("text", ""))
         if self.kind == "verdict":
-            return f"{self.fields.get('checker')} {self.fields.get('valid')}: " \
-                   f"{self.fields.get('summary')}"
-        return " ".join(f"{key}={_short(value)}" for key, value in self.fields.items()
-                        if value is not None and key not in ("text",))
+            return (
+                f"{self.fields.get('checker')} {self.fields.get('valid')}: "
+                f"{self.fields.get('summary')}"
+            )
+        return " ".join(
+            f"{key}={_short(value)}"
+            for key, value in self.fields.items()
+            if value is not None and key not in ("text",)
+        )
 
     def line(self) -> str:
         """One plain line: time, node, event, fields (what --grep matches)."""
         where = self.node or "net"
         trace = f" trace={self.trace_id}" if self.trace_id else ""
-        return f"{self.ts} {where} {self.component or self.source} {self.event} " \
-               f"{self.text()}{trace}"
+        return (
+            f"{self.ts} {where} {self.component or self.source} {self.event} {self.text()}{trace}"
+        )
 
 
 def iso(wall: float) -> str:
-    return datetime.fromtimestamp(wall, UTC).isoformat(timespec="microseconds") \
-        .replace("+00:00", "Z")
+    return (
+        datetime.fromtimestamp(wall, UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    )
 
 
 def parse_time(value: Any) -> float | None:
@@ -141,14 +162,30 @@ def from_log_line(line: str, node: str, stream: str, last_wall: float) -> Timeli
         except json.JSONDecodeError:
             raw = None
     if not isinstance(raw, dict):
-        return TimelineEvent(last_wall, node, "node", "output", stream, "info", None, None,
-                             {"text": line.rstrip("\n")})
+        return TimelineEvent(
+            last_wall,
+            node,
+            "node",
+            "output",
+            stream,
+            "info",
+            None,
+            None,
+            {"text": line.rstrip("\n")},
+        )
     fields = dict(raw)
-    wall = next((w for w in (parse_time(fields.pop(k, None)) for k in _TIME_KEYS)
-                 if w is not None), last_wall)
+    wall = next(
+        (w for w in (parse_time(fields.pop(k, None)) for k in _TIME_KEYS) if w is not None),
+        last_wall,
+    )
     level = next((str(fields.pop(k)).lower() for k in _LEVEL_KEYS if k in fields), "info")
-    level = {"warn": "warning", "err": "error", "fatal": "error", "critical": "error",
-             "trace": "debug"}.get(level, level)
+    level = {
+        "warn": "warning",
+        "err": "error",
+        "fatal": "error",
+        "critical": "error",
+        "trace": "debug",
+    }.get(level, level)
     event = next((str(fields.pop(k)) for k in _EVENT_KEYS if k in fields), stream)
     # The file says which node wrote the line; a node's own name for itself is kept aside.
     own_name = fields.pop("node", None)
@@ -156,30 +193,64 @@ def from_log_line(line: str, node: str, stream: str, last_wall: float) -> Timeli
         fields["node_name"] = own_name
     component = fields.pop("component", None)
     trace_id = fields.pop("trace_id", None)
-    return TimelineEvent(wall, node, "node", "log", event, level,
-                         str(component) if component is not None else None,
-                         str(trace_id) if trace_id is not None else None, fields)
+    return TimelineEvent(
+        wall,
+        node,
+        "node",
+        "log",
+        event,
+        level,
+        str(component) if component is not None else None,
+        str(trace_id) if trace_id is not None else None,
+        fields,
+    )
 
 
 def from_history(entry: Entry) -> TimelineEvent:
     """A history entry (operation, fault, framework event) as an event."""
     if entry.type == "fault":
-        return TimelineEvent(entry.wall, None, "peerlab", "fault",
-                             "fault_applied" if entry.f == "apply" else "fault_removed",
-                             "warning" if entry.f == "apply" else "info", "fabric", None,
-                             dict(entry.value or {}))
+        return TimelineEvent(
+            entry.wall,
+            None,
+            "peerlab",
+            "fault",
+            "fault_applied" if entry.f == "apply" else "fault_removed",
+            "warning" if entry.f == "apply" else "info",
+            "fabric",
+            None,
+            dict(entry.value or {}),
+        )
     if entry.type == "event":
         data = dict(entry.data)
         if entry.f == "verdict":
             bad = data.get("valid") != "valid"
-            return TimelineEvent(entry.wall, entry.node, "peerlab", "verdict", "verdict",
-                                 "error" if bad else "info", "checker", None, data)
+            return TimelineEvent(
+                entry.wall,
+                entry.node,
+                "peerlab",
+                "verdict",
+                "verdict",
+                "error" if bad else "info",
+                "checker",
+                None,
+                data,
+            )
         if entry.f.startswith("scenario"):
-            return TimelineEvent(entry.wall, entry.node, "peerlab", "scenario", entry.f,
-                                 str(data.pop("level", "info")), "scenario", None, data)
+            return TimelineEvent(
+                entry.wall,
+                entry.node,
+                "peerlab",
+                "scenario",
+                entry.f,
+                str(data.pop("level", "info")),
+                "scenario",
+                None,
+                data,
+            )
         level = "warning" if entry.f in _BAD_NODE_EVENTS else "info"
-        return TimelineEvent(entry.wall, entry.node, "peerlab", "event", entry.f, level,
-                             "peerlab", None, data)
+        return TimelineEvent(
+            entry.wall, entry.node, "peerlab", "event", entry.f, level, "peerlab", None, data
+        )
     fields: dict[str, Any] = {"index": entry.index, "process": entry.process}
     if entry.type == "invoke":
         fields["value"] = entry.value
@@ -190,8 +261,17 @@ def from_history(entry: Entry) -> TimelineEvent:
         if entry.error:
             fields["error"] = entry.error
     level = {"fail": "warning", "info": "warning"}.get(entry.type, "info")
-    return TimelineEvent(entry.wall, entry.node, "peerlab", "op", f"{entry.f}:{entry.type}",
-                         level, "client", None, fields)
+    return TimelineEvent(
+        entry.wall,
+        entry.node,
+        "peerlab",
+        "op",
+        f"{entry.f}:{entry.type}",
+        level,
+        "client",
+        None,
+        fields,
+    )
 
 
 def describe_fault(fault: dict[str, Any]) -> str:

@@ -69,8 +69,11 @@ def sync_events(events: Iterable[TimelineEvent], names: PeerNames) -> list[SyncE
         name = str(fields.get("name") or value.get("name") or "?")
         version = fields.get("version")
         shown = f"{name} v{version}" if version is not None else name
-        out.append(SyncEvent(event.wall, event.node, phase, shown, _detail(phase, fields, names),
-                             event.trace_id))
+        out.append(
+            SyncEvent(
+                event.wall, event.node, phase, shown, _detail(phase, fields, names), event.trace_id
+            )
+        )
     return out
 
 
@@ -94,8 +97,11 @@ def _detail(phase: str, fields: dict[str, Any], names: PeerNames) -> str:
     if phase == "rejected":
         return f"{source}: {fields.get('reason', '')}"
     if phase == "published":
-        audience = "public" if fields.get("public") else \
-            f"for {len(fields.get('recipients') or [])} recipients"
+        audience = (
+            "public"
+            if fields.get("public")
+            else f"for {len(fields.get('recipients') or [])} recipients"
+        )
         return f"{audience}, {_bytes(fields.get('size'))}"
     return ""
 

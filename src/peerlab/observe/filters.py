@@ -42,12 +42,17 @@ class EventFilter:
             try:
                 object.__setattr__(self, "_pattern", re.compile(self.grep))
             except re.error as exc:
-                raise UsageError(f"--grep {self.grep!r} is not a regular expression: {exc}",
-                                 field="--grep", hint="escape special characters, e.g. \\."
-                                 ) from None
+                raise UsageError(
+                    f"--grep {self.grep!r} is not a regular expression: {exc}",
+                    field="--grep",
+                    hint="escape special characters, e.g. \\.",
+                ) from None
         if self.min_level is not None and self.min_level not in LEVELS:
-            raise UsageError(f"level {self.min_level!r} is not known", field="--level",
-                             hint=f"one of {', '.join(LEVELS)}")
+            raise UsageError(
+                f"level {self.min_level!r} is not known",
+                field="--level",
+                hint=f"one of {', '.join(LEVELS)}",
+            )
 
     def __call__(self, event: TimelineEvent) -> bool:
         if self.nodes and event.node is not None and event.node not in self.nodes:
@@ -69,16 +74,30 @@ class EventFilter:
         return not (self._pattern is not None and not self._pattern.search(event.line()))
 
     def to_json(self) -> dict[str, Any]:
-        return {"nodes": list(self.nodes), "grep": self.grep, "since": self.since,
-                "until": self.until, "trace_id": self.trace_id, "events": list(self.events),
-                "kinds": list(self.kinds), "min_level": self.min_level}
+        return {
+            "nodes": list(self.nodes),
+            "grep": self.grep,
+            "since": self.since,
+            "until": self.until,
+            "trace_id": self.trace_id,
+            "events": list(self.events),
+            "kinds": list(self.kinds),
+            "min_level": self.min_level,
+        }
 
     @classmethod
     def from_json(cls, raw: dict[str, Any] | None) -> EventFilter:
         raw = raw or {}
-        return cls(tuple(raw.get("nodes") or ()), raw.get("grep"), raw.get("since"),
-                   raw.get("until"), raw.get("trace_id"), tuple(raw.get("events") or ()),
-                   tuple(raw.get("kinds") or ()), raw.get("min_level"))
+        return cls(
+            tuple(raw.get("nodes") or ()),
+            raw.get("grep"),
+            raw.get("since"),
+            raw.get("until"),
+            raw.get("trace_id"),
+            tuple(raw.get("events") or ()),
+            tuple(raw.get("kinds") or ()),
+            raw.get("min_level"),
+        )
 
 
 def _rank(level: str) -> int:
@@ -92,12 +111,18 @@ def parse_since(text: str, now: float | None = None) -> float:
         try:
             return (time.time() if now is None else now) - parse_duration(text, "--since")
         except UsageError:
-            raise UsageError(f"--since {text!r} is not understood", field="--since",
-                             hint="a duration ago such as 30s, 5m or 1h, or an ISO-8601 time "
-                             "such as 2026-01-02T10:00:00Z") from None
+            raise UsageError(
+                f"--since {text!r} is not understood",
+                field="--since",
+                hint="a duration ago such as 30s, 5m or 1h, or an ISO-8601 time "
+                "such as 2026-01-02T10:00:00Z",
+            ) from None
     wall = parse_time(text)
     if wall is None:
-        raise UsageError(f"--since {text!r} is not understood", field="--since",
-                         hint="a duration ago such as 30s, 5m or 1h, or an ISO-8601 time "
-                         "such as 2026-01-02T10:00:00Z")
+        raise UsageError(
+            f"--since {text!r} is not understood",
+            field="--since",
+            hint="a duration ago such as 30s, 5m or 1h, or an ISO-8601 time "
+            "such as 2026-01-02T10:00:00Z",
+        )
     return wall

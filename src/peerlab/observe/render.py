@@ -12,12 +12,29 @@ from peerlab.observe.events import TimelineEvent
 
 # Colours that stay readable on dark and light terminals, in the order nodes get them.
 PALETTE = (
-    "cyan", "magenta", "green", "yellow", "blue", "bright_red", "bright_cyan",
-    "bright_magenta", "bright_green", "orange3", "deep_sky_blue1", "medium_purple1",
+    "cyan",
+    "magenta",
+    "green",
+    "yellow",
+    "blue",
+    "bright_red",
+    "bright_cyan",
+    "bright_magenta",
+    "bright_green",
+    "orange3",
+    "deep_sky_blue1",
+    "medium_purple1",
 )
 _LEVEL_STYLE = {"debug": "dim", "info": "", "warning": "yellow", "error": "bold red"}
-_KIND_MARK = {"fault": "⚡", "event": "●", "op": "→", "verdict": "✔", "scenario": "▶",
-              "output": " ", "log": " "}
+_KIND_MARK = {
+    "fault": "⚡",
+    "event": "●",
+    "op": "→",
+    "verdict": "✔",
+    "scenario": "▶",
+    "output": " ",
+    "log": " ",
+}
 
 
 def node_index(name: str) -> int:

@@ -41,8 +41,9 @@ class TimelineReader:
 
     @property
     def cursor(self) -> dict[str, Any]:
-        return {"files": {path: [int(offset), last] for path, (offset, last)
-                          in self._files.items()}}
+        return {
+            "files": {path: [int(offset), last] for path, (offset, last) in self._files.items()}
+        }
 
     def _sources(self) -> list[tuple[str, str | None, str]]:
         """(relative path, node, stream) of every file to read; nodes may appear later."""
@@ -51,8 +52,7 @@ class TimelineReader:
         if nodes.is_dir():
             for node_dir in sorted(p for p in nodes.iterdir() if p.is_dir()):
                 for stream in ("stdout", "stderr"):
-                    sources.append((f"nodes/{node_dir.name}/{stream}.log", node_dir.name,
-                                    stream))
+                    sources.append((f"nodes/{node_dir.name}/{stream}.log", node_dir.name, stream))
         return sources
 
     def poll(self) -> list[TimelineEvent]:
@@ -118,8 +118,9 @@ def _history_events(lines: Iterable[str]) -> list[TimelineEvent]:
     return events
 
 
-def read_timeline(root: Path | str, event_filter: EventFilter | None = None,
-                  tail: int | None = None) -> list[TimelineEvent]:
+def read_timeline(
+    root: Path | str, event_filter: EventFilter | None = None, tail: int | None = None
+) -> list[TimelineEvent]:
     """Every event of a run directory (or its `timeline.jsonl`), filtered, in time order."""
     root = Path(root)
     if not (root / HISTORY).exists() and (root / TIMELINE).exists():
@@ -147,8 +148,12 @@ def load_timeline(path: Path) -> list[TimelineEvent]:
     return events
 
 
-def fetch(root: Path | str, cursor: dict[str, Any] | None, event_filter: EventFilter,
-          tail: int | None = None) -> dict[str, Any]:
+def fetch(
+    root: Path | str,
+    cursor: dict[str, Any] | None,
+    event_filter: EventFilter,
+    tail: int | None = None,
+) -> dict[str, Any]:
     """New events since `cursor` (all on the first call) that pass the filter, as JSON.
 
     This is what the supervisor answers `peerlab logs` with: the events, and the cursor

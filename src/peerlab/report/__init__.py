@@ -1,7 +1,7 @@
 """Results and reports: the results folder of a run, JUnit XML, and the HTML report.
 
-    write_results(env, Path("peerlab-results/my-run"))   # result.json, logs, timeline, junit
-    write_report(Path("peerlab-results/my-run"))         # report.html, self-contained
+write_results(env, Path("peerlab-results/my-run"))   # result.json, logs, timeline, junit
+write_report(Path("peerlab-results/my-run"))         # report.html, self-contained
 """
 
 from __future__ import annotations

@@ -18,8 +18,12 @@ from peerlab.observe.timeline import HISTORY, TIMELINE, load_timeline, read_time
 from peerlab.report.results import load_result
 
 # Node events that take a node down, and those that bring it back.
-_DOWN = {"node_killed": "killed", "node_stopped": "stopped", "node_exited": "exited",
-         "node_paused": "paused"}
+_DOWN = {
+    "node_killed": "killed",
+    "node_stopped": "stopped",
+    "node_exited": "exited",
+    "node_paused": "paused",
+}
 _UP = {"node_started", "node_restarted", "node_resumed"}
 
 
@@ -69,10 +73,14 @@ class RunData:
         graph = self.result.get("graph")
         if isinstance(graph, dict) and graph.get("friends"):
             return graph
-        return {"nodes": [{"name": n.get("name"), "state": n.get("state"),
-                           "address": n.get("address")} for n in self.result.get("nodes", [])],
-                "friends": friends_from_history(self.entries, self.result.get("nodes", [])),
-                "source": "history"}
+        return {
+            "nodes": [
+                {"name": n.get("name"), "state": n.get("state"), "address": n.get("address")}
+                for n in self.result.get("nodes", [])
+            ],
+            "friends": friends_from_history(self.entries, self.result.get("nodes", [])),
+            "source": "history",
+        }
 
 
 def friends_from_history(entries: list[Entry], nodes: list[dict[str, Any]]) -> list[list[str]]:
@@ -112,9 +120,15 @@ def _fault_spans(entries: list[Entry]) -> list[Span]:
         if current is not None:
             current.end = entry.wall
         if entry.f == "apply":
-            span = Span(name, describe_fault(entry.value), entry.wall, None,
-                        fault_nodes(entry.value), "partition" if entry.value.get("kind") in (
-                            "partition", "rolling") else "link", dict(entry.value))
+            span = Span(
+                name,
+                describe_fault(entry.value),
+                entry.wall,
+                None,
+                fault_nodes(entry.value),
+                "partition" if entry.value.get("kind") in ("partition", "rolling") else "link",
+                dict(entry.value),
+            )
             spans.append(span)
             open_spans[name] = span
     return spans
@@ -169,8 +183,7 @@ def load_run(path: Path) -> RunData:
     result = load_result(path)
     entries = _load_entries(path)
     # timeline.jsonl holds only this run's part of a reused work dir: prefer it.
-    timeline = load_timeline(path / TIMELINE) if (path / TIMELINE).exists() \
-        else read_timeline(path)
+    timeline = load_timeline(path / TIMELINE) if (path / TIMELINE).exists() else read_timeline(path)
     try:
         ops = operations(entries)
     except ValueError:
@@ -179,13 +192,28 @@ def load_run(path: Path) -> RunData:
     start = float(result.get("started") or min(walls, default=0.0))
     if walls:
         start = min(start, min(walls))
-    end = max([float(result.get("ended") or start), *walls]) if walls else \
-        float(result.get("ended") or start + 1)
+    end = (
+        max([float(result.get("ended") or start), *walls])
+        if walls
+        else float(result.get("ended") or start + 1)
+    )
     end = max(end, start + 0.001)
     lanes = [str(n["name"]) for n in result.get("nodes", []) if n.get("name")]
     seen = {e.node for e in timeline if e.node} | {op.node for op in ops if op.node}
     lanes += sorted((n for n in seen if n not in lanes), key=node_index)
     evidence, mentioned = _evidence(result.get("verdicts") or [])
     evidence_nodes = mentioned & set(lanes)
-    return RunData(path, result, entries, ops, timeline, lanes, start, end,
-                   _fault_spans(entries), _downtime(entries), evidence, evidence_nodes)
+    return RunData(
+        path,
+        result,
+        entries,
+        ops,
+        timeline,
+        lanes,
+        start,
+        end,
+        _fault_spans(entries),
+        _downtime(entries),
+        evidence,
+        evidence_nodes,
+    )

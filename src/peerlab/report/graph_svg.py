@@ -49,8 +49,10 @@ def render_graph(run: RunData) -> str:
 
     def at(name: str) -> tuple[float, float]:
         x, y = positions[name]
-        return (MARGIN + (float(x) + 1) / 2 * (width - 2 * MARGIN),
-                MARGIN + (float(y) + 1) / 2 * (height - 2 * MARGIN))
+        return (
+            MARGIN + (float(x) + 1) / 2 * (width - 2 * MARGIN),
+            MARGIN + (float(y) + 1) / 2 * (height - 2 * MARGIN),
+        )
 
     # The last partition of the run decides the sides drawn; link faults are all marked.
     partitions = [s for s in run.faults if s.kind == "partition" and s.detail.get("groups")]
@@ -71,33 +73,40 @@ def render_graph(run: RunData) -> str:
             if not src and not dst:
                 wildcard.setdefault("*", []).append(span.label)
 
-    out = [f'<svg id="peer-graph" class="peer-graph" xmlns="http://www.w3.org/2000/svg" '
-           f'viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
-           f'aria-label="peer graph"><defs><marker id="arrow" viewBox="0 0 10 10" refX="22" '
-           f'refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse">'
-           f'<path d="M 0 0 L 10 5 L 0 10 z" fill="#999"/></marker></defs>']
+    out = [
+        f'<svg id="peer-graph" class="peer-graph" xmlns="http://www.w3.org/2000/svg" '
+        f'viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
+        f'aria-label="peer graph"><defs><marker id="arrow" viewBox="0 0 10 10" refX="22" '
+        f'refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse">'
+        f'<path d="M 0 0 L 10 5 L 0 10 z" fill="#999"/></marker></defs>'
+    ]
     for (a, b), mutual in sorted(undirected.items()):
         (x1, y1), (x2, y2) = at(a), at(b)
         cut = bool(groups) and _cut(a, b, groups, partitions[-1].detail.get("one_way", False))
         classes = "friend" + (" mutual" if mutual else "") + (" cut" if cut else "")
         style = 'stroke="#d93b3b" stroke-dasharray="2 4"' if cut else 'stroke="#9aa3ad"'
         arrow = "" if mutual else ' marker-end="url(#arrow)"'
-        title = f"{a} {'<->' if mutual else '->'} {b} friends" + (", cut by the partition"
-                                                                  if cut else "")
-        out.append(f'<line class="{classes}" x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2:.1f}" '
-                   f'y2="{y2:.1f}" {style} stroke-width="1.6"{arrow}>'
-                   f'<title>{escape(title)}</title></line>')
+        title = f"{a} {'<->' if mutual else '->'} {b} friends" + (
+            ", cut by the partition" if cut else ""
+        )
+        out.append(
+            f'<line class="{classes}" x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2:.1f}" '
+            f'y2="{y2:.1f}" {style} stroke-width="1.6"{arrow}>'
+            f"<title>{escape(title)}</title></line>"
+        )
     for (a, b), labels in sorted(link_faults.items()):
         if a not in positions or b not in positions:
             continue
         (x1, y1), (x2, y2) = at(a), at(b)
         title = f"{a} -> {b}: " + "; ".join(labels)
-        out.append(f'<g class="faulty-link"><line x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2:.1f}" '
-                   f'y2="{y2:.1f}" stroke="#e07b06" stroke-width="4" stroke-opacity="0.8" '
-                   f'stroke-dasharray="8 4"><title>{escape(title)}</title></line>'
-                   f'<text x="{(x1 + x2) / 2:.1f}" y="{(y1 + y2) / 2 - 4:.1f}" '
-                   f'text-anchor="middle" font-size="10" fill="#b35a00">'
-                   f'{escape(labels[-1])}</text></g>')
+        out.append(
+            f'<g class="faulty-link"><line x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2:.1f}" '
+            f'y2="{y2:.1f}" stroke="#e07b06" stroke-width="4" stroke-opacity="0.8" '
+            f'stroke-dasharray="8 4"><title>{escape(title)}</title></line>'
+            f'<text x="{(x1 + x2) / 2:.1f}" y="{(y1 + y2) / 2 - 4:.1f}" '
+            f'text-anchor="middle" font-size="10" fill="#b35a00">'
+            f"{escape(labels[-1])}</text></g>"
+        )
     for name in names:
         x, y = at(name)
         fill = _GROUP_COLOURS[side[name] % len(_GROUP_COLOURS)] if name in side else "#5b6770"
@@ -109,12 +118,14 @@ def render_graph(run: RunData) -> str:
         if notes:
             title += "; faults on all its links: " + "; ".join(notes)
         dashed = ' stroke-dasharray="4 2"' if notes else ""
-        out.append(f'<g class="peer" data-node="{escape(name)}"><circle cx="{x:.1f}" '
-                   f'cy="{y:.1f}" r="15" fill="{fill}" stroke="{ring}" stroke-width="3"'
-                   f'{dashed}/>'
-                   f'<text x="{x:.1f}" y="{y + 4:.1f}" text-anchor="middle" fill="#fff" '
-                   f'font-weight="bold" font-size="12">{escape(name)}</text>'
-                   f'<title>{escape(title)}</title></g>')
+        out.append(
+            f'<g class="peer" data-node="{escape(name)}"><circle cx="{x:.1f}" '
+            f'cy="{y:.1f}" r="15" fill="{fill}" stroke="{ring}" stroke-width="3"'
+            f"{dashed}/>"
+            f'<text x="{x:.1f}" y="{y + 4:.1f}" text-anchor="middle" fill="#fff" '
+            f'font-weight="bold" font-size="12">{escape(name)}</text>'
+            f"<title>{escape(title)}</title></g>"
+        )
     out.append("</svg>")
     return "\n".join(out)
 

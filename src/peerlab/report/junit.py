@@ -13,25 +13,38 @@ def junit_xml(result: dict[str, Any]) -> str:
     classname, _, short = name.rpartition("::")
     failed = result.get("outcome") == "failed"
     bad = [v for v in result.get("verdicts", []) if v.get("valid") == "invalid"]
-    suite = ET.Element("testsuite", {
-        "name": "peerlab", "tests": "1", "failures": "1" if failed else "0", "errors": "0",
-        "skipped": "1" if result.get("outcome") == "skipped" else "0",
-        "time": f"{float(result.get('seconds') or 0):.3f}",
-    })
+    suite = ET.Element(
+        "testsuite",
+        {
+            "name": "peerlab",
+            "tests": "1",
+            "failures": "1" if failed else "0",
+            "errors": "0",
+            "skipped": "1" if result.get("outcome") == "skipped" else "0",
+            "time": f"{float(result.get('seconds') or 0):.3f}",
+        },
+    )
     properties = ET.SubElement(suite, "properties")
     for key in ("seed", "replay"):
         if result.get(key) is not None:
-            ET.SubElement(properties, "property", {"name": f"peerlab.{key}",
-                                                   "value": str(result[key])})
-    case = ET.SubElement(suite, "testcase", {
-        "classname": (classname or "peerlab").replace("/", ".").removesuffix(".py"),
-        "name": short or name, "time": f"{float(result.get('seconds') or 0):.3f}",
-    })
+            ET.SubElement(
+                properties, "property", {"name": f"peerlab.{key}", "value": str(result[key])}
+            )
+    case = ET.SubElement(
+        suite,
+        "testcase",
+        {
+            "classname": (classname or "peerlab").replace("/", ".").removesuffix(".py"),
+            "name": short or name,
+            "time": f"{float(result.get('seconds') or 0):.3f}",
+        },
+    )
     if failed:
         failure = result.get("failure") or {}
         message = failure.get("message") or (bad[0]["summary"] if bad else "failed")
-        element = ET.SubElement(case, "failure", {"message": message.splitlines()[0][:500]
-                                                  if message else "failed"})
+        element = ET.SubElement(
+            case, "failure", {"message": message.splitlines()[0][:500] if message else "failed"}
+        )
         lines = [failure.get("text") or message]
         lines += [f"{v['checker']}: {v['summary']}" for v in bad]
         lines.append(f"seed {result.get('seed')}; replay: {result.get('replay')}")

@@ -32,9 +32,16 @@ def _shade_faults(axes: Axes, run: RunData) -> None:
         colour = "#d93b3b" if span.kind == "partition" else "#e07b06"
         axes.axvspan(span.start - run.start, end, color=colour, alpha=0.12, lw=0)
         # Labels step down the plot so faults that start together stay readable.
-        axes.annotate(span.label, (span.start - run.start, 0.97 - 0.08 * number),
-                      xycoords=("data", "axes fraction"), fontsize=7, color=colour, va="top",
-                      xytext=(3, 0), textcoords="offset points")
+        axes.annotate(
+            span.label,
+            (span.start - run.start, 0.97 - 0.08 * number),
+            xycoords=("data", "axes fraction"),
+            fontsize=7,
+            color=colour,
+            va="top",
+            xytext=(3, 0),
+            textcoords="offset points",
+        )
 
 
 def latency_plot(run: RunData) -> str | None:
@@ -51,9 +58,15 @@ def latency_plot(run: RunData) -> str | None:
     axes = figure.add_subplot()
     markers = "os^Dv<>p*h"
     for number, (name, values) in enumerate(sorted(points.items())):
-        axes.scatter([v[0] for v in values], [v[1] for v in values], s=14,
-                     marker=markers[number % len(markers)],
-                     c=[_TYPE_COLOUR.get(v[2], "#888") for v in values], label=name, alpha=0.8)
+        axes.scatter(
+            [v[0] for v in values],
+            [v[1] for v in values],
+            s=14,
+            marker=markers[number % len(markers)],
+            c=[_TYPE_COLOUR.get(v[2], "#888") for v in values],
+            label=name,
+            alpha=0.8,
+        )
     latencies = [v[1] for values in points.values() for v in values]
     if max(latencies) / max(min(latencies), 1e-3) > 50:
         axes.set_yscale("log")
@@ -61,8 +74,9 @@ def latency_plot(run: RunData) -> str | None:
     axes.set_xlabel("seconds since the run began")
     axes.set_ylabel("latency (ms)")
     axes.grid(alpha=0.3)
-    axes.legend(loc="upper left", fontsize=8, title="operation (colour: ok / fail / info)",
-                title_fontsize=7)
+    axes.legend(
+        loc="upper left", fontsize=8, title="operation (colour: ok / fail / info)", title_fontsize=7
+    )
     _shade_faults(axes, run)
     return _png(figure)
 
@@ -87,8 +101,16 @@ def throughput_plot(run: RunData) -> str | None:
     for kind, values in series.items():
         rates = [v / bucket for v in values]
         if any(rates):
-            axes.bar(lefts, rates, width=bucket, bottom=bottom, align="edge",
-                     color=_TYPE_COLOUR[kind], label=kind, alpha=0.85)
+            axes.bar(
+                lefts,
+                rates,
+                width=bucket,
+                bottom=bottom,
+                align="edge",
+                color=_TYPE_COLOUR[kind],
+                label=kind,
+                alpha=0.85,
+            )
             bottom = [b + r for b, r in zip(bottom, rates, strict=True)]
     axes.set_xlim(0, span)
     axes.set_xlabel("seconds since the run began")

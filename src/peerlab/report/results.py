@@ -1,14 +1,14 @@
 """The results folder of a run: what CI keeps and what `peerlab report` reads.
 
-    peerlab-results/<run>/
-      result.json        seed, outcome, verdicts, timings, versions, replay command,
-                         the nodes, the network's faults at the end, the peer graph
-      history.jsonl      peerlab's record (operations, faults, node events)
-      timeline.jsonl     every node's log and the history merged in time order
-      junit.xml          the run as a JUnit test case, for CI
-      nodes/<name>/      node logs (and data dirs when a snapshot is kept)
-      snapshot/          on failure: the adapter's view of each node and the faults
-      report.html        on failure (or `peerlab report RUN --html`)
+peerlab-results/<run>/
+  result.json        seed, outcome, verdicts, timings, versions, replay command,
+                     the nodes, the network's faults at the end, the peer graph
+  history.jsonl      peerlab's record (operations, faults, node events)
+  timeline.jsonl     every node's log and the history merged in time order
+  junit.xml          the run as a JUnit test case, for CI
+  nodes/<name>/      node logs (and data dirs when a snapshot is kept)
+  snapshot/          on failure: the adapter's view of each node and the faults
+  report.html        on failure (or `peerlab report RUN --html`)
 """
 
 from __future__ import annotations
@@ -40,8 +40,11 @@ def versions(env: Environment | None = None) -> dict[str, Any]:
         peerlab_version = importlib.metadata.version("peerlab")
     except importlib.metadata.PackageNotFoundError:
         peerlab_version = "source"
-    out: dict[str, Any] = {"peerlab": peerlab_version, "python": platform.python_version(),
-                           "platform": platform.platform()}
+    out: dict[str, Any] = {
+        "peerlab": peerlab_version,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
     if env is not None:
         systems = {}
         for name, spec in env.systems.items():
@@ -103,8 +106,10 @@ def collect_graph(env: Environment) -> dict[str, Any]:
     a list of [from, to] node names); otherwise the report reads friendships from the
     history's `friend_add` operations. Asking every node about every other node here would
     cost a number of calls that grows with the square of the network at every teardown."""
-    nodes = [{"name": n.name, "state": n.state, "address": n.address, "role": n.role}
-             for n in env.nodes.values()]
+    nodes = [
+        {"name": n.name, "state": n.state, "address": n.address, "role": n.role}
+        for n in env.nodes.values()
+    ]
     friends: list[list[str]] = []
     source = "history"
     for adapter in env.adapters.values():
@@ -122,8 +127,11 @@ def _net(env: Environment) -> dict[str, Any] | None:
         shown = env.net.show()
     except PeerlabError:
         return None
-    return {"faults": shown.get("faults", []), "cut": shown.get("cut", []),
-            "proxies": shown.get("proxies", [])}
+    return {
+        "faults": shown.get("faults", []),
+        "cut": shown.get("cut", []),
+        "proxies": shown.get("proxies", []),
+    }
 
 
 def write_results(
@@ -169,15 +177,23 @@ def write_results(
         outcome = "failed" if any(v.get("valid") == "invalid" for v in verdicts) else "passed"
     ended = time.time()
     result: dict[str, Any] = {
-        "format": FORMAT, "run": dest.name, "test": test or env.name, "outcome": outcome,
+        "format": FORMAT,
+        "run": dest.name,
+        "test": test or env.name,
+        "outcome": outcome,
         "seed": env.seed,
         "replay": replay or f"peerlab up --seed {env.seed}",
-        "started": env.started_at, "ended": ended,
+        "started": env.started_at,
+        "ended": ended,
         "seconds": round(ended - env.started_at, 3),
         "timings": {**(timings or {}), "operations": operation_stats(entries)},
-        "versions": versions(env), "verdicts": verdicts, "failure": failure,
+        "versions": versions(env),
+        "verdicts": verdicts,
+        "failure": failure,
         "nodes": [n.describe() for n in env.nodes.values()],
-        "net": _net(env), "graph": collect_graph(env), "path": str(dest),
+        "net": _net(env),
+        "graph": collect_graph(env),
+        "path": str(dest),
         **(extra or {}),
     }
     (dest / RESULT).write_text(json.dumps(result, indent=2, default=str))
@@ -193,8 +209,10 @@ def load_result(run: Path) -> dict[str, Any]:
     try:
         result: dict[str, Any] = json.loads((run / RESULT).read_text())
     except FileNotFoundError:
-        raise PeerlabError(f"{run} has no {RESULT}: it is not a peerlab results folder",
-                           hint="name a folder under peerlab-results/") from None
+        raise PeerlabError(
+            f"{run} has no {RESULT}: it is not a peerlab results folder",
+            hint="name a folder under peerlab-results/",
+        ) from None
     return result
 
 
@@ -206,12 +224,18 @@ def find_run(run: str | None, base: Path = Path("peerlab-results")) -> Path:
         for candidate in (Path(run), base / run):
             if (candidate / RESULT).exists():
                 return candidate
-        raise UsageError(f"no results folder {run!r}", field="RUN",
-                         hint=f"a folder with a {RESULT}; runs are under {base}/")
-    runs = sorted((p.parent for p in base.glob(f"*/{RESULT}")),
-                  key=lambda p: (p / RESULT).stat().st_mtime)
+        raise UsageError(
+            f"no results folder {run!r}",
+            field="RUN",
+            hint=f"a folder with a {RESULT}; runs are under {base}/",
+        )
+    runs = sorted(
+        (p.parent for p in base.glob(f"*/{RESULT}")), key=lambda p: (p / RESULT).stat().st_mtime
+    )
     if not runs:
-        raise UsageError(f"there are no runs in {base}/", field="RUN",
-                         hint="run a test or `peerlab scenario run NAME` first, or name a "
-                         "folder")
+        raise UsageError(
+            f"there are no runs in {base}/",
+            field="RUN",
+            hint="run a test or `peerlab scenario run NAME` first, or name a folder",
+        )
     return runs[-1]

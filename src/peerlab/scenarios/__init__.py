@@ -35,21 +35,29 @@ def scenarios() -> dict[str, Scenario]:
 def get(name: str) -> Scenario:
     known = scenarios()
     if name not in known:
-        raise UsageError(f"there is no scenario {name!r}", field="NAME",
-                         hint=f"scenarios: {', '.join(known)}")
+        raise UsageError(
+            f"there is no scenario {name!r}", field="NAME", hint=f"scenarios: {', '.join(known)}"
+        )
     return known[name]
 
 
-def run_scenario(env: Environment, name: str, params: dict[str, Any] | None = None,
-                 say: Callable[[str], None] | None = None) -> ScenarioResult:
+def run_scenario(
+    env: Environment,
+    name: str,
+    params: dict[str, Any] | None = None,
+    say: Callable[[str], None] | None = None,
+) -> ScenarioResult:
     """Run a named scenario on `env`; a scenario that cannot finish is a failed one."""
     scenario = get(name)
     scenario.check_requirements(env)
     params = dict(params or {})
     unknown = sorted(set(params) - set(scenario.params))
     if unknown:
-        raise UsageError(f"scenario {name!r} has no parameter {unknown[0]!r}", field="--param",
-                         hint=f"its parameters: {', '.join(scenario.params) or 'none'}")
+        raise UsageError(
+            f"scenario {name!r} has no parameter {unknown[0]!r}",
+            field="--param",
+            hint=f"its parameters: {', '.join(scenario.params) or 'none'}",
+        )
     narrator = Narrator(env, name, say)
     began = time.monotonic()
     narrator.step(f"scenario {name}: {scenario.summary}", level="info", phase="start")
@@ -65,8 +73,12 @@ def run_scenario(env: Environment, name: str, params: dict[str, Any] | None = No
     seconds = time.monotonic() - began
     if error is not None:
         narrator.step(f"scenario stopped: {error}", level="error")
-    narrator.step(f"scenario {name} {'passed' if passed else 'FAILED'} in {seconds:.1f}s",
-                  level="info" if passed else "error", phase="end", passed=passed)
+    narrator.step(
+        f"scenario {name} {'passed' if passed else 'FAILED'} in {seconds:.1f}s",
+        level="info" if passed else "error",
+        phase="end",
+        passed=passed,
+    )
     return ScenarioResult(name, passed, seconds, narrator.verdicts, error)
 
 

@@ -26,8 +26,9 @@ if TYPE_CHECKING:
 class Narrator:
     """Says what a scenario does; every line is a history event (and `say` is called)."""
 
-    def __init__(self, env: Environment, scenario: str,
-                 say: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self, env: Environment, scenario: str, say: Callable[[str], None] | None = None
+    ) -> None:
         self.env = env
         self.scenario = scenario
         self._say = say
@@ -50,14 +51,21 @@ class Narrator:
         if self._progress.get(what) == (done, total):
             return
         self._progress[what] = (done, total)
-        self.env.history.event("scenario_progress", None, scenario=self.scenario, what=what,
-                               done=done, total=total)
+        self.env.history.event(
+            "scenario_progress", None, scenario=self.scenario, what=what, done=done, total=total
+        )
 
-    def check(self, name: str, ok: bool, summary: str, evidence: Any = None,
-              **stats: Any) -> Verdict:
+    def check(
+        self, name: str, ok: bool, summary: str, evidence: Any = None, **stats: Any
+    ) -> Verdict:
         """Record a check's outcome as a verdict (kept in the history and the results)."""
-        verdict = Verdict(f"{self.scenario}/{name}", "valid" if ok else "invalid", summary,
-                          evidence if evidence is not None else {}, stats)
+        verdict = Verdict(
+            f"{self.scenario}/{name}",
+            "valid" if ok else "invalid",
+            summary,
+            evidence if evidence is not None else {},
+            stats,
+        )
         self.verdicts.append(verdict)
         self.env.history.event("verdict", None, **verdict.to_json())
         self.step(("ok: " if ok else "FAILED: ") + summary, level="info" if ok else "error")
@@ -84,15 +92,24 @@ class Scenario:
     def check_requirements(self, env: Environment) -> None:
         running = [n for n in env.nodes.values() if n.state == "running"]
         if len(running) < self.min_peers:
-            raise UsageError(f"scenario {self.name!r} needs {self.min_peers} running peers; "
-                             f"{len(running)} are running", field="NAME",
-                             hint=f"`peerlab up --peers {self.min_peers}` or `peerlab peer add`")
+            raise UsageError(
+                f"scenario {self.name!r} needs {self.min_peers} running peers; "
+                f"{len(running)} are running",
+                field="NAME",
+                hint=f"`peerlab up --peers {self.min_peers}` or `peerlab peer add`",
+            )
         if self.needs_fabric and env.net is None:
-            raise UsageError(f"scenario {self.name!r} breaks the network, and this one has no "
-                             "fabric", field="NAME", hint="`peerlab up` without --no-fabric")
+            raise UsageError(
+                f"scenario {self.name!r} breaks the network, and this one has no fabric",
+                field="NAME",
+                hint="`peerlab up` without --no-fabric",
+            )
         if self.needs_system and self.needs_system not in env.adapters:
-            raise UsageError(f"scenario {self.name!r} needs {self.needs_system} peers",
-                             field="NAME", hint=f"`peerlab up --system {self.needs_system}`")
+            raise UsageError(
+                f"scenario {self.name!r} needs {self.needs_system} peers",
+                field="NAME",
+                hint=f"`peerlab up --system {self.needs_system}`",
+            )
 
 
 @dataclass
@@ -104,5 +121,10 @@ class ScenarioResult:
     error: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "passed": self.passed, "seconds": round(self.seconds, 3),
-                "verdicts": [v.to_json() for v in self.verdicts], "error": self.error}
+        return {
+            "name": self.name,
+            "passed": self.passed,
+            "seconds": round(self.seconds, 3),
+            "verdicts": [v.to_json() for v in self.verdicts],
+            "error": self.error,
+        }

@@ -31,8 +31,9 @@ if TYPE_CHECKING:
 def _partial_bytes(node: Node) -> int:
     """Bytes of downloads in progress in the node's data dir (syncpeer keeps them there)."""
     partial = node.data_dir / "files" / ".partial"
-    return sum(p.stat().st_size for p in partial.glob("*") if p.is_file()) \
-        if partial.is_dir() else 0
+    return (
+        sum(p.stat().st_size for p in partial.glob("*") if p.is_file()) if partial.is_dir() else 0
+    )
 
 
 def run(env: Environment, say: Narrator, params: dict[str, Any]) -> None:
@@ -40,8 +41,10 @@ def run(env: Environment, say: Narrator, params: dict[str, Any]) -> None:
     source = peers[0]
     targets = reachable(env, source, peers[1:], say)
     if not targets:
-        raise PeerlabError(f"every peer is cut off from {source}",
-                           hint="heal the partition (`peerlab net heal`) and run it again")
+        raise PeerlabError(
+            f"every peer is cut off from {source}",
+            hint="heal the partition (`peerlab net heal`) and run it again",
+        )
     target = targets[0]
     size = int(params.get("size", 4_000_000))
     rate = float(params.get("rate_kb_s", 400))
@@ -49,8 +52,10 @@ def run(env: Environment, say: Narrator, params: dict[str, Any]) -> None:
     befriend_all(env, [source, target], say)
     name = f"crash-during-sync-{int(time.time())}.bin"
     content = content_for(env, name, size)
-    say.step(f"slowing data from {source} to {target} to {rate:g} KB/s so the download "
-             f"takes about {size / 1000 / rate:.0f}s")
+    say.step(
+        f"slowing data from {source} to {target} to {rate:g} KB/s so the download "
+        f"takes about {size / 1000 / rate:.0f}s"
+    )
     limit = env.net.limit(rate, src=source, dst=target)
     sync = adapter(env)
     try:
@@ -66,9 +71,12 @@ def run(env: Environment, say: Narrator, params: dict[str, Any]) -> None:
             if held >= size * 0.2:
                 break
             time.sleep(POLL)
-        say.check("download-started", held > 0,
-                  f"{target} held {held:,} of {size:,} bytes before the crash",
-                  held_bytes=held)
+        say.check(
+            "download-started",
+            held > 0,
+            f"{target} held {held:,} of {size:,} bytes before the crash",
+            held_bytes=held,
+        )
         say.step(f"killing {target} (SIGKILL) in the middle of the download")
         env.kill(target)
         restarted_at = time.time()
@@ -78,24 +86,39 @@ def run(env: Environment, say: Narrator, params: dict[str, Any]) -> None:
         say.step(f"lifting the bandwidth limit from {source} to {target}")
         limit.remove()
     have, took = wait_for_file(env, say, [target], name, content, timeout)
-    say.check("intact-after-crash", have == [target],
-              f"{target} holds {name} intact (sha256 {hashlib.sha256(content).hexdigest()[:12]}…)"
-              f" {took:.1f}s after its restart" if have else
-              f"{target} does not hold {name} intact {took:.1f}s after its restart",
-              {"peer": target, "file": name}, seconds=round(took, 3))
+    say.check(
+        "intact-after-crash",
+        have == [target],
+        f"{target} holds {name} intact (sha256 {hashlib.sha256(content).hexdigest()[:12]}…)"
+        f" {took:.1f}s after its restart"
+        if have
+        else f"{target} does not hold {name} intact {took:.1f}s after its restart",
+        {"peer": target, "file": name},
+        seconds=round(took, 3),
+    )
     from peerlab.observe import EventFilter, read_timeline
 
-    resumed = read_timeline(env.workdir, EventFilter(nodes=(target,), since=restarted_at,
-                                                     events=("file_download_resumed",)))
-    say.step(f"{target} resumed from the {resumed[0].fields.get('offset', 0):,} bytes it held"
-             if resumed else f"{target} started the download again from the beginning")
+    resumed = read_timeline(
+        env.workdir,
+        EventFilter(nodes=(target,), since=restarted_at, events=("file_download_resumed",)),
+    )
+    say.step(
+        f"{target} resumed from the {resumed[0].fields.get('offset', 0):,} bytes it held"
+        if resumed
+        else f"{target} started the download again from the beginning"
+    )
 
 
 SCENARIO = Scenario(
     name="crash-during-sync",
     summary="Kill a peer mid-download (slowed link), restart it, check the file arrives intact.",
-    run=run, min_peers=2, needs_fabric=True, needs_system="syncpeer",
-    params={"size": "bytes to publish (default 4000000)",
-            "rate_kb_s": "bandwidth of the slowed link in KB/s (default 400)",
-            "timeout": "seconds for each wait (default 60)"},
+    run=run,
+    min_peers=2,
+    needs_fabric=True,
+    needs_system="syncpeer",
+    params={
+        "size": "bytes to publish (default 4000000)",
+        "rate_kb_s": "bandwidth of the slowed link in KB/s (default 400)",
+        "timeout": "seconds for each wait (default 60)",
+    },
 )

@@ -44,22 +44,33 @@ def run(env: Environment, say: Narrator, params: dict[str, Any]) -> None:
         client.publish(name, content, "public")
         have, took = wait_for_file(env, say, others, name, content, timeout)
         timings[label] = took
-        say.check(f"spreads-{label}", len(have) == len(others),
-                  f"{label}: {name} reached {len(have)} of {len(others)} peers in {took:.2f}s",
-                  {"missing": sorted(set(others) - set(have))}, seconds=round(took, 3))
+        say.check(
+            f"spreads-{label}",
+            len(have) == len(others),
+            f"{label}: {name} reached {len(have)} of {len(others)} peers in {took:.2f}s",
+            {"missing": sorted(set(others) - set(have))},
+            seconds=round(took, 3),
+        )
         if label == "latency":
             say.step("removing the latency")
             fault.remove()
     ratio = timings["latency"] / timings["baseline"] if timings["baseline"] else float("inf")
-    say.step(f"with latency the file took {timings['latency']:.2f}s instead of "
-             f"{timings['baseline']:.2f}s ({ratio:.1f}x)")
+    say.step(
+        f"with latency the file took {timings['latency']:.2f}s instead of "
+        f"{timings['baseline']:.2f}s ({ratio:.1f}x)"
+    )
 
 
 SCENARIO = Scenario(
     name="high-latency",
     summary="Time a file spreading to every peer, without and with latency on every link.",
-    run=run, min_peers=2, needs_fabric=True, needs_system="syncpeer",
-    params={"latency_ms": "latency per link (default 250)",
-            "jitter_ms": "jitter per link (default 50)",
-            "timeout": "seconds to wait for the file to spread (default 60)"},
+    run=run,
+    min_peers=2,
+    needs_fabric=True,
+    needs_system="syncpeer",
+    params={
+        "latency_ms": "latency per link (default 250)",
+        "jitter_ms": "jitter per link (default 50)",
+        "timeout": "seconds to wait for the file to spread (default 60)",
+    },
 )

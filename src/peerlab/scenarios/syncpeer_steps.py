@@ -21,8 +21,11 @@ POLL = 0.2  # seconds between looks at the peers while waiting
 
 
 def running_peers(env: Environment) -> list[str]:
-    return [n.name for n in sorted(env.nodes.values(), key=lambda n: n.index)
-            if n.state == "running" and n.system.name == "syncpeer"]
+    return [
+        n.name
+        for n in sorted(env.nodes.values(), key=lambda n: n.index)
+        if n.state == "running" and n.system.name == "syncpeer"
+    ]
 
 
 def adapter(env: Environment) -> SyncpeerAdapter:
@@ -36,8 +39,7 @@ def befriend_all(env: Environment, peers: list[str], say: Narrator) -> None:
     fingerprints = dict(zip(peers, sync.fingerprints(peers), strict=True))
     # A friend is current when it is known at the address the peer has now (data dirs
     # outlive networks, and a new network may give the same peer another address).
-    current = {fingerprints[n]: f"{env.node(n).address}:{env.node(n).ports['http']}"
-               for n in peers}
+    current = {fingerprints[n]: f"{env.node(n).address}:{env.node(n).ports['http']}" for n in peers}
     known: dict[str, set[str]] = {}
     for name in peers:
         known[name] = set()
@@ -45,8 +47,12 @@ def befriend_all(env: Environment, peers: list[str], say: Narrator) -> None:
             fingerprint = friend.get("card", friend).get("fingerprint", friend.get("fingerprint"))
             if friend.get("address") == current.get(fingerprint):
                 known[name].add(fingerprint)
-    missing = [(a, b) for i, a in enumerate(peers) for b in peers[i + 1:]
-               if fingerprints[b] not in known[a] or fingerprints[a] not in known[b]]
+    missing = [
+        (a, b)
+        for i, a in enumerate(peers)
+        for b in peers[i + 1 :]
+        if fingerprints[b] not in known[a] or fingerprints[a] not in known[b]
+    ]
     if not missing:
         say.step(f"all {len(peers)} peers are already friends with each other")
         return
@@ -63,8 +69,10 @@ def reachable(env: Environment, origin: str, peers: list[str], say: Narrator) ->
     cut = {tuple(pair) for pair in env.net.show().get("cut") or []}
     kept = [p for p in peers if (origin, p) not in cut and (p, origin) not in cut]
     if len(kept) < len(peers):
-        say.step(f"a partition is active: {', '.join(sorted(set(peers) - set(kept)))} cannot "
-                 f"reach {origin}, so only {', '.join(kept) or 'no one'} can get its files")
+        say.step(
+            f"a partition is active: {', '.join(sorted(set(peers) - set(kept)))} cannot "
+            f"reach {origin}, so only {', '.join(kept) or 'no one'} can get its files"
+        )
     return kept
 
 
@@ -90,8 +98,9 @@ def holders(env: Environment, peers: list[str], name: str, sha256: str) -> list[
     return have
 
 
-def wait_for_file(env: Environment, say: Narrator, peers: list[str], name: str, content: bytes,
-                  timeout: float) -> tuple[list[str], float]:
+def wait_for_file(
+    env: Environment, say: Narrator, peers: list[str], name: str, content: bytes, timeout: float
+) -> tuple[list[str], float]:
     """Wait until every one of `peers` holds `name`; returns (who has it, seconds taken)."""
     sha256 = hashlib.sha256(content).hexdigest()
     began = time.monotonic()
@@ -105,8 +114,9 @@ def wait_for_file(env: Environment, say: Narrator, peers: list[str], name: str, 
         time.sleep(POLL)
 
 
-def never_reaches(env: Environment, say: Narrator, peers: list[str], name: str, content: bytes,
-                  window: float) -> list[str]:
+def never_reaches(
+    env: Environment, say: Narrator, peers: list[str], name: str, content: bytes, window: float
+) -> list[str]:
     """Watch `peers` for `window` seconds; returns those that got `name` (none is good)."""
     sha256 = hashlib.sha256(content).hexdigest()
     deadline = time.monotonic() + window

@@ -32,6 +32,7 @@ def version_key(version: int, timestamp: float, author: str, sha256: str) -> Ver
     """
     return (version, timestamp, author, "" if mutants.active("ignore-equivocation") else sha256)
 
+
 HISTORY_DIR = ".versions"
 PARTIAL_DIR = ".partial"
 SUFFIX = ".spe"

@@ -264,9 +264,7 @@ class Syncer:
         if other is not None:
             # Both envelopes carry the author's signature: together they prove it showed
             # different peers different content under one version.
-            log.warning(
-                "file_equivocation", source=source, sha256=entry.sha256, other=other.sha256
-            )
+            log.warning("file_equivocation", source=source, sha256=entry.sha256, other=other.sha256)
         if decision.placement is Placement.HISTORY:
             kept, why = decision.file, "older_than_current"
         elif decision.displaced is not None:

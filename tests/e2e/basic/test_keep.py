@@ -34,9 +34,13 @@ def test_keep_leaves_the_failed_network_for_the_cli(
     name = match.group(1)
 
     def peerlab(*args: str) -> str:
-        done = subprocess.run([sys.executable, "-m", "peerlab", "--env", name, *args],
-                              capture_output=True, text=True, timeout=60,
-                              env={**os.environ, "PEERLAB_HOME": str(home)})
+        done = subprocess.run(
+            [sys.executable, "-m", "peerlab", "--env", name, *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "PEERLAB_HOME": str(home)},
+        )
         assert done.returncode == 0, done.stderr
         return done.stdout
 
@@ -52,5 +56,10 @@ def test_keep_leaves_the_failed_network_for_the_cli(
         pids = [n["pid"] for n in nodes.values()]
     finally:
         peerlab("down")
-    wait_until(lambda: not any(psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"
-                               for p in pids), 10, what="kept nodes to stop after down")
+    wait_until(
+        lambda: (
+            not any(psutil.pid_exists(p) and psutil.Process(p).status() != "zombie" for p in pids)
+        ),
+        10,
+        what="kept nodes to stop after down",
+    )

@@ -20,9 +20,14 @@ class Running:
     """A `peerlab` command that keeps running (a follow); its output is collected as it comes."""
 
     def __init__(self, args: list[str], env: dict[str, str], cwd: Path) -> None:
-        self.process = subprocess.Popen([sys.executable, "-m", "peerlab", *args], env=env,
-                                        cwd=cwd, stdout=subprocess.PIPE,
-                                        stderr=subprocess.STDOUT, text=True)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "peerlab", *args],
+            env=env,
+            cwd=cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -33,8 +38,12 @@ class Running:
             self.lines.append(line)
 
     def wait_for(self, text: str, timeout: float = 20) -> None:
-        wait_until(lambda: any(text in line for line in self.lines), timeout,
-                   what=f"{text!r} in the output", describe=lambda: "".join(self.lines)[-2000:])
+        wait_until(
+            lambda: any(text in line for line in self.lines),
+            timeout,
+            what=f"{text!r} in the output",
+            describe=lambda: "".join(self.lines)[-2000:],
+        )
 
     def interrupt(self) -> int:
         self.process.send_signal(signal.SIGINT)
@@ -49,11 +58,19 @@ def cli(tmp_path: Path):
     env = {**os.environ, "PEERLAB_HOME": str(home), "NO_COLOR": "1", "COLUMNS": "200"}
 
     def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run([sys.executable, "-m", "peerlab", *args], env=env, cwd=tmp_path,
-                                capture_output=True, text=True, timeout=180)
+        result = subprocess.run(
+            [sys.executable, "-m", "peerlab", *args],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
         if check and result.returncode != 0:
-            raise AssertionError(f"peerlab {' '.join(args)} exited {result.returncode}:\n"
-                                 f"{result.stdout}\n{result.stderr}")
+            raise AssertionError(
+                f"peerlab {' '.join(args)} exited {result.returncode}:\n"
+                f"{result.stdout}\n{result.stderr}"
+            )
         return result
 
     run.follow = lambda *args: Running(list(args), env, tmp_path)  # type: ignore[attr-defined]
@@ -74,21 +91,26 @@ def test_observing_a_live_network(cli, tmp_path: Path) -> None:
     follow.wait_for("file_download_completed")
     watch.wait_for("completed note.txt v1 from A")
     assert any("published note.txt v1 for 2 recipients" in line for line in watch.lines)
-    assert not any(line.split()[1:2] == ["C"] for line in follow.lines if line.strip()), \
+    assert not any(line.split()[1:2] == ["C"] for line in follow.lines if line.strip()), (
         "--node B shows no other node's lines"
+    )
     cli("peer", "kill", "C")
     dashboard.wait_for("killed")
     for running in (follow, watch, dashboard):
         assert running.interrupt() == 0
 
-    lines = [json.loads(line) for line in cli("logs", "--json", "--event", "file_*").stdout
-             .splitlines()]
-    assert [(e["node"], e["event"]) for e in lines if e["event"].startswith("file_download")] \
-        == [("B", "file_download_started"), ("B", "file_download_completed")]
+    lines = [
+        json.loads(line) for line in cli("logs", "--json", "--event", "file_*").stdout.splitlines()
+    ]
+    assert [(e["node"], e["event"]) for e in lines if e["event"].startswith("file_download")] == [
+        ("B", "file_download_started"),
+        ("B", "file_download_completed"),
+    ]
     trace = lines[-1]["trace_id"]
     traced = cli("logs", "--trace", trace).stdout
-    assert "file_published" in traced and "file_download_completed" in traced, \
+    assert "file_published" in traced and "file_download_completed" in traced, (
         "one trace id follows the publish to the download"
+    )
     assert "node_killed" in cli("logs", "--grep", "node_(killed|restarted)").stdout
     assert cli("logs", "--since", "1h", "--tail", "3").stdout.count("\n") == 3
     assert cli("logs", "--since", "tomorrow", check=False).returncode == 2
@@ -101,8 +123,17 @@ def test_observing_a_live_network(cli, tmp_path: Path) -> None:
     assert "left stopped, as they were: C" in restored
     assert "with-note" in cli("snapshot", "list").stdout
 
-    scenario = cli("scenario", "run", "crash-during-sync", "--param", "size=800000",
-                   "--param", "rate_kb_s=200", "--html", check=False)
+    scenario = cli(
+        "scenario",
+        "run",
+        "crash-during-sync",
+        "--param",
+        "size=800000",
+        "--param",
+        "rate_kb_s=200",
+        "--html",
+        check=False,
+    )
     assert scenario.returncode == 0, scenario.stdout + scenario.stderr
     assert "▶ killing B (SIGKILL) in the middle of the download" in scenario.stdout
     assert "scenario crash-during-sync passed" in scenario.stdout

@@ -34,11 +34,17 @@ def test_requirements_and_parameters_are_checked_first(env: Environment) -> None
 def test_crash_during_sync_narrates_and_records_verdicts(env: Environment) -> None:
     env.start("syncpeer", 2)
     said: list[str] = []
-    result = run_scenario(env, "crash-during-sync",
-                          {"size": 1_500_000, "rate_kb_s": 300, "timeout": 30}, say=said.append)
+    result = run_scenario(
+        env,
+        "crash-during-sync",
+        {"size": 1_500_000, "rate_kb_s": 300, "timeout": 30},
+        say=said.append,
+    )
     assert result.passed, result.to_json()
-    assert [v.checker for v in result.verdicts] == ["crash-during-sync/download-started",
-                                                    "crash-during-sync/intact-after-crash"]
+    assert [v.checker for v in result.verdicts] == [
+        "crash-during-sync/download-started",
+        "crash-during-sync/intact-after-crash",
+    ]
     assert any("killing B (SIGKILL)" in line for line in said)
     assert said[-1].startswith("scenario crash-during-sync passed")
     entries = env.history.entries()

@@ -18,8 +18,19 @@ from peerlab.observe.timeline import (
 def _log(path: Path, wall: float, event: str, **fields: object) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as handle:
-        handle.write(json.dumps({"ts": iso(wall), "level": "info", "event": event,
-                                 "component": "sync", "trace_id": None, **fields}) + "\n")
+        handle.write(
+            json.dumps(
+                {
+                    "ts": iso(wall),
+                    "level": "info",
+                    "event": event,
+                    "component": "sync",
+                    "trace_id": None,
+                    **fields,
+                }
+            )
+            + "\n"
+        )
 
 
 def _run_dir(tmp_path: Path) -> tuple[Path, History]:

@@ -21,19 +21,39 @@ def test_sync_events_have_phases_and_peer_names() -> None:
         _log("B", "node_started", 1.1, fingerprint=FP_B),
         _log("A", "file_published", 2.0, name="a.txt", version=1, size=2000, public=True),
         _log("B", "file_download_started", 2.1, name="a.txt", version=1, source=FP_A, size=2400),
-        _log("B", "file_download_resumed", 2.2, name="a.txt", version=1, source=FP_A,
-             offset=1200, size=2400),
-        _log("B", "file_download_completed", 2.3, name="a.txt", version=1, source=FP_A,
-             bytes=2400, duration_ms=12.5),
-        _log("B", "file_rejected", 2.4, name="b.txt", version=3, source=FP_A,
-             reason="bad signature"),
+        _log(
+            "B",
+            "file_download_resumed",
+            2.2,
+            name="a.txt",
+            version=1,
+            source=FP_A,
+            offset=1200,
+            size=2400,
+        ),
+        _log(
+            "B",
+            "file_download_completed",
+            2.3,
+            name="a.txt",
+            version=1,
+            source=FP_A,
+            bytes=2400,
+            duration_ms=12.5,
+        ),
+        _log(
+            "B", "file_rejected", 2.4, name="b.txt", version=3, source=FP_A, reason="bad signature"
+        ),
         _log("B", "sync_round", 2.5),
     ]
     found = sync_events(events, PeerNames())
     assert [(s.node, s.phase, s.file) for s in found] == [
-        ("A", "published", "a.txt v1"), ("B", "started", "a.txt v1"),
-        ("B", "progress", "a.txt v1"), ("B", "completed", "a.txt v1"),
-        ("B", "rejected", "b.txt v3")]
+        ("A", "published", "a.txt v1"),
+        ("B", "started", "a.txt v1"),
+        ("B", "progress", "a.txt v1"),
+        ("B", "completed", "a.txt v1"),
+        ("B", "rejected", "b.txt v3"),
+    ]
     details = [s.detail for s in found]
     assert details[0] == "public, 2.0 kB"
     assert details[1] == "from A, 2.4 kB"
@@ -43,15 +63,39 @@ def test_sync_events_have_phases_and_peer_names() -> None:
 
 
 def _status(cpu_seconds: float) -> dict[str, Any]:
-    node = {"name": "A", "state": "running", "address": "127.1.0.2", "ports": {"http": 7400},
-            "pid": 42, "cpu_seconds": cpu_seconds, "rss_mb": 41.5, "uptime_s": 75,
-            "restarts": 1}
-    down = {"name": "B", "state": "killed", "address": "127.1.0.3", "ports": {"http": 7400},
-            "pid": 43, "restarts": 0}
-    net = {"faults": [
-        {"kind": "partition", "name": "partition", "groups": [["A"], ["B"]]},
-        {"kind": "link", "name": "latency:A->B", "type": "latency", "src": "A", "dst": "B",
-         "attributes": {"latency": 200, "jitter": 0}}], "cut": [["A", "B"], ["B", "A"]]}
+    node = {
+        "name": "A",
+        "state": "running",
+        "address": "127.1.0.2",
+        "ports": {"http": 7400},
+        "pid": 42,
+        "cpu_seconds": cpu_seconds,
+        "rss_mb": 41.5,
+        "uptime_s": 75,
+        "restarts": 1,
+    }
+    down = {
+        "name": "B",
+        "state": "killed",
+        "address": "127.1.0.3",
+        "ports": {"http": 7400},
+        "pid": 43,
+        "restarts": 0,
+    }
+    net = {
+        "faults": [
+            {"kind": "partition", "name": "partition", "groups": [["A"], ["B"]]},
+            {
+                "kind": "link",
+                "name": "latency:A->B",
+                "type": "latency",
+                "src": "A",
+                "dst": "B",
+                "attributes": {"latency": 200, "jitter": 0},
+            },
+        ],
+        "cut": [["A", "B"], ["B", "A"]],
+    }
     return {"name": "default", "seed": 7, "uptime_s": 80, "nodes": [node, down], "net": net}
 
 

@@ -53,8 +53,14 @@ def test_init_ci_writes_once(tmp_path: Path) -> None:
     env = {**os.environ, "NO_COLOR": "1"}
 
     def init(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "peerlab", "init-ci", *args], cwd=tmp_path,
-                              capture_output=True, text=True, env=env, timeout=120)
+        return subprocess.run(
+            [sys.executable, "-m", "peerlab", "init-ci", *args],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
 
     assert init("github").returncode == 0
     written = tmp_path / ".github/workflows/peerlab.yml"
@@ -86,10 +92,10 @@ def _complete(completer: PeerlabCompleter, text: str) -> list[str]:
     return [c.text for c in completer.get_completions(Document(text), CompleteEvent())]
 
 
-def test_completion_of_commands_peers_files_and_options(completer: PeerlabCompleter,
-                                                        tmp_path: Path) -> None:
-    assert {"peer", "logs", "snapshot", "scenario", "exit", "use"} <= \
-        set(_complete(completer, ""))
+def test_completion_of_commands_peers_files_and_options(
+    completer: PeerlabCompleter, tmp_path: Path
+) -> None:
+    assert {"peer", "logs", "snapshot", "scenario", "exit", "use"} <= set(_complete(completer, ""))
     assert _complete(completer, "pe") == ["peer"]
     assert "kill" in _complete(completer, "peer ")
     assert _complete(completer, "peer kill ") == ["A", "B", "C"]
@@ -105,8 +111,7 @@ def test_completion_of_commands_peers_files_and_options(completer: PeerlabComple
     assert _complete(completer, f"file add A {tmp_path}/loc") == ["al-file.txt"]
 
 
-def test_the_shell_runs_commands_and_survives_errors(tmp_path: Path, monkeypatch,
-                                                     capsys) -> None:
+def test_the_shell_runs_commands_and_survives_errors(tmp_path: Path, monkeypatch, capsys) -> None:
     monkeypatch.setenv("PEERLAB_HOME", str(tmp_path / "home"))
     with create_pipe_input() as keys:
         keys.send_text("scenario list\nstatus\nuse other\nnosuch\nhelp snapshot\nexit\n")

@@ -29,8 +29,17 @@ def _folder(tmp_path: Path, outcome: str = "failed") -> tuple[Path, dict[str, An
     write = history.invoke("write", 1, process="A", node="A")
     history.complete(write, "ok")
     history.fault("apply", {"kind": "partition", "name": "partition", "groups": [["A"], ["B"]]})
-    history.fault("apply", {"kind": "link", "name": "latency:A->B", "type": "latency",
-                            "src": "A", "dst": "B", "attributes": {"latency": 100, "jitter": 0}})
+    history.fault(
+        "apply",
+        {
+            "kind": "link",
+            "name": "latency:A->B",
+            "type": "latency",
+            "src": "A",
+            "dst": "B",
+            "attributes": {"latency": 100, "jitter": 0},
+        },
+    )
     stale = history.invoke("read", None, process="B", node="B")
     history.complete(stale, "ok", 0)
     failed = history.invoke("write", 2, process="A", node="A")
@@ -41,29 +50,78 @@ def _folder(tmp_path: Path, outcome: str = "failed") -> tuple[Path, dict[str, An
     history.event("node_restarted", "B")
     history.close()
     (folder / "nodes/B").mkdir(parents=True)
-    (folder / "nodes/B/stdout.log").write_text(json.dumps(
-        {"ts": iso(time.time()), "level": "warning", "event": "friend_unreachable",
-         "component": "sync", "trace_id": "t9"}) + "\n")
-    blocked = {"process": "B", "type": "ok", "f": "read", "value": None, "index": stale.index,
-               "result": 0, "node": "B"}
+    (folder / "nodes/B/stdout.log").write_text(
+        json.dumps(
+            {
+                "ts": iso(time.time()),
+                "level": "warning",
+                "event": "friend_unreachable",
+                "component": "sync",
+                "trace_id": "t9",
+            }
+        )
+        + "\n"
+    )
+    blocked = {
+        "process": "B",
+        "type": "ok",
+        "f": "read",
+        "value": None,
+        "index": stale.index,
+        "result": 0,
+        "node": "B",
+    }
     result = {
-        "run": "run", "test": "tests/test_x.py::test_stale", "outcome": outcome, "seed": 99,
+        "run": "run",
+        "test": "tests/test_x.py::test_stale",
+        "outcome": outcome,
+        "seed": 99,
         "replay": "pytest 'tests/test_x.py::test_stale' --peerlab-seed 99",
-        "started": began, "ended": time.time(), "seconds": 1.5,
+        "started": began,
+        "ended": time.time(),
+        "seconds": 1.5,
         "verdicts": [
-            {"checker": "linearizable", "valid": "invalid", "summary": "stale read on B",
-             "evidence": {"blocked": blocked, "missing": ["B"]}, "stats": {"operations": 3},
-             "wall": time.time()},
-            {"checker": "no-loss", "valid": "valid", "summary": "nothing lost",
-             "evidence": {}, "stats": {}}],
-        "failure": {"when": "call", "message": "AssertionError: stale read on B",
-                    "text": "long traceback", "wall": time.time()},
-        "nodes": [{"name": "A", "state": "running", "address": "127.0.0.2", "system": "x"},
-                  {"name": "B", "state": "running", "address": "127.0.0.3", "system": "x"}],
-        "graph": {"nodes": [{"name": "A", "state": "running"}, {"name": "B", "state": "running"}],
-                  "friends": [["A", "B"], ["B", "A"]], "source": "adapter"},
-        "timings": {"operations": {"read": {"ok": 1, "fail": 0, "info": 0,
-                                            "latency_ms": {"p50": 1, "p95": 1, "max": 1}}}},
+            {
+                "checker": "linearizable",
+                "valid": "invalid",
+                "summary": "stale read on B",
+                "evidence": {"blocked": blocked, "missing": ["B"]},
+                "stats": {"operations": 3},
+                "wall": time.time(),
+            },
+            {
+                "checker": "no-loss",
+                "valid": "valid",
+                "summary": "nothing lost",
+                "evidence": {},
+                "stats": {},
+            },
+        ],
+        "failure": {
+            "when": "call",
+            "message": "AssertionError: stale read on B",
+            "text": "long traceback",
+            "wall": time.time(),
+        },
+        "nodes": [
+            {"name": "A", "state": "running", "address": "127.0.0.2", "system": "x"},
+            {"name": "B", "state": "running", "address": "127.0.0.3", "system": "x"},
+        ],
+        "graph": {
+            "nodes": [{"name": "A", "state": "running"}, {"name": "B", "state": "running"}],
+            "friends": [["A", "B"], ["B", "A"]],
+            "source": "adapter",
+        },
+        "timings": {
+            "operations": {
+                "read": {
+                    "ok": 1,
+                    "fail": 0,
+                    "info": 0,
+                    "latency_ms": {"p50": 1, "p95": 1, "max": 1},
+                }
+            }
+        },
         "versions": {"peerlab": "test", "python": "3.11"},
     }
     (folder / "result.json").write_text(json.dumps(result))
@@ -75,8 +133,10 @@ def test_a_run_is_read_back_as_lanes_spans_and_evidence(tmp_path: Path) -> None:
     run = load_run(folder)
     assert run.lanes == ["A", "B"]
     assert [(s.name, s.label, s.end is None) for s in run.faults] == [
-        ("partition", "partition A | B", False), ("latency:A->B", "latency 100ms A->B", True),
-        ("partition", "partition A,B", False)]
+        ("partition", "partition A | B", False),
+        ("latency:A->B", "latency 100ms A->B", True),
+        ("partition", "partition A,B", False),
+    ]
     first, _, second = run.faults
     assert first.end == second.start, "a new partition replaces the one before"
     assert [(s.name, s.label) for s in run.downtime] == [("B", "killed")]
@@ -107,8 +167,9 @@ def test_the_report_draws_what_happened(tmp_path: Path) -> None:
 def test_a_run_without_operations_or_verdicts_still_renders(tmp_path: Path) -> None:
     folder = tmp_path / "empty"
     folder.mkdir()
-    (folder / "result.json").write_text(json.dumps({"test": "t", "outcome": "passed",
-                                                    "seed": 1, "nodes": []}))
+    (folder / "result.json").write_text(
+        json.dumps({"test": "t", "outcome": "passed", "seed": 1, "nodes": []})
+    )
     html = render_report(folder)
     assert "No client operations were recorded" in html
     assert "No checker recorded a verdict" in html and "No network fault" in html
@@ -116,8 +177,9 @@ def test_a_run_without_operations_or_verdicts_still_renders(tmp_path: Path) -> N
 
 def test_evidence_is_rendered_readably() -> None:
     ops = [{"process": "B", "type": "ok", "f": "read", "value": None, "index": 7, "result": 0}]
-    html = str(evidence_html({"blocked": ops, "state": {"x": 1}, "missing": ["B", "C"],
-                              "deep": [[1, 2]]}))
+    html = str(
+        evidence_html({"blocked": ops, "state": {"x": 1}, "missing": ["B", "C"], "deep": [[1, 2]]})
+    )
     assert "<table" in html and 'href="#op-7"' in html and "#7" in html
     assert "B, C" in html and "<pre>" in html
     assert "&lt;script&gt;" in str(evidence_html({"x": "<script>"}))

@@ -14,8 +14,9 @@ from peerlab.errors import UsageError
 from peerlab.trend import Figure, TrendStore, bench_figures, direction, figures_from
 
 
-def _record(store: TrendStore, value: float, name: str = "spawn: seconds_to_ready",
-            better: str = "lower") -> None:
+def _record(
+    store: TrendStore, value: float, name: str = "spawn: seconds_to_ready", better: str = "lower"
+) -> None:
     store.record([Figure(name, value, better, "test")], commit="c")  # type: ignore[arg-type]
 
 
@@ -33,8 +34,11 @@ def test_more_than_20_percent_worse_than_the_median_of_5_is_a_regression(tmp_pat
         assert slower.change == pytest.approx(2.5 / 10.5)
         _record(store, 12.0)
         assert not store.compare()[0].regressed, "12 is within 20% of the median of 50, 10.5 ..."
-        assert [row["value"] for row in store.history("spawn: seconds_to_ready")][-3:] == \
-            [12.5, 13.0, 12.0]
+        assert [row["value"] for row in store.history("spawn: seconds_to_ready")][-3:] == [
+            12.5,
+            13.0,
+            12.0,
+        ]
 
 
 def test_higher_is_better_for_speedups(tmp_path: Path) -> None:
@@ -57,12 +61,25 @@ def test_too_little_history_is_a_baseline_not_a_verdict(tmp_path: Path) -> None:
 
 
 def test_bench_output_figures_and_directions() -> None:
-    figures = bench_figures({"peers": 50, "cpus": 2, "all_ready": True, "seconds_to_ready": 1.2,
-                             "pss_mb_per_peer": 7.5, "speedup": 3.1,
-                             "latency": {"p50_ms": 2.0}}, "b.json", "spawn")
+    figures = bench_figures(
+        {
+            "peers": 50,
+            "cpus": 2,
+            "all_ready": True,
+            "seconds_to_ready": 1.2,
+            "pss_mb_per_peer": 7.5,
+            "speedup": 3.1,
+            "latency": {"p50_ms": 2.0},
+        },
+        "b.json",
+        "spawn",
+    )
     assert {f.name: f.better for f in figures} == {
-        "spawn: seconds_to_ready": "lower", "spawn: pss_mb_per_peer": "lower",
-        "spawn: speedup": "higher", "spawn: latency.p50_ms": "lower"}
+        "spawn: seconds_to_ready": "lower",
+        "spawn: pss_mb_per_peer": "lower",
+        "spawn: speedup": "higher",
+        "spawn: latency.p50_ms": "lower",
+    }
     assert direction("ops_per_s") == "higher" and direction("p95_ms") == "lower"
     overridden = bench_figures({"score_ms": 1, "better": {"score_ms": "higher"}}, "b", "x")
     assert overridden[0].better == "higher"
@@ -71,17 +88,30 @@ def test_bench_output_figures_and_directions() -> None:
 def test_figures_from_results_folders(tmp_path: Path) -> None:
     run = tmp_path / "results" / "t1"
     run.mkdir(parents=True)
-    (run / "result.json").write_text(json.dumps({
-        "test": "t1", "outcome": "passed", "seconds": 4.0,
-        "verdicts": [{"checker": "s/converges", "valid": "valid", "stats": {"seconds": 0.8}}],
-        "timings": {"operations": {"publish": {"latency_ms": {"p95": 3.5}}}}}))
+    (run / "result.json").write_text(
+        json.dumps(
+            {
+                "test": "t1",
+                "outcome": "passed",
+                "seconds": 4.0,
+                "verdicts": [
+                    {"checker": "s/converges", "valid": "valid", "stats": {"seconds": 0.8}}
+                ],
+                "timings": {"operations": {"publish": {"latency_ms": {"p95": 3.5}}}},
+            }
+        )
+    )
     failed = tmp_path / "results" / "t2"
     failed.mkdir()
-    (failed / "result.json").write_text(json.dumps({"test": "t2", "outcome": "failed",
-                                                    "seconds": 99}))
+    (failed / "result.json").write_text(
+        json.dumps({"test": "t2", "outcome": "failed", "seconds": 99})
+    )
     names = {f.name: f.value for f in figures_from([tmp_path / "results"])}
-    assert names == {"t1: seconds": 4.0, "t1: s/converges seconds": 0.8,
-                     "t1: publish p95 ms": 3.5}, "a failed run's time is not a figure"
+    assert names == {
+        "t1: seconds": 4.0,
+        "t1: s/converges seconds": 0.8,
+        "t1: publish p95 ms": 3.5,
+    }, "a failed run's time is not a figure"
     with pytest.raises(UsageError, match=r"no result\.json"):
         figures_from([tmp_path])
 
@@ -93,9 +123,13 @@ def test_the_trend_command_exits_1_on_a_regression(tmp_path: Path) -> None:
     def trend(value: float) -> subprocess.CompletedProcess[str]:
         bench = tmp_path / "spawn.json"
         bench.write_text(json.dumps({"seconds_to_ready": value}))
-        return subprocess.run([sys.executable, "-m", "peerlab", "trend", str(bench),
-                               "--db", str(db)], capture_output=True, text=True, env=env,
-                              timeout=120)
+        return subprocess.run(
+            [sys.executable, "-m", "peerlab", "trend", str(bench), "--db", str(db)],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
 
     for value in (1.0, 1.1, 0.9, 1.0, 1.05):
         assert trend(value).returncode == 0
