@@ -71,7 +71,7 @@ class NetworkFacts:
         fetched, names = self._peers
         if time.monotonic() - fetched > CACHE_SECONDS:
             try:
-                names = [n["name"] for n in self._call("peers")]
+                names = [n["name"] for n in self._call("env.peers")]
             except PeerlabError:
                 names = []
             self._peers = (time.monotonic(), names)

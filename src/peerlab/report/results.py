@@ -29,13 +29,13 @@ from peerlab.observe.timeline import read_timeline, write_timeline
 from peerlab.report.junit import write_junit
 
 if TYPE_CHECKING:
-    from peerlab.env import Environment
+    from peerlab.api import EnvironmentAPI
 
 RESULT = "result.json"
 FORMAT = 1
 
 
-def versions(env: Environment | None = None) -> dict[str, Any]:
+def versions(env: EnvironmentAPI | None = None) -> dict[str, Any]:
     try:
         peerlab_version = importlib.metadata.version("peerlab")
     except importlib.metadata.PackageNotFoundError:
@@ -57,7 +57,7 @@ def versions(env: Environment | None = None) -> dict[str, Any]:
     return out
 
 
-def _history_file(env: Environment) -> list[Entry]:
+def _history_file(env: EnvironmentAPI) -> list[Entry]:
     """The history as written to its file (what other processes recorded too), else memory."""
     path = env.history.path
     if path is None or not path.exists():
@@ -101,7 +101,7 @@ def operation_stats(entries: list[Entry]) -> dict[str, Any]:
     return by_name
 
 
-def collect_graph(env: Environment) -> dict[str, Any]:
+def collect_graph(env: EnvironmentAPI) -> dict[str, Any]:
     """The peers, and who is friends with whom when a system's adapter can tell (`graph()`,
     a list of [from, to] node names); otherwise the report reads friendships from the
     history's `friend_add` operations. Asking every node about every other node here would
@@ -113,15 +113,16 @@ def collect_graph(env: Environment) -> dict[str, Any]:
     friends: list[list[str]] = []
     source = "history"
     for adapter in env.adapters.values():
-        if callable(getattr(adapter, "graph", None)):
-            with contextlib.suppress(PeerlabError):
-                friends += [[str(a), str(b)] for a, b in adapter.graph()]
+        with contextlib.suppress(PeerlabError):
+            edges = adapter.graph()
+            if edges is not None:
+                friends += [[str(a), str(b)] for a, b in edges]
                 source = "adapter"
     return {"nodes": nodes, "friends": friends, "source": source}
 
 
-def _net(env: Environment) -> dict[str, Any] | None:
-    if env.net is None:
+def _net(env: EnvironmentAPI) -> dict[str, Any] | None:
+    if not env.net.enabled:
         return None
     try:
         shown = env.net.show()
@@ -135,7 +136,7 @@ def _net(env: Environment) -> dict[str, Any] | None:
 
 
 def write_results(
-    env: Environment,
+    env: EnvironmentAPI,
     dest: Path,
     *,
     outcome: str | None = None,

@@ -9,8 +9,8 @@ import pytest
 
 from peerlab.env import Environment
 from peerlab.fabric.spec import ToxicSpec
-from peerlab.systems.syncpeer import SyncpeerAdapter
-from peerlab.testing import assert_file_synced, wait_until
+from peerlab.systems.syncpeer import SyncpeerAdapter, assert_file_synced
+from peerlab.testing import wait_until
 
 pytestmark = pytest.mark.resilience
 
@@ -28,7 +28,7 @@ def _events(env: Environment, node: str, event: str, name: str | None = None) ->
 
 
 def _mesh(env: Environment, names: str) -> SyncpeerAdapter:
-    adapter: SyncpeerAdapter = env.adapter("syncpeer")
+    adapter = SyncpeerAdapter.of(env, "syncpeer")
     adapter.befriend_graph([(a, b) for i, a in enumerate(names) for b in names[i + 1 :]])
     return adapter
 
@@ -73,7 +73,7 @@ def test_peer_crash_mid_transfer(peerlab_env: Environment) -> None:
     """TC-101: A is killed about half-way through B's download of a large file; after A
     restarts, B resumes with a Range request and the SHA-256 matches; C is unaffected."""
     peerlab_env.start("syncpeer", 3)
-    adapter: SyncpeerAdapter = peerlab_env.adapter("syncpeer")
+    adapter = SyncpeerAdapter.of(peerlab_env, "syncpeer")
     adapter.befriend("A", "B")
     adapter.befriend("B", "C")
     # A SIGKILLed process's kernel still sends what sits in its socket buffer (up to 4 MiB
