@@ -9,6 +9,7 @@ also what the supervisor serves: the CLI holds typed remote proxies of them
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -21,9 +22,35 @@ if TYPE_CHECKING:
     from peerlab.history import History
     from peerlab.manifest import SystemSpec
     from peerlab.node import Node
-    from peerlab.systems.base import Adapter
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class ByzantineModes:
+    """How a system's nodes are made to lie: an environment variable read at start-up, and
+    the modes it accepts (the nemesis restarts a node with it set)."""
+
+    variable: str
+    modes: tuple[str, ...]
+
+
+class Adapter(Protocol):
+    """A system's adapter, bound to one Environment."""
+
+    byzantine: ByzantineModes | None
+
+    def client(self, node: Node) -> Any:
+        """The typed client for `node` (every call it makes is recorded in the history)."""
+        ...
+
+    def inspect(self, node: Node) -> dict[str, Any] | None:
+        """What the node says about itself (roles, peers, files), None when nothing."""
+        ...
+
+    def graph(self) -> Sequence[tuple[str, str]] | None:
+        """Who is connected to whom, as (from, to) node names; None when it cannot tell."""
+        ...
 
 
 class ControlAPI(Protocol):

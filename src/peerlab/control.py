@@ -21,13 +21,13 @@ from typing import Any, Literal
 
 import aiohttp
 
-from peerlab.backends.base import Backend, Launch, NodeHandle
+from peerlab.backends.base import Backend, Launch
 from peerlab.errors import PeerlabError, UsageError
 from peerlab.fabric.network import Network
 from peerlab.history import History
 from peerlab.launching import plan_launch
 from peerlab.manifest import SystemSpec, node_fields
-from peerlab.node import Node, NodeState, node_name
+from peerlab.node import Node, NodeHandle, NodeState, node_name
 from peerlab.readiness import wait_ready
 from peerlab.rpc import rpc
 from peerlab.systems import Systems

@@ -1,5 +1,7 @@
 """One node of a running Environment, as plain data: its names, addresses, files and state.
 
+Its `NodeHandle` is what the backend that started it knows it by (a pid, a container id).
+
 A `Node` holds no reference back to its Environment; control goes through the Environment
 (`env.kill(name)`, `env.control`), and an adapter's client is `env.client(name)`. A
 `NodeRecord` is the serialisable form that a handover, an adoption and a snapshot share.
@@ -7,13 +9,14 @@ A `Node` holds no reference back to its Environment; control goes through the En
 
 from __future__ import annotations
 
+import asyncio
 import string
+from collections import deque
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
-from peerlab.backends.base import NodeHandle, tail
 from peerlab.manifest import SystemSpec
 
 
@@ -35,6 +38,28 @@ class NodeState(StrEnum):
 
 
 DOWN_STATES = frozenset({NodeState.STOPPED, NodeState.KILLED, NodeState.EXITED, NodeState.FAILED})
+
+
+def tail(path: Path, lines: int) -> list[str]:
+    """The last `lines` lines of a text file ([] when it does not exist)."""
+    if not path.exists():
+        return []
+    with path.open("r", encoding="utf-8", errors="replace") as handle:
+        return [line.rstrip("\n") for line in deque(handle, maxlen=lines)]
+
+
+@dataclass
+class NodeHandle:
+    """A started node as its backend knows it. `key` names it to the backend (a pid, a
+    container id); `exited` resolves with its exit code when it ends."""
+
+    key: str
+    exited: asyncio.Future[int | None]
+    pid: int | None = None  # the node's main process on this machine, when there is one
+    state: dict[str, Any] = field(default_factory=dict)  # what `adopt` needs of it
+
+    def to_json(self) -> dict[str, Any]:
+        return {"key": self.key, "pid": self.pid, "state": self.state}
 
 
 def node_name(index: int) -> str:

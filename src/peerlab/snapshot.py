@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from peerlab.errors import PeerlabError, UsageError
+from peerlab.home import peerlab_home
 
 if TYPE_CHECKING:
     from peerlab.api import EnvironmentAPI
@@ -40,8 +41,6 @@ Progress = Callable[[str], None]
 
 
 def snapshot_root() -> Path:
-    from peerlab.supervisor import peerlab_home
-
     return peerlab_home() / "snapshots"
 
 

@@ -32,14 +32,12 @@ from aiohttp import web
 
 from peerlab.api import ControlAPI, ControlTarget, NetAPI
 from peerlab.errors import PeerlabError, UsageError
+from peerlab.home import peerlab_home
 from peerlab.reaper import kill_tree, runtime_dir, same_process
+from peerlab.services import Services
 
 CALL_TIMEOUT = 300.0
 T = TypeVar("T")
-
-
-def peerlab_home() -> Path:
-    return Path(os.environ.get("PEERLAB_HOME") or Path.home() / ".peerlab")
 
 
 def env_dir(name: str) -> Path:
@@ -167,6 +165,26 @@ def remote(name: str = "default") -> Remote:
 # ------------------------------------------------------------------ supervisor side
 
 
+async def answer(services: Services, path: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """One call's answer: `{"result": ...}`, or `{"error", "hint", "usage"}`. A call that
+    does not fit the operation is a usage error; anything raised inside it is not."""
+    try:
+        func = services.resolve(path)
+        try:
+            bound = inspect.signature(func).bind(**kwargs)
+        except TypeError as exc:  # the call does not fit: the caller's mistake
+            raise UsageError(f"{path}: {exc}", field="path") from None
+        loop = asyncio.get_running_loop()
+        return {
+            "result": await loop.run_in_executor(None, lambda: func(*bound.args, **bound.kwargs))
+        }
+    except PeerlabError as exc:
+        return {"error": exc.message, "hint": exc.hint, "usage": isinstance(exc, UsageError)}
+    except Exception as exc:  # a bug inside the operation, never a usage error
+        traceback.print_exc()
+        return {"error": f"{path} failed: {exc!r}", "usage": False}
+
+
 async def _serve(env: Any, name: str) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -179,21 +197,8 @@ async def _serve(env: Any, name: str) -> None:
         if path == "shutdown":
             stop.set()
             return web.json_response({"result": "stopping"})
-        try:
-            func = env.services.resolve(path)
-            try:
-                bound = inspect.signature(func).bind(**body.get("kwargs", {}))
-            except TypeError as exc:  # the call does not fit: the caller's mistake
-                raise UsageError(f"{path}: {exc}", field="path") from None
-            result = await loop.run_in_executor(None, lambda: func(*bound.args, **bound.kwargs))
-            return web.json_response({"result": result}, dumps=lambda o: json.dumps(o, default=str))
-        except PeerlabError as exc:
-            return web.json_response(
-                {"error": exc.message, "hint": exc.hint, "usage": isinstance(exc, UsageError)}
-            )
-        except Exception as exc:  # a bug inside the operation, never a usage error
-            traceback.print_exc()
-            return web.json_response({"error": f"{path} failed: {exc!r}"})
+        reply = await answer(env.services, path, body.get("kwargs", {}))
+        return web.json_response(reply, dumps=lambda o: json.dumps(o, default=str))
 
     app = web.Application()
     app.router.add_post("/call", call)

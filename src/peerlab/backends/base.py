@@ -10,19 +10,18 @@ new backend is one module plus a registry entry.
 
 from __future__ import annotations
 
-import asyncio
 import signal
-from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from peerlab.node import Node, NodeHandle
+
 if TYPE_CHECKING:
     from peerlab.clock import Clock
     from peerlab.fabric.plane import FaultPlane
     from peerlab.history import History
-    from peerlab.node import Node
     from peerlab.reaper import Reaper
 
 Action = Literal["kill", "terminate", "pause", "resume"]
@@ -77,20 +76,6 @@ class Launch:
     preload: tuple[str, ...] = ()
     clock_offset: float | None = None
     stop_signal: signal.Signals = signal.SIGTERM
-
-
-@dataclass
-class NodeHandle:
-    """A started node as its backend knows it. `key` names it to the backend (a pid, a
-    container id); `exited` resolves with its exit code when it ends."""
-
-    key: str
-    exited: asyncio.Future[int | None]
-    pid: int | None = None  # the node's main process on this machine, when there is one
-    state: dict[str, Any] = field(default_factory=dict)  # what `adopt` needs of it
-
-    def to_json(self) -> dict[str, Any]:
-        return {"key": self.key, "pid": self.pid, "state": self.state}
 
 
 @dataclass(frozen=True)
@@ -181,11 +166,3 @@ class Backend(Protocol):
         """Stop everything this backend runs and release what it holds; after `detach`,
         release what it holds but leave the nodes running."""
         ...
-
-
-def tail(path: Path, lines: int) -> list[str]:
-    """The last `lines` lines of a text file ([] when it does not exist)."""
-    if not path.exists():
-        return []
-    with path.open("r", encoding="utf-8", errors="replace") as handle:
-        return [line.rstrip("\n") for line in deque(handle, maxlen=lines)]

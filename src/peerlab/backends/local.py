@@ -31,10 +31,10 @@ from peerlab.backends.base import (
     BackendContext,
     Capabilities,
     Launch,
-    NodeHandle,
 )
 from peerlab.errors import PeerlabError, UsageError
 from peerlab.nemesis.clock import preload_environment, write_skew
+from peerlab.node import NodeHandle
 
 if TYPE_CHECKING:
     from peerlab.fabric.plane import FaultPlane

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from peerlab.cli.common import console, env_name, print_json, remote_env
-from peerlab.report.results import find_run, load_result
+from peerlab.report.runs import find_run, load_result
 from peerlab.trend import DEFAULT_DB, TrendStore, figures_from
 
 

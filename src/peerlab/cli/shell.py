@@ -364,7 +364,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def shell(ctx: typer.Context) -> None:
         """An interactive shell over the running network: commands, completion, history."""
-        from peerlab.supervisor import peerlab_home
+        from peerlab.home import peerlab_home
 
         home = peerlab_home()
         home.mkdir(parents=True, exist_ok=True)

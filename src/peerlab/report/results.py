@@ -14,10 +14,7 @@ peerlab-results/<run>/
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import importlib.metadata
 import json
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -27,34 +24,12 @@ from peerlab.errors import PeerlabError
 from peerlab.history import Entry, operations
 from peerlab.observe.timeline import read_timeline, write_timeline
 from peerlab.report.junit import write_junit
+from peerlab.report.runs import RESULT, versions
 
 if TYPE_CHECKING:
     from peerlab.api import EnvironmentAPI
 
-RESULT = "result.json"
 FORMAT = 1
-
-
-def versions(env: EnvironmentAPI | None = None) -> dict[str, Any]:
-    try:
-        peerlab_version = importlib.metadata.version("peerlab")
-    except importlib.metadata.PackageNotFoundError:
-        peerlab_version = "source"
-    out: dict[str, Any] = {
-        "peerlab": peerlab_version,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-    }
-    if env is not None:
-        systems = {}
-        for name, spec in env.systems.items():
-            source = Path(str(spec.source))
-            digest = None
-            with contextlib.suppress(OSError):
-                digest = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
-            systems[name] = {"manifest": str(source), "manifest_sha256": digest}
-        out["systems"] = systems
-    return out
 
 
 def _history_file(env: EnvironmentAPI) -> list[Entry]:
@@ -204,39 +179,3 @@ def write_results(
 
         write_report(dest)
     return result
-
-
-def load_result(run: Path) -> dict[str, Any]:
-    try:
-        result: dict[str, Any] = json.loads((run / RESULT).read_text())
-    except FileNotFoundError:
-        raise PeerlabError(
-            f"{run} has no {RESULT}: it is not a peerlab results folder",
-            hint="name a folder under peerlab-results/",
-        ) from None
-    return result
-
-
-def find_run(run: str | None, base: Path = Path("peerlab-results")) -> Path:
-    """A run folder: a path, a name under `base`, or (None) the newest run there."""
-    from peerlab.errors import UsageError
-
-    if run:
-        for candidate in (Path(run), base / run):
-            if (candidate / RESULT).exists():
-                return candidate
-        raise UsageError(
-            f"no results folder {run!r}",
-            field="RUN",
-            hint=f"a folder with a {RESULT}; runs are under {base}/",
-        )
-    runs = sorted(
-        (p.parent for p in base.glob(f"*/{RESULT}")), key=lambda p: (p / RESULT).stat().st_mtime
-    )
-    if not runs:
-        raise UsageError(
-            f"there are no runs in {base}/",
-            field="RUN",
-            hint="run a test or `peerlab scenario run NAME` first, or name a folder",
-        )
-    return runs[-1]

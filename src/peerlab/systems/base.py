@@ -1,4 +1,4 @@
-"""What a system's Python adapter is: a typed client per node, and optional views of state.
+"""The base of a system's Python adapter (the `Adapter` protocol is in `peerlab.api`).
 
 `BaseAdapter` gives the optional parts their "nothing to say" answers, so callers never ask
 whether an adapter has a method. A system plugin (the `peerlab.systems` entry-point group,
@@ -8,41 +8,15 @@ see `peerlab.systems.plugins`) may add CLI verbs and pytest fixtures of its own.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from peerlab.api import Adapter, ByzantineModes, EnvironmentAPI
 from peerlab.errors import UsageError
 
 if TYPE_CHECKING:
-    from peerlab.api import EnvironmentAPI
     from peerlab.node import Node
 
-
-@dataclass(frozen=True)
-class ByzantineModes:
-    """How a system's nodes are made to lie: an environment variable read at start-up, and
-    the modes it accepts (the nemesis restarts a node with it set)."""
-
-    variable: str
-    modes: tuple[str, ...]
-
-
-class Adapter(Protocol):
-    """A system's adapter, bound to one Environment."""
-
-    byzantine: ByzantineModes | None
-
-    def client(self, node: Node) -> Any:
-        """The typed client for `node` (every call it makes is recorded in the history)."""
-        ...
-
-    def inspect(self, node: Node) -> dict[str, Any] | None:
-        """What the node says about itself (roles, peers, files), None when nothing."""
-        ...
-
-    def graph(self) -> Sequence[tuple[str, str]] | None:
-        """Who is connected to whom, as (from, to) node names; None when it cannot tell."""
-        ...
+__all__ = ["Adapter", "BaseAdapter", "ByzantineModes"]
 
 
 A = TypeVar("A", bound="BaseAdapter")

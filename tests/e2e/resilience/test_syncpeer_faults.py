@@ -94,7 +94,7 @@ def test_peer_crash_mid_transfer(peerlab_env: Environment) -> None:
         what="B's download to pass ~40%",
         describe=lambda: f"B holds {partial_bytes()} bytes",
     )
-    peerlab_env.node("A").kill()
+    peerlab_env.kill("A")
     cut_at = partial_bytes()
     assert 0 < cut_at < len(content)
 
@@ -103,7 +103,7 @@ def test_peer_crash_mid_transfer(peerlab_env: Environment) -> None:
     assert peerlab_env.node("C").state == "running"
 
     peerlab_env.net.clear()
-    peerlab_env.node("A").restart()
+    peerlab_env.restart("A")
     assert_file_synced(peerlab_env, "big.bin", ["B"], content=content, timeout=30)
     resumed = _events(peerlab_env, "B", "file_download_resumed", "big.bin")
     assert resumed and resumed[-1]["offset"] > 0, "B started over instead of resuming"
