@@ -17,11 +17,13 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any, Literal
 
 import aiohttp
 
 from peerlab.backends.base import Backend, Launch
+from peerlab.checkers.verdict import Verdict
 from peerlab.errors import PeerlabError, UsageError
 from peerlab.fabric.network import Network
 from peerlab.history import History
@@ -417,6 +419,28 @@ class NodeControl:
                 hint="choose a backend that can (docs/backends.md lists what each one does)",
             )
 
+    @rpc
+    def lie(self, name: str, mode: str | None) -> dict[str, Any]:
+        """Restart the node lying to its peers in `mode`, one of its system's byzantine
+        modes; None (or "off") restarts it honest."""
+        node = self.node(name)
+        adapter = self.registry.adapters.get(node.system.name)
+        byzantine = adapter.byzantine if adapter is not None else None
+        if byzantine is None:
+            raise UsageError(
+                f"system {node.system.name!r} has no byzantine modes",
+                field="peer",
+                hint="only systems whose adapter declares `byzantine` can be made to lie",
+            )
+        value = None if mode in (None, "off") else mode
+        if value is not None and value not in byzantine.modes:
+            raise UsageError(
+                f"byzantine mode {mode!r}",
+                field="mode",
+                hint=f"one of: {', '.join(byzantine.modes)}, or off",
+            )
+        return self.setenv(name, {byzantine.variable: value})
+
     # ------------------------------------------------------------------ many nodes at once
 
     @rpc
@@ -528,6 +552,51 @@ class NodeControl:
         return self.backend.logs(
             self.node(name), lines, "stdout" if stream == "stdout" else "stderr"
         )
+
+    def export_data(self, node: Node, target: Path) -> None:
+        self.backend.export_data(node, target)
+
+    def import_data(self, node: Node, source: Path) -> None:
+        self.backend.import_data(node, source)
+
+    def backend_info(self) -> dict[str, Any]:
+        return self.backend.describe()
+
+    def freeze(self, names: Sequence[str]) -> list[str]:
+        """Pause the running nodes among `names` without a recorded state change (for a
+        consistent copy of their data); returns those frozen, for `thaw`."""
+        frozen = [n for n in names if self.node(n).state == NodeState.RUNNING]
+        for name in frozen:
+            handle = self.node(name).handle
+            if handle is not None:
+                self.backend.act(handle, "pause")
+        return frozen
+
+    def thaw(self, names: Sequence[str]) -> None:
+        for name in names:
+            handle = self.node(name).handle
+            if handle is not None:
+                self.backend.act(handle, "resume")
+
+    @rpc
+    def record(self, entry: str, what: str, data: dict[str, Any] | None = None) -> None:
+        """Add a fault (`entry` "fault", `what` "apply" or "remove") or an event (`entry`
+        "event", `what` its name) to the history: for tools acting from outside, such as the
+        CLI's nemesis."""
+        if entry == "fault" and what in ("apply", "remove"):
+            self.history.fault("apply" if what == "apply" else "remove", data or {})
+        elif entry == "event":
+            self.history.event(what, None, **(data or {}))
+        else:
+            raise UsageError(
+                f"cannot record {entry!r} {what!r}",
+                field="entry",
+                hint='record ("fault", "apply" | "remove", fault) or ("event", name, data)',
+            )
+
+    def record_verdict(self, verdict: Verdict) -> None:
+        """Keep a checker's verdict in the history, so results and reports show it."""
+        self.history.event("verdict", None, **verdict.to_json())
 
     @rpc
     def peers(self) -> list[dict[str, Any]]:

@@ -19,7 +19,7 @@ import os
 import resource
 import tempfile
 import uuid
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -29,15 +29,13 @@ from peerlab import backends
 from peerlab.aio import LoopThread
 from peerlab.artifacts import save_artifacts
 from peerlab.backends.base import BackendContext
-from peerlab.checkers.verdict import Verdict
 from peerlab.clock import REAL_CLOCK, Clock
 from peerlab.control import NodeControl
-from peerlab.errors import UsageError
 from peerlab.fabric import Fabric, Network
 from peerlab.fabric.plane import FaultPlane, NoFabric
 from peerlab.history import History
 from peerlab.manifest import SystemSpec
-from peerlab.node import Node, NodeRecord, NodeState, node_name
+from peerlab.node import Node, NodeState, node_name
 from peerlab.reaper import Reaper, runtime_dir, sweep
 from peerlab.rpc import rpc
 from peerlab.seed import new_seed
@@ -178,51 +176,6 @@ class Environment(NodeControl):
         self.reaper.close()
         return state
 
-    @classmethod
-    def adopt(cls, state: dict[str, Any], name: str) -> Environment:
-        """Take over nodes that another process handed over, with their faults."""
-        env = cls(
-            name,
-            seed=state["seed"],
-            backend=state["backend"],
-            fabric=state["fabric"],
-            workdir=state["workdir"],
-            adopt=state["backend_state"],
-        )
-        try:
-            env.reaper.add_dir(env.workdir)
-            env.node_env = state.get("node_env", {})
-            env.clock_skews = state.get("clock_skews", {})
-            for source in state["systems"].values():
-                env.system(source)
-            by_name = {spec.name: spec for spec in env.systems.values()}
-            for raw in state["nodes"]:
-                record = NodeRecord.from_json(raw)
-                node_dir = env.workdir / "nodes" / record.name
-                node = Node(
-                    name=record.name,
-                    index=record.index,
-                    system=by_name[record.system],
-                    role=record.role,
-                    address=record.address,
-                    bind_address=record.bind_address,
-                    data_dir=node_dir / "data",
-                    stdout_path=node_dir / "stdout.log",
-                    stderr_path=node_dir / "stderr.log",
-                    state=record.state,
-                    started_at=env.clock.time(),
-                    restarts=record.restarts,
-                    fields=record.fields,
-                )
-                env.add(node)
-                saved = record.handle if record.state.alive else None
-                env.run(env.adopt_node(node, saved), 10)
-            env.net.restore(state.get("faults", []))
-        except BaseException:
-            env.close()
-            raise
-        return env
-
     # ----------------------------------------------------------------- systems
 
     @property
@@ -254,28 +207,6 @@ class Environment(NodeControl):
         node = self.node(name)
         return self.adapter(node.system.name).client(node)
 
-    @rpc
-    def lie(self, name: str, mode: str | None) -> dict[str, Any]:
-        """Restart the node lying to its peers in `mode`, one of its system's byzantine
-        modes; None (or "off") restarts it honest."""
-        node = self.node(name)
-        adapter = self.adapters.get(node.system.name)
-        byzantine = adapter.byzantine if adapter is not None else None
-        if byzantine is None:
-            raise UsageError(
-                f"system {node.system.name!r} has no byzantine modes",
-                field="peer",
-                hint="only systems whose adapter declares `byzantine` can be made to lie",
-            )
-        value = None if mode in (None, "off") else mode
-        if value is not None and value not in byzantine.modes:
-            raise UsageError(
-                f"byzantine mode {mode!r}",
-                field="mode",
-                hint=f"one of: {', '.join(byzantine.modes)}, or off",
-            )
-        return self.setenv(name, {byzantine.variable: value})
-
     def http_session(self) -> aiohttp.ClientSession:
         """The shared session, for code already running on the loop."""
         if self._http is None or self._http.closed:
@@ -295,31 +226,6 @@ class Environment(NodeControl):
     def identify(self, src_ip: str, src_port: int) -> str | None:
         """Which node a connection comes from (the fabric asks; the backend knows)."""
         return self.backend.identify(src_ip, src_port)
-
-    def export_data(self, node: Node, target: Path) -> None:
-        self.backend.export_data(node, target)
-
-    def import_data(self, node: Node, source: Path) -> None:
-        self.backend.import_data(node, source)
-
-    def backend_info(self) -> dict[str, Any]:
-        return self.backend.describe()
-
-    def freeze(self, names: Sequence[str]) -> list[str]:
-        """Pause the running nodes among `names` without a recorded state change (for a
-        consistent copy of their data); returns those frozen, for `thaw`."""
-        frozen = [n for n in names if self.node(n).state == NodeState.RUNNING]
-        for name in frozen:
-            handle = self.node(name).handle
-            if handle is not None:
-                self.backend.act(handle, "pause")
-        return frozen
-
-    def thaw(self, names: Sequence[str]) -> None:
-        for name in names:
-            handle = self.node(name).handle
-            if handle is not None:
-                self.backend.act(handle, "resume")
 
     def wait_until(
         self,
@@ -354,26 +260,6 @@ class Environment(NodeControl):
             "nodes": self.peers(),
             "net": self.net.show() if self.net.enabled else None,
         }
-
-    @rpc
-    def record(self, entry: str, what: str, data: dict[str, Any] | None = None) -> None:
-        """Add a fault (`entry` "fault", `what` "apply" or "remove") or an event (`entry`
-        "event", `what` its name) to the history: for tools acting from outside, such as the
-        CLI's nemesis."""
-        if entry == "fault" and what in ("apply", "remove"):
-            self.history.fault("apply" if what == "apply" else "remove", data or {})
-        elif entry == "event":
-            self.history.event(what, None, **(data or {}))
-        else:
-            raise UsageError(
-                f"cannot record {entry!r} {what!r}",
-                field="entry",
-                hint='record ("fault", "apply" | "remove", fault) or ("event", name, data)',
-            )
-
-    def record_verdict(self, verdict: Verdict) -> None:
-        """Keep a checker's verdict in the history, so results and reports show it."""
-        self.history.event("verdict", None, **verdict.to_json())
 
     def save_artifacts(self, dest: Path | None = None, *, snapshot: bool = True) -> Path:
         """Copy node logs, the history and (optionally) each node's data dir to `dest`."""

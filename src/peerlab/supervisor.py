@@ -216,6 +216,7 @@ async def _serve(env: Any, name: str) -> None:
 
 def supervise(options: argparse.Namespace) -> int:
     from peerlab.env import Environment
+    from peerlab.handover import adopt as adopt_network
 
     name = options.env
     own = {
@@ -229,7 +230,7 @@ def supervise(options: argparse.Namespace) -> int:
     env = None
     try:
         if options.adopt:
-            env = Environment.adopt(json.loads(Path(options.adopt).read_text()), name)
+            env = adopt_network(json.loads(Path(options.adopt).read_text()), name)
         else:
             # A new network starts from empty data dirs; the last one's results were saved
             # by `peerlab down`.
