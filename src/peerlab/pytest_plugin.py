@@ -20,8 +20,10 @@ from typing import Any
 
 import pytest
 
+from peerlab import backends
 from peerlab.env import Environment
 from peerlab.seed import new_seed
+from peerlab.systems.plugins import plugins
 
 RESULTS_KEY = pytest.StashKey[dict[str, pytest.TestReport]]()
 
@@ -33,6 +35,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         type=int,
         default=None,
         help="Seed for every random choice (replays a failing run).",
+    )
+    group.addoption(
+        "--peerlab-backend",
+        default=backends.DEFAULT,
+        choices=backends.names(),
+        help="Where every test's nodes run (default: local; docs/backends.md).",
     )
     group.addoption(
         "--peerlab-keep",
@@ -49,6 +57,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "peerlab: a scenario that runs a peerlab Environment")
+    for plugin in plugins():  # systems' own fixtures and helpers (syncpeer: syncpeer_net)
+        if plugin.pytest is not None and not config.pluginmanager.has_plugin(plugin.pytest):
+            config.pluginmanager.import_plugin(plugin.pytest)
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -77,7 +88,12 @@ def peerlab_env(request: pytest.FixtureRequest, peerlab_seed: int) -> Iterator[E
     item = request.node
     results = Path(request.config.getoption("--peerlab-results")) / test_dir_name(item.nodeid)
     began = time.time()
-    env = Environment(test_dir_name(item.name)[:40], seed=peerlab_seed, artifacts=results)
+    env = Environment(
+        test_dir_name(item.name)[:40],
+        seed=peerlab_seed,
+        artifacts=results,
+        backend=request.config.getoption("--peerlab-backend"),
+    )
     try:
         yield env
     finally:

@@ -9,6 +9,7 @@ import typer
 
 from peerlab.cli.common import err_console
 from peerlab.errors import PeerlabError, UsageError
+from peerlab.systems.plugins import plugins
 
 app = typer.Typer(
     name="peerlab",
@@ -46,7 +47,6 @@ COMMAND_MODULES = [
     "peerlab.cli.shell",
     "peerlab.cli.ci",
     "peerlab.cli.check",
-    "peerlab.cli.dht",
     "peerlab.cli.churn",
     "peerlab.cli.net",
     "peerlab.cli.proxy",
@@ -62,6 +62,8 @@ BENCH_MODULES = [
 
 for module_name in COMMAND_MODULES:
     importlib.import_module(module_name).register(app)
+for plugin in plugins():  # systems' own verbs (syncpeer: friend, file, dht)
+    plugin.register_cli(app)
 for module_name in BENCH_MODULES:
     importlib.import_module(module_name).register(bench_app)
 

@@ -30,10 +30,11 @@ import aiohttp
 
 from peerlab.errors import PeerlabError
 from peerlab.rpc import rpc
+from peerlab.systems.base import BaseAdapter
 from peerlab.wait import wait_until
 
 if TYPE_CHECKING:
-    from peerlab.env import Environment
+    from peerlab.api import EnvironmentAPI
     from peerlab.node import Node
 
 DEFAULT_TIMEOUT = 2.0  # seconds per request: an election on this machine takes about 1 s
@@ -114,7 +115,7 @@ class EtcdClient:
 
     def __init__(
         self,
-        env: Environment,
+        env: EnvironmentAPI,
         node: Node,
         process: int | str | None = None,
         timeout: float = DEFAULT_TIMEOUT,
@@ -445,11 +446,11 @@ class Leader:
     member_id: str
 
 
-class EtcdAdapter:
+class EtcdAdapter(BaseAdapter):
     """The etcd system for an Environment: clients, the Raft state of each member."""
 
-    def __init__(self, env: Environment) -> None:
-        self.env = env
+    def __init__(self, env: EnvironmentAPI) -> None:
+        super().__init__(env)
         self._clients: dict[str, EtcdClient] = {}
         self._member_names: dict[str, str] = {}
 
@@ -652,10 +653,10 @@ class EtcdAdapter:
 
 
 def assert_members_agree(
-    env: Environment, names: Sequence[str], timeout: float = 20.0
+    env: EnvironmentAPI, names: Sequence[str], timeout: float = 20.0
 ) -> dict[str, Any]:
     """Every member in `names` holds the same revision and key-value digest; returns them."""
-    adapter: EtcdAdapter = env.adapter("etcd")
+    adapter = EtcdAdapter.of(env, "etcd")
     digests = adapter.kv_digests(names, timeout)
     kv = {d["kv_digest"] for d in digests.values()}
     revisions = {d["revision"] for d in digests.values()}

@@ -23,11 +23,12 @@ from typing import TYPE_CHECKING, Any
 
 from peerlab.errors import PeerlabError, UsageError
 from peerlab.rpc import rpc
+from peerlab.systems.base import BaseAdapter
 from peerlab.systems.resp import RespConnection, RespError, RespProtocolError, text
 from peerlab.wait import wait_until
 
 if TYPE_CHECKING:
-    from peerlab.env import Environment
+    from peerlab.api import EnvironmentAPI
     from peerlab.node import Node
 
 MASTER_NAME = "mymaster"  # the name the sentinels monitor (redis-sentinel.toml)
@@ -67,7 +68,9 @@ def pairs(flat: list[Any]) -> dict[str, Any]:
 class _Connected:
     """A lazily opened connection to one node, opened again after any failure."""
 
-    def __init__(self, env: Environment, node: Node, password: str | None, timeout: float) -> None:
+    def __init__(
+        self, env: EnvironmentAPI, node: Node, password: str | None, timeout: float
+    ) -> None:
         self.env = env
         self.node = node
         self.password = password
@@ -104,7 +107,7 @@ class RedisClient(_Connected):
 
     def __init__(
         self,
-        env: Environment,
+        env: EnvironmentAPI,
         node: Node,
         password: str | None,
         process: int | str | None = None,
@@ -185,7 +188,7 @@ class RedisClient(_Connected):
 class SentinelClient(_Connected):
     """A sentinel: where the master is, and what it knows of replicas and other sentinels."""
 
-    def __init__(self, env: Environment, node: Node, timeout: float = DEFAULT_TIMEOUT) -> None:
+    def __init__(self, env: EnvironmentAPI, node: Node, timeout: float = DEFAULT_TIMEOUT) -> None:
         super().__init__(env, node, None, timeout)
 
     async def master_address(self, name: str = MASTER_NAME) -> tuple[str, int] | None:
@@ -214,11 +217,11 @@ class Discovery:
     sentinel: str
 
 
-class RedisSentinelAdapter:
+class RedisSentinelAdapter(BaseAdapter):
     """Redis with Sentinel in an Environment: clients by role, discovery, topology."""
 
-    def __init__(self, env: Environment) -> None:
-        self.env = env
+    def __init__(self, env: EnvironmentAPI) -> None:
+        super().__init__(env)
         self._clients: dict[str, _Connected] = {}
         spec = env.systems.get("redis-sentinel")
         common = spec.files.get("common.conf", "") if spec is not None else ""

@@ -18,10 +18,11 @@ import aiohttp
 
 from peerlab.errors import PeerlabError, UsageError, WaitTimeout
 from peerlab.rpc import rpc
+from peerlab.systems.base import BaseAdapter, ByzantineModes
 from peerlab.wait import wait_until
 
 if TYPE_CHECKING:
-    from peerlab.env import Environment
+    from peerlab.api import EnvironmentAPI
     from peerlab.node import Node
 
 # A friend added by fingerprint is a DHT lookup (up to syncpeer's lookup timeout, 10 s by
@@ -42,7 +43,7 @@ class SyncpeerError(PeerlabError):
 class SyncpeerClient:
     """Typed operations on one syncpeer node; every call that changes state is recorded."""
 
-    def __init__(self, env: Environment, node: Node, timeout: float = 10.0) -> None:
+    def __init__(self, env: EnvironmentAPI, node: Node, timeout: float = 10.0) -> None:
         self.env = env
         self.node = node
         self.timeout = timeout
@@ -257,11 +258,17 @@ class SyncpeerClient:
         return result
 
 
-class SyncpeerAdapter:
+class SyncpeerAdapter(BaseAdapter):
     """The syncpeer system for an Environment: clients, friendships, files (CLI verbs too)."""
 
-    def __init__(self, env: Environment) -> None:
-        self.env = env
+    # syncpeer's lying modes (`syncpeer.io.byzantine.MODES`), switched at start-up.
+    byzantine = ByzantineModes(
+        "SYNCPEER_BYZANTINE",
+        ("corrupt", "lie-size", "lie-hash", "lie-timestamp", "selective", "replay"),
+    )
+
+    def __init__(self, env: EnvironmentAPI) -> None:
+        super().__init__(env)
         self._clients: dict[str, SyncpeerClient] = {}
         self._fingerprints: dict[str, str] = {}
 
@@ -460,7 +467,7 @@ def _file_state(client: SyncpeerClient, name: str) -> dict[str, Any] | None:
 
 
 def assert_file_synced(
-    env: Environment,
+    env: EnvironmentAPI,
     name: str,
     nodes: Iterable[str],
     *,
@@ -471,7 +478,7 @@ def assert_file_synced(
     content equals `content`. Fails naming the nodes that do not, and what they hold."""
     names = list(nodes)
     expected = hashlib.sha256(content).hexdigest() if content is not None else None
-    adapter: SyncpeerAdapter = env.adapter("syncpeer")
+    adapter = SyncpeerAdapter.of(env, "syncpeer")
 
     def lagging() -> dict[str, str]:
         out: dict[str, str] = {}
@@ -497,9 +504,9 @@ def assert_file_synced(
         raise AssertionError(f"{exc}{detail}") from None
 
 
-def assert_friends(env: Environment, a: str, b: str, *, mutual: bool = True) -> None:
+def assert_friends(env: EnvironmentAPI, a: str, b: str, *, mutual: bool = True) -> None:
     """`a` lists `b` as a friend (and the reverse when mutual)."""
-    adapter: SyncpeerAdapter = env.adapter("syncpeer")
+    adapter = SyncpeerAdapter.of(env, "syncpeer")
     pairs = [(a, b), (b, a)] if mutual else [(a, b)]
     for x, y in pairs:
         fingerprint = adapter.client(env.node(y)).fingerprint
