@@ -15,6 +15,7 @@ FACES = (
     "peerlab.cli",
     "peerlab.pytest_plugin",
     "peerlab.supervisor",
+    "peerlab.handover",  # the supervisor's adoption of a handed-over network
     "peerlab.demo",
     "peerlab.bench",
 )
