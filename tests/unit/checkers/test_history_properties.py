@@ -64,8 +64,8 @@ def test_not_a_number_reads_back() -> None:
 
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
-    max_leaves=12,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+    max_leaves=6,
 )
 # A client process named "nemesis" would be the nemesis in Jepsen's format: not a client.
 PROCESSES = st.integers(min_value=0, max_value=2**40) | st.text(min_size=1).filter(
@@ -81,7 +81,7 @@ def histories(draw: st.DrawFn) -> list[Entry]:
     history = History()
     processes = draw(st.lists(PROCESSES, min_size=1, max_size=4, unique=True))
     open_ops: dict[int | str, Entry] = {}
-    for _ in range(draw(st.integers(0, 30))):
+    for _ in range(draw(st.integers(0, 16))):
         action = draw(st.sampled_from(["invoke", "complete", "fault", "event"]))
         process = draw(st.sampled_from(processes))
         if action == "fault":
