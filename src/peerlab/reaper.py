@@ -22,14 +22,7 @@ from typing import Any
 import psutil
 
 from peerlab import log
-
-
-def runtime_dir() -> Path:
-    """Machine-wide scratch space for this user: leases and reaper state files."""
-    base = os.environ.get("PEERLAB_RUNTIME") or f"/tmp/peerlab-{os.getuid()}"
-    path = Path(base)
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return path
+from peerlab.home import runtime_dir
 
 
 def _start_time(pid: int) -> float | None:

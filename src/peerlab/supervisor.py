@@ -5,19 +5,23 @@ Environment's `@rpc` methods over HTTP on a unix socket there, so that separate 
 act on the same running network. `remote(name).call("net.partition", groups=...)` is the
 client side. `peerlab down` asks it to close the Environment and exit; if it was killed,
 `down` kills what its state file names.
+
+The client side is what every CLI command imports, so it stays light: a plain HTTP request
+(`http.client`) on the socket; the server side imports asyncio and aiohttp where it runs.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import hashlib
+import http.client
 import inspect
 import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -25,16 +29,14 @@ import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar, cast
-
-import aiohttp
-from aiohttp import web
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from peerlab.api import ControlAPI, ControlTarget, NetAPI
 from peerlab.errors import PeerlabError, UsageError
-from peerlab.home import peerlab_home
-from peerlab.reaper import kill_tree, runtime_dir, same_process
-from peerlab.services import Services
+from peerlab.home import peerlab_home, runtime_dir
+
+if TYPE_CHECKING:
+    from peerlab.services import Services
 
 CALL_TIMEOUT = 300.0
 T = TypeVar("T")
@@ -70,6 +72,8 @@ def write_state(name: str, state: dict[str, Any]) -> None:
 
 
 def is_running(name: str) -> bool:
+    from peerlab.reaper import same_process
+
     state = read_state(name)
     return bool(state and same_process(state.get("pid", -1), state.get("pid_start")))
 
@@ -82,48 +86,68 @@ def list_envs() -> list[str]:
 # ------------------------------------------------------------------ client side
 
 
+class _UnixHTTPConnection(http.client.HTTPConnection):
+    """HTTP over the supervisor's unix socket; `timeout` bounds each wait on it (the answer
+    comes in one piece once the operation is done, so in effect the whole call)."""
+
+    def __init__(self, path: str, timeout: float) -> None:
+        super().__init__("supervisor", timeout=timeout)
+        self._path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        try:
+            sock.connect(self._path)
+        except OSError:
+            sock.close()
+            raise
+        self.sock = sock
+
+
 class Remote:
-    """Calls a live Environment's `@rpc` methods through its supervisor."""
+    """Calls a live Environment's `@rpc` methods through its supervisor: a plain HTTP
+    request on its unix socket, so a CLI command imports no HTTP framework."""
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.socket = socket_path(name)
 
     def call(self, path: str, timeout: float = CALL_TIMEOUT, **kwargs: Any) -> Any:
-        if not is_running(self.name):
-            raise UsageError(
-                f"environment {self.name!r} is not running",
-                field="env",
-                hint="start one with `peerlab up --peers N`"
-                + (
-                    f"; running: {', '.join(e for e in list_envs() if is_running(e))}"
-                    if any(is_running(e) for e in list_envs())
-                    else ""
-                ),
-            )
-        return asyncio.run(self._call(path, kwargs, timeout))
-
-    async def _call(self, path: str, kwargs: dict[str, Any], timeout: float) -> Any:
-        connector = aiohttp.UnixConnector(path=str(self.socket))
+        body = json.dumps({"path": path, "kwargs": kwargs}).encode()
+        connection = _UnixHTTPConnection(str(self.socket), timeout)
         try:
-            async with (
-                aiohttp.ClientSession(connector=connector) as session,
-                session.post(
-                    "http://supervisor/call",
-                    json={"path": path, "kwargs": kwargs},
-                    timeout=aiohttp.ClientTimeout(total=timeout),
-                ) as response,
-            ):
-                answer = await response.json()
-        except (aiohttp.ClientError, TimeoutError) as exc:
+            connection.request("POST", "/call", body, headers={"Content-Type": "application/json"})
+            response = connection.getresponse()
+            answer = json.loads(response.read())
+        except (FileNotFoundError, ConnectionRefusedError):
+            # Nothing listens: not running (or still starting, or died).
+            if not is_running(self.name):
+                raise self._not_running() from None
             raise PeerlabError(
-                f"the supervisor of {self.name!r} did not answer: {exc}",
+                f"the supervisor of {self.name!r} is not answering yet",
+                hint="it may still be starting; `peerlab down` cleans up one that died",
+            ) from None
+        except (OSError, http.client.HTTPException, ValueError) as exc:
+            raise PeerlabError(
+                f"the supervisor of {self.name!r} did not answer: {exc!r}",
                 hint="`peerlab down` cleans up a supervisor that died",
             ) from None
+        finally:
+            connection.close()
         if "error" in answer:
             cls = UsageError if answer.get("usage") else PeerlabError
             raise cls(answer["error"], hint=answer.get("hint"))
         return answer.get("result")
+
+    def _not_running(self) -> UsageError:
+        running = [e for e in list_envs() if is_running(e)]
+        return UsageError(
+            f"environment {self.name!r} is not running",
+            field="env",
+            hint="start one with `peerlab up --peers N`"
+            + (f"; running: {', '.join(running)}" if running else ""),
+        )
 
     def namespace(self, namespace: str, api: type[T]) -> T:
         """A typed proxy of one namespace (`env`, `net`, ...): each method call on it is
@@ -168,6 +192,8 @@ def remote(name: str = "default") -> Remote:
 async def answer(services: Services, path: str, kwargs: dict[str, Any]) -> dict[str, Any]:
     """One call's answer: `{"result": ...}`, or `{"error", "hint", "usage"}`. A call that
     does not fit the operation is a usage error; anything raised inside it is not."""
+    import asyncio
+
     try:
         func = services.resolve(path)
         try:
@@ -186,6 +212,10 @@ async def answer(services: Services, path: str, kwargs: dict[str, Any]) -> dict[
 
 
 async def _serve(env: Any, name: str) -> None:
+    import asyncio
+
+    from aiohttp import web
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -215,6 +245,8 @@ async def _serve(env: Any, name: str) -> None:
 
 
 def supervise(options: argparse.Namespace) -> int:
+    import asyncio
+
     from peerlab.env import Environment
     from peerlab.handover import adopt as adopt_network
 
@@ -380,6 +412,8 @@ def _start_supervisor(
 
 def shutdown(name: str, timeout: float = 60.0) -> bool:
     """Stop the environment; returns False when nothing was running."""
+    from peerlab.reaper import kill_tree, same_process, sweep
+
     state = read_state(name)
     if not state:
         return False
@@ -392,8 +426,6 @@ def shutdown(name: str, timeout: float = 60.0) -> bool:
             time.sleep(0.05)
         if same_process(pid, start):
             kill_tree(pid, start)
-    from peerlab.reaper import sweep
-
     sweep()  # what a killed supervisor left: its nodes, launcher and temp dirs
     socket_path(name).unlink(missing_ok=True)
     write_state(name, {**state, "state": "down"})
