@@ -7,14 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TextColumn,
-    TimeElapsedColumn,
-)
 from rich.table import Table
 
 from peerlab import backends, supervisor
@@ -72,6 +64,15 @@ def register(app: typer.Typer) -> None:
         timeout: float = typer.Option(120.0, "--timeout", help="Seconds to wait for readiness."),
     ) -> None:
         """Start a network in the background; returns once every node is ready."""
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            SpinnerColumn,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
         name = env_name(ctx)
         backends.check(backend)
         if peers is not None and peers < 1:
