@@ -1,7 +1,9 @@
 """`peerlab bench proxy`: the fabric's TCP proxy against direct loopback, in one run.
 
-- throughput: one bulk stream of 1 MiB writes, direct and through a proxy with no toxic
-  (alternating, median of `repeats` each), in MB/s, and their ratio;
+- throughput: one bulk stream of 1 MiB writes, direct, through a proxy with no toxic, and
+  through the relays of `peerlab.bench.relays` (a minimal splice relay, the practical
+  limit; haproxy and socat, `null` with a note when not installed), in turn, `repeats`
+  rounds; the median of each in MB/s, and the proxy's ratios to direct and to the relays;
 - added round trip: ping-pong of 32-byte messages, direct and proxied in alternating rounds;
   each percentile of the proxied round trip minus the same percentile direct, in µs;
 - accuracy: the round-trip p50 through a 100 ms latency toxic, and the rate of 2 MB
@@ -28,6 +30,7 @@ from typing import Any
 import typer
 
 from peerlab.aio import LoopThread
+from peerlab.bench import relays
 from peerlab.errors import PeerlabError
 from peerlab.fabric.links import Links, LinkToxic
 from peerlab.fabric.spec import ToxicSpec
@@ -38,6 +41,7 @@ WRITE = 1 << 20
 MESSAGE = b"p" * 32
 DEADLINE = 30.0  # seconds for any one measurement
 ROUNDS = 10  # the pings alternate between the two paths in this many rounds
+THROUGHPUTS = ("direct", "proxy", "splice_relay", "haproxy", "socat")
 
 
 def _listener() -> socket.socket:
@@ -185,18 +189,41 @@ class _Bench:
         self.loop.close()
 
 
+def _throughput(
+    bench: _Bench, amount: int, repeats: int
+) -> tuple[dict[str, float], dict[str, str]]:
+    """Median MB/s of each path; notes on the relays that could not run."""
+    notes: dict[str, str] = {}
+    started: list[relays.Relay] = []
+    plain = bench.proxy(bench.sink_port)
+    try:
+        ports = {"direct": bench.sink_port, "proxy": plain.listen[1]}
+        for name in relays.NAMES:
+            relay = relays.start(name, bench.sink_port)
+            if isinstance(relay, str):
+                notes[name] = relay
+            else:
+                started.append(relay)
+                ports[name] = relay.port
+        rates: dict[str, list[float]] = {key: [] for key in ports}
+        for _ in range(repeats):  # in turn, so the machine's noise hits every path alike
+            for key, port in ports.items():
+                rates[key].append(bench.send(port, amount))
+    finally:
+        for relay in started:
+            relay.stop()
+        bench.stop(plain)
+    return {key: statistics.median(values) / 1e6 for key, values in rates.items()}, notes
+
+
 def run(megabytes: int = 1024, pings: int = 5000, repeats: int = 3) -> dict[str, Any]:
     """Measure; every key is described in the module docstring."""
     amount = megabytes * 2**20
+    load_before = os.getloadavg()[0]
     bench = _Bench()
     loop_kind = type(bench.loop.loop).__module__.split(".")[0]
     try:
-        plain = bench.proxy(bench.sink_port)
-        direct, proxied = [], []
-        for _ in range(repeats):
-            direct.append(bench.send(bench.sink_port, amount))
-            proxied.append(bench.send(plain.listen[1], amount))
-        bench.stop(plain)
+        mb_s, notes = _throughput(bench, amount, repeats)
 
         echo = bench.proxy(bench.echo_port)
         bench.ping(bench.echo_port, pings // ROUNDS)  # warm up both paths
@@ -217,12 +244,23 @@ def run(megabytes: int = 1024, pings: int = 5000, repeats: int = 3) -> dict[str,
     finally:
         bench.close()
 
-    direct_mb_s = statistics.median(direct) / 1e6
-    proxy_mb_s = statistics.median(proxied) / 1e6
+    def figure(key: str) -> float | None:
+        return round(mb_s[key], 1) if key in mb_s else None
+
+    def against(key: str) -> float | None:
+        return round(mb_s["proxy"] / mb_s[key], 3) if key in mb_s else None
+
     return {
-        "direct_mb_s": round(direct_mb_s, 1),
-        "proxy_mb_s": round(proxy_mb_s, 1),
-        "ratio": round(proxy_mb_s / direct_mb_s, 3),
+        "direct_mb_s": figure("direct"),
+        "proxy_mb_s": figure("proxy"),
+        "ratio": against("direct"),
+        "splice_relay_mb_s": figure("splice"),
+        "haproxy_mb_s": figure("haproxy"),
+        "socat_mb_s": figure("socat"),
+        "proxy_vs_splice_relay": against("splice"),
+        "proxy_vs_haproxy": against("haproxy"),
+        "proxy_vs_socat": against("socat"),
+        "notes": notes,
         "direct_rtt_p50_us": round(_percentile(rtt_direct, 0.5) / 1000, 1),
         "proxy_rtt_p50_us": round(_percentile(rtt_proxied, 0.5) / 1000, 1),
         "direct_rtt_p99_us": round(_percentile(rtt_direct, 0.99) / 1000, 1),
@@ -242,6 +280,9 @@ def run(megabytes: int = 1024, pings: int = 5000, repeats: int = 3) -> dict[str,
         "pings": pings,
         "loop": loop_kind,
         "cpus": os.cpu_count(),
+        "load_1m": {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)},
+        # For `peerlab trend`: throughput is better higher (the rest, times, lower).
+        "better": {f"{key}_mb_s": "higher" for key in THROUGHPUTS},
     }
 
 
