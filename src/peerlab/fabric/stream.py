@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
 import time
 from collections import deque
 from collections.abc import Sequence
 from typing import Protocol
 
-from peerlab.fabric.buffers import SIZE, BufferPool
+from peerlab.fabric.buffers import SIZE, BufferPool, Pipe
 from peerlab.fabric.links import LinkToxic, Stage, restage
 from peerlab.fabric.toxics import Chunk, Stub, Toxic
 
@@ -43,6 +44,8 @@ REFILL = 0.05  # seconds of a capped rate held beyond the delays, so the cap nev
 # to the largest the system allows (net.core.rmem_max).
 SMALL_RECEIVE_BUFFER = 64 * 1024
 LARGE_RECEIVE_BUFFER = 1 << 30
+SPLICE = hasattr(os, "splice")  # Linux: the straight path moves pages, not bytes
+SPLICE_FLAGS = getattr(os, "SPLICE_F_MOVE", 0) | getattr(os, "SPLICE_F_NONBLOCK", 0)
 
 
 def backlog_limit(toxics: Sequence[Toxic]) -> int:
@@ -103,6 +106,8 @@ class Pump:
         self._receive_buffer: int | None = None  # None: the kernel's own (autotuned)
         self._pending: memoryview | None = None  # the unsent rest of a direct send
         self._held: bytearray | None = None  # the pooled buffer `_pending` views
+        self._pipe: Pipe | None = None  # on the splice path, holding `_piped` bytes
+        self._piped = 0
         self._task: asyncio.Task[None] | None = None
         self._reading = False
         self._ended = False  # the source has ended
@@ -141,6 +146,9 @@ class Pump:
         self._stopped = True
         self._pause()
         self._loop.remove_writer(self._sink_fd)
+        if self._pipe is not None:
+            self._pipe.close()  # what it holds dies with the connection
+            self._pipe = None
         if self._task is not None:
             self._task.cancel()
         for stage in self.stages:
@@ -152,6 +160,7 @@ class Pump:
             or self._ended
             or self._stopped
             or self._pending is not None
+            or self._pipe is not None
             or self._backlog > self._limit // 2
         ):
             return
@@ -172,6 +181,9 @@ class Pump:
 
     def _on_readable(self) -> None:
         direct = self.direct
+        if direct and SPLICE:
+            self._splice_in()
+            return
         room = SIZE if direct else min(SIZE, self._limit - self._backlog)
         if room <= 0:
             self._pause()
@@ -241,6 +253,49 @@ class Pump:
         if self._held is not None:
             self._buffers.give(self._held)
             self._held = None
+        self._loop.remove_writer(self._sink_fd)
+        self._resume()
+
+    def _splice_in(self) -> None:
+        pipe = self._buffers.take_pipe()
+        try:
+            count = os.splice(self._source_fd, pipe.write, SIZE, flags=SPLICE_FLAGS)
+            if count and self._source_reset():  # as in _on_readable
+                raise ConnectionResetError("the source was reset")
+        except (BlockingIOError, InterruptedError):
+            self._buffers.give_pipe(pipe)
+            return
+        except OSError:
+            pipe.close()
+            self._owner.reset()
+            return
+        if count == 0:
+            self._buffers.give_pipe(pipe)
+            self._ended = True
+            self._pause()
+            self._finish()
+            return
+        self.bytes += count
+        self._pipe, self._piped = pipe, count
+        self._splice_out()
+
+    def _splice_out(self) -> None:
+        pipe = self._pipe
+        if pipe is None:
+            return
+        try:
+            while self._piped:
+                self._piped -= os.splice(pipe.read, self._sink_fd, self._piped, flags=SPLICE_FLAGS)
+        except (BlockingIOError, InterruptedError):
+            if self._reading:  # the sink is full: wait for it, reading no more meanwhile
+                self._pause()
+                self._loop.add_writer(self._sink_fd, self._splice_out)
+            return
+        except OSError:
+            self._owner.reset()
+            return
+        self._pipe = None
+        self._buffers.give_pipe(pipe)
         self._loop.remove_writer(self._sink_fd)
         self._resume()
 
