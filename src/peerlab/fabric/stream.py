@@ -1,12 +1,14 @@
 """One direction of a proxied TCP connection: straight through, or through its toxics.
 
-With no toxic active on the stream, bytes go straight from a non-blocking `recv_into` of a
-pooled buffer to `send`, in the read callback, with no task, queue or copy in between (see
-docs/faults.md, "Speed", for why this beat `os.splice` here). As soon as a toxic applies,
-each read is copied into a timestamped chunk and queued for a task that runs it through the
-chain; when the chain is empty again and the queue has drained, the fast path resumes.
-Switching never reorders or drops bytes: reads pause while a direct send is unfinished,
-and direct sends wait until the queue is empty.
+With no toxic active on the stream, bytes go straight through in the read callback, with
+no task or queue in between: small reads as a non-blocking `recv_into` of a pooled buffer
+and a `send` of it; once a read is large (a bulk stream), with `os.splice` from the source
+into a pooled pipe and from the pipe into the sink, so they are never copied into Python
+(see docs/faults.md, "Speed"). As soon as a toxic applies, each read is copied into a
+timestamped chunk and queued for a task that runs it through the chain; when the chain is
+empty again and the queue has drained, the straight path resumes. Switching never
+reorders or drops bytes: reads pause while a straight send (or a pipe) is unfinished, and
+straight sends wait until the queue is empty.
 
 Backpressure: the chain holds a bounded backlog (bytes read, not yet sent; `backlog_limit`).
 Reading pauses when it is full and resumes when half of it has gone on, so the source's
@@ -46,6 +48,7 @@ SMALL_RECEIVE_BUFFER = 64 * 1024
 LARGE_RECEIVE_BUFFER = 1 << 30
 SPLICE = hasattr(os, "splice")  # Linux: the straight path moves pages, not bytes
 SPLICE_FLAGS = getattr(os, "SPLICE_F_MOVE", 0) | getattr(os, "SPLICE_F_NONBLOCK", 0)
+BULK = 16 * 1024  # a straight read this large is a bulk stream's: splice the next ones
 
 
 def backlog_limit(toxics: Sequence[Toxic]) -> int:
@@ -108,6 +111,7 @@ class Pump:
         self._held: bytearray | None = None  # the pooled buffer `_pending` views
         self._pipe: Pipe | None = None  # on the splice path, holding `_piped` bytes
         self._piped = 0
+        self._bulk = False  # the last straight read was large (BULK): splice the next one
         self._task: asyncio.Task[None] | None = None
         self._reading = False
         self._ended = False  # the source has ended
@@ -181,7 +185,7 @@ class Pump:
 
     def _on_readable(self) -> None:
         direct = self.direct
-        if direct and SPLICE:
+        if direct and self._bulk:
             self._splice_in()
             return
         room = SIZE if direct else min(SIZE, self._limit - self._backlog)
@@ -214,6 +218,7 @@ class Pump:
         self.bytes += count
         view = memoryview(buffer)[:count]
         if direct:
+            self._bulk = SPLICE and count >= BULK
             self._send_now(buffer, view)
         else:
             self._enqueue(Chunk(bytes(view), time.monotonic()))
@@ -276,28 +281,33 @@ class Pump:
             self._finish()
             return
         self.bytes += count
+        self._bulk = count >= BULK  # else back to copying, quicker for small reads
         self._pipe, self._piped = pipe, count
-        self._splice_out()
+        if not self._drained() and not self._stopped:
+            self._pause()  # the sink is full: wait for it, reading no more meanwhile
+            self._loop.add_writer(self._sink_fd, self._on_drainable)
 
-    def _splice_out(self) -> None:
+    def _on_drainable(self) -> None:
+        if self._drained():
+            self._loop.remove_writer(self._sink_fd)
+            self._resume()
+
+    def _drained(self) -> bool:
+        """Splice the pipe into the sink: whether it is empty now (and back in the pool)."""
         pipe = self._pipe
         if pipe is None:
-            return
+            return True
         try:
             while self._piped:
                 self._piped -= os.splice(pipe.read, self._sink_fd, self._piped, flags=SPLICE_FLAGS)
         except (BlockingIOError, InterruptedError):
-            if self._reading:  # the sink is full: wait for it, reading no more meanwhile
-                self._pause()
-                self._loop.add_writer(self._sink_fd, self._splice_out)
-            return
+            return False
         except OSError:
             self._owner.reset()
-            return
+            return False
         self._pipe = None
         self._buffers.give_pipe(pipe)
-        self._loop.remove_writer(self._sink_fd)
-        self._resume()
+        return True
 
     def _enqueue(self, chunk: Chunk) -> None:
         self._queue.append(chunk)
