@@ -294,6 +294,6 @@ def register(bench_app: typer.Typer) -> None:
         repeats: int = typer.Option(3, "--repeats", help="Throughput runs per path."),
         as_json: bool = typer.Option(False, "--json"),
     ) -> None:
-        """Proxy vs direct loopback: throughput, added round trip, toxic accuracy."""
+        """Proxy vs direct loopback and other relays: throughput, added round trip, toxics."""
         result = run(megabytes, pings, repeats)
         typer.echo(json.dumps(result, indent=None if as_json else 2))

@@ -99,7 +99,7 @@ BENCHMARKS = {
     ),
     "proxy": Lazy(
         "peerlab.bench.proxy",
-        "Proxy vs direct loopback: throughput, added round trip, toxic accuracy.",
+        "Proxy vs direct loopback and other relays: throughput, added round trip, toxics.",
     ),
 }
 
