@@ -306,7 +306,7 @@ class SyncpeerAdapter(BaseAdapter):
     # syncpeer's lying modes (`syncpeer.io.byzantine.MODES`), switched at start-up.
     byzantine = ByzantineModes(
         "SYNCPEER_BYZANTINE",
-        ("corrupt", "lie-size", "lie-hash", "lie-timestamp", "selective", "replay"),
+        ("corrupt", "lie-size", "lie-hash", "lie-timestamp", "selective", "replay", "slowloris"),
     )
 
     def __init__(self, env: EnvironmentAPI) -> None:

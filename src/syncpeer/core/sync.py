@@ -360,12 +360,19 @@ class SyncEngine:
         return actions
 
     def _source_for(self, entry: ListingEntry, now: float, first: str | None) -> str | None:
-        """The friend to fetch `entry` from: `first` unless it is waiting out a backoff for
-        these bytes, else another friend that lists them and is not; None if there is none."""
-        return next(
-            (s for s in self.sources(entry, first) if not self.backing_off(s, entry.sha256, now)),
-            None,
-        )
+        """The friend to fetch `entry` from: of those that list these bytes and are not
+        waiting out a backoff for them, the one that failed them least often (`first` on
+        a tie); None if there is none."""
+        eligible = [
+            source
+            for source in self.sources(entry, first)
+            if not self.backing_off(source, entry.sha256, now)
+        ]
+        return min(eligible, key=lambda source: self._failures(source, entry.sha256), default=None)
+
+    def _failures(self, source: str, sha256: str) -> int:
+        backoff = self._backoffs.get((source, sha256))
+        return 0 if backoff is None else backoff.failures
 
     def _poll_failed(self, event: PollFailed, now: float) -> list[Action]:
         poll = event.poll
@@ -480,10 +487,9 @@ class SyncEngine:
         entry = download.entry
         self._partials[entry.sha256] = partial
         self.counters.downloads_failed += 1
-        key = (download.source, entry.sha256)
-        failures = self._backoffs[key].failures + 1 if key in self._backoffs else 1
+        failures = self._failures(download.source, entry.sha256) + 1
         until = now + self.config.backoff(failures)
-        self._backoffs[key] = _Backoff(failures, until)
+        self._backoffs[(download.source, entry.sha256)] = _Backoff(failures, until)
         actions: list[Action] = [
             LogEvent(
                 "file_download_failed",
@@ -494,8 +500,10 @@ class SyncEngine:
         if self.skip_reason(entry) is None:
             source = self._source_for(entry, now, first=None)
             if source is not None:
+                # Behind what is already planned: a stalled download's next try must not
+                # take the slot it freed from a download waiting for one.
                 self._in_flight.add(entry.fetch_id)
-                self._queue.appendleft((entry, source))
+                self._queue.append((entry, source))
         return actions
 
     def _reject(self, sha256: str, fields: dict[str, Any], reason: str) -> list[Action]:
