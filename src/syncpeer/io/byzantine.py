@@ -176,14 +176,7 @@ class Liar:
         shown, data = self._shown(current, request)
         if self.mode == "corrupt":
             data = self._corrupt(shown.sha256, data)
-        self.node.log.info(
-            "byzantine_served",
-            component="http",
-            name=name,
-            version=shown.version,
-            mode=self.mode,
-            peer=request.remote,
-        )
+        self._served(request, name, shown.version)
         return web.Response(
             body=data,
             headers={"ETag": f'"{hashlib.sha256(data).hexdigest()}"'},
@@ -219,16 +212,7 @@ class Liar:
         response.content_type = "application/octet-stream"
         await response.prepare(request)
         half = len(body) // 2
-        self.node.log.info(
-            "byzantine_served",
-            component="http",
-            name=name,
-            version=file.version,
-            mode=self.mode,
-            peer=request.remote,
-            first=first,
-            fast=half,
-        )
+        self._served(request, name, file.version, first=first, fast=half)
         try:
             await response.write(body[:half])
             for at in range(half, len(body), TRICKLE_BYTES):
@@ -238,6 +222,17 @@ class Liar:
         except ConnectionError:
             pass  # the peer gave up on us: what a slowloris wants it to take long to do
         return response
+
+    def _served(self, request: web.Request, name: str, version: int, **fields: int) -> None:
+        self.node.log.info(
+            "byzantine_served",
+            component="http",
+            name=name,
+            version=version,
+            mode=self.mode,
+            peer=request.remote,
+            **fields,
+        )
 
     # ------------------------------------------------------------------ forgeries
 
