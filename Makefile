@@ -5,7 +5,7 @@ BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 PYTEST_WORKERS ?= 2
 
-.PHONY: demo test lint typecheck resilience chaos stress mutants consensus connectivity clean
+.PHONY: demo test lint typecheck resilience chaos stress mutants consensus connectivity dht-properties clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,12 @@ connectivity: $(STAMP)
 CHAOS_SEEDS ?= 20
 chaos: $(STAMP)
 	PEERLAB_CHAOS_SEEDS=$(CHAOS_SEEDS) $(BIN)/pytest -n $(PYTEST_WORKERS) -m chaos --durations=25
+
+# The DHT's routing against a brute-force oracle on random networks of 200 to 2,000 nodes
+# (virtual clock; minutes per network). DHT_EXAMPLES networks; a failure prints its seed.
+DHT_EXAMPLES ?= 6
+dht-properties: $(STAMP)
+	PEERLAB_DHT_EXAMPLES=$(DHT_EXAMPLES) $(BIN)/pytest -m dht_properties --durations=10
 
 # Each deliberate bug in syncpeer (syncpeer.core.mutants) against the scenarios that must
 # catch it; prints mutant -> killing test, fails if one survives (tests/mutants/run.py).

@@ -49,6 +49,9 @@ KILLERS: dict[str, list[str]] = {
         f"{CHAOS}/test_slowloris.py::"
         "test_stalled_downloads_give_up_resume_elsewhere_and_free_their_slots"
     ],
+    "wrong-distance": [
+        "tests/unit/syncpeer/test_dht_properties.py::test_two_hundred_nodes_route_exactly"
+    ],
     "leak-private-key": [
         f"{SECURITY}/test_secrets.py::test_private_file_relayed_through_a_stranger_leaks_nowhere"
     ],
