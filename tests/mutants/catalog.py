@@ -45,6 +45,9 @@ KILLERS: dict[str, list[str]] = {
         "[tombstone-late-live]",
         f"{CHAOS}/test_zombies.py::test_replayed_tombstone_does_not_delete_the_recreated_file",
     ],
+    "poll-at-fixed-rate": [
+        f"{CHAOS}/test_backoff.py::test_friends_poll_a_dead_friend_less_and_less_often"
+    ],
     "no-read-deadline": [
         f"{CHAOS}/test_slowloris.py::"
         "test_stalled_downloads_give_up_resume_elsewhere_and_free_their_slots"

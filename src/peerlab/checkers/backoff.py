@@ -14,8 +14,13 @@ doubles; `growth` 1.5 and `tolerance` 0.25 leave room for jitter and for retries
 for the next tick of a round), and stays at least near the cap once it got there. A fixed
 rate (every gap equal, below the cap) fails at its second gap.
 
-A link with fewer than three attempts in an outage cannot show a rate and passes (it did
-not hammer); when no link toward a down destination had three, the verdict is "unknown":
+Attempts less than `burst` seconds after the first of a run of them are one try: a
+client's immediate second connection (aiohttp opens one when the first is reset, a
+resolver tries two addresses) is not a retry. Gaps are measured between tries; grouping
+cannot hide hammering, since a fixed rate of tries stays one.
+
+A link with fewer than three tries in an outage cannot show a rate and passes (it did not
+hammer); when no link toward a down destination had three, the verdict is "unknown":
 nothing showed whether the client backs off.
 """
 
@@ -27,8 +32,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from peerlab.checkers.verdict import Verdict
+from peerlab.history import Entry
 
 Link = tuple[str, str]  # (src, dst): who made the attempts, toward whom
+DOWN_EVENTS = ("node_killed", "node_stopped", "node_paused", "node_exited")
+UP_EVENTS = ("node_started", "node_restarted", "node_resumed")
 EVIDENCE_LINKS = 10
 EVIDENCE_ATTEMPTS = 40
 
@@ -48,6 +56,50 @@ class Outage:
         return dst == self.dst and (self.src is None or self.src == src)
 
 
+def node_outages(entries: Iterable[Entry], end: float) -> list[Outage]:
+    """When each node was down or paused, from the history's node events (seconds on its
+    clock, `Entry.time` / 1e9); one still down is down until `end`."""
+    down: dict[str, float] = {}
+    out = []
+    for entry in entries:
+        if entry.type != "event" or entry.node is None:
+            continue
+        if entry.f in DOWN_EVENTS:
+            down.setdefault(entry.node, entry.time / 1e9)
+        elif entry.f in UP_EVENTS and entry.node in down:
+            out.append(Outage(entry.node, down.pop(entry.node), entry.time / 1e9))
+    out += [Outage(node, start, end) for node, start in down.items()]
+    return out
+
+
+def backs_off_in_run(
+    attempts: Iterable[Mapping[str, Any]],
+    entries: Iterable[Entry],
+    end: float,
+    *,
+    cap: float,
+    protocol: str | None = None,
+    growth: float = 1.5,
+    tolerance: float = 0.25,
+    burst: float = 0.2,
+) -> Verdict:
+    """`backs_off` over a run's records: the fabric's attempts (`env.net.attempts()`, of
+    `protocol` only when given) and the node outages in its history (`end`: its clock now)."""
+    links: dict[Link, list[float]] = {}
+    for record in attempts:
+        if record["src"] is None or (protocol is not None and record["protocol"] != protocol):
+            continue
+        links.setdefault((record["src"], record["dst"]), []).extend(record["times"])
+    return backs_off(
+        links,
+        node_outages(entries, end),
+        cap=cap,
+        growth=growth,
+        tolerance=tolerance,
+        burst=burst,
+    )
+
+
 def backs_off(
     attempts: Mapping[Link, Sequence[float]],
     outages: Iterable[Outage],
@@ -55,11 +107,14 @@ def backs_off(
     cap: float,
     growth: float = 1.5,
     tolerance: float = 0.25,
+    burst: float = 0.2,
 ) -> Verdict:
     """Valid when, on every link toward a destination during each of its outages, the gaps
-    between attempts grow (by `growth`, within `tolerance`) up to `cap` seconds."""
-    if cap <= 0 or growth < 1 or not 0 <= tolerance < 1:
-        raise ValueError("cap must be positive, growth at least 1, tolerance in [0, 1)")
+    between tries grow (by `growth`, within `tolerance`) up to `cap` seconds."""
+    if cap <= 0 or growth < 1 or not 0 <= tolerance < 1 or burst < 0:
+        raise ValueError(
+            "cap must be positive, growth at least 1, tolerance in [0, 1), burst not negative"
+        )
     outages = list(outages)
     judged: list[dict[str, Any]] = []
     violations: list[dict[str, Any]] = []
@@ -69,15 +124,18 @@ def backs_off(
             if not outage.covers(link):
                 continue
             inside = [t for t in times if outage.start <= t <= outage.end]
-            if len(inside) < 3:
+            tries = _tries(inside, burst)
+            if len(tries) < 3:
                 continue
-            report = _judge(link, outage, inside, cap, growth, tolerance)
+            report = _judge(link, outage, tries, cap, growth, tolerance)
+            report["attempts_in_outage"] = len(inside)
             judged.append(report)
             if "violation" in report:
                 violations.append(report)
     stats: dict[str, Any] = {
         "links_judged": len(judged),
-        "attempts": sum(len(r["attempts"]) for r in judged),
+        "attempts": sum(r["attempts_in_outage"] for r in judged),
+        "tries": sum(len(r["tries"]) for r in judged),
         "cap_s": cap,
         "growth": growth,
         "tolerance": tolerance,
@@ -88,7 +146,8 @@ def backs_off(
         return Verdict(
             "backs_off",
             "invalid",
-            f"{first['link']}: {len(first['attempts'])} attempts in "
+            f"{first['link']}: {first['attempts_in_outage']} attempts ({len(first['tries'])} "
+            f"tries) in "
             f"{first['outage'][1] - first['outage'][0]:.0f}s while {first['dst']} was "
             f"unreachable; gap {v['index']} was {v['gap']:.2f}s after {v['previous']:.2f}s "
             f"(at least {v['required']:.2f}s required): not backing off",
@@ -113,6 +172,15 @@ def backs_off(
     )
 
 
+def _tries(times: list[float], burst: float) -> list[float]:
+    """When each try began: an attempt within `burst` of a try's first one joins it."""
+    tries: list[float] = []
+    for at in times:
+        if not tries or at - tries[-1] >= burst:
+            tries.append(at)
+    return tries
+
+
 def _judge(
     link: Link, outage: Outage, times: list[float], cap: float, growth: float, tolerance: float
 ) -> dict[str, Any]:
@@ -122,7 +190,7 @@ def _judge(
         "dst": link[1],
         "outage": [outage.start, outage.end],
         # Relative to the outage's start, so they read as "seconds into the outage".
-        "attempts": [round(t - outage.start, 3) for t in times],
+        "tries": [round(t - outage.start, 3) for t in times],
         "gaps": [round(g, 3) for g in gaps],
     }
     for index in range(1, len(gaps)):
@@ -142,7 +210,7 @@ def _judge(
 
 def _capped(report: dict[str, Any]) -> dict[str, Any]:
     out = dict(report)
-    for key in ("attempts", "gaps"):
+    for key in ("tries", "gaps"):
         if len(out[key]) > EVIDENCE_ATTEMPTS:
             out[key] = [*out[key][:EVIDENCE_ATTEMPTS], f"... {len(report[key])} in all"]
     return out

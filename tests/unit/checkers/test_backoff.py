@@ -7,7 +7,8 @@ import random
 
 import pytest
 
-from peerlab.checkers.backoff import Outage, backs_off
+from peerlab.checkers.backoff import Outage, backs_off, node_outages
+from peerlab.history import History
 
 
 def times(gaps: list[float], start: float = 100.0) -> list[float]:
@@ -20,7 +21,7 @@ def test_exponential_backoff_up_to_a_cap_is_valid() -> None:
     assert verdict.ok, verdict.summary
     assert verdict.stats["links_judged"] == 1 and verdict.stats["attempts"] == 8
     [link] = verdict.stats["links"]
-    assert link["link"] == "B -> A" and link["attempts"][:3] == [1.0, 2.0, 4.0]
+    assert link["link"] == "B -> A" and link["tries"][:3] == [1.0, 2.0, 4.0]
 
 
 def test_a_fixed_rate_is_hammering() -> None:
@@ -31,7 +32,7 @@ def test_a_fixed_rate_is_hammering() -> None:
     [link] = verdict.evidence["links"]
     assert link["violation"]["index"] == 1 and link["violation"]["gap"] == pytest.approx(0.5)
     assert link["violation"]["required"] == pytest.approx(0.5625)
-    assert link["attempts"][-1] == "... 101 in all", "evidence is capped, the count kept"
+    assert link["tries"][-1] == "... 101 in all", "evidence is capped, the count kept"
 
 
 def test_a_gap_that_shrinks_or_falls_back_from_the_cap_fails() -> None:
@@ -65,3 +66,23 @@ def test_two_attempts_cannot_show_a_rate() -> None:
 def test_bad_parameters_are_refused() -> None:
     with pytest.raises(ValueError, match="cap"):
         backs_off({}, [], cap=0)
+
+
+def test_outages_come_from_the_node_events_of_a_history() -> None:
+    history = History()
+    history.event("node_started", "A")
+    history.event("node_killed", "A")
+    history.event("node_paused", "B")
+    history.event("node_restarted", "A")
+    [a, b] = node_outages(history.entries(), end=99.0)
+    assert (a.dst, b.dst, b.end) == ("A", "B", 99.0) and a.start <= a.end
+
+
+def test_a_burst_of_attempts_is_one_try_and_cannot_hide_hammering() -> None:
+    pairs = [t + d for t in times([1, 2, 4, 8, 8], 0.0) for d in (0.0, 0.03)]
+    outage = [Outage("A", 0.0, 60.0)]
+    verdict = backs_off({("B", "A"): pairs}, outage, cap=8)
+    assert verdict.ok and verdict.stats["attempts"] == 12 and verdict.stats["tries"] == 6
+    assert not backs_off({("B", "A"): pairs}, outage, cap=8, burst=0.0).ok
+    every_tenth = [i / 10 for i in range(600)]
+    assert not backs_off({("B", "A"): every_tenth}, outage, cap=8).ok
