@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
+    from peerlab.api import EnvironmentAPI
     from peerlab.checkers.verdict import Verdict
-    from peerlab.env import Environment
 
 
 @pytest.hookspec
-def pytest_peerlab_final_checks(env: Environment, skip: frozenset[str]) -> list[Verdict]:
+def pytest_peerlab_final_checks(env: EnvironmentAPI, skip: frozenset[str]) -> list[Verdict]:
     """Verdicts on the test's network, before it is torn down; none named in `skip`."""
     raise NotImplementedError
