@@ -49,6 +49,8 @@ class Fabric:
         self.seed = seed
         self.history = history
         self.links = Links(seed, identify)
+        if history is not None:
+            self.links.attempts.clock = history.elapsed
         self.proxies: dict[tuple[str, str], Proxy] = {}
         self.faults: dict[str, Fault] = {}
         self._nodes: list[str] = []
@@ -189,6 +191,12 @@ class Fabric:
 
     def export(self) -> list[dict[str, Any]]:
         return [fault.to_dict() for fault in self.faults.values()]
+
+    def attempts(self, src: str | None, dst: str | None) -> list[dict[str, Any]]:
+        return [
+            {"src": s, "dst": d, "protocol": protocol, "times": times}
+            for (s, d, protocol), times in self.links.attempts.times(src, dst).items()
+        ]
 
     # ------------------------------------------------------------------ partitions
 

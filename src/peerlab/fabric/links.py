@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from peerlab.fabric.attempts import Attempts
 from peerlab.fabric.buffers import BufferPool
 from peerlab.fabric.errors import Conflict, NotFound
 from peerlab.fabric.spec import ToxicSpec
@@ -173,6 +174,7 @@ class Links:
         # UDP: a node's datagrams leave from its own public socket (see udp.py)
         self.public_sockets: dict[tuple[str, int], socket.socket] = {}
         self.buffers = BufferPool()  # the proxies sharing these links share one loop
+        self.attempts = Attempts()  # when each link was tried (the fabric sets its clock)
 
     def add_node(self, node: str, public_ip: str, bind_ip: str) -> None:
         self._public_ip[node] = public_ip

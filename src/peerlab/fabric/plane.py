@@ -46,6 +46,8 @@ class FaultPlane(Protocol):
 
     def export(self) -> list[dict[str, Any]]: ...
 
+    def attempts(self, src: str | None, dst: str | None) -> list[dict[str, Any]]: ...
+
     async def close(self) -> None: ...
 
 
@@ -94,6 +96,9 @@ class NoFabric:
 
     def export(self) -> list[dict[str, Any]]:
         return []
+
+    def attempts(self, src: str | None, dst: str | None) -> list[dict[str, Any]]:
+        return []  # nodes talk directly: nobody sees their attempts
 
     async def close(self) -> None:
         return None

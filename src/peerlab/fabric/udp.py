@@ -205,6 +205,7 @@ class UdpProxy:
         return flow.identified(src, number)
 
     def _forward(self, flow: Flow, data: bytes) -> None:
+        self.links.attempts.record(flow.src, self.node, "udp")
         if self.links.blocked(flow.src, self.node):
             self.counts["dropped"] += 1
             return
