@@ -14,6 +14,8 @@ ports, a readiness probe, a data dir, environment variables and roles. A Python 
     args = ["--listen", "{bind}:{port.http}", "--data", "{data_dir}"]
     # mode = "fork": entry = "mypkg.main:main" is called with the rendered args in a
     # process forked from a launcher that imported it once (fast start, shared memory)
+    # capabilities = ["NET_ADMIN"]              # granted inside the node's own network
+    # namespace (a TUN or WireGuard device); only backends that isolate nodes can grant it
 
     [ports]
     http = 8080                      # or { port = 8080, protocol = "tcp", proxied = true }
@@ -62,6 +64,9 @@ LaunchMode = Literal["exec", "fork"]
 ProbeType = Literal["http", "tcp", "log", "none"]
 
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_-]*$")
+# What a node may be granted within its own network namespace (`launch.capabilities`):
+# devices and raw sockets of its own, nothing that reaches the machine outside it.
+GRANTABLE = ("NET_ADMIN", "NET_RAW", "NET_BIND_SERVICE")
 _FIELD_RE = re.compile(r"\{([^{}]*)\}")
 
 
@@ -124,6 +129,7 @@ class SystemSpec:
     binary: str | None
     source: Path | None = None
     files: Mapping[str, str] = field(default_factory=dict)
+    capabilities: tuple[str, ...] = ()  # granted within the node's network namespace
 
     @property
     def layout(self) -> list[tuple[str, int]]:
@@ -190,7 +196,9 @@ def parse_manifest(data: Mapping[str, Any], source: str = "<manifest>") -> Syste
     launch = data.get("launch")
     if not isinstance(launch, Mapping):
         raise _fail(source, "launch", "is missing", "add a [launch] table with command = [...]")
-    _unknown_keys(source, launch, {"mode", "command", "args", "entry", "preload"}, "launch.")
+    _unknown_keys(
+        source, launch, {"mode", "command", "args", "entry", "preload", "capabilities"}, "launch."
+    )
     mode = launch.get("mode", "exec")
     if mode not in ("exec", "fork"):
         raise _fail(source, "launch.mode", f"is {mode!r}", 'use "exec" or "fork"')
@@ -221,6 +229,7 @@ def parse_manifest(data: Mapping[str, Any], source: str = "<manifest>") -> Syste
             'name the function that takes argv: entry = "mypkg.main:main"',
         )
     preload = tuple(launch.get("preload", [entry.split(":")[0]] if entry else []))
+    capabilities = _parse_capabilities(source, launch.get("capabilities", []))
 
     ports: dict[str, PortSpec] = {}
     for port_name, raw in dict(data.get("ports", {})).items():
@@ -318,9 +327,30 @@ def parse_manifest(data: Mapping[str, Any], source: str = "<manifest>") -> Syste
         binary=system.get("binary"),
         source=None,
         files=files,
+        capabilities=capabilities,
     )
     _check_template_fields(spec, source)
     return spec
+
+
+def _parse_capabilities(source: str, raw: Any) -> tuple[str, ...]:
+    if not isinstance(raw, list) or not all(isinstance(name, str) for name in raw):
+        raise _fail(
+            source,
+            "launch.capabilities",
+            f"must be a list of capability names, got {raw!r}",
+            'e.g. capabilities = ["NET_ADMIN"]',
+        )
+    names = tuple(dict.fromkeys(name.upper().removeprefix("CAP_") for name in raw))
+    for name in names:
+        if name not in GRANTABLE:
+            raise _fail(
+                source,
+                "launch.capabilities",
+                f"names {name!r}, which a node cannot be granted",
+                f"use some of: {', '.join(GRANTABLE)}",
+            )
+    return names
 
 
 def _parse_role(source: str, role_name: str, raw: Any) -> RoleSpec:
