@@ -47,6 +47,8 @@ def test_minimal_manifest_defaults() -> None:
         ({"readiness": {"type": "log"}}, "readiness.pattern"),
         ({"launch": {"command": ["x"], "args": ["{nope}"]}}, "launch.command"),
         ({"launch": {"command": ["x"], "colour": 1}}, "launch.colour"),
+        ({"launch": {"command": ["x"], "capabilities": "NET_ADMIN"}}, "launch.capabilities"),
+        ({"launch": {"command": ["x"], "capabilities": ["SYS_ADMIN"]}}, "launch.capabilities"),
     ],
 )
 def test_bad_manifest_names_the_field(patch: dict, field: str) -> None:
@@ -55,6 +57,12 @@ def test_bad_manifest_names_the_field(patch: dict, field: str) -> None:
     assert info.value.field == field
     assert field in str(info.value)
     assert info.value.hint
+
+
+def test_capabilities_are_named_as_the_kernel_does() -> None:
+    launch = {"command": ["x"], "capabilities": ["net_admin", "CAP_NET_RAW", "NET_ADMIN"]}
+    assert parse_manifest({**MINIMAL, "launch": launch}).capabilities == ("NET_ADMIN", "NET_RAW")
+    assert parse_manifest(MINIMAL).capabilities == ()
 
 
 def test_unknown_system_lists_known_ones() -> None:

@@ -67,6 +67,7 @@ def register(app: typer.Typer) -> None:
             backends.DEFAULT,
             "--backend",
             "-b",
+            envvar="PEERLAB_BACKEND",
             help=f"Where nodes run: {', '.join(backends.names())} (docs/backends.md).",
         ),
         timeout: float = typer.Option(120.0, "--timeout", help="Seconds to wait for readiness."),
