@@ -179,9 +179,7 @@ def test_capabilities_are_refused_where_nodes_share_the_machines_network(
     backend refuses such a system by name, before anything starts."""
     manifest = tmp_path / "admin.toml"
     manifest.write_text(
-        httpd_manifest.read_text().replace(
-            "[ports]", 'capabilities = ["NET_ADMIN"]\n\n[ports]', 1
-        )
+        httpd_manifest.read_text().replace("[ports]", 'capabilities = ["NET_ADMIN"]\n\n[ports]', 1)
     )
     with Environment("t", fabric=False) as env:
         with pytest.raises(UsageError, match="cannot grant") as info:

@@ -25,11 +25,11 @@ from peerlab.backends import userns
 from peerlab.backends.base import Addresses, BackendContext, Capabilities, Launch
 from peerlab.backends.plumbing import Hub
 from peerlab.backends.processes import ProcessBackend
-from peerlab.errors import UsageError
+from peerlab.errors import PeerlabError, UsageError
 
 if TYPE_CHECKING:
     from peerlab.fabric.plane import FaultPlane
-    from peerlab.node import Node
+    from peerlab.node import Node, NodeHandle
 
 
 class NetnsBackend(ProcessBackend):
@@ -70,6 +70,8 @@ class NetnsBackend(ProcessBackend):
         self.reaper.add_resource(self._resource, "network", self.hub.record())
         self._adopted = bool(adopted)
         self._attached: set[int] = {int(i) for i in adopted.get("attached", [])}
+        self._pending: dict[int, str] = {}  # exposed, not yet plumbed: index -> address
+        self._batch: asyncio.Task[None] | None = None
         self._diverted = False
         self._hub_lock: asyncio.Lock | None = None
 
@@ -80,10 +82,11 @@ class NetnsBackend(ProcessBackend):
         return Addresses(address, address)
 
     async def expose(self, node: Node, plane: FaultPlane) -> None:
+        """Into the fabric now; the namespace when the node starts, together with every
+        other node exposed by then (one batch of `ip` commands for all of them)."""
         await self._divert(plane)
         if node.index not in self._attached:
-            await self.hub.attach(node.index, node.address)
-            self._attached.add(node.index)
+            self._pending[node.index] = node.address
         ports: dict[tuple[str, int], str] = {
             (p.protocol, p.port): p.name for p in node.system.ports.values()
         }
@@ -100,6 +103,25 @@ class NetnsBackend(ProcessBackend):
             # An adopted network keeps its routes; its rules named the old listeners.
             await self.hub.create(tcp, udp, routes=not self._adopted)
             self._diverted = True
+
+    async def _plumbed(self, index: int) -> None:
+        """Node `index`'s namespace is there: plumbed by this call, with every node pending,
+        or by a batch under way."""
+        while index not in self._attached:
+            if self._batch is None or self._batch.done():
+                if index not in self._pending:
+                    raise PeerlabError(f"node {index} was never exposed, so it has no namespace")
+                pending, self._pending = self._pending, {}
+                self._batch = asyncio.get_running_loop().create_task(self._attach(pending))
+            await asyncio.shield(self._batch)
+
+    async def _attach(self, nodes: dict[int, str]) -> None:
+        await self.hub.attach(nodes)
+        self._attached.update(nodes)
+
+    async def start(self, node: Node, launch: Launch) -> NodeHandle:
+        await self._plumbed(node.index)
+        return await super().start(node, launch)
 
     def spawn_options(self, node: Node, launch: Launch) -> dict[str, Any]:
         return {

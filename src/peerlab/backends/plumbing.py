@@ -33,6 +33,7 @@ import json
 import os
 import re
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +41,7 @@ from peerlab.errors import PeerlabError
 
 NETNS_DIR = "/run/netns"
 RULE_PRIORITY = 100
+INSIDE_AT_ONCE = 16  # namespaces configured side by side (an `ip` process each)
 
 
 def world() -> int:
@@ -149,12 +151,20 @@ table inet {self.table} {{
         if routes:
             await run_async(["ip", "-batch", "-"], self.route_commands())
 
-    async def attach(self, index: int, address: str, create: bool = True) -> None:
-        """Node `index` at `address`: its namespace (`create`; else it is already named, as
-        a container's would be by `ip netns attach`), veth pair, address and routes."""
-        await run_async(["ip", "-batch", "-"], self.attach_host_commands(index, address, create))
-        inside = ["ip", "-n", self.netns(index), "-batch", "-"]
-        await run_async(inside, self.attach_node_commands(address))
+    async def attach(self, nodes: Mapping[int, str], create: bool = True) -> None:
+        """Nodes {index: address}: their namespaces (`create`; else they are already named,
+        as a container's would be by `ip netns attach`), veth pairs, addresses and routes.
+        The host's side in one batch, then each namespace's (a few at a time)."""
+        host = "".join(self.attach_host_commands(i, a, create) for i, a in nodes.items())
+        await run_async(["ip", "-batch", "-"], host)
+        limit = asyncio.Semaphore(INSIDE_AT_ONCE)
+
+        async def inside(index: int, address: str) -> None:
+            async with limit:
+                argv = ["ip", "-n", self.netns(index), "-batch", "-"]
+                await run_async(argv, self.attach_node_commands(address))
+
+        await asyncio.gather(*(inside(i, a) for i, a in nodes.items()))
 
     async def remove(self, indexes: list[int]) -> None:
         """Everything of this hub: the nodes' links and namespaces, the rule, the table."""
