@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import statistics
 from typing import Any
 
 import typer
@@ -26,7 +25,7 @@ import typer
 from peerlab import backends
 from peerlab.aio import LoopThread
 from peerlab.bench import proxy_netns
-from peerlab.bench.traffic import ROUNDS, Traffic, percentile
+from peerlab.bench.traffic import Route, Traffic, compare, percentile
 from peerlab.fabric.links import Links, LinkToxic
 from peerlab.fabric.spec import ToxicSpec
 from peerlab.fabric.tcp import TcpProxy
@@ -58,20 +57,11 @@ def run(megabytes: int = 1024, pings: int = 5000, repeats: int = 3) -> dict[str,
     proxies = _Proxies()
     loop_kind = type(proxies.loop.loop).__module__.split(".")[0]
     try:
-        plain = proxies.start(bench.sink_port)
-        direct, proxied = [], []
-        for _ in range(repeats):
-            direct.append(bench.send(bench.sink_port, amount))
-            proxied.append(bench.send(plain.listen[1], amount))
+        plain, echo = proxies.start(bench.sink_port), proxies.start(bench.echo_port)
+        direct = Route("127.0.0.1", bench.sink_port, bench.echo_port)
+        proxied = Route("127.0.0.1", plain.listen[1], echo.listen[1])
+        figures = compare(bench, direct, proxied, amount, pings, repeats)
         proxies.stop(plain)
-
-        echo = proxies.start(bench.echo_port)
-        bench.ping(bench.echo_port, pings // ROUNDS)  # warm up both paths
-        bench.ping(echo.listen[1], pings // ROUNDS)
-        rtt_direct, rtt_proxied = [], []
-        for _ in range(ROUNDS):  # interleaved, so the machine's noise hits both alike
-            rtt_direct += bench.ping(bench.echo_port, pings // ROUNDS)
-            rtt_proxied += bench.ping(echo.listen[1], pings // ROUNDS)
         proxies.stop(echo)
 
         slow = proxies.start(bench.echo_port, Latency(latency=100))
@@ -85,22 +75,8 @@ def run(megabytes: int = 1024, pings: int = 5000, repeats: int = 3) -> dict[str,
         bench.close()
         proxies.loop.close()
 
-    direct_mb_s = statistics.median(direct) / 1e6
-    proxy_mb_s = statistics.median(proxied) / 1e6
     return {
-        "direct_mb_s": round(direct_mb_s, 1),
-        "proxy_mb_s": round(proxy_mb_s, 1),
-        "ratio": round(proxy_mb_s / direct_mb_s, 3),
-        "direct_rtt_p50_us": round(percentile(rtt_direct, 0.5) / 1000, 1),
-        "proxy_rtt_p50_us": round(percentile(rtt_proxied, 0.5) / 1000, 1),
-        "direct_rtt_p99_us": round(percentile(rtt_direct, 0.99) / 1000, 1),
-        "proxy_rtt_p99_us": round(percentile(rtt_proxied, 0.99) / 1000, 1),
-        "added_rtt_p50_us": round(
-            (percentile(rtt_proxied, 0.5) - percentile(rtt_direct, 0.5)) / 1000, 1
-        ),
-        "added_rtt_p99_us": round(
-            (percentile(rtt_proxied, 0.99) - percentile(rtt_direct, 0.99)) / 1000, 1
-        ),
+        **figures,
         "latency_toxic_ms": 100,
         "latency_toxic_p50_ms": round(percentile(rtt_latency, 0.5) / 1e6, 2),
         "bandwidth_toxic_target_kb_s": 1000,

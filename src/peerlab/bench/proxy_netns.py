@@ -15,7 +15,6 @@ the fabric.
 from __future__ import annotations
 
 import os
-import statistics
 import uuid
 from typing import Any
 
@@ -23,7 +22,7 @@ from peerlab import backends
 from peerlab.addresses import NetworkBlock
 from peerlab.aio import LoopThread
 from peerlab.backends.plumbing import Hub, run_async
-from peerlab.bench.traffic import ROUNDS, Traffic, percentile
+from peerlab.bench.traffic import Route, Traffic, compare
 from peerlab.fabric import Fabric
 from peerlab.reaper import Reaper
 
@@ -51,16 +50,14 @@ def run(megabytes: int = 1024, pings: int = 5000, repeats: int = 3) -> dict[str,
             bind="0.0.0.0",
             host=b,
         )
-        direct, proxied = [], []
-        for _ in range(repeats):
-            direct.append(bench.send(bench.sink_port, amount, b_direct))
-            proxied.append(bench.send(bench.sink_port, amount, b))
-        bench.ping(bench.echo_port, pings // ROUNDS, b_direct)  # warm up both paths
-        bench.ping(bench.echo_port, pings // ROUNDS, b)
-        rtt_direct, rtt_proxied = [], []
-        for _ in range(ROUNDS):  # interleaved, so the machine's noise hits both alike
-            rtt_direct += bench.ping(bench.echo_port, pings // ROUNDS, b_direct)
-            rtt_proxied += bench.ping(bench.echo_port, pings // ROUNDS, b)
+        figures = compare(
+            bench,
+            Route(b_direct, bench.sink_port, bench.echo_port),
+            Route(b, bench.sink_port, bench.echo_port),
+            amount,
+            pings,
+            repeats,
+        )
         connections = sum(
             proxy.stats().get("accepted", 0) for proxy in fabric.proxies.values()
         )  # every intercepted connection crossed the fabric
@@ -71,25 +68,11 @@ def run(megabytes: int = 1024, pings: int = 5000, repeats: int = 3) -> dict[str,
         reaper.forget_resource("network")
         reaper.close()
 
-    direct_mb_s = statistics.median(direct) / 1e6
-    proxy_mb_s = statistics.median(proxied) / 1e6
     return {
         "backend": "netns",
         "direct": "namespace to namespace over one veth pair",
         "proxy": "tproxy into the fabric on the host and out again",
-        "direct_mb_s": round(direct_mb_s, 1),
-        "proxy_mb_s": round(proxy_mb_s, 1),
-        "ratio": round(proxy_mb_s / direct_mb_s, 3),
-        "direct_rtt_p50_us": round(percentile(rtt_direct, 0.5) / 1000, 1),
-        "proxy_rtt_p50_us": round(percentile(rtt_proxied, 0.5) / 1000, 1),
-        "direct_rtt_p99_us": round(percentile(rtt_direct, 0.99) / 1000, 1),
-        "proxy_rtt_p99_us": round(percentile(rtt_proxied, 0.99) / 1000, 1),
-        "added_rtt_p50_us": round(
-            (percentile(rtt_proxied, 0.5) - percentile(rtt_direct, 0.5)) / 1000, 1
-        ),
-        "added_rtt_p99_us": round(
-            (percentile(rtt_proxied, 0.99) - percentile(rtt_direct, 0.99)) / 1000, 1
-        ),
+        **figures,
         "intercepted_connections": connections,
         "megabytes": megabytes,
         "repeats": repeats,

@@ -9,10 +9,12 @@ from __future__ import annotations
 import os
 import select
 import socket
+import statistics
 import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
 
 from peerlab.errors import PeerlabError
 
@@ -165,3 +167,46 @@ class Traffic:
                 process.wait()
             if process.stdout is not None:
                 process.stdout.close()
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where the clients reach the servers: a host, and the sink's and echo server's ports."""
+
+    host: str
+    sink: int
+    echo: int
+
+
+def compare(
+    traffic: Traffic, direct: Route, proxied: Route, amount: int, pings: int, repeats: int
+) -> dict[str, float]:
+    """Throughput (one bulk stream of `amount` bytes, median of `repeats`) and round trips
+    (`pings` in alternating rounds, after a warm-up) of both routes, side by side."""
+    sent: dict[Route, list[float]] = {direct: [], proxied: []}
+    for _ in range(repeats):
+        for route in (direct, proxied):
+            sent[route].append(traffic.send(route.sink, amount, route.host))
+    rtts: dict[Route, list[int]] = {direct: [], proxied: []}
+    for route in (direct, proxied):
+        traffic.ping(route.echo, pings // ROUNDS, route.host)  # warm up both paths
+    for _ in range(ROUNDS):  # interleaved, so the machine's noise hits both alike
+        for route in (direct, proxied):
+            rtts[route] += traffic.ping(route.echo, pings // ROUNDS, route.host)
+    direct_mb_s = statistics.median(sent[direct]) / 1e6
+    proxy_mb_s = statistics.median(sent[proxied]) / 1e6
+
+    def us(route: Route, share: float) -> float:
+        return percentile(rtts[route], share) / 1000
+
+    return {
+        "direct_mb_s": round(direct_mb_s, 1),
+        "proxy_mb_s": round(proxy_mb_s, 1),
+        "ratio": round(proxy_mb_s / direct_mb_s, 3),
+        "direct_rtt_p50_us": round(us(direct, 0.5), 1),
+        "proxy_rtt_p50_us": round(us(proxied, 0.5), 1),
+        "direct_rtt_p99_us": round(us(direct, 0.99), 1),
+        "proxy_rtt_p99_us": round(us(proxied, 0.99), 1),
+        "added_rtt_p50_us": round(us(proxied, 0.5) - us(direct, 0.5), 1),
+        "added_rtt_p99_us": round(us(proxied, 0.99) - us(direct, 0.99), 1),
+    }
