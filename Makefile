@@ -5,7 +5,8 @@ BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 PYTEST_WORKERS ?= 2
 
-.PHONY: demo test test-netns lint typecheck resilience chaos stress mutants consensus connectivity clean
+.PHONY: demo test test-netns unit lint typecheck resilience chaos stress mutants consensus \
+	connectivity clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +31,10 @@ NETNS_SUITES = tests/e2e/basic tests/e2e/resilience tests/e2e/chaos tests/e2e/co
 test-netns: $(STAMP)
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --peerlab-backend netns -m "not stress" --durations=15 \
 		$(NETNS_SUITES)
+
+# The fast suite: one process, no network, no nodes (under a minute on 2 workers).
+unit: $(STAMP)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) tests/unit --durations=10
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests

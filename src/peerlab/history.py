@@ -40,8 +40,10 @@ class Entry:
     data: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        out = {k: v for k, v in asdict(self).items() if v is not None and v != {}}
-        out["type"] = self.type
+        # Only absent fields are left out: a value of {} is a value, and must read back.
+        out = {k: v for k, v in asdict(self).items() if v is not None}
+        if not self.data:
+            del out["data"]
         return out
 
     @classmethod

@@ -1,6 +1,6 @@
 """The package's shape: no import cycles (imports inside functions and under TYPE_CHECKING
-count too), and only the faces (CLI, pytest plugin, supervisor, demo, benchmarks) import the
-Environment; everything else types against `peerlab.api`."""
+count too), and only the faces (CLI, pytest plugin, supervisor and its adoption, demo,
+benchmarks) import the Environment; everything else types against `peerlab.api`."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ FACES = (
     "peerlab.cli",
     "peerlab.pytest_plugin",
     "peerlab.supervisor",
+    "peerlab.handover",  # the supervisor's adoption of a handed-over network
     "peerlab.demo",
     "peerlab.bench",
 )

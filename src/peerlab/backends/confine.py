@@ -23,7 +23,7 @@ MS_PRIVATE = 1 << 18
 MS_SLAVE = 1 << 19
 MNT_DETACH = 2
 _CAPABILITY_VERSION_3 = 0x20080522
-# The capabilities a manifest may grant (peerlab.manifest.GRANTABLE), by number.
+# The capabilities a manifest may grant (peerlab.manifest_schema.Grantable), by number.
 CAPABILITIES = {"NET_BIND_SERVICE": 10, "NET_ADMIN": 12, "NET_RAW": 13}
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)

@@ -191,7 +191,8 @@ class Schedule:
 
     def fingerprint(self) -> str:
         """A short hash of the steps: two runs applied the same schedule iff these match."""
-        text = json.dumps([step.to_dict() for step in self.steps], sort_keys=True)
+        steps = _by_value([step.to_dict() for step in self.steps])
+        text = json.dumps(steps, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def describe(self) -> list[str]:
@@ -200,6 +201,18 @@ class Schedule:
             f"over {self.duration:g}s on {', '.join(self.nodes)})"
         )
         return [head, *(step.describe() for step in self.steps)]
+
+
+def _by_value(data: Any) -> Any:
+    """JSON data with whole floats as ints: equal schedules compare 5 and 5.0 as one number
+    (a schedule written by hand says 5), so their fingerprints must too."""
+    if isinstance(data, float) and data.is_integer():
+        return int(data)
+    if isinstance(data, dict):
+        return {key: _by_value(value) for key, value in data.items()}
+    if isinstance(data, list):
+        return [_by_value(item) for item in data]
+    return data
 
 
 class _Drawer:

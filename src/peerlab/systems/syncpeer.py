@@ -3,6 +3,10 @@
 peerlab never imports syncpeer: everything here goes over HTTP, so the same client works for
 any syncpeer process, wherever it runs. Admin calls go to the node's own address (not through
 the fabric): the harness's control channel must not suffer the faults it injects.
+
+Calls that change state record themselves in the history. syncpeer checks a request before
+it changes anything, so a 4xx answer, like a request that never left (the peer is down, the
+connection was refused), is a `fail`; a 5xx answer or no answer is `info` (`outcome`).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import aiohttp
 from peerlab.errors import PeerlabError, UsageError, WaitTimeout
 from peerlab.rpc import rpc
 from peerlab.systems.base import BaseAdapter, ByzantineModes
+from peerlab.systems.recording import Recording, Unsuccessful
 from peerlab.wait import wait_until
 
 if TYPE_CHECKING:
@@ -38,6 +43,20 @@ class SyncpeerError(PeerlabError):
         super().__init__(f"peer {node}: HTTP {status}: {message}")
         self.node = node
         self.status = status
+
+
+class SyncpeerUnreachable(PeerlabError):
+    """The request never left: the peer is not running, or refused the connection."""
+
+
+def outcome(exc: Exception) -> Unsuccessful:
+    """A 4xx answer is syncpeer refusing the request before it changed anything, and a
+    request that never left did nothing: both `fail`. A 5xx answer or no answer: `info`."""
+    if isinstance(exc, SyncpeerUnreachable):
+        return "fail"
+    if isinstance(exc, SyncpeerError) and exc.status < 500:
+        return "fail"
+    return "info"
 
 
 class SyncpeerClient:
@@ -70,7 +89,7 @@ class SyncpeerClient:
         timeout: float | None = None,
     ) -> Any:
         if not self.node.alive:
-            raise PeerlabError(
+            raise SyncpeerUnreachable(
                 f"peer {self.node.name} is {self.node.state}",
                 hint=f"restart it with `peerlab peer restart {self.node.name}`",
             )
@@ -80,6 +99,10 @@ class SyncpeerClient:
                 (timeout or self.timeout) + 2,
                 what=f"{method} {path} on {self.node.name}",
             )
+        except aiohttp.ClientConnectorError as exc:
+            raise SyncpeerUnreachable(
+                f"peer {self.node.name} refused {method} {path}: {exc}"
+            ) from None
         except aiohttp.ClientError as exc:
             raise PeerlabError(
                 f"peer {self.node.name} did not answer {method} {path}: {exc}"
@@ -94,6 +117,17 @@ class SyncpeerClient:
             return data
         return json.loads(data) if data else None
 
+    def recording(self, f: str, value: Any) -> Recording:
+        """Record an operation of this peer (see `peerlab.systems.recording`)."""
+        return Recording(
+            self.env.history,
+            f,
+            value,
+            classify=outcome,
+            process=self.node.name,
+            node=self.node.name,
+        )
+
     def _recorded(
         self,
         f: str,
@@ -103,17 +137,8 @@ class SyncpeerClient:
         body: Any = None,
         timeout: float | None = None,
     ) -> Any:
-        invocation = self.env.history.invoke(f, value, process=self.node.name, node=self.node.name)
-        try:
-            result = self._call(method, path, body, timeout=timeout)
-        except SyncpeerError as exc:
-            self.env.history.complete(invocation, "fail", error=str(exc))
-            raise
-        except PeerlabError as exc:
-            self.env.history.complete(invocation, "info", error=str(exc))
-            raise
-        self.env.history.complete(invocation, "ok", value)
-        return result
+        with self.recording(f, value):
+            return self._call(method, path, body, timeout=timeout)
 
     # identity and friends
     def identity(self) -> dict[str, Any]:
@@ -165,29 +190,23 @@ class SyncpeerClient:
 
         Recorded as a `dht_lookup` operation: ok when found, fail (with the reason) when not.
         """
-        invocation = self.env.history.invoke(
-            "dht_lookup", {"key": key}, process=self.node.name, node=self.node.name
-        )
-        try:
+        with self.recording("dht_lookup", {"key": key}) as op:
             result: dict[str, Any] = self._call(
                 "POST",
                 "/admin/dht/lookup",
                 {"key": key, "value": value},
                 timeout=DISCOVERY_TIMEOUT,
             )
-        except PeerlabError as exc:
-            self.env.history.complete(invocation, "info", error=str(exc))
-            raise
-        summary = {
-            "key": key,
-            "found": result["found"],
-            "hops": result["hops"],
-            "duration_ms": result["duration_ms"],
-        }
-        if result["found"] or not value:
-            self.env.history.complete(invocation, "ok", summary)
-        else:
-            self.env.history.complete(invocation, "fail", summary, error=result.get("reason"))
+            summary = {
+                "key": key,
+                "found": result["found"],
+                "hops": result["hops"],
+                "duration_ms": result["duration_ms"],
+            }
+            if result["found"] or not value:
+                op.ok(summary)
+            else:
+                op.fail(summary, error=result.get("reason"))
         return result
 
     # files
