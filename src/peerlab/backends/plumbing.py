@@ -197,16 +197,9 @@ def _failure(argv: list[str], stdin: str, stderr: str) -> PeerlabError:
 
 
 async def run_async(argv: list[str], stdin: str = "", check: bool = True) -> str:
-    process = await asyncio.create_subprocess_exec(
-        *argv,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await process.communicate(stdin.encode())
-    if check and process.returncode != 0:
-        raise _failure(argv, stdin, err.decode(errors="replace"))
-    return out.decode(errors="replace")
+    # On a thread, as `subprocess` spawns (vfork): several times faster than the event
+    # loop's child watchers when a batch of namespaces is plumbed at once.
+    return await asyncio.to_thread(run, argv, stdin, check)
 
 
 def run(argv: list[str], stdin: str = "", check: bool = True) -> str:
