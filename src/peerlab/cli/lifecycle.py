@@ -176,6 +176,7 @@ def register(app: typer.Typer) -> None:
             return
         console.print(
             f"environment [bold]{result['name']}[/]  seed {result['seed']}  "
-            f"up {result['uptime_s']}s  systems {', '.join(result['systems'])}"
+            f"backend {result['backend']}  up {result['uptime_s']}s  "
+            f"systems {', '.join(result['systems'])}"
         )
         console.print(nodes_table(result["nodes"]))
