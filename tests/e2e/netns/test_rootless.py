@@ -57,7 +57,7 @@ def unprivileged() -> Iterator[tuple[list[str], dict[str, str], Path]]:
     if reason is not None:
         pytest.skip(reason)
     try:
-        uid = pwd.getpwnam(USER).pw_uid
+        pwd.getpwnam(USER)
     except KeyError:
         pytest.skip(f"there is no user {USER!r} to run as")
     work = Path(tempfile.mkdtemp(prefix="peerlab-rootless-"))
@@ -90,7 +90,6 @@ def unprivileged() -> Iterator[tuple[list[str], dict[str, str], Path]]:
         yield [python], env, work
     finally:
         shutil.rmtree(work, ignore_errors=True)
-        shutil.rmtree(f"/tmp/peerlab-{uid}/envs", ignore_errors=True)
 
 
 def test_an_unprivileged_user_runs_nodes_in_namespaces(
