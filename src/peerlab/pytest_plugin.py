@@ -70,6 +70,9 @@ def pytest_configure(config: pytest.Config) -> None:
         "peerlab_skip_checks(*names): final checks (pytest_peerlab_final_checks) not to run at the "
         "end of this test, e.g. one that provokes what the check finds",
     )
+    # Before pytest (or xdist) starts a thread: the netns backend without root enters a user
+    # namespace here, and the workers xdist starts inherit it.
+    backends.enter(config.getoption("--peerlab-backend"))
     for plugin in plugins():  # systems' own fixtures and helpers (syncpeer: syncpeer_net)
         if plugin.pytest is not None and not config.pluginmanager.has_plugin(plugin.pytest):
             config.pluginmanager.import_plugin(plugin.pytest)
