@@ -39,3 +39,38 @@ def test_seed_option_fixes_the_seed(pytester: pytest.Pytester) -> None:
             assert peerlab_env.seed == peerlab_seed == 99
     """)
     pytester.runpytest("--peerlab-seed", "99").assert_outcomes(passed=1)
+
+
+def test_final_checks_fail_a_test_at_teardown_unless_skipped(pytester: pytest.Pytester) -> None:
+    """A plugin's `pytest_peerlab_final_checks` judge every test's network before it goes: an
+    invalid verdict fails the test (recorded in its history), a marker skips a check."""
+    pytester.makeconftest("""
+        import pytest
+        from peerlab.checkers.verdict import Verdict
+
+        @pytest.hookimpl
+        def pytest_peerlab_final_checks(env, skip):
+            if "always_invalid" in skip:
+                return []
+            return [Verdict("always_invalid", "invalid", "the key leaked in A stdout, line 3")]
+    """)
+    pytester.makepyfile("""
+        import pytest
+
+        def test_judged(peerlab_env):
+            pass
+
+        @pytest.mark.peerlab_skip_checks("always_invalid")
+        def test_skipped(peerlab_env):
+            pass
+
+        def test_without_a_network():
+            pass
+    """)
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=3, errors=1)
+    result.stdout.fnmatch_lines(["*always_invalid: the key leaked in A stdout, line 3*"])
+    judged = next((pytester.path / "peerlab-results").glob("*test_judged*"))
+    outcome = json.loads((judged / "result.json").read_text())
+    assert outcome["outcome"] == "failed"
+    assert [v["checker"] for v in outcome.get("verdicts", [])] == ["always_invalid"]

@@ -1,7 +1,7 @@
 """The relays `peerlab bench proxy` measures the fabric's proxy against, in the same run.
 
-- `splice`: a minimal relay this module runs in a child process: one blocking thread per
-  direction moving the bytes with `os.splice` through a 1 MiB pipe, so they are never
+- `splice_relay`: a minimal relay this module runs in a child process: one blocking thread
+  per direction moving the bytes with `os.splice` through a 1 MiB pipe, so they are never
   copied into the process. The practical limit of a userspace relay on this kernel.
 - `haproxy`: Debian's haproxy, `mode tcp`, its default buffers and threads.
 - `socat`: Debian's socat, `TCP-LISTEN:...,fork TCP:...`, its default 8 KiB blocks.
@@ -28,7 +28,7 @@ import psutil
 
 from peerlab.errors import PeerlabError
 
-NAMES = ("splice", "haproxy", "socat")
+NAMES = ("splice_relay", "haproxy", "socat")
 PIPE_SIZE = 1 << 20  # the splice relay's pipe: as much as one read of the fabric's proxy
 READY_WITHIN = 10.0  # seconds for a relay to listen
 
@@ -68,7 +68,7 @@ class Relay:
 def start(name: str, upstream: int) -> Relay | str:
     """Relay `name` forwarding to 127.0.0.1:`upstream`, listening; or why it cannot run."""
     port = _free_port()
-    if name == "splice":
+    if name == "splice_relay":
         code = f"import {__name__} as r; r.splice_relay({port}, {upstream})"
         return _started(name, port, [sys.executable, "-c", code])
     program = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin")

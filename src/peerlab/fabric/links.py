@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from peerlab.fabric.attempts import Attempts
 from peerlab.fabric.buffers import BufferPool
 from peerlab.fabric.errors import Conflict, NotFound
 from peerlab.fabric.spec import ToxicSpec
@@ -173,11 +174,18 @@ class Links:
         # UDP: a node's datagrams leave from its own public socket (see udp.py)
         self.public_sockets: dict[tuple[str, int], socket.socket] = {}
         self.buffers = BufferPool()  # the proxies sharing these links share one loop
+        self.attempts = Attempts()  # when each link was tried (the fabric sets its clock)
 
     def add_node(self, node: str, public_ip: str, bind_ip: str) -> None:
         self._public_ip[node] = public_ip
         if bind_ip != public_ip:
             self._by_bind_ip[bind_ip] = node
+
+    def add_own_address(self, node: str, ip: str) -> None:
+        """`node` has an address of its own (in a network namespace): it is reached there,
+        and whatever comes from there is its."""
+        self._public_ip[node] = ip
+        self._by_bind_ip[ip] = node
 
     def public_ip(self, node: str | None) -> str | None:
         return self._public_ip.get(node) if node is not None else None

@@ -166,6 +166,14 @@ class Network:
         return dict(self._call(self.plane.show))
 
     @rpc
+    def attempts(self, src: str | None = None, dst: str | None = None) -> list[dict[str, Any]]:
+        """When each directed link was tried, `{"src", "dst", "protocol", "times"}`: TCP
+        connections and datagrams arriving for `dst`, in seconds on the history's clock
+        (an entry's `time` / 1e9), whether the link then carried them or not."""
+        self._check(src, dst)
+        return list(self._call(self.plane.attempts, src, dst))
+
+    @rpc
     def partition(
         self, groups: list[list[str]], one_way: bool = False, duration_s: float | None = None
     ) -> FaultHandle:

@@ -32,6 +32,16 @@ class FaultPlane(Protocol):
 
     async def unexpose(self, node: str) -> None: ...
 
+    async def divert(self, host: str) -> tuple[int, int]:
+        """Take node-to-node traffic that the backend diverts to the host address `host`
+        (transparent interception); the (TCP, UDP) ports to divert it to."""
+        ...
+
+    async def intercept(self, node: str, address: str, ports: dict[tuple[str, int], str]) -> None:
+        """`node` has the address `address` of its own; its manifest's ports are
+        `ports` ((protocol, port) -> name)."""
+        ...
+
     def apply(self, fault: Fault) -> Fault: ...
 
     def remove(self, name: str, expected: dict[str, Any] | None = None) -> Fault: ...
@@ -45,6 +55,8 @@ class FaultPlane(Protocol):
     def show(self) -> dict[str, Any]: ...
 
     def export(self) -> list[dict[str, Any]]: ...
+
+    def attempts(self, src: str | None, dst: str | None) -> list[dict[str, Any]]: ...
 
     async def close(self) -> None: ...
 
@@ -65,6 +77,16 @@ class NoFabric:
         return None
 
     async def unexpose(self, node: str) -> None:
+        return None
+
+    async def divert(self, host: str) -> tuple[int, int]:
+        raise UsageError(
+            "nodes with addresses of their own reach each other only through the fabric",
+            field="fabric",
+            hint="start the network with the fabric on (drop --no-fabric / fabric=False)",
+        )
+
+    async def intercept(self, node: str, address: str, ports: dict[tuple[str, int], str]) -> None:
         return None
 
     def _refuse(self) -> UsageError:
@@ -94,6 +116,9 @@ class NoFabric:
 
     def export(self) -> list[dict[str, Any]]:
         return []
+
+    def attempts(self, src: str | None, dst: str | None) -> list[dict[str, Any]]:
+        return []  # nodes talk directly: nobody sees their attempts
 
     async def close(self) -> None:
         return None

@@ -233,6 +233,7 @@ class TcpProxy:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             src = await self.links.identify(address[0], address[1])
             number = self._numbers[src] = self._numbers.get(src, 0) + 1
+            self.links.attempts.record(src, self.node, "tcp")
             if self.links.blocked(src, self.node):
                 raise ConnectionRefusedError
             await self._dial(server, src)
