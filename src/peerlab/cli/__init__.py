@@ -99,7 +99,8 @@ BENCHMARKS = {
     ),
     "proxy": Lazy(
         "peerlab.bench.proxy",
-        "Proxy vs direct loopback and other relays: throughput, added round trip, toxics.",
+        "Proxy vs direct loopback and other relays: throughput, added round trip, toxics (or, "
+        "with --backend netns, tproxy interception vs the direct path).",
     ),
 }
 
