@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from syncpeer.core.listing import ListingEntry
 from syncpeer.core.logevent import LogEvent
+from syncpeer.core.protocol import V1_0
 from syncpeer.core.store import Decision
 
 # ------------------------------------------------------------------ actions (engine -> driver)
@@ -37,7 +38,10 @@ class Download:
     """Fetch the envelope of `entry` from `source` at `address`: the bytes from `offset` on
     (a Range request when it is not 0) appended to the partial file of `entry.sha256`,
     which the driver first cuts to `offset` bytes. `timeout` bounds connecting and each
-    read, not the whole transfer."""
+    read, not the whole transfer.
+
+    With `protocol` 1.1 the driver instead fetches the source's chunk list and only the
+    chunks of the partial file that do not match it (`syncpeer.core.chunks`)."""
 
     entry: ListingEntry
     source: str
@@ -45,6 +49,7 @@ class Download:
     offset: int
     trace_id: str
     timeout: float
+    protocol: str = V1_0
 
 
 @dataclass(frozen=True)
@@ -93,12 +98,23 @@ class FriendRemoved:
 @dataclass(frozen=True)
 class ListingReceived:
     """`poll` was answered: `entries` (None: 304, unchanged since the ETag sent), the
-    answer's ETag, and why some entries of the answer were skipped as malformed."""
+    answer's ETag, why some entries of the answer were skipped as malformed, and the
+    protocol version the two nodes agreed on (`syncpeer.core.protocol`)."""
 
     poll: Poll
     entries: tuple[ListingEntry, ...] | None
     etag: str | None
     invalid: tuple[str, ...] = ()
+    protocol: str = V1_0
+
+
+@dataclass(frozen=True)
+class ProtocolRefused:
+    """`poll` ended without a protocol version both nodes speak (this node found none in
+    the answer, or the friend refused with 426): nothing can be synced with that friend."""
+
+    poll: Poll
+    message: str
 
 
 @dataclass(frozen=True)
@@ -145,6 +161,7 @@ Event = (
     | FriendRemoved
     | ListingReceived
     | PollFailed
+    | ProtocolRefused
     | DownloadEnded
     | DownloadFailed
     | DownloadLied

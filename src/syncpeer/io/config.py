@@ -8,10 +8,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from syncpeer.core import protocol
 from syncpeer.core.dht.protocol import DhtConfig
 from syncpeer.core.dht.puzzle import MAX_BITS
 from syncpeer.core.keyring import parse_address
 from syncpeer.core.mutants import NO_MUTANTS, Mutants
+from syncpeer.core.protocol import Versions
 from syncpeer.io.logs import LEVELS
 
 MUTANTS_VARIABLE = "SYNCPEER_MUTANTS"  # mutants to switch on, "a,b" (syncpeer.core.mutants)
@@ -33,6 +35,7 @@ class NodeConfig:
     bootstrap: tuple[str, ...] = ()
     dht: DhtConfig = field(default_factory=DhtConfig)
     mutants: Mutants = NO_MUTANTS  # deliberate bugs, for mutation testing (docs/nemesis.md)
+    versions: Versions = protocol.ALL  # protocol versions spoken (syncpeer.core.protocol)
 
 
 def run_parser() -> argparse.ArgumentParser:
@@ -48,6 +51,18 @@ def run_parser() -> argparse.ArgumentParser:
     parser.add_argument("--poll-interval", type=float, default=1.0, help="seconds between polls")
     parser.add_argument("--http-timeout", type=float, default=10.0, help="HTTP timeout, seconds")
     parser.add_argument("--log-level", default="info", choices=LEVELS)
+    parser.add_argument(
+        "--protocol",
+        default=protocol.VERSIONS[-1],
+        choices=protocol.VERSIONS,
+        help="the newest protocol version to speak (1.0: whole-envelope downloads)",
+    )
+    parser.add_argument(
+        "--require-protocol",
+        default=protocol.VERSIONS[0],
+        choices=protocol.VERSIONS,
+        help="the oldest protocol version to accept from friends",
+    )
     dht = parser.add_argument_group("DHT (Kademlia over UDP; see docs/dht.md)")
     dht.add_argument(
         "--udp-port", type=int, help="UDP port of the DHT (0: any free; unset: no DHT)"
@@ -166,6 +181,10 @@ def parse_run_args(argv: Sequence[str]) -> NodeConfig:
         parser.error("--port must be between 0 and 65535")
     if args.poll_interval <= 0 or args.http_timeout <= 0:
         parser.error("--poll-interval and --http-timeout must be positive")
+    try:
+        versions = Versions.between(args.require_protocol, args.protocol)
+    except ValueError as error:
+        parser.error(f"--require-protocol: {error}")
     dht = _dht_config(parser, args)
     try:
         mutants = Mutants.parse(os.environ.get(MUTANTS_VARIABLE))
@@ -186,4 +205,5 @@ def parse_run_args(argv: Sequence[str]) -> NodeConfig:
         bootstrap=_split(args.bootstrap),
         dht=dht,
         mutants=mutants,
+        versions=versions,
     )

@@ -14,10 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 from aiohttp import web
 
-from syncpeer.core import envelope
+from syncpeer.core import envelope, protocol
+from syncpeer.core.chunks import CHUNK_SIZE
 from syncpeer.core.identity import Identity
+from syncpeer.core.protocol import Versions
 from syncpeer.core.store import StoredFile
 from syncpeer.io.config import NodeConfig
 from syncpeer.io.node import Node
@@ -74,14 +77,20 @@ class Peer:
 
 
 @asynccontextmanager
-async def peers(tmp_path: Path, *names: str) -> AsyncIterator[list[Peer]]:
+async def peers(
+    tmp_path: Path, *names: str, versions: Versions = protocol.ALL
+) -> AsyncIterator[list[Peer]]:
     started: list[Peer] = []
     async with aiohttp.ClientSession() as http:
         try:
             for name in names:
                 log = io.StringIO()
                 config = NodeConfig(
-                    data_dir=tmp_path / name, name=name, poll_interval=0.05, http_timeout=2.0
+                    data_dir=tmp_path / name,
+                    name=name,
+                    poll_interval=0.05,
+                    http_timeout=2.0,
+                    versions=versions,
                 )
                 node = Node(config, stream=log)
                 await node.start()
@@ -239,11 +248,18 @@ async def half_serving_proxy(upstream: Peer) -> AsyncIterator[str]:
         await runner.cleanup()
 
 
-def test_interrupted_download_resumes_with_range_from_another_source(tmp_path: Path) -> None:
+@pytest.mark.parametrize("version", protocol.VERSIONS)
+def test_interrupted_download_resumes_with_range_from_another_source(
+    tmp_path: Path, version: str
+) -> None:
+    """v1.0 resumes from where the partial file ends; v1.1 keeps the partial file's whole
+    chunks that match the chunk list and fetches from the first one that does not. The
+    proxy that cuts the first attempt short sends no protocol header: a v1.0 server."""
     content = os.urandom(300_000)
 
     async def scenario() -> None:
-        async with peers(tmp_path, "alice", "bob") as (alice, bob):
+        versions = Versions.between(protocol.V1_0, version)
+        async with peers(tmp_path, "alice", "bob", versions=versions) as (alice, bob):
             await alice.befriend(bob)
             published = await alice.publish("big.bin", content, [bob.node.fingerprint])
             partial = bob.node.files.partial_path(published["sha256"])
@@ -265,8 +281,13 @@ def test_interrupted_download_resumes_with_range_from_another_source(tmp_path: P
             resumed = bob.events("file_download_resumed")
             assert resumed and resumed[-1]["offset"] == have
             assert resumed[-1]["trace_id"] == published["trace_id"]
-            served = [e for e in alice.events("file_served") if e["first"] == have]
+            resumed_at = have if version == protocol.V1_0 else have // CHUNK_SIZE * CHUNK_SIZE
+            served = [e for e in alice.events("file_served") if e["first"] == resumed_at]
             assert served, "alice never served the remainder with a Range request"
+            assert not [e for e in alice.events("file_served") if 0 < e["first"] < resumed_at]
+            if version == protocol.V1_1:
+                [kept] = bob.events("file_chunks_kept")
+                assert kept["kept"] == have // CHUNK_SIZE > 0
             async with bob.http.get(bob.url + "/admin/files/big.bin/content") as response:
                 assert await response.read() == content
             assert not partial.exists()
