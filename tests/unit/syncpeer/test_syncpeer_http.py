@@ -397,3 +397,33 @@ def test_tampered_envelope_is_rejected_logged_and_not_stored(tmp_path: Path) -> 
             await wait_until(lambda: bob.holds("note.txt", 1), "bob to get the genuine envelope")
 
     asyncio.run(scenario())
+
+
+def test_v1_1_fetches_only_the_chunk_that_rotted_in_a_partial_file(tmp_path: Path) -> None:
+    """A partial file holding the whole envelope but one damaged chunk: v1.1 fetches that
+    chunk alone (v1.0 would fetch everything, or nothing useful)."""
+    content = os.urandom(4 * CHUNK_SIZE)
+
+    async def scenario() -> None:
+        async with peers(tmp_path, "alice", "bob") as (alice, bob):
+            await alice.befriend(bob)
+            published = await alice.publish("big.bin", content, [bob.node.fingerprint])
+            whole = (alice.node.data.files / "big.bin.spe").read_bytes()
+            damaged = bytearray(whole)
+            damaged[2 * CHUNK_SIZE + 99] ^= 0x01
+            bob.node.files.partial_path(published["sha256"]).write_bytes(bytes(damaged))
+            await bob.befriend(alice)
+            await wait_until(lambda: bob.holds("big.bin", 1), "bob to finish big.bin")
+            served = [(e["first"], e["last"]) for e in alice.events("file_served")]
+            assert served == [(2 * CHUNK_SIZE, 3 * CHUNK_SIZE - 1)]
+            [kept] = bob.events("file_chunks_kept")
+            assert (kept["chunks"], kept["kept"], kept["fetched"]) == (5, 4, 1)
+            [completed] = bob.events("file_download_completed")
+            assert completed["protocol"] == "1.1"
+            status = await bob.get_json("/admin/status")
+            assert status["bytes_downloaded"] == CHUNK_SIZE
+            assert status["protocol"]["friends"] == {alice.node.fingerprint: "1.1"}
+            async with bob.http.get(bob.url + "/admin/files/big.bin/content") as response:
+                assert await response.read() == content
+
+    asyncio.run(scenario())
