@@ -23,7 +23,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -35,6 +35,7 @@ from peerlab.errors import PeerlabError, UsageError
 from peerlab.home import peerlab_home
 from peerlab.reaper import kill_tree, runtime_dir, same_process
 from peerlab.services import Services
+from peerlab.versions import parse_versions
 
 CALL_TIMEOUT = 300.0
 T = TypeVar("T")
@@ -247,12 +248,13 @@ def supervise(options: argparse.Namespace) -> int:
         if options.adopt:
             pass
         elif options.bootstrap:
+            env.versions.update(parse_versions(options.version))
             env.start(options.system, 1, role="bootstrap")
             peers = 3 if options.peers is None else options.peers
             if peers > 1:
                 env.start(options.system, peers - 1)
         else:
-            env.start(options.system, options.peers)
+            env.start(options.system, options.peers, version=parse_versions(options.version))
         asyncio.run(_serve(env, name))
         write_state(name, {**own, "state": "stopping"})
         return 0
@@ -313,9 +315,14 @@ def launch(
     timeout: float,
     on_progress: Callable[[int, int], None] | None = None,
     backend: str = "local",
+    versions: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """Start a supervisor in the background and wait until its nodes are ready (or failed)."""
+    """Start a supervisor in the background and wait until its nodes are ready (or failed).
+
+    `versions`: "A,B=1.0" texts, which nodes run which version of the system."""
     args = ["--system", system, "--backend", backend]
+    for text in versions:
+        args += ["--version", text]
     if peers is not None:  # None: the system's layout of roles, or 3 nodes
         args += ["--peers", str(peers)]
     if seed is not None:
@@ -409,6 +416,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--no-fabric", action="store_true")
     parser.add_argument("--bootstrap", action="store_true")
+    parser.add_argument("--version", action="append", default=[], help="A,B=1.0 (repeat)")
     parser.add_argument("--adopt", default=None, help="take over a handed-over network")
     sys.exit(supervise(parser.parse_args()))
 

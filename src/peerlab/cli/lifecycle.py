@@ -20,7 +20,9 @@ from rich.table import Table
 from peerlab import backends, supervisor
 from peerlab.cli.common import console, env_name, print_json, remote_env
 from peerlab.errors import PeerlabError, UsageError
+from peerlab.node import node_name
 from peerlab.systems import find_system
+from peerlab.versions import parse_versions
 
 
 def nodes_table(nodes: list[dict[str, Any]]) -> Table:
@@ -70,6 +72,12 @@ def register(app: typer.Typer) -> None:
             help=f"Where nodes run: {', '.join(backends.names())} (docs/backends.md).",
         ),
         timeout: float = typer.Option(120.0, "--timeout", help="Seconds to wait for readiness."),
+        version: list[str] = typer.Option(
+            [],
+            "--version",
+            help="Nodes of one version of the system, e.g. A,B=1.0 (repeat; the manifest's "
+            "[versions] say what each runs).",
+        ),
     ) -> None:
         """Start a network in the background; returns once every node is ready."""
         name = env_name(ctx)
@@ -77,6 +85,16 @@ def register(app: typer.Typer) -> None:
         if peers is not None and peers < 1:
             raise UsageError(f"--peers is {peers}", field="--peers", hint="use 1 or more")
         spec = find_system(system)
+        versions = parse_versions(version)
+        for node, wanted in versions.items():
+            spec.check_version(wanted, "--version")
+            count = peers or (0 if spec.layout else 3)
+            if count and node not in {node_name(i) for i in range(count)}:
+                raise UsageError(
+                    f"--version names node {node!r}, which `up` does not start",
+                    field="--version",
+                    hint=f"name nodes among {node_name(0)}..{node_name(count - 1)}",
+                )
         if bootstrap and "bootstrap" not in spec.roles:
             raise UsageError(
                 f"system {spec.name!r} has no bootstrap role",
@@ -108,7 +126,7 @@ def register(app: typer.Typer) -> None:
                 progress.update(task, completed=ready, total=max(created, peers or 0) or None)
 
             state = supervisor.launch(
-                name, system, peers, seed, not no_fabric, bootstrap, timeout, show, backend
+                name, system, peers, seed, not no_fabric, bootstrap, timeout, show, backend, version
             )
         status = state["status"]
         console.print(nodes_table(status["nodes"]))
