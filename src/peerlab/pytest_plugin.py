@@ -21,11 +21,14 @@ from typing import Any
 import pytest
 
 from peerlab import backends
+from peerlab.automation import reruns
 from peerlab.env import Environment
 from peerlab.seed import new_seed
 from peerlab.systems.plugins import plugins
 
 RESULTS_KEY = pytest.StashKey[dict[str, pytest.TestReport]]()
+# Reruns, known issues, per-test outcomes, change-impact selection (docs/test-automation.md).
+pytest_plugins = ["peerlab.automation.plugin"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -79,14 +82,15 @@ def test_dir_name(nodeid: str) -> str:
 @pytest.fixture
 def peerlab_seed(request: pytest.FixtureRequest) -> int:
     seed = request.config.getoption("--peerlab-seed")
-    return int(seed) if seed is not None else new_seed()
+    return reruns.seed_for(request.node, int(seed) if seed is not None else new_seed())
 
 
 @pytest.fixture
 def peerlab_env(request: pytest.FixtureRequest, peerlab_seed: int) -> Iterator[Environment]:
     """A fresh Environment for this test: own addresses, ports and dirs; always cleaned up."""
     item = request.node
-    results = Path(request.config.getoption("--peerlab-results")) / test_dir_name(item.nodeid)
+    base = Path(request.config.getoption("--peerlab-results"))
+    results = reruns.results_dir(item, base, test_dir_name(item.nodeid))
     began = time.time()
     env = Environment(
         test_dir_name(item.name)[:40],

@@ -1,0 +1,58 @@
+"""`peerlab flaky`, `peerlab impacted`, `peerlab impact-map`, `peerlab coverage-gate`: the
+test-automation commands (docs/test-automation.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from peerlab.cli.common import console, print_json
+from peerlab.errors import UsageError
+from peerlab.trend import DEFAULT_DB
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def flaky(
+        last: int = typer.Option(20, "--last", "-k", min=1, help="Over this many suite runs."),
+        db: Path = typer.Option(
+            DEFAULT_DB, "--db", envvar="PEERLAB_TRENDS", help="The trend store's SQLite file."
+        ),
+        show_all: bool = typer.Option(False, "--all", help="Also tests that never failed."),
+        as_json: bool = typer.Option(False, "--json"),
+    ) -> None:
+        """Flake rates per test over the last runs (recorded by pytest with peerlab)."""
+        from peerlab.automation.outcomes import OutcomeStore
+
+        if not db.exists():
+            raise UsageError(
+                f"--db {db} does not exist",
+                field="--db",
+                hint="run pytest with peerlab first (it records every outcome), or name the file",
+            )
+        with OutcomeStore(db) as store:
+            rates = store.flake_rates(last)
+            suite = store.suite_flake_rate(last)
+        shown = rates if show_all else [r for r in rates if r.flaky or r.failed]
+        if as_json:
+            print_json({"suite": suite, "tests": [r.to_json() for r in shown]})
+            return
+        table = Table("test", "runs", "flaky", "failed", "flake rate", "last", box=None)
+        for rate in shown:
+            table.add_row(
+                rate.test,
+                str(rate.runs),
+                str(rate.flaky),
+                str(rate.failed),
+                f"{rate.rate:.1%}",
+                rate.last,
+                style="yellow" if rate.flaky else "red" if rate.failed else None,
+            )
+        console.print(table)
+        console.print(
+            f"suite flake rate {suite['flake_rate']:.1%} over the last {suite['suites']} runs "
+            f"({suite['flaky']} flaky, {suite['failed']} failed of {suite['test_runs']} test "
+            f"runs); {suite['false_alarm_share']:.0%} of first failures were flaky"
+        )
