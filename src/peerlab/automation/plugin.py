@@ -91,6 +91,48 @@ class Automation:
 
     def __init__(self, state: _State) -> None:
         self.state = state
+        self.impact_note: str | None = None
+
+    # -------------------------------------------------------------- selection and contexts
+
+    def pytest_collection_modifyitems(
+        self, config: pytest.Config, items: list[pytest.Item]
+    ) -> None:
+        rev = config.getoption("--peerlab-impacted")
+        if rev is None:
+            return
+        from peerlab.automation import impact
+
+        try:
+            root = impact.repo_root(config.rootpath)
+            results = Path(config.getoption("--peerlab-results"))
+            found = impact.impacted(root, rev, impact.load_map(results / "impact-map.json"))
+        except PeerlabError as exc:
+            raise pytest.UsageError(f"--peerlab-impacted: {exc.message}") from None
+        self.impact_note = (
+            "every test: " + "; ".join(found.reasons)
+            if found.everything
+            else f"{sum(found.select(i.nodeid) for i in items)} of {len(items)} tests "
+            f"affected by the change since {rev}"
+        )
+        keep = [item for item in items if found.select(item.nodeid)]
+        dropped = [item for item in items if not found.select(item.nodeid)]
+        if dropped:
+            config.hook.pytest_deselected(items=dropped)
+            items[:] = keep
+
+    def pytest_report_collectionfinish(self) -> str | None:
+        return f"peerlab impacted: {self.impact_note}" if self.impact_note else None
+
+    def pytest_runtest_logstart(self, nodeid: str) -> None:
+        coverage = _coverage()
+        if coverage is not None:
+            coverage.switch_context(nodeid)  # this test's lines, for the impact map
+
+    def pytest_runtest_logfinish(self, nodeid: str) -> None:
+        coverage = _coverage()
+        if coverage is not None:
+            coverage.switch_context("")
 
     # -------------------------------------------------------------- the protocol
 
@@ -226,3 +268,12 @@ def _result(item: pytest.Item, number: int, reports: list[pytest.TestReport]) ->
         not any(r.failed for r in reports),
         item.stash.get(reruns.RESULTS, None),
     )
+
+
+def _coverage() -> Any:
+    """The coverage.py measurement running in this process, if any."""
+    try:
+        from coverage import Coverage
+    except ImportError:
+        return None
+    return Coverage.current()

@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from peerlab.automation import impact
 from peerlab.cli.common import console, print_json
 from peerlab.errors import UsageError
 from peerlab.trend import DEFAULT_DB
@@ -55,4 +56,43 @@ def register(app: typer.Typer) -> None:
             f"suite flake rate {suite['flake_rate']:.1%} over the last {suite['suites']} runs "
             f"({suite['flaky']} flaky, {suite['failed']} failed of {suite['test_runs']} test "
             f"runs); {suite['false_alarm_share']:.0%} of first failures were flaky"
+        )
+
+    @app.command()
+    def impacted(
+        since: str = typer.Option(..., "--since", help="The git revision the change starts at."),
+        impact_map: Path = typer.Option(
+            impact.DEFAULT_MAP, "--map", help="The impact map (`peerlab impact-map` writes it)."
+        ),
+        as_json: bool = typer.Option(False, "--json"),
+    ) -> None:
+        """The tests the change since REV can affect (everything when the map cannot tell)."""
+        root = impact.repo_root(Path.cwd())
+        found = impact.impacted(root, since, impact.load_map(impact_map))
+        if as_json:
+            print_json(found.to_json())
+            return
+        if found.everything:
+            for reason in found.reasons:
+                console.print(f"[yellow]every test:[/] {reason}", highlight=False)
+            return
+        for test in sorted(found.tests | found.paths):
+            typer.echo(test)
+        if not found.tests and not found.paths:
+            console.print("[dim]no test is affected[/]")
+
+    @app.command("impact-map")
+    def impact_map_command(
+        coverage_file: Path = typer.Option(
+            Path(".coverage"), "--coverage", help="The combined coverage data file."
+        ),
+        out: Path = typer.Option(impact.DEFAULT_MAP, "--out", "-o", help="Where the map goes."),
+    ) -> None:
+        """Build the change-impact map from a coverage run with per-test contexts."""
+        root = impact.repo_root(Path.cwd())
+        data = impact.build_map(coverage_file.resolve(), root)
+        impact.write_map(data, out)
+        console.print(
+            f"impact map: [bold]{out}[/] ({len(data['tests'])} tests, "
+            f"{len(data['files'])} files, commit {data['commit'][:12]})"
         )
