@@ -5,7 +5,7 @@ BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 PYTEST_WORKERS ?= 2
 
-.PHONY: demo test lint typecheck resilience chaos stress mutants consensus connectivity clean
+.PHONY: demo test lint typecheck resilience chaos stress mutants consensus connectivity coverage clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -53,5 +53,16 @@ chaos: $(STAMP)
 mutants: $(STAMP)
 	$(BIN)/python tests/mutants/run.py --jobs $(PYTEST_WORKERS)
 
+# The suite under coverage.py (xdist workers and node processes included: pyproject.toml's
+# [tool.coverage.run]); then the change-impact map for `peerlab impacted`, and the gates:
+# the project >= 80%, syncpeer's identity, envelope and keyring >= 90%; below -> exit 1.
+coverage: $(STAMP)
+	rm -f .coverage .coverage.*
+	$(BIN)/coverage run -m pytest -n $(PYTEST_WORKERS) -m "not stress" -q
+	$(BIN)/coverage combine -q
+	$(BIN)/peerlab impact-map
+	$(BIN)/coverage report --skip-covered --sort=cover --fail-under=0 | tail -25
+	$(BIN)/peerlab coverage-gate
+
 clean:
-	rm -rf $(VENV) peerlab-results .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) peerlab-results .mypy_cache .ruff_cache .pytest_cache .coverage .coverage.*

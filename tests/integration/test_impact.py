@@ -108,7 +108,9 @@ def small_repo(tmp_path: Path) -> tuple[Path, dict[str, Any]]:
     repo = tmp_path / "repo"
     (repo / "src").mkdir(parents=True)
     (repo / "tests").mkdir()
-    (repo / "src/mod.py").write_text("X = 1\n\n\ndef f():\n    return X\n\n\ndef g():\n    return 2\n")
+    (repo / "src/mod.py").write_text(
+        "X = 1\n\n\ndef f():\n    return X\n\n\ndef g():\n    return 2\n"
+    )
     (repo / "tests/test_mod.py").write_text("def test_f(): ...\n\ndef test_g(): ...\n")
     (repo / "tests/conftest.py").write_text("")
     (repo / "README.md").write_text("hello\n")

@@ -96,3 +96,24 @@ def register(app: typer.Typer) -> None:
             f"impact map: [bold]{out}[/] ({len(data['tests'])} tests, "
             f"{len(data['files'])} files, commit {data['commit'][:12]})"
         )
+
+    @app.command("coverage-gate")
+    def coverage_gate(
+        coverage_file: Path = typer.Option(
+            Path(".coverage"), "--coverage", help="The combined coverage data file."
+        ),
+        pyproject: Path = typer.Option(
+            Path("pyproject.toml"), "--config", help="Where the thresholds are."
+        ),
+    ) -> None:
+        """Fail (exit 1) when the project or a gated module is under its coverage threshold."""
+        from peerlab.automation.coverage_gate import check
+
+        gates = check(coverage_file, pyproject)
+        table = Table("covered", "threshold", "", "what", box=None)
+        for gate in gates:
+            mark = "[green]ok[/]" if gate.passed else "[bold red]BELOW[/]"
+            table.add_row(f"{gate.percent:.1f}%", f"{gate.threshold:g}%", mark, gate.what)
+        console.print(table)
+        if not all(gate.passed for gate in gates):
+            raise typer.Exit(1)
