@@ -242,6 +242,17 @@ def run(megabytes: int = 1024, pings: int = 5000, repeats: int = 3) -> dict[str,
         "pings": pings,
         "loop": loop_kind,
         "cpus": os.cpu_count(),
+        "better": {
+            "direct_mb_s": "higher",
+            "proxy_mb_s": "higher",
+            "ratio": "higher",
+            "direct_rtt_p50_us": "lower",
+            "proxy_rtt_p50_us": "lower",
+            "direct_rtt_p99_us": "lower",
+            "proxy_rtt_p99_us": "lower",
+            "added_rtt_p50_us": "lower",
+            "added_rtt_p99_us": "lower",
+        },
     }
 
 
