@@ -104,6 +104,11 @@ def accept(ours: Versions, chosen: tuple[str, ...]) -> Agreed | Mismatch:
     return Mismatch(ours.speaks, chosen, _message(ours.speaks, chosen, "this node"))
 
 
+def refused(ours: Versions, theirs: tuple[str, ...]) -> Mismatch:
+    """What a poller makes of a 426: the versions the refusing node named are not its own."""
+    return Mismatch(ours.speaks, theirs, _message(ours.speaks, theirs, "this node"))
+
+
 def _message(ours: tuple[str, ...], theirs: tuple[str, ...], me: str) -> str:
     speaks = ", ".join(theirs) or "no version this node knows"
     return (

@@ -86,7 +86,9 @@ class PeerClient:
         url = URL(f"http://{address}/files")
         async with self.session.get(url, headers=headers, timeout=timeout) as response:
             if response.status == protocol.MISMATCH_STATUS:
-                raise ProtocolMismatch(await _error_message(response))
+                # Said from this node's side: the friend's own message says "this node" of it.
+                theirs = protocol.parse_header(response.headers.get(protocol.HEADER))
+                raise ProtocolMismatch(protocol.refused(self.versions, theirs).message)
             if response.status not in (200, 304):
                 raise DownloadError(f"GET /files answered HTTP {response.status}")
             agreed = protocol.accept(
@@ -224,13 +226,3 @@ class PeerClient:
         if len(data) != last - first + 1:
             raise DownloadError(f"range {first}-{last} ended after {len(data)} bytes")
         return data
-
-
-async def _error_message(response: aiohttp.ClientResponse) -> str:
-    """The {"error": message} of an error answer, or its status line."""
-    try:
-        body = await response.json(content_type=None)
-    except (aiohttp.ClientError, ValueError):
-        body = None
-    message = body.get("error") if isinstance(body, dict) else None
-    return str(message) if message else f"HTTP {response.status} {response.reason}"

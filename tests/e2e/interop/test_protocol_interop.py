@@ -149,8 +149,8 @@ def test_a_node_requiring_v1_1_and_a_v1_0_node_each_log_one_clear_error(
     )
     [on_a], [on_b] = errors("A"), errors("B")
     assert on_a["level"] == on_b["level"] == "error"
-    for line in (on_a, on_b):
-        assert "speaks 1.0" in line["error"] and "speaks 1.1" in line["error"], line
+    assert "this node speaks 1.0, the peer speaks 1.1" in on_a["error"], "A's own side"
+    assert "this node speaks 1.1, the peer speaks 1.0" in on_b["error"], "B's own side"
     assert on_a["friend"] == adapter.fingerprint_of("B")
     status = peerlab_env.client("A").status()
     assert status["protocol"]["mismatches"] == {adapter.fingerprint_of("B"): on_a["error"]}
