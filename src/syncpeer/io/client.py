@@ -6,6 +6,7 @@ tells nodes apart by source IP) and carry X-Trace-Id so the serving node logs th
 
 from __future__ import annotations
 
+import asyncio
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -187,42 +188,36 @@ class PeerClient:
         except ValueError as error:
             raise SourceLied(f"chunk list: {error}") from None
         have = partial.read_bytes()[: entry.size] if partial.exists() else b""
-        ranges = chunks.plan(have)
         fetched = Fetched(0, len(chunks.hashes))
         with partial.open("r+b" if partial.exists() else "wb") as out:
             out.truncate(len(have))  # never past the envelope; gaps fill as chunks arrive
-            for first, last in ranges:
-                data = await self._range(url, headers, first, last, timeout)
-                for index in chunks.chunks_in(first, last):
-                    start, end = chunks.span(index)
-                    if not chunks.matches(index, data[start - first : end - first + 1]):
-                        raise SourceLied(f"chunk {index} does not match the friend's chunk list")
-                out.seek(first)
-                out.write(data)
-                fetched.received += len(data)
-                fetched.refetched += len(chunks.chunks_in(first, last))
+            for first, last in chunks.plan(have):
+                ranged = headers | {"Range": f"bytes={first}-{last}"}
+                async with self.session.get(url, headers=ranged, timeout=timeout) as response:
+                    _check_range(response, first, last)
+                    # Chunk by chunk, each checked and written as it arrives: a download cut
+                    # off later keeps every whole chunk it got.
+                    for index in chunks.chunks_in(first, last):
+                        start, end = chunks.span(index)
+                        try:
+                            data = await response.content.readexactly(end - start + 1)
+                        except asyncio.IncompleteReadError as error:
+                            raise DownloadError(f"chunk {index} cut off: {error}") from None
+                        if not chunks.matches(index, data):
+                            raise SourceLied(f"chunk {index} does not match the friend's list")
+                        out.seek(start)
+                        out.write(data)
+                        out.flush()
+                        fetched.received += len(data)
+                        fetched.refetched += 1
         return fetched
 
-    async def _range(
-        self,
-        url: URL,
-        headers: dict[str, str],
-        first: int,
-        last: int,
-        timeout: aiohttp.ClientTimeout,
-    ) -> bytes:
-        ranged = headers | {"Range": f"bytes={first}-{last}"}
-        async with self.session.get(url, headers=ranged, timeout=timeout) as response:
-            if response.status != 206:
-                raise DownloadError(f"GET /files/{url.name} answered HTTP {response.status}")
-            match = _CONTENT_RANGE.fullmatch(response.headers.get("Content-Range", ""))
-            if match is None or (int(match.group(1)), int(match.group(2))) != (first, last):
-                raise DownloadError("206 answer is not the requested range")
-            if response.content_length not in (None, last - first + 1):
-                raise SourceLied(
-                    f"range {first}-{last} answered with {response.content_length} bytes"
-                )
-            data = await response.read()
-        if len(data) != last - first + 1:
-            raise DownloadError(f"range {first}-{last} ended after {len(data)} bytes")
-        return data
+
+def _check_range(response: aiohttp.ClientResponse, first: int, last: int) -> None:
+    if response.status != 206:
+        raise DownloadError(f"GET {response.url.path} answered HTTP {response.status}")
+    match = _CONTENT_RANGE.fullmatch(response.headers.get("Content-Range", ""))
+    if match is None or (int(match.group(1)), int(match.group(2))) != (first, last):
+        raise DownloadError("206 answer is not the requested range")
+    if response.content_length not in (None, last - first + 1):
+        raise SourceLied(f"range {first}-{last} answered with {response.content_length} bytes")
