@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from peerlab.automation.impact import impacted
+from peerlab.errors import UsageError
 
 ROOT = Path(__file__).resolve().parents[2]
 ENVELOPE_TESTS = "tests/unit/syncpeer/test_syncpeer_envelope.py"
@@ -167,3 +168,5 @@ def test_the_selection_rules(tmp_path: Path) -> None:
     stale = impacted(repo, "HEAD", mapped)
     assert stale.everything and "stale for src/mod.py" in stale.reasons[0]
     assert not impacted(repo, "HEAD~1", mapped).everything, "from the measured version: fine"
+    with pytest.raises(UsageError, match="--since: git diff"):
+        impacted(repo, "no-such-revision", mapped)

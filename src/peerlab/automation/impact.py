@@ -41,10 +41,11 @@ def git(root: Path, *args: str) -> str:
         ["git", *args], cwd=root, capture_output=True, text=True, timeout=60, check=False
     )
     if done.returncode != 0:
+        said = (done.stderr.strip().splitlines() or ["no output"])[-1]
         raise UsageError(
-            f"git {' '.join(args)} failed: {done.stderr.strip().splitlines()[-1:]}",
-            field="REV",
-            hint="name a revision of this repository, e.g. main or HEAD~1",
+            f"--since: git {' '.join(args)} failed in {root}: {said}",
+            field="--since",
+            hint="name a revision of this repository (e.g. main or HEAD~1), from inside it",
         )
     return done.stdout
 
