@@ -39,6 +39,8 @@ CREATE TABLE IF NOT EXISTS outcomes (
 );
 """
 
+SEVERITY = {"passed": 0, "skipped": 1, "xfailed": 2, "failed": 3}  # the worst phase wins
+
 
 @dataclass(frozen=True)
 class Outcome:

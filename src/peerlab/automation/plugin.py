@@ -21,11 +21,10 @@ import pytest
 from _pytest.runner import runtestprotocol
 
 from peerlab.automation import known_issues, reruns
-from peerlab.automation.outcomes import Outcome, OutcomeStore
+from peerlab.automation.outcomes import SEVERITY, Outcome, OutcomeStore
 from peerlab.errors import PeerlabError
 
 PROPERTY = "peerlab"  # the user property that carries a test's rerun and known-issue facts
-_RANK = {"passed": 0, "skipped": 1, "xfailed": 2, "failed": 3}
 
 
 @dataclass
@@ -191,7 +190,7 @@ class Automation:
             {},
         )
         known = self.state.outcomes.get(report.nodeid)
-        if known is not None and _RANK[known.outcome] >= _RANK[outcome]:
+        if known is not None and SEVERITY[known.outcome] >= SEVERITY[outcome]:
             outcome = known.outcome
         seconds = report.duration + (known.seconds or 0.0 if known else 0.0)
         self.state.outcomes[report.nodeid] = Outcome(

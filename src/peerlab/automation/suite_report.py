@@ -13,7 +13,7 @@ from typing import Any
 
 import jinja2
 
-from peerlab.automation.outcomes import FlakeRate, Outcome
+from peerlab.automation.outcomes import SEVERITY, FlakeRate, Outcome
 
 INDEX = "index.html"
 
@@ -31,7 +31,7 @@ def write_suite_report(
 
     results.mkdir(parents=True, exist_ok=True)
     rows = []
-    for outcome in sorted(outcomes, key=lambda o: (-_RANK.get(o.outcome, 0), o.test)):
+    for outcome in sorted(outcomes, key=lambda o: (-SEVERITY.get(o.outcome, 0), o.test)):
         folder = test_dir_name(outcome.test)
         rows.append({**outcome.__dict__, "folder": folder if (results / folder).is_dir() else None})
     tally: dict[str, int] = {}
@@ -52,6 +52,3 @@ def write_suite_report(
     path = results / INDEX
     path.write_text(html, encoding="utf-8")
     return path
-
-
-_RANK = {"failed": 3, "xfailed": 2, "skipped": 1, "passed": 0}
