@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from peerlab.automation.impact import impacted
+from peerlab.automation.impact import impacted, module_level_lines
 from peerlab.errors import UsageError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -112,7 +112,7 @@ def small_repo(tmp_path: Path) -> tuple[Path, dict[str, Any]]:
     (repo / "src").mkdir(parents=True)
     (repo / "tests").mkdir()
     (repo / "src/mod.py").write_text(
-        "X = 1\n\n\ndef f():\n    return X\n\n\ndef g():\n    return 2\n"
+        "X = 1\n\n\ndef f():\n    return X\n\n\ndef g():\n    return 2\n    # in a node\n"
     )
     (repo / "tests/test_mod.py").write_text("def test_f(): ...\n\ndef test_g(): ...\n")
     (repo / "tests/conftest.py").write_text("")
@@ -130,7 +130,8 @@ def small_repo(tmp_path: Path) -> tuple[Path, dict[str, Any]]:
             "src/mod.py": {
                 "blob": blob,
                 "lines": {"5": [tests[0]], "9": [tests[1], tests[2]]},
-                "import": [1, 4, 8],
+                "import": sorted(module_level_lines((repo / "src/mod.py").read_text())),
+                "untested": [10],
             }
         },
     }
@@ -142,6 +143,15 @@ def edit(repo: Path, path: str, old: str, new: str) -> None:
     file.write_text(file.read_text().replace(old, new))
 
 
+def test_import_time_lines_are_found_by_parsing() -> None:
+    source = (
+        "import os\nX = [\n    1,\n]\n\n@dec\ndef f(\n    a=1,\n):\n    return a\n\n"
+        "class C:\n    y = 2\n\n    def m(self):\n        return 3\n"
+        "try:\n    import z\nexcept ImportError:\n    z = None\n"
+    )
+    assert module_level_lines(source) == {1, 2, 3, 4, 6, 7, 8, 9, 12, 13, 15, 17, 18, 19, 20}
+
+
 def test_the_selection_rules(tmp_path: Path) -> None:
     repo, mapped = small_repo(tmp_path)
     edit(repo, "src/mod.py", "return 2", "return 3")
@@ -149,6 +159,10 @@ def test_the_selection_rules(tmp_path: Path) -> None:
     assert not found.everything and found.tests == {mapped["tests"][1], mapped["tests"][2]}
     edit(repo, "src/mod.py", "X = 1", "X = 5")  # run at import: every test of the module
     assert impacted(repo, "HEAD", mapped).tests == set(mapped["tests"])
+    run(repo, "git", "checkout", "-q", "--", ".")
+    edit(repo, "src/mod.py", "# in a node", "# in a node, changed")
+    outside = impacted(repo, "HEAD", mapped)
+    assert outside.everything and "line 10 changed and ran only outside" in outside.reasons[0]
     run(repo, "git", "checkout", "-q", "--", ".")
     edit(repo, "README.md", "hello", "bye")
     assert impacted(repo, "HEAD", mapped).to_json()["tests"] == []

@@ -5,7 +5,8 @@ lines under its test id (a coverage context), and `build_map` turns the data fil
 
     {"format": 1, "commit": ..., "tests": [every test id],
      "files": {path: {"blob": git blob of the file measured,
-                      "lines": {line: [test ids]}, "import": [lines run at import]}}}
+                      "lines": {line: [test ids]}, "import": [lines run at import],
+                      "untested": [lines that ran only where no test ran]}}}
 
 kept with the results (`peerlab-results/impact-map.json`). `impacted` reads the diff from
 REV to the work tree and selects:
@@ -15,12 +16,15 @@ REV to the work tree and selects:
   constant): what it changes reaches whoever uses the module;
 - the tests of a changed test file, and every test under a changed conftest.py;
 - everything, with the reason, when the map is missing, when a changed file is not the
-  version the map measured (the map is stale), or when a file that is not Python (a
-  manifest, pyproject.toml, a template) changed. Docs (*.md) change nothing.
+  version the map measured (the map is stale), when a changed line ran only in processes
+  where no test was running (a node's, a CLI's: the map cannot tell which test made them
+  run it), or when a file that is not Python (a manifest, pyproject.toml, a template)
+  changed. Docs (*.md) change nothing.
 """
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 import subprocess
@@ -54,6 +58,41 @@ def repo_root(start: Path) -> Path:
     return Path(git(start, "rev-parse", "--show-toplevel").strip())
 
 
+def module_level_lines(source: str) -> set[int]:
+    """Lines Python runs when it imports the module: statements outside function bodies,
+    and each function's header (decorators, signature, defaults)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return set()
+    found: set[int] = set()
+
+    def visit(statements: list[ast.stmt]) -> None:
+        for node in statements:
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                start = min([d.lineno for d in node.decorator_list] + [node.lineno])
+                found.update(range(start, node.body[0].lineno))
+                continue
+            bodies = [
+                getattr(node, name)
+                for name in ("body", "orelse", "finalbody", "handlers")
+                if isinstance(getattr(node, name, None), list)
+            ]
+            if not bodies:
+                found.update(range(node.lineno, (node.end_lineno or node.lineno) + 1))
+                continue
+            found.add(node.lineno)
+            for body in bodies:
+                visit([item for item in body if isinstance(item, ast.stmt)])
+                for handler in body:
+                    if isinstance(handler, ast.ExceptHandler):
+                        found.add(handler.lineno)
+                        visit(handler.body)
+
+    visit(tree.body)
+    return found
+
+
 def build_map(coverage_file: Path, root: Path) -> dict[str, Any]:
     """The map from a coverage data file whose contexts are test ids."""
     from coverage import CoverageData
@@ -74,16 +113,22 @@ def build_map(coverage_file: Path, root: Path) -> dict[str, Any]:
             continue
         relative = path.relative_to(root).as_posix()
         lines: dict[str, list[str]] = {}
-        at_import: list[int] = []
+        untested: list[int] = []  # ran, but only where no test was running (a node, a CLI)
+        at_import = module_level_lines(path.read_text(encoding="utf-8", errors="replace"))
         for line, contexts in sorted(data.contexts_by_lineno(measured).items()):
             named = sorted(c for c in contexts if c)
             tests.update(named)
             if named:
                 lines[str(line)] = named
-            if "" in contexts:
-                at_import.append(line)
+            elif line not in at_import:
+                untested.append(line)
         blob = git(root, "hash-object", "--", relative).strip()
-        files[relative] = {"blob": blob, "lines": lines, "import": at_import}
+        files[relative] = {
+            "blob": blob,
+            "lines": lines,
+            "import": sorted(at_import),
+            "untested": untested,
+        }
     if not tests:
         raise UsageError(
             f"{coverage_file} has no per-test contexts",
@@ -188,6 +233,14 @@ def _covered(
     if lines & set(entry["import"]):
         for covering in by_line.values():
             impact.tests.update(covering)
+        return
+    outside = sorted(lines & set(entry.get("untested", ())))
+    if outside:
+        impact.everything = True
+        impact.reasons.append(
+            f"{path} line {outside[0]} changed and ran only outside the tests' own processes "
+            "(in a node or a CLI), which the map cannot tie to tests"
+        )
         return
     for line in lines:
         impact.tests.update(by_line.get(str(line), ()))
