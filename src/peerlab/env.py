@@ -31,6 +31,7 @@ from peerlab import log
 from peerlab.addresses import AddressBlock
 from peerlab.aio import LoopThread
 from peerlab.backends.local import LocalBackend, ProcessSpec
+from peerlab.backends.owners import Owner, SocketOwners
 from peerlab.errors import PeerlabError, UsageError
 from peerlab.history import History
 from peerlab.manifest import SystemSpec, node_fields, node_files, render
@@ -138,6 +139,8 @@ class Environment:
     def _start_fabric(self) -> None:
         from peerlab.fabric import Fabric, Network
 
+        self.owners = SocketOwners(self._node_roots)
+        self.reaper.add_callback("socket owners", self.owners.close)
         self.fabric = Fabric(self.seed, self.history, self.identify)
         self.net = Network(self.fabric, self._run_with_deadline, lambda: list(self.nodes))
         self.reaper.add_callback("fabric", lambda: self.loop.run(self.fabric.close(), 15))
@@ -638,23 +641,17 @@ class Environment:
         node = self.node(name)
         return self.adapter(node.system.name).client(node)
 
-    def identify(self, src_ip: str, src_port: int) -> str | None:
-        """Which node a connection comes from: by its source address, else by socket owner."""
-        for node in self.nodes.values():
-            if node.bind_address == src_ip and node.address != src_ip:
-                return node.name
-        pids = {n.pid: n.name for n in self.nodes.values() if n.pid}
-        try:
-            for conn in psutil.net_connections(kind="inet"):
-                if conn.laddr and conn.laddr.port == src_port and conn.laddr.ip == src_ip:
-                    owner = conn.pid
-                    while owner:
-                        if owner in pids:
-                            return pids[owner]
-                        owner = psutil.Process(owner).ppid()
-        except (psutil.Error, OSError):
-            return None
-        return None
+    def identify(
+        self, protocol: str, source: tuple[str, int], destination: tuple[str, int]
+    ) -> Owner | None:
+        """Who holds the socket that sent from `source` to a proxy at `destination`: a node,
+        a process that is no node (`Owner(None)`), or None when no live process does.
+        Searched among this environment's node process trees only (peerlab.backends.owners);
+        the fabric calls it for sources that are no node's bind address."""
+        return self.owners.owner(protocol, source, destination)
+
+    def _node_roots(self) -> dict[str, int]:
+        return {n.name: n.pid for n in list(self.nodes.values()) if n.pid is not None and n.alive}
 
     def wait_until(
         self,

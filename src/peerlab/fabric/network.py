@@ -161,6 +161,18 @@ class Network:
         return dict(self._call(self.fabric.show))
 
     @rpc
+    def links(self) -> dict[str, Any]:
+        """Every directed link src -> dst (connections src opened to dst's proxy): open
+        connections and how their source was told (address, owner, client), bytes each way,
+        whether the partition cuts it, and its faults; plus the connections refused because
+        their source could not be told, and owner lookup times."""
+        return dict(self._call(self.fabric.links_view))
+
+    def sample(self) -> None:
+        """Record the bytes forwarded on the cut links now (the end of a run does)."""
+        self._call(self.fabric.sample)
+
+    @rpc
     def partition(
         self, groups: list[list[str]], one_way: bool = False, duration_s: float | None = None
     ) -> FaultHandle:

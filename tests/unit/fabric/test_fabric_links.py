@@ -8,10 +8,15 @@ import time
 import pytest
 from fabric_helpers import DELAY, FAST, addresses, one_way_delay, reachable, round_trip
 
+from peerlab.backends.owners import Owner
 from peerlab.errors import PeerlabError, UsageError
 from peerlab.fabric import Latency, bridge, islands, one_way, rolling, split, transient
 from peerlab.fabric.errors import NotFound
 from peerlab.wait import wait_until
+
+
+def faults(lab):
+    return [e for e in lab.history if e.type == "fault"]
 
 
 def test_latency_on_a_directed_link_delays_only_that_direction(make_lab):
@@ -38,15 +43,15 @@ def test_unidentified_sources_are_clients(make_lab):
 def test_the_identify_callback_names_sources_that_are_not_bind_addresses(make_lab):
     asked = []
 
-    def identify(ip: str, port: int) -> str | None:
-        asked.append((ip, port))
-        return "C" if ip == "127.0.0.1" else None
+    def identify(protocol: str, source: tuple[str, int], destination: tuple[str, int]) -> Owner:
+        asked.append((protocol, source, destination))
+        return Owner("C" if source[0] == "127.0.0.1" else None)
 
     lab = make_lab(identify=identify)
     lab.net.latency(200, src="C", dst="B")
     sock = socket.create_connection((lab["B"].public, lab["B"].port), timeout=2)
     assert one_way_delay(sock, lab["B"]) >= DELAY
-    assert asked == [("127.0.0.1", sock.getsockname()[1])]
+    assert asked == [("tcp", sock.getsockname(), sock.getpeername())]
 
 
 def test_upstream_sees_the_public_address_of_the_source(make_lab):
@@ -116,7 +121,7 @@ def test_transient_partition_heals_itself(make_lab):
     with lab.net.apply(transient(split(["A"], ["B", "C"]), 0.3)):
         assert not reachable(lab["A"], lab["B"])
         wait_until(lambda: reachable(lab["A"], lab["B"]), 3, what="the partition to heal")
-    assert [(e.f, e.value["kind"]) for e in lab.history] == [
+    assert [(e.f, e.value["kind"]) for e in faults(lab)] == [
         ("apply", "partition"),
         ("remove", "partition"),
     ]
@@ -127,12 +132,12 @@ def test_rolling_partition_moves_in_a_seeded_order(make_lab):
         lab = make_lab(seed=seed)
         lab.net.apply(rolling(0.05))
         wait_until(
-            lambda: sum(e.f == "apply" for e in lab.history) >= 5, 3, what="five rolling steps"
+            lambda: sum(e.f == "apply" for e in faults(lab)) >= 5, 3, what="five rolling steps"
         )
         lab.net.heal()
         steps = [
             e.value["groups"][0][0]
-            for e in lab.history
+            for e in faults(lab)
             if e.f == "apply" and e.value["kind"] == "partition"
         ]
         assert lab.net.show()["cut"] == []
@@ -227,7 +232,7 @@ def test_clear_removes_everything_and_history_has_it_all(make_lab):
     assert len(lab.net.show()["faults"]) == 4
     lab.net.clear()
     assert lab.net.show()["faults"] == [] and lab.net.show()["cut"] == []
-    actions = [(e.f, e.value["name"]) for e in lab.history]
+    actions = [(e.f, e.value["name"]) for e in faults(lab)]
     assert actions[:4] == [
         ("apply", "latency:*->*"),
         ("apply", "bandwidth:A->*"),
@@ -235,7 +240,8 @@ def test_clear_removes_everything_and_history_has_it_all(make_lab):
         ("apply", "partition"),
     ]
     assert sorted(actions[4:]) == sorted(("remove", name) for _, name in actions[:4])
-    assert all(e.type == "fault" for e in lab.history)
+    assert {e.type for e in lab.history} == {"fault", "event"}
+    assert {e.f for e in lab.history if e.type == "event"} == {"link_bytes"}
 
 
 def test_show_lists_faults_cut_and_proxies(make_lab):

@@ -12,6 +12,7 @@ import pytest
 from fabric_helpers import DELAY, FAST, addresses
 
 from peerlab.aio import LoopThread
+from peerlab.backends.owners import SocketOwners
 from peerlab.fabric import Duplicate, Fabric, Network, Reorder
 from peerlab.history import History
 
@@ -47,7 +48,7 @@ class UdpNode:
 class UdpLab:
     def __init__(self, loop: LoopThread, seed: int, names: str = "AB") -> None:
         self.loop = loop
-        self.fabric = Fabric(seed, History(), lambda ip, port: None)
+        self.fabric = Fabric(seed, History(), SocketOwners(dict).owner)
         self.nodes: dict[str, UdpNode] = {}
         for name in names:
             public, bind = addresses()

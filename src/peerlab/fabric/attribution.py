@@ -1,0 +1,163 @@
+"""Who a connection or UDP flow comes from: a node (by address or socket owner), a client, or
+nobody known, in which case the proxy refuses it (fails closed).
+
+- **address**: the source address is a node's bind address (nodes bind their outgoing
+  sockets there): a dictionary lookup on the event loop.
+- **owner**: otherwise the process holding the source socket is looked up among the
+  environment's node process trees (`identify`, see peerlab.backends.owners), on one
+  executor thread, with retries until `DEADLINE`.
+- **client**: the owner is known and is no node (the test harness, the CLI), or the
+  proxy serves no nodes at all (the standalone Toxiproxy-compatible server).
+- **unattributed**: no answer by the deadline, or the socket has no owner left: the
+  proxy refuses the connection (drops the flow's datagrams) and the refusal is recorded
+  with its 4-tuple. A timeout is never taken for a client: faults that name a source,
+  partitions included, would silently not apply.
+
+See docs/decisions/0002-fabric-link-identification.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import concurrent.futures
+import contextlib
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+Address = tuple[str, int]
+How = Literal["address", "owner", "client", "unattributed"]
+DEADLINE = 10.0  # seconds a connection's bytes are held while its source is looked up
+FIRST_RETRY = 0.02  # seconds before a failed lookup is tried again (doubling)
+TIMINGS = 4096  # lookups whose durations are kept for the percentiles
+REFUSALS = 100  # refusals kept for `net links`
+
+
+class OwnerOf(Protocol):
+    """What `identify` returns: the node holding the socket (None: not a node)."""
+
+    @property
+    def node(self) -> str | None: ...
+
+
+Identify = Callable[[str, Address, Address], OwnerOf | None]
+
+
+@dataclass(frozen=True)
+class Attribution:
+    node: str | None  # None: a client
+    how: How
+
+
+def _address(address: Address) -> str:
+    return f"{address[0]}:{address[1]}"
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * share))]
+
+
+class Attributor:
+    """Names the source of each connection and flow a fabric's proxies accept."""
+
+    def __init__(
+        self,
+        identify: Identify | None = None,
+        on_refused: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
+        self._identify = identify
+        self._on_refused = on_refused
+        self._by_bind_ip: dict[str, str] = {}
+        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self.counts: collections.Counter[str] = collections.Counter()
+        self.timings: collections.deque[float] = collections.deque(maxlen=TIMINGS)
+        self.refused: collections.deque[dict[str, Any]] = collections.deque(maxlen=REFUSALS)
+
+    def add_node(self, node: str, public_ip: str, bind_ip: str) -> None:
+        if bind_ip != public_ip:
+            self._by_bind_ip[bind_ip] = node
+
+    def by_address(self, ip: str) -> Attribution | None:
+        """The attribution that needs no lookup, if there is one."""
+        node = self._by_bind_ip.get(ip)
+        if node is not None:
+            return Attribution(node, "address")
+        if self._identify is None:
+            return Attribution(None, "client")  # a proxy without nodes serves only clients
+        return None
+
+    def settled(self, attribution: Attribution) -> Attribution:
+        self.counts[attribution.how] += 1
+        return attribution
+
+    async def attribute(
+        self, protocol: str, source: Address, destination: Address, node: str | None
+    ) -> Attribution:
+        """Who sent from `source` to the proxy at `destination` (of `node`); how it was told."""
+        known = self.by_address(source[0])
+        if known is not None:
+            return self.settled(known)
+        assert self._identify is not None
+        loop = asyncio.get_running_loop()
+        if self._executor is None:
+            self._executor = concurrent.futures.ThreadPoolExecutor(1, "peerlab-owners")
+        began = time.monotonic()
+        deadline = began + DEADLINE
+        retry = FIRST_RETRY
+        reason = "the lookup did not finish in time"
+        while (remaining := deadline - time.monotonic()) > 0:
+            try:
+                owner = await asyncio.wait_for(
+                    loop.run_in_executor(
+                        self._executor, self._identify, protocol, source, destination
+                    ),
+                    remaining,
+                )
+            except TimeoutError:
+                break
+            except Exception as exc:  # /proc or netlink failed this time: try again
+                reason = f"lookup failed: {exc}"
+                await asyncio.sleep(min(retry, max(deadline - time.monotonic(), 0)))
+                retry *= 2
+                continue
+            if owner is None:
+                reason = "no live process holds the source socket"
+                break
+            self.timings.append(time.monotonic() - began)
+            return self.settled(Attribution(owner.node, "owner" if owner.node else "client"))
+        refusal = {
+            "protocol": protocol,
+            "src": _address(source),
+            "dst": _address(destination),
+            "node": node,
+            "reason": reason,
+            "waited_ms": round((time.monotonic() - began) * 1000, 1),
+            "wall": time.time(),
+        }
+        self.refused.append(refusal)
+        self.counts["unattributed"] += 1
+        if self._on_refused is not None:
+            with contextlib.suppress(Exception):
+                self._on_refused(refusal)
+        return Attribution(None, "unattributed")
+
+    def stats(self) -> dict[str, Any]:
+        """How many sources were told each way, and owner lookup times (ms)."""
+        timings = [t * 1000 for t in self.timings]
+        out: dict[str, Any] = {"counts": dict(self.counts), "owner_lookups": len(timings)}
+        if timings:
+            out["owner_lookup_ms"] = {
+                "p50": round(statistics.median(timings), 3),
+                "p99": round(percentile(timings, 0.99), 3),
+                "max": round(max(timings), 3),
+            }
+        return out
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
