@@ -7,6 +7,11 @@ the merged timeline and junit.xml; a failing one also keeps its node logs, a sna
 node's data dir and state, and report.html there, and prints its seed and the command that
 replays it. `--peerlab-keep` leaves a failed test's network running under a supervisor, so
 the CLI can attach to it.
+
+A test that applied a partition or a fault aimed at a node is also checked for fault
+fidelity (peerlab.checkers.fidelity) at teardown: a cut link that carried bytes, or a
+connection refused because its source could not be told, fails the test, naming the link,
+the interval and the byte count.
 """
 
 from __future__ import annotations
@@ -78,11 +83,13 @@ def peerlab_env(request: pytest.FixtureRequest, peerlab_seed: int) -> Iterator[E
     results = Path(request.config.getoption("--peerlab-results")) / test_dir_name(item.nodeid)
     began = time.time()
     env = Environment(test_dir_name(item.name)[:40], seed=peerlab_seed, artifacts=results)
+    unfaithful: str | None = None
     try:
         yield env
     finally:
         reports = item.stash.get(RESULTS_KEY, {})
-        failed = any(r.failed for r in reports.values())
+        unfaithful = _check_fidelity(env)
+        failed = any(r.failed for r in reports.values()) or unfaithful is not None
         replay = f"pytest '{item.nodeid}' --peerlab-seed {env.seed}"
         outcome: dict[str, Any] = {
             "test": item.nodeid,
@@ -110,6 +117,24 @@ def peerlab_env(request: pytest.FixtureRequest, peerlab_seed: int) -> Iterator[E
                 env.close()
             results.mkdir(parents=True, exist_ok=True)
             (results / "result.json").write_text(json.dumps(outcome, indent=2, default=str))
+    if unfaithful is not None:
+        pytest.fail(f"{unfaithful}\nreplay: {replay}; artifacts: {results}", pytrace=False)
+
+
+def _check_fidelity(env: Environment) -> str | None:
+    """Run the fault-fidelity checker if the test cut links or aimed faults at nodes;
+    record its verdict; the failure message if it is invalid."""
+    from peerlab.checkers.fidelity import fault_fidelity, needs_fidelity
+
+    try:
+        if env.net is None or not needs_fidelity(env.history.entries()):
+            return None
+        env.net.sample()  # closes the last interval if a partition is still on
+        verdict = fault_fidelity(env.history.entries())
+        env.record_verdict(verdict)
+    except Exception as exc:  # a network that cannot be checked cannot be vouched for
+        return f"fault fidelity could not be checked: {exc!r}"
+    return None if verdict.ok else f"fault fidelity violated: {verdict.summary}"
 
 
 def _observe(

@@ -56,6 +56,11 @@ def _address(address: Address) -> str:
     return f"{address[0]}:{address[1]}"
 
 
+def describe(hows: dict[str, int]) -> str:
+    """`address 2, owner 1`: how the open connections of a link were told."""
+    return ", ".join(f"{how} {count}" for how, count in sorted(hows.items())) or "-"
+
+
 def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(len(ordered) * share))]
