@@ -5,7 +5,7 @@ BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 PYTEST_WORKERS ?= 2
 
-.PHONY: demo test lint typecheck resilience chaos stress mutants consensus connectivity clean
+.PHONY: demo test test-under-load lint typecheck resilience chaos stress mutants consensus connectivity clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,12 @@ test: $(STAMP)
 	$(BIN)/ruff format --check src tests
 	$(BIN)/mypy
 	$(BIN)/pytest -n $(PYTEST_WORKERS) -m "not stress" --durations=15
+
+# The same suite with 2 x cores busy processes in the background, as on a shared CI runner;
+# they are killed afterwards, also when the suite fails (peerlab.bench.load).
+LOAD ?= $(shell echo $$(( 2 * $$(nproc) )))
+test-under-load: $(STAMP)
+	$(BIN)/python -m peerlab.bench.load $(LOAD) -- $(MAKE) --no-print-directory test
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests

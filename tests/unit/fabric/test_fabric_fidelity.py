@@ -7,7 +7,7 @@ import threading
 import time
 
 import pytest
-from fabric_helpers import DELAY, reachable, round_trip
+from fabric_helpers import DELAY, DELAY_MS, reachable, round_trip
 from test_fabric_udp import UdpLab
 
 from peerlab.backends.owners import Owner
@@ -111,7 +111,7 @@ def test_udp_datagrams_held_by_a_latency_are_dropped_if_a_cut_comes_first(loop):
     lab = UdpLab(loop, 7)
     try:
         a, b = lab["A"], lab["B"]
-        lab.net.latency(DELAY * 1000, src="A", dst="B")
+        lab.net.latency(DELAY_MS, src="A", dst="B")
         a.send(b, b"late")
         lab.net.partition([["A"], ["B"]])
         assert b.drain(DELAY * 3) == []

@@ -6,7 +6,7 @@ import socket
 import time
 
 import pytest
-from fabric_helpers import DELAY, FAST, addresses, one_way_delay, reachable, round_trip
+from fabric_helpers import DELAY, DELAY_MS, addresses, one_way_delay, reachable, round_trip
 
 from peerlab.backends.owners import Owner
 from peerlab.errors import PeerlabError, UsageError
@@ -22,21 +22,21 @@ def faults(lab):
 def test_latency_on_a_directed_link_delays_only_that_direction(make_lab):
     lab = make_lab()
     a_to_b, b_to_a = lab["A"].dial(lab["B"]), lab["B"].dial(lab["A"])
-    lab.net.latency(200, src="A", dst="B")
+    lab.net.latency(DELAY_MS, src="A", dst="B")
     # Data A->B is late whichever side opened the connection; data B->A is not.
     assert one_way_delay(a_to_b, lab["B"]) >= DELAY
-    assert one_way_delay(b_to_a, lab["A"]) < FAST
+    assert one_way_delay(b_to_a, lab["A"]) < DELAY
     assert DELAY <= round_trip(b_to_a) < 2 * DELAY  # A's answer to B is data A->B
     c_to_b = lab["C"].dial(lab["B"])
-    assert one_way_delay(c_to_b, lab["B"]) < FAST
+    assert one_way_delay(c_to_b, lab["B"]) < DELAY
 
 
 def test_unidentified_sources_are_clients(make_lab):
     lab = make_lab()
     client = socket.create_connection((lab["B"].public, lab["B"].port), timeout=2)
-    lab.net.latency(200, src="A")
-    assert one_way_delay(client, lab["B"]) < FAST
-    lab.net.latency(200, dst="B")
+    lab.net.latency(DELAY_MS, src="A")
+    assert one_way_delay(client, lab["B"]) < DELAY
+    lab.net.latency(DELAY_MS, dst="B")
     assert one_way_delay(client, lab["B"]) >= DELAY
 
 
@@ -48,7 +48,7 @@ def test_the_identify_callback_names_sources_that_are_not_bind_addresses(make_la
         return Owner("C" if source[0] == "127.0.0.1" else None)
 
     lab = make_lab(identify=identify)
-    lab.net.latency(200, src="C", dst="B")
+    lab.net.latency(DELAY_MS, src="C", dst="B")
     sock = socket.create_connection((lab["B"].public, lab["B"].port), timeout=2)
     assert one_way_delay(sock, lab["B"]) >= DELAY
     assert asked == [("tcp", sock.getsockname(), sock.getpeername())]
@@ -193,30 +193,30 @@ def test_link_and_handles_remove_their_faults_on_exit(make_lab):
     lab = make_lab()
     sock = lab["A"].dial(lab["B"])
     with lab.net.link("A", "B") as link:
-        link.add(Latency(latency=200))
+        link.add(Latency(latency=DELAY_MS))
         assert one_way_delay(sock, lab["B"]) >= DELAY
-    assert one_way_delay(sock, lab["B"]) < FAST
-    with lab.net.latency(200, src="A"):
+    assert one_way_delay(sock, lab["B"]) < DELAY
+    with lab.net.latency(DELAY_MS, src="A"):
         assert one_way_delay(sock, lab["B"]) >= DELAY
     assert lab.net.faults() == []
 
 
 def test_a_second_latency_on_a_link_replaces_the_first(make_lab):
     lab = make_lab()
-    lab.net.latency(300, src="A", dst="B")
+    lab.net.latency(2 * DELAY_MS, src="A", dst="B")
     lab.net.latency(50, src="A", dst="B")
     assert [f["attributes"]["latency"] for f in lab.net.faults()] == [50]
-    assert one_way_delay(lab["A"].dial(lab["B"]), lab["B"]) < 0.2
+    assert one_way_delay(lab["A"].dial(lab["B"]), lab["B"]) < 2 * DELAY  # not the first
 
 
 def test_raw_toxics_follow_toxiproxy_streams_on_connections_src_opens(make_lab):
     lab = make_lab()
     name = lab.net.add_toxic(
-        "A", "B", {"type": "latency", "stream": "upstream", "attributes": {"latency": 200}}
+        "A", "B", {"type": "latency", "stream": "upstream", "attributes": {"latency": DELAY_MS}}
     )
     assert name == "latency_upstream"
     assert one_way_delay(lab["A"].dial(lab["B"]), lab["B"]) >= DELAY
-    assert one_way_delay(lab["B"].dial(lab["A"]), lab["A"]) < FAST
+    assert one_way_delay(lab["B"].dial(lab["A"]), lab["A"]) < DELAY
     with pytest.raises(UsageError, match="toxic already exists"):
         lab.net.add_toxic("A", "B", {"type": "latency", "stream": "upstream"})
     lab.net.remove_toxic(name)
@@ -303,8 +303,8 @@ def test_unexpose_closes_the_node_s_connections(make_lab):
 def test_control_calls_have_deadlines(make_lab, monkeypatch):
     lab = make_lab()
     monkeypatch.setattr("peerlab.fabric.network.CALL_TIMEOUT", 0.2)
-    lab.loop.loop.call_soon_threadsafe(time.sleep, 1.0)  # a loop too busy to answer
+    lab.loop.loop.call_soon_threadsafe(time.sleep, 3.0)  # a loop too busy to answer
     began = time.monotonic()
     with pytest.raises(PeerlabError, match=r"did not finish within 0\.2s"):
         lab.net.show()
-    assert time.monotonic() - began < 0.9
+    assert time.monotonic() - began < 2.0  # it did not wait for the loop
