@@ -31,7 +31,7 @@ from peerlab import log
 from peerlab.addresses import AddressBlock
 from peerlab.aio import LoopThread
 from peerlab.backends.local import LocalBackend, ProcessSpec
-from peerlab.backends.owners import Owner, SocketOwners
+from peerlab.backends.owners import Owner, Request, SocketOwners
 from peerlab.errors import PeerlabError, UsageError
 from peerlab.history import History
 from peerlab.manifest import SystemSpec, node_fields, node_files, render
@@ -641,14 +641,13 @@ class Environment:
         node = self.node(name)
         return self.adapter(node.system.name).client(node)
 
-    def identify(
-        self, protocol: str, source: tuple[str, int], destination: tuple[str, int]
-    ) -> Owner | None:
-        """Who holds the socket that sent from `source` to a proxy at `destination`: a node,
-        a process that is no node (`Owner(None)`), or None when no live process does.
-        Searched among this environment's node process trees only (peerlab.backends.owners);
-        the fabric calls it for sources that are no node's bind address."""
-        return self.owners.owner(protocol, source, destination)
+    def identify(self, requests: Sequence[Request]) -> list[Owner | None]:
+        """For each (protocol, source, destination) of a connection or datagram that reached
+        a proxy at `destination`: who holds the source socket, a node or a process that is no
+        node (`Owner(None)`), or None when no live process does. Searched among this
+        environment's node process trees only (peerlab.backends.owners); the fabric asks
+        for sources that are no node's bind address."""
+        return self.owners.owners(requests)
 
     def _node_roots(self) -> dict[str, int]:
         return {n.name: n.pid for n in list(self.nodes.values()) if n.pid is not None and n.alive}

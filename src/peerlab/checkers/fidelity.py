@@ -71,12 +71,13 @@ def fault_fidelity(history: Iterable[Entry]) -> Verdict:
     start = entries[0].wall if entries else 0.0
     leaks: list[dict[str, Any]] = []
     pairs: set[tuple[str, str]] = set()
-    intervals = 0
+    intervals = pair_intervals = 0
     for (before, fault), (after, _) in itertools.pairwise(samples):
         cut = [(str(a), str(b)) for a, b in before.data.get("cut", [])]
         if not cut:
             continue
         intervals += 1
+        pair_intervals += len(cut)
         old, new = _counters(before), _counters(after)
         for a, b in cut:
             pairs.add((a, b))
@@ -101,6 +102,7 @@ def fault_fidelity(history: Iterable[Entry]) -> Verdict:
         "samples": len(samples),
         "cut_intervals": intervals,
         "links_cut": len(pairs),
+        "cut_link_intervals": pair_intervals,
         "leaked_bytes": sum(leak["bytes"] for leak in leaks),
         "unattributed": len(unattributed),
     }

@@ -5,7 +5,8 @@ nobody known, in which case the proxy refuses it (fails closed).
   sockets there): a dictionary lookup on the event loop.
 - **owner**: otherwise the process holding the source socket is looked up among the
   environment's node process trees (`identify`, see peerlab.backends.owners), on one
-  executor thread, with retries until `DEADLINE`.
+  executor thread, with retries until `DEADLINE`. Lookups that queue up while one runs go
+  together in the next one (one pass over the trees for a burst of redials).
 - **client**: the owner is known and is no node (the test harness, the CLI), or the
   proxy serves no nodes at all (the standalone Toxiproxy-compatible server).
 - **unattributed**: no answer by the deadline, or the socket has no owner left: the
@@ -24,7 +25,7 @@ import concurrent.futures
 import contextlib
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -43,7 +44,8 @@ class OwnerOf(Protocol):
     def node(self) -> str | None: ...
 
 
-Identify = Callable[[str, Address, Address], OwnerOf | None]
+Request = tuple[str, Address, Address]  # protocol, source, destination
+Identify = Callable[[list[Request]], Sequence[OwnerOf | None]]
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,8 @@ class Attributor:
         self._on_refused = on_refused
         self._by_bind_ip: dict[str, str] = {}
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._queue: list[tuple[Request, asyncio.Future[OwnerOf | None]]] = []
+        self._worker: asyncio.Task[None] | None = None
         self.counts: collections.Counter[str] = collections.Counter()
         self.timings: collections.deque[float] = collections.deque(maxlen=TIMINGS)
         self.refused: collections.deque[dict[str, Any]] = collections.deque(maxlen=REFUSALS)
@@ -106,10 +110,6 @@ class Attributor:
         known = self.by_address(source[0])
         if known is not None:
             return self.settled(known)
-        assert self._identify is not None
-        loop = asyncio.get_running_loop()
-        if self._executor is None:
-            self._executor = concurrent.futures.ThreadPoolExecutor(1, "peerlab-owners")
         began = time.monotonic()
         deadline = began + DEADLINE
         retry = FIRST_RETRY
@@ -117,10 +117,7 @@ class Attributor:
         while (remaining := deadline - time.monotonic()) > 0:
             try:
                 owner = await asyncio.wait_for(
-                    loop.run_in_executor(
-                        self._executor, self._identify, protocol, source, destination
-                    ),
-                    remaining,
+                    self._lookup((protocol, source, destination)), remaining
                 )
             except TimeoutError:
                 break
@@ -150,6 +147,38 @@ class Attributor:
                 self._on_refused(refusal)
         return Attribution(None, "unattributed")
 
+    def _lookup(self, request: Request) -> asyncio.Future[OwnerOf | None]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[OwnerOf | None] = loop.create_future()
+        self._queue.append((request, future))
+        if self._worker is None or self._worker.done():
+            self._worker = loop.create_task(self._drain())
+        return future
+
+    async def _drain(self) -> None:
+        """Run the queued lookups, all that queued meanwhile in one go, until none is left."""
+        assert self._identify is not None
+        loop = asyncio.get_running_loop()
+        if self._executor is None:
+            self._executor = concurrent.futures.ThreadPoolExecutor(1, "peerlab-owners")
+        while self._queue:
+            batch = [(r, f) for r, f in self._queue if not f.done()]
+            self._queue = []
+            if not batch:
+                continue
+            try:
+                answers = await loop.run_in_executor(
+                    self._executor, self._identify, [request for request, _ in batch]
+                )
+            except Exception as exc:
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for (_, future), answer in zip(batch, answers, strict=True):
+                if not future.done():
+                    future.set_result(answer)
+
     def stats(self) -> dict[str, Any]:
         """How many sources were told each way, and owner lookup times (ms)."""
         timings = [t * 1000 for t in self.timings]
@@ -163,6 +192,8 @@ class Attributor:
         return out
 
     def close(self) -> None:
+        if self._worker is not None:
+            self._worker.cancel()
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
             self._executor = None

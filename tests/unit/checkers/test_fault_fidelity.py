@@ -34,6 +34,7 @@ def test_no_byte_on_a_cut_link_is_valid() -> None:
         "samples": 2,
         "cut_intervals": 1,
         "links_cut": 2,
+        "cut_link_intervals": 2,
         "leaked_bytes": 0,
         "unattributed": 0,
     }

@@ -52,7 +52,7 @@ def make_lab(loop: LoopThread) -> Iterator[Callable[..., Lab]]:
         history = History()
         # The peers are threads of this process, which runs no node: by owner, whatever does
         # not come from a peer's bind address is a client.
-        fabric = Fabric(seed, history, identify or SocketOwners(dict).owner)
+        fabric = Fabric(seed, history, identify or SocketOwners(dict).owners)
         peers = {}
         for name in names:
             public, bind = addresses()

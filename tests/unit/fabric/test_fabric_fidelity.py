@@ -51,7 +51,7 @@ def test_a_fabric_that_forwards_on_a_cut_link_is_caught(make_lab, monkeypatch):
 
 
 def test_an_unknown_source_is_refused_and_recorded(make_lab):
-    lab = make_lab(identify=lambda protocol, source, destination: None)
+    lab = make_lab(identify=lambda requests: [None] * len(requests))
     sock = socket.create_connection((lab["B"].public, lab["B"].port), timeout=2)
     with pytest.raises(OSError):
         round_trip(sock)
@@ -67,9 +67,9 @@ def test_an_unknown_source_is_refused_and_recorded(make_lab):
 def test_bytes_wait_while_the_source_is_looked_up_and_the_cut_is_checked_after(make_lab):
     release = threading.Event()
 
-    def slow_identify(protocol, source, destination):
+    def slow_identify(requests):
         release.wait(5)
-        return Owner("A")
+        return [Owner("A")] * len(requests)
 
     lab = make_lab(identify=slow_identify)
     held = socket.create_connection((lab["B"].public, lab["B"].port), timeout=5)

@@ -43,9 +43,9 @@ def test_unidentified_sources_are_clients(make_lab):
 def test_the_identify_callback_names_sources_that_are_not_bind_addresses(make_lab):
     asked = []
 
-    def identify(protocol: str, source: tuple[str, int], destination: tuple[str, int]) -> Owner:
-        asked.append((protocol, source, destination))
-        return Owner("C" if source[0] == "127.0.0.1" else None)
+    def identify(requests: list[tuple[str, tuple[str, int], tuple[str, int]]]) -> list[Owner]:
+        asked.extend(requests)
+        return [Owner("C" if source[0] == "127.0.0.1" else None) for _, source, _ in requests]
 
     lab = make_lab(identify=identify)
     lab.net.latency(DELAY_MS, src="C", dst="B")

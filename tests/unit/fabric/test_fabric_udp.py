@@ -48,7 +48,7 @@ class UdpNode:
 class UdpLab:
     def __init__(self, loop: LoopThread, seed: int, names: str = "AB") -> None:
         self.loop = loop
-        self.fabric = Fabric(seed, History(), SocketOwners(dict).owner)
+        self.fabric = Fabric(seed, History(), SocketOwners(dict).owners)
         self.nodes: dict[str, UdpNode] = {}
         for name in names:
             public, bind = addresses()
