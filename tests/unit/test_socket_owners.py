@@ -104,3 +104,13 @@ def test_a_restarted_node_is_searched_under_its_new_pid(listener, dial) -> None:
     second, pid, port = dial("tcp")
     roots["A"] = second.pid  # as after `restart`: the cached tree is replaced
     assert owners.owner("tcp", ("127.0.0.1", port), listener[0].getsockname()) == Owner("A", pid)
+
+
+def test_without_sock_diag_proc_net_gives_the_same_answers(listener, dial) -> None:
+    process, pid, port = dial("udp")
+    owners = SocketOwners(lambda: {"C": process.pid})
+    owners._diag_failed = True  # as on a kernel without sock_diag
+    assert owners.owner("udp", ("127.0.0.1", port), listener[1].getsockname()) == Owner("C", pid)
+    mine = socket.create_connection(listener[0].getsockname())
+    assert owners.owner("tcp", mine.getsockname(), mine.getpeername()) == Owner(None)
+    mine.close()

@@ -39,13 +39,10 @@ NETLINK_SOCK_DIAG = 4
 SOCK_DIAG_BY_FAMILY = 20
 NLM_F_REQUEST = 1
 NLMSG_ERROR = 2
+UNSUPPORTED = (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS, errno.EPROTONOSUPPORT)
 HEADER = struct.Struct("=IHHII")  # nlmsghdr: length, type, flags, sequence, port id
 REQUEST = struct.Struct("=BBBBI2s2s16s16sIII")  # inet_diag_req_v2 (ports big-endian)
 MESSAGE = struct.Struct("=BBBB2s2s16s16sIIIIIIII")  # inet_diag_msg, inode last
-
-
-class DiagError(OSError):
-    """sock_diag answered with an error (errno)."""
 
 
 class OwnerLookupError(Exception):
@@ -88,7 +85,7 @@ def diag_inode(diag: socket.socket, protocol: str, local: Address, remote: Addre
         code = -struct.unpack_from("=i", reply, HEADER.size)[0]
         if code == errno.ENOENT:
             return None
-        raise DiagError(code, os.strerror(code))
+        raise OSError(code, os.strerror(code))
     fields = MESSAGE.unpack_from(reply, HEADER.size)
     return int(fields[-1])
 
@@ -217,16 +214,18 @@ class SocketOwners:
                     self._diag = socket.socket(
                         socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_SOCK_DIAG
                     )
-                return diag_inode(self._diag, protocol, local, remote)
-            except DiagError as exc:
-                # Not supported here (no udp_diag, say): /proc/net answers the same question.
-                self._diag_failed = exc.errno in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS)
+                inode = diag_inode(self._diag, protocol, local, remote)
+                if inode is not None:
+                    return inode
+                # "No such socket" is also what a kernel without the protocol's diag
+                # module answers: a miss is rare, so /proc/net confirms it.
+            except OSError as exc:
+                # Not supported here (no sock_diag, no udp_diag): /proc/net answers the
+                # same question, more slowly. Anything else may pass: try again later.
+                self._diag_failed = exc.errno in UNSUPPORTED
+                self.close()
                 if not self._diag_failed:
                     raise OwnerLookupError(f"sock_diag: {exc}") from exc
-            except OSError as exc:
-                self._diag_failed = True
-                self.close()
-                raise OwnerLookupError(f"sock_diag: {exc}") from exc
         return _proc_net_inode(protocol, source, destination)
 
     # ------------------------------------------------------------------ the node trees
