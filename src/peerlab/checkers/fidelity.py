@@ -12,6 +12,9 @@ before or after the change (per protocol, each way). Between two such samples a 
 
 An `unattributed` event is a connection or flow the fabric refused because it could not
 tell its source: fail-closed kept the partition, but the run did not test what it said.
+One exception: an orphaned socket (no process holds it any more) refused within
+`EXIT_WINDOW` of a node's exit is the dying node's last dial; refusing it changes nothing
+a live process sees, so it is counted (`unattributed_at_exit`), not held against the run.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from peerlab.checkers.verdict import Verdict
 from peerlab.history import Entry
 
 EVIDENCE_LEAKS = 20
+EXIT_WINDOW = 2.0  # seconds around a node's exit within which orphaned sockets are its own
+EXITS = ("node_killed", "node_stopped", "node_exited", "node_restarted")
 Counters = dict[tuple[str | None, str | None, str], tuple[int, int]]
 
 
@@ -60,6 +65,8 @@ def fault_fidelity(history: Iterable[Entry]) -> Verdict:
     samples: list[tuple[Entry, dict[str, Any] | None]] = []
     partition: dict[str, Any] | None = None
     unattributed: list[dict[str, Any]] = []
+    exits = [e.wall for e in entries if e.type == "event" and e.f in EXITS]
+    at_exit = 0
     for entry in entries:
         if entry.type == "fault" and isinstance(entry.value, dict):
             if entry.value.get("kind") in ("partition", "rolling"):
@@ -67,7 +74,12 @@ def fault_fidelity(history: Iterable[Entry]) -> Verdict:
         elif entry.type == "event" and entry.f == "link_bytes":
             samples.append((entry, partition))
         elif entry.type == "event" and entry.f == "unattributed":
-            unattributed.append({"node": entry.node, **entry.data})
+            if entry.data.get("orphaned") and any(
+                abs(entry.wall - wall) <= EXIT_WINDOW for wall in exits
+            ):
+                at_exit += 1
+            else:
+                unattributed.append({"node": entry.node, **entry.data})
     start = entries[0].wall if entries else 0.0
     leaks: list[dict[str, Any]] = []
     pairs: set[tuple[str, str]] = set()
@@ -105,6 +117,7 @@ def fault_fidelity(history: Iterable[Entry]) -> Verdict:
         "cut_link_intervals": pair_intervals,
         "leaked_bytes": sum(leak["bytes"] for leak in leaks),
         "unattributed": len(unattributed),
+        "unattributed_at_exit": at_exit,
     }
     if leaks or unattributed:
         parts = []

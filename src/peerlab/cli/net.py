@@ -74,9 +74,8 @@ def _show(net: dict[str, Any]) -> None:
 
 def _links(view: dict[str, Any]) -> None:
     table = Table(title="links (connections src opened to dst)", title_justify="left")
-    for column in ("src -> dst", "proto", "open", "attributed by", "bytes ->", "bytes <-"):
-        table.add_column(column)
-    table.add_column("cut")
+    for column in ("link", "proto", "open", "attributed", "bytes ->", "bytes <-", "cut"):
+        table.add_column(column, no_wrap=True)
     table.add_column("faults", overflow="fold")
     for link in view["links"]:
         table.add_row(

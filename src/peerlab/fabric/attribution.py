@@ -9,10 +9,11 @@ nobody known, in which case the proxy refuses it (fails closed).
   together in the next one (one pass over the trees for a burst of redials).
 - **client**: the owner is known and is no node (the test harness, the CLI), or the
   proxy serves no nodes at all (the standalone Toxiproxy-compatible server).
-- **unattributed**: no answer by the deadline, or the socket has no owner left: the
-  proxy refuses the connection (drops the flow's datagrams) and the refusal is recorded
-  with its 4-tuple. A timeout is never taken for a client: faults that name a source,
-  partitions included, would silently not apply.
+- **unattributed**: no answer by the deadline, or the socket has no owner left
+  (`orphaned`: closed, or its process died): the proxy refuses the connection (drops the
+  flow's datagrams) and the refusal is recorded with its 4-tuple. A timeout is never
+  taken for a client: faults that name a source, partitions included, would silently not
+  apply.
 
 See docs/decisions/0002-fabric-link-identification.md.
 """
@@ -114,6 +115,7 @@ class Attributor:
         deadline = began + DEADLINE
         retry = FIRST_RETRY
         reason = "the lookup did not finish in time"
+        orphaned = False
         while (remaining := deadline - time.monotonic()) > 0:
             try:
                 owner = await asyncio.wait_for(
@@ -128,6 +130,7 @@ class Attributor:
                 continue
             if owner is None:
                 reason = "no live process holds the source socket"
+                orphaned = True
                 break
             self.timings.append(time.monotonic() - began)
             return self.settled(Attribution(owner.node, "owner" if owner.node else "client"))
@@ -137,6 +140,7 @@ class Attributor:
             "dst": _address(destination),
             "node": node,
             "reason": reason,
+            "orphaned": orphaned,
             "waited_ms": round((time.monotonic() - began) * 1000, 1),
             "wall": time.time(),
         }

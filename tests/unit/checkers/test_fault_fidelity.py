@@ -37,6 +37,7 @@ def test_no_byte_on_a_cut_link_is_valid() -> None:
         "cut_link_intervals": 2,
         "leaked_bytes": 0,
         "unattributed": 0,
+        "unattributed_at_exit": 0,
     }
 
 
@@ -73,6 +74,17 @@ def test_an_unattributed_connection_is_invalid() -> None:
     assert verdict.valid == "invalid"
     assert verdict.evidence["unattributed"][0]["src"] == "127.0.0.1:40000"
     assert "127.0.0.1:40000 -> 127.10.0.2:2380 (B)" in verdict.summary
+
+
+def test_an_orphaned_socket_at_a_node_s_exit_is_the_dying_node_s() -> None:
+    history = History()
+    refusal = {"protocol": "tcp", "src": "127.0.0.1:40000", "dst": "127.10.0.2:2380"}
+    history.event("unattributed", "A", **refusal, orphaned=True, reason="no live process")
+    history.event("node_killed", "B")
+    verdict = fault_fidelity(history)
+    assert verdict.ok and verdict.stats["unattributed_at_exit"] == 1
+    history.event("unattributed", "A", **refusal, orphaned=False, reason="lookup timed out")
+    assert fault_fidelity(history).valid == "invalid"
 
 
 def test_which_runs_need_the_check() -> None:
