@@ -5,9 +5,11 @@ syncpeer: 5 peers that sync files and talk DHT, told by address), keeps a worklo
 starts K busy processes, then applies and heals N partitions of varied shapes (split,
 isolate one, one-way, bridge). The fault-fidelity checker then reads the run's history:
 bytes forwarded on a cut link while it was cut, and connections refused because their
-source could not be told. Owner lookups are timed twice in the same run, side by side:
-before the load starts (`attribution_idle_*`) and under it (`attribution_*`), from HTTP
-probes the harness sends through the fabric plus every connection the nodes open.
+source could not be told. Attribution is timed (from a connection's or flow's arrival to
+the decision) twice in the same run, side by side: before the load starts (`*_idle_*`)
+and under it, over every attribution (`attribution_*`: by address, a dictionary lookup,
+or by socket owner) and over those that needed an owner lookup (`owner_lookup_*`: etcd's
+connections, and HTTP probes the harness sends through the fabric).
 """
 
 from __future__ import annotations
@@ -118,10 +120,12 @@ def _probe(env: Environment, names: list[str], port: str, count: int) -> None:
             answer.read()
 
 
-def _timings(env: Environment, clear: bool) -> list[float]:
-    async def take() -> list[float]:
+def _timings(env: Environment, clear: bool) -> list[tuple[str, float]]:
+    """(how, ms) of the attributions since the last clear."""
+
+    async def take() -> list[tuple[str, float]]:
         attributor = env.fabric.links.attributor
-        values = [t * 1000 for t in attributor.timings]
+        values = [(how, seconds * 1000) for how, seconds in attributor.timings]
         if clear:
             attributor.timings.clear()
         return values
@@ -129,10 +133,16 @@ def _timings(env: Environment, clear: bool) -> list[float]:
     return list(env.run(take(), 10))
 
 
-def _percentiles(values: list[float]) -> tuple[float | None, float | None]:
-    if not values:
-        return None, None
-    return round(statistics.median(values), 3), round(percentile(values, 0.99), 3)
+def _percentiles(timings: list[tuple[str, float]], prefix: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    lookups = [ms for how, ms in timings if how != "address"]
+    for name, values in (
+        (f"attribution{prefix}", [ms for _, ms in timings]),
+        (f"owner_lookup{prefix}", lookups),
+    ):
+        out[f"{name}_p50_ms"] = round(statistics.median(values), 3) if values else None
+        out[f"{name}_p99_ms"] = round(percentile(values, 0.99), 3) if values else None
+    return out
 
 
 def run(
@@ -171,8 +181,6 @@ def run(
         verdict = fault_fidelity(env.history.entries())
         counts = env.net.links()["attribution"]["counts"]
         operations = workload.done
-    p50, p99 = _percentiles(loaded)
-    idle_p50, idle_p99 = _percentiles(idle)
     return {
         "system": system,
         "backend": backend,
@@ -182,11 +190,10 @@ def run(
         "leaked_bytes": verdict.stats["leaked_bytes"],
         "unattributed": verdict.stats["unattributed"],
         "client_connections": counts.get("client", 0),
-        "attribution_p50_ms": p50,
-        "attribution_p99_ms": p99,
-        "attribution_idle_p50_ms": idle_p50,
-        "attribution_idle_p99_ms": idle_p99,
-        "owner_lookups": len(loaded),
+        **_percentiles(loaded, ""),
+        **_percentiles(idle, "_idle"),
+        "attributions": len(loaded),
+        "owner_lookups": sum(how != "address" for how, _ in loaded),
         "attributed": counts,
         "operations": operations,
         "verdict": verdict.valid,

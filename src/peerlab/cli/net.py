@@ -100,7 +100,7 @@ def _links(view: dict[str, Any]) -> None:
     timing = view["attribution"].get("owner_lookup_ms")
     if timing:
         console.print(
-            f"owner lookups: {view['attribution']['owner_lookups']}, "
+            f"owner lookups (latest): {view['attribution']['owner_lookups']}, "
             f"p50 {timing['p50']} ms, p99 {timing['p99']} ms"
         )
 

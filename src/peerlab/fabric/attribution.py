@@ -4,9 +4,13 @@ nobody known, in which case the proxy refuses it (fails closed).
 - **address**: the source address is a node's bind address (nodes bind their outgoing
   sockets there): a dictionary lookup on the event loop.
 - **owner**: otherwise the process holding the source socket is looked up among the
-  environment's node process trees (`identify`, see peerlab.backends.owners), on one
-  executor thread, with retries until `DEADLINE`. Lookups that queue up while one runs go
-  together in the next one (one pass over the trees for a burst of redials).
+  environment's node process trees (`identify`, see peerlab.backends.owners), with
+  retries until `DEADLINE`. Lookups that queue up while one runs go together in the next
+  one (one pass over the trees for a burst of redials). A lookup among a handful of nodes
+  costs about a millisecond, so it runs on the event loop: handing it to a thread and back
+  costs two wake-ups, which on a loaded machine took 100 ms at p99 (measured with
+  `peerlab bench fidelity`). One that took longer than `INLINE_LIMIT` (many nodes) sends
+  the next ones to an executor thread, until one is quick again.
 - **client**: the owner is known and is no node (the test harness, the CLI), or the
   proxy serves no nodes at all (the standalone Toxiproxy-compatible server).
 - **unattributed**: no answer by the deadline, or the socket has no owner left
@@ -34,7 +38,8 @@ Address = tuple[str, int]
 How = Literal["address", "owner", "client", "unattributed"]
 DEADLINE = 10.0  # seconds a connection's bytes are held while its source is looked up
 FIRST_RETRY = 0.02  # seconds before a failed lookup is tried again (doubling)
-TIMINGS = 4096  # lookups whose durations are kept for the percentiles
+INLINE_LIMIT = 0.005  # seconds a lookup may hold the event loop
+TIMINGS = 4096  # attributions whose durations are kept for the percentiles
 REFUSALS = 100  # refusals kept for `net links`
 
 
@@ -83,8 +88,10 @@ class Attributor:
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._queue: list[tuple[Request, asyncio.Future[OwnerOf | None]]] = []
         self._worker: asyncio.Task[None] | None = None
+        self._inline = True  # the last lookup was quick enough to run on the loop
         self.counts: collections.Counter[str] = collections.Counter()
-        self.timings: collections.deque[float] = collections.deque(maxlen=TIMINGS)
+        # (how, seconds) of the latest attributions, from arrival to decision.
+        self.timings: collections.deque[tuple[How, float]] = collections.deque(maxlen=TIMINGS)
         self.refused: collections.deque[dict[str, Any]] = collections.deque(maxlen=REFUSALS)
 
     def add_node(self, node: str, public_ip: str, bind_ip: str) -> None:
@@ -100,18 +107,19 @@ class Attributor:
             return Attribution(None, "client")  # a proxy without nodes serves only clients
         return None
 
-    def settled(self, attribution: Attribution) -> Attribution:
+    def settled(self, attribution: Attribution, began: float) -> Attribution:
         self.counts[attribution.how] += 1
+        self.timings.append((attribution.how, time.monotonic() - began))
         return attribution
 
     async def attribute(
         self, protocol: str, source: Address, destination: Address, node: str | None
     ) -> Attribution:
         """Who sent from `source` to the proxy at `destination` (of `node`); how it was told."""
+        began = time.monotonic()
         known = self.by_address(source[0])
         if known is not None:
-            return self.settled(known)
-        began = time.monotonic()
+            return self.settled(known, began)
         deadline = began + DEADLINE
         retry = FIRST_RETRY
         reason = "the lookup did not finish in time"
@@ -132,8 +140,8 @@ class Attributor:
                 reason = "no live process holds the source socket"
                 orphaned = True
                 break
-            self.timings.append(time.monotonic() - began)
-            return self.settled(Attribution(owner.node, "owner" if owner.node else "client"))
+            how: How = "owner" if owner.node else "client"
+            return self.settled(Attribution(owner.node, how), began)
         refusal = {
             "protocol": protocol,
             "src": _address(source),
@@ -161,38 +169,53 @@ class Attributor:
 
     async def _drain(self) -> None:
         """Run the queued lookups, all that queued meanwhile in one go, until none is left."""
-        assert self._identify is not None
         loop = asyncio.get_running_loop()
-        if self._executor is None:
-            self._executor = concurrent.futures.ThreadPoolExecutor(1, "peerlab-owners")
         while self._queue:
             batch = [(r, f) for r, f in self._queue if not f.done()]
             self._queue = []
             if not batch:
                 continue
+            requests = [request for request, _ in batch]
             try:
-                answers = await loop.run_in_executor(
-                    self._executor, self._identify, [request for request, _ in batch]
-                )
+                if self._inline:
+                    answers, cost = self._timed(requests)
+                else:
+                    if self._executor is None:
+                        self._executor = concurrent.futures.ThreadPoolExecutor(1, "peerlab-owners")
+                    answers, cost = await loop.run_in_executor(
+                        self._executor, self._timed, requests
+                    )
             except Exception as exc:
                 for _, future in batch:
                     if not future.done():
                         future.set_exception(exc)
                 continue
+            self._inline = cost < INLINE_LIMIT
             for (_, future), answer in zip(batch, answers, strict=True):
                 if not future.done():
                     future.set_result(answer)
+            await asyncio.sleep(0)  # what the loop has waiting goes first
+
+    def _timed(self, requests: list[Request]) -> tuple[Sequence[OwnerOf | None], float]:
+        assert self._identify is not None
+        began = time.monotonic()
+        answers = self._identify(requests)
+        return answers, time.monotonic() - began
 
     def stats(self) -> dict[str, Any]:
-        """How many sources were told each way, and owner lookup times (ms)."""
-        timings = [t * 1000 for t in self.timings]
-        out: dict[str, Any] = {"counts": dict(self.counts), "owner_lookups": len(timings)}
-        if timings:
-            out["owner_lookup_ms"] = {
-                "p50": round(statistics.median(timings), 3),
-                "p99": round(percentile(timings, 0.99), 3),
-                "max": round(max(timings), 3),
-            }
+        """How many sources were told each way, and how long it took (ms): every
+        attribution, and those that needed a socket-owner lookup."""
+        out: dict[str, Any] = {"counts": dict(self.counts)}
+        everything = [seconds * 1000 for _, seconds in self.timings]
+        lookups = [seconds * 1000 for how, seconds in self.timings if how != "address"]
+        out["owner_lookups"] = len(lookups)
+        for key, values in (("attribution_ms", everything), ("owner_lookup_ms", lookups)):
+            if values:
+                out[key] = {
+                    "p50": round(statistics.median(values), 3),
+                    "p99": round(percentile(values, 0.99), 3),
+                    "max": round(max(values), 3),
+                }
         return out
 
     def close(self) -> None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import socket
+import time
 
 from peerlab.fabric.attribution import Attribution, How
 from peerlab.fabric.links import Links, LinkToxic, Stage, restage
@@ -205,11 +206,12 @@ class UdpProxy:
             self._attribute(flow)
         if flow is None:
             flow = self.flows[address] = Flow(self, address)
+            began = time.monotonic()
             known = self.links.attributor.by_address(address[0])
             if known is None:
                 self._attribute(flow)
             else:
-                self._identified(flow, self.links.attributor.settled(known))
+                self._identified(flow, self.links.attributor.settled(known, began))
         flow.seen = now
         if flow.pending is None:
             self._forward(flow, data)

@@ -12,6 +12,7 @@ from test_fabric_udp import UdpLab
 
 from peerlab.backends.owners import Owner
 from peerlab.checkers.fidelity import fault_fidelity
+from peerlab.fabric.attribution import INLINE_LIMIT
 from peerlab.fabric.links import Links
 from peerlab.fabric.tcp import TcpProxy
 
@@ -68,6 +69,9 @@ def test_bytes_wait_while_the_source_is_looked_up_and_the_cut_is_checked_after(m
     release = threading.Event()
 
     def slow_identify(requests):
+        # Slower than a lookup may hold the loop: the next ones run on a thread, as a
+        # lookup among many nodes would.
+        time.sleep(INLINE_LIMIT * 2)
         release.wait(5)
         return [Owner("A")] * len(requests)
 
@@ -79,7 +83,9 @@ def test_bytes_wait_while_the_source_is_looked_up_and_the_cut_is_checked_after(m
     release.clear()
     late = socket.create_connection((lab["B"].public, lab["B"].port), timeout=5)
     late.sendall(b"late")
+    began = time.monotonic()
     lab.net.partition([["A"], ["B", "C"]])  # applied while the lookup runs
+    assert time.monotonic() - began < 4, "the lookup held the loop"
     release.set()
     try:
         answer = late.recv(10)
