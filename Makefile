@@ -5,7 +5,7 @@ BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 PYTEST_WORKERS ?= 2
 
-.PHONY: demo test test-under-load lint typecheck resilience chaos stress mutants consensus connectivity clean
+.PHONY: demo test test-under-load unit lint typecheck resilience chaos stress mutants consensus connectivity clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ test: $(STAMP)
 LOAD ?= $(shell echo $$(( 2 * $$(nproc) )))
 test-under-load: $(STAMP)
 	$(BIN)/python -m peerlab.bench.load $(LOAD) -- $(MAKE) --no-print-directory test
+
+# The fast suite: one process, no network, no nodes (under a minute on 2 workers).
+unit: $(STAMP)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) tests/unit --durations=10
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests

@@ -1,4 +1,5 @@
-"""Shared test setup: the pytester plugin (for testing peerlab's own pytest plugin)."""
+"""Shared test setup: the pytester plugin (for testing peerlab's own pytest plugin), the
+hypothesis profiles."""
 
 import os
 import subprocess
@@ -7,8 +8,16 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 pytest_plugins = ["pytester"]
+
+# Property tests (hypothesis): no deadline per example, as the machine is shared and loaded;
+# a failure prints the smallest example and how to replay it. `--hypothesis-profile
+# thorough` draws ten times as many examples.
+settings.register_profile("peerlab", deadline=None, print_blob=True)
+settings.register_profile("thorough", settings.get_profile("peerlab"), max_examples=1000)
+settings.load_profile("peerlab")
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

@@ -39,7 +39,7 @@ def run_demo(
         result["seed"] = env.seed
         nodes = env.start("syncpeer", peers=5)
         step(f"5 syncpeer peers ready: {', '.join(f'{n.name}@{n.address}' for n in nodes)}")
-        adapter: SyncpeerAdapter = env.adapter("syncpeer")
+        adapter = SyncpeerAdapter.of(env, "syncpeer")
         adapter.befriend_graph(GRAPH)
         step("friends: " + ", ".join(f"{a}-{b}" for a, b in GRAPH))
         recipients = adapter.fingerprints(["B", "C"])

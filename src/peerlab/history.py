@@ -13,11 +13,12 @@ from __future__ import annotations
 import itertools
 import json
 import threading
-import time
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+
+from peerlab.clock import REAL_CLOCK, Clock
 
 OpType = Literal["invoke", "ok", "fail", "info"]
 EntryType = Literal["invoke", "ok", "fail", "info", "fault", "event"]
@@ -39,8 +40,10 @@ class Entry:
     data: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        out = {k: v for k, v in asdict(self).items() if v is not None and v != {}}
-        out["type"] = self.type
+        # Only absent fields are left out: a value of {} is a value, and must read back.
+        out = {k: v for k, v in asdict(self).items() if v is not None}
+        if not self.data:
+            del out["data"]
         return out
 
     @classmethod
@@ -55,11 +58,12 @@ class Entry:
 class History:
     """A thread-safe, append-only history, optionally mirrored line by line to a JSONL file."""
 
-    def __init__(self, path: Path | None = None) -> None:
+    def __init__(self, path: Path | None = None, clock: Clock = REAL_CLOCK) -> None:
         self._lock = threading.Lock()
         self._entries: list[Entry] = []
         self._counter = itertools.count()
-        self._origin = time.monotonic_ns()
+        self.clock = clock
+        self._origin = self._monotonic_ns()
         self.path = path
         self._file = None
         if path is not None:
@@ -74,8 +78,11 @@ class History:
                 self._file.flush()
         return entry
 
+    def _monotonic_ns(self) -> int:
+        return int(self.clock.monotonic() * 1e9)
+
     def _stamp(self) -> tuple[int, int, float]:
-        return next(self._counter), time.monotonic_ns() - self._origin, time.time()
+        return next(self._counter), self._monotonic_ns() - self._origin, self.clock.time()
 
     def invoke(
         self,

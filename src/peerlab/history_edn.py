@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from peerlab.hashable import hashable
 from peerlab.history import CLIENT_TYPES, Entry, read_jsonl
 
 
@@ -147,14 +148,14 @@ class _Reader:
     def mapping(self, items: list[Any]) -> dict[Any, Any]:
         if len(items) % 2:
             raise self.error("a map needs an even number of forms")
-        return {_hashable(items[i]): items[i + 1] for i in range(0, len(items), 2)}
+        return {hashable(items[i]): items[i + 1] for i in range(0, len(items), 2)}
 
     def dispatch(self) -> Any:
         self.at += 1
         char = self.text[self.at : self.at + 1]
         if char == "{":
             self.at += 1
-            return frozenset(_hashable(item) for item in self.until("}"))
+            return frozenset(hashable(item) for item in self.until("}"))
         if char == "#":
             self.at += 1
             name = self.token()
@@ -227,14 +228,6 @@ class _Reader:
         if token in named:
             return named[token]
         return Symbol(token)
-
-
-def _hashable(value: Any) -> Any:
-    if isinstance(value, list):
-        return tuple(_hashable(item) for item in value)
-    if isinstance(value, dict):
-        return tuple((k, _hashable(v)) for k, v in value.items())
-    return value
 
 
 def read_edn_history(text: str) -> list[Entry]:

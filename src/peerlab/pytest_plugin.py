@@ -25,8 +25,10 @@ from typing import Any
 
 import pytest
 
+from peerlab import backends
 from peerlab.env import Environment
 from peerlab.seed import new_seed
+from peerlab.systems.plugins import plugins
 
 RESULTS_KEY = pytest.StashKey[dict[str, pytest.TestReport]]()
 
@@ -38,6 +40,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         type=int,
         default=None,
         help="Seed for every random choice (replays a failing run).",
+    )
+    group.addoption(
+        "--peerlab-backend",
+        default=backends.DEFAULT,
+        choices=backends.names(),
+        help="Where every test's nodes run (default: local; docs/backends.md).",
     )
     group.addoption(
         "--peerlab-keep",
@@ -54,6 +62,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "peerlab: a scenario that runs a peerlab Environment")
+    for plugin in plugins():  # systems' own fixtures and helpers (syncpeer: syncpeer_net)
+        if plugin.pytest is not None and not config.pluginmanager.has_plugin(plugin.pytest):
+            config.pluginmanager.import_plugin(plugin.pytest)
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -82,7 +93,12 @@ def peerlab_env(request: pytest.FixtureRequest, peerlab_seed: int) -> Iterator[E
     item = request.node
     results = Path(request.config.getoption("--peerlab-results")) / test_dir_name(item.nodeid)
     began = time.time()
-    env = Environment(test_dir_name(item.name)[:40], seed=peerlab_seed, artifacts=results)
+    env = Environment(
+        test_dir_name(item.name)[:40],
+        seed=peerlab_seed,
+        artifacts=results,
+        backend=request.config.getoption("--peerlab-backend"),
+    )
     unfaithful: str | None = None
     try:
         yield env
@@ -127,7 +143,7 @@ def _check_fidelity(env: Environment) -> str | None:
     from peerlab.checkers.fidelity import fault_fidelity, needs_fidelity
 
     try:
-        if env.net is None or not needs_fidelity(env.history.entries()):
+        if not env.net.enabled or not needs_fidelity(env.history.entries()):
             return None
         env.net.sample()  # closes the last interval if a partition is still on
         verdict = fault_fidelity(env.history.entries())

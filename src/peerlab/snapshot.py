@@ -4,11 +4,11 @@ A snapshot holds every node's data dir (for syncpeer: keys, friends, files), wha
 system's adapter reports about each node (friends, files, routing tables), which nodes ran,
 and the faults applied to the network:
 
-    <snapshot>/snapshot.json         nodes, states, faults, seed, address block, systems
+    <snapshot>/snapshot.json         nodes, states, faults, seed, backend (addressing), systems
     <snapshot>/nodes/<name>/data/    a copy of the node's data dir
     <snapshot>/nodes/<name>/state.json   the adapter's view of the node (when it has one)
 
-Saving freezes every running node (SIGSTOP) while the data dirs are copied, so all of them
+Saving freezes every running node (pause) while the data dirs are copied, so all of them
 are taken at the same instant and no file is copied half-written by its own node. Restoring
 stops the nodes, puts the saved data dirs back, applies the saved faults and starts the
 nodes that were running.
@@ -22,27 +22,26 @@ import contextlib
 import json
 import re
 import shutil
-import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from peerlab.errors import PeerlabError, UsageError
+from peerlab.home import peerlab_home
+from peerlab.node import NodeRecord, NodeState
 
 if TYPE_CHECKING:
-    from peerlab.env import Environment
+    from peerlab.api import EnvironmentAPI
 
 MANIFEST = "snapshot.json"
-FORMAT = 1
+FORMAT = 2
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 Progress = Callable[[str], None]
 
 
 def snapshot_root() -> Path:
-    from peerlab.supervisor import peerlab_home
-
     return peerlab_home() / "snapshots"
 
 
@@ -61,7 +60,7 @@ def _quiet(_: str) -> None:
 
 
 def save(
-    env: Environment,
+    env: EnvironmentAPI,
     target: Path,
     *,
     force: bool = False,
@@ -79,28 +78,17 @@ def save(
         shutil.rmtree(target)
     target.mkdir(parents=True)
     states = _system_states(env, progress)
-    faults = env.net.export() if env.net is not None else []
-    frozen = [n for n in env.nodes.values() if n.state == "running" and n.pid is not None]
+    faults = env.net.export()
     taken = time.time()
+    frozen = env.freeze(list(env.nodes))
     try:
-        for node in frozen:
-            assert node.pid is not None
-            env.backend.signal(node.pid, signal.SIGSTOP)
         if copy_data:
             for node in env.nodes.values():
                 progress(f"copying the data dir of {node.name}")
-                if node.data_dir.exists():
-                    shutil.copytree(
-                        node.data_dir,
-                        target / "nodes" / node.name / "data",
-                        symlinks=True,
-                        ignore=_special_files,
-                    )
+                env.export_data(node, target / "nodes" / node.name / "data")
     finally:
-        for node in frozen:
-            assert node.pid is not None
-            with contextlib.suppress(Exception):
-                env.backend.signal(node.pid, signal.SIGCONT)
+        with contextlib.suppress(Exception):
+            env.thaw(frozen)
     for name, state in states.items():
         folder = target / "nodes" / name
         folder.mkdir(parents=True, exist_ok=True)
@@ -111,20 +99,9 @@ def save(
         "taken": taken,
         "env": env.name,
         "seed": env.seed,
-        "address_block": env.addresses.block,
+        "backend": env.backend_info(),
         "systems": {name: str(spec.source) for name, spec in env.systems.items()},
-        "nodes": [
-            {
-                "name": n.name,
-                "index": n.index,
-                "system": n.system.name,
-                "role": n.role,
-                "state": n.state,
-                "address": n.address,
-                "restarts": n.restarts,
-            }
-            for n in env.nodes.values()
-        ],
+        "nodes": [n.record().to_json() for n in env.nodes.values()],
         "faults": faults,
         "data": copy_data,
     }
@@ -135,29 +112,20 @@ def save(
     return manifest
 
 
-def _special_files(directory: str, names: list[str]) -> list[str]:
-    """Sockets and pipes in a data dir cannot be copied, and mean nothing once copied."""
-    skipped = []
-    for name in names:
-        path = Path(directory) / name
-        with contextlib.suppress(OSError):
-            if not (path.is_file() or path.is_dir() or path.is_symlink()):
-                skipped.append(name)
-    return skipped
-
-
-def _system_states(env: Environment, progress: Progress) -> dict[str, Any]:
+def _system_states(env: EnvironmentAPI, progress: Progress) -> dict[str, Any]:
     """What each running node's adapter tells about it (friends, files, routing tables)."""
     states: dict[str, Any] = {}
     for node in env.nodes.values():
         adapter = env.adapters.get(node.system.name)
-        if adapter is None or node.state != "running" or not hasattr(adapter, "inspect"):
+        if adapter is None or node.state != "running":
             continue
         progress(f"asking {node.name} for its state")
         try:
-            states[node.name] = adapter.inspect(node)
+            state = adapter.inspect(node)
         except PeerlabError as exc:
-            states[node.name] = {"error": exc.message}
+            state = {"error": exc.message}
+        if state is not None:
+            states[node.name] = state
     return states
 
 
@@ -188,28 +156,29 @@ def load(source: Path) -> dict[str, Any]:
 
 
 def restore(
-    env: Environment, source: Path, *, force: bool = False, progress: Progress = _quiet
+    env: EnvironmentAPI, source: Path, *, force: bool = False, progress: Progress = _quiet
 ) -> dict[str, Any]:
     """Bring the network back to the snapshot in `source`; returns what was done."""
     manifest = load(source)
     for name, system in manifest["systems"].items():
         if name not in env.systems:
             env.system(system)
-    if manifest["address_block"] != env.addresses.block and not force:
+    here = env.backend_info()
+    if manifest["backend"] != here and not force:
         raise UsageError(
-            f"snapshot {source.name!r} was taken on address block {manifest['address_block']} "
-            f"and this network uses block {env.addresses.block}",
+            f"snapshot {source.name!r} was taken on {manifest['backend']} "
+            f"and this network runs on {here}",
             field="NAME",
             hint="nodes store each other's addresses in their data; restore it "
             "into the network that saved it, or pass --force to restore anyway",
         )
-    saved = {raw["name"]: raw for raw in manifest["nodes"]}
+    saved = {record.name: record for record in map(NodeRecord.from_json, manifest["nodes"])}
     for name, raw in saved.items():
         node = env.nodes.get(name)
-        if node is not None and node.address != raw["address"] and not force:
+        if node is not None and node.address != raw.address and not force:
             raise UsageError(
                 f"peer {name} has address {node.address} here but "
-                f"{raw['address']} in snapshot {source.name!r}",
+                f"{raw.address} in snapshot {source.name!r}",
                 field="NAME",
                 hint="pass --force to restore anyway",
             )
@@ -220,28 +189,20 @@ def restore(
     for name, raw in saved.items():
         if name not in env.nodes:
             progress(f"creating {name}")
-            env.start(raw["system"], [name], role=raw.get("role"), wait=False)
+            env.start(raw.system, [name], role=raw.role, wait=False)
             env.stop(name)
-    if env.net is not None:
-        env.net.clear()
+    env.net.clear()
     for name in saved:
-        node = env.nodes[name]
         progress(f"restoring the data dir of {name}")
-        if node.data_dir.exists():
-            shutil.rmtree(node.data_dir)
-        saved_data = source / "nodes" / name / "data"
-        if saved_data.exists():
-            shutil.copytree(saved_data, node.data_dir, symlinks=True)
-        else:
-            node.data_dir.mkdir(parents=True)
-    if env.net is not None:
+        env.import_data(env.nodes[name], source / "nodes" / name / "data")
+    if env.net.enabled:
         env.net.restore(manifest["faults"])
     started, left_stopped = [], []
     for name, raw in saved.items():
-        if raw["state"] in ("running", "paused", "starting"):
+        if raw.state.alive:
             progress(f"starting {name}")
             env.restart(name)
-            if raw["state"] == "paused":
+            if raw.state == NodeState.PAUSED:
                 env.pause(name)
             started.append(name)
         else:

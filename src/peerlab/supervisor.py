@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import contextlib
 import hashlib
+import inspect
 import json
 import os
 import shutil
@@ -24,20 +25,19 @@ import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import aiohttp
 from aiohttp import web
 
+from peerlab.api import ControlAPI, ControlTarget, NetAPI
 from peerlab.errors import PeerlabError, UsageError
+from peerlab.home import peerlab_home
 from peerlab.reaper import kill_tree, runtime_dir, same_process
-from peerlab.rpc import is_rpc
+from peerlab.services import Services
 
 CALL_TIMEOUT = 300.0
-
-
-def peerlab_home() -> Path:
-    return Path(os.environ.get("PEERLAB_HOME") or Path.home() / ".peerlab")
+T = TypeVar("T")
 
 
 def env_dir(name: str) -> Path:
@@ -125,6 +125,38 @@ class Remote:
             raise cls(answer["error"], hint=answer.get("hint"))
         return answer.get("result")
 
+    def namespace(self, namespace: str, api: type[T]) -> T:
+        """A typed proxy of one namespace (`env`, `net`, ...): each method call on it is
+        one remote call, with positional arguments named by `api`'s signatures."""
+        return cast(T, _Namespace(self, namespace, api))
+
+    def environment(self) -> ControlTarget:
+        """The live network as the nemesis and churn drive an Environment: the node verbs
+        (`env` namespace) with its `net`."""
+        net = _Namespace(self, "net", NetAPI)
+        return cast(ControlTarget, _Namespace(self, "env", ControlAPI, net=net))
+
+
+class _Namespace:
+    def __init__(self, remote: Remote, namespace: str, api: type[Any], **attributes: Any) -> None:
+        self._remote = remote
+        self._namespace = namespace
+        self._api = api
+        self.__dict__.update(attributes)
+
+    def __getattr__(self, verb: str) -> Callable[..., Any]:
+        method = getattr(self._api, verb, None)
+        if verb.startswith("_") or method is None:
+            raise AttributeError(verb)
+        signature = inspect.signature(method)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            bound = signature.bind(None, *args, **kwargs)  # None stands for self
+            arguments = dict(list(bound.arguments.items())[1:])
+            return self._remote.call(f"{self._namespace}.{verb}", **arguments)
+
+        return call
+
 
 def remote(name: str = "default") -> Remote:
     return Remote(name)
@@ -133,26 +165,24 @@ def remote(name: str = "default") -> Remote:
 # ------------------------------------------------------------------ supervisor side
 
 
-def _resolve(env: Any, path: str) -> Any:
-    target = env
-    parts = path.split(".")
-    for i, part in enumerate(parts):
-        if part.startswith("_"):
-            raise UsageError(f"{path!r} is not an operation", field="path")
-        if i == 0 and part == "adapter":
-            target = env.adapter()
-            continue
-        target = getattr(target, part, None)
-        if target is None:
-            what = "this environment's system" if parts[0] == "adapter" else "the environment"
-            raise UsageError(
-                f"{path!r} is not an operation of {what}",
-                field="path",
-                hint="the system running here may not support it",
-            )
-    if not is_rpc(target):
-        raise UsageError(f"{path!r} cannot be called from the CLI", field="path")
-    return target
+async def answer(services: Services, path: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """One call's answer: `{"result": ...}`, or `{"error", "hint", "usage"}`. A call that
+    does not fit the operation is a usage error; anything raised inside it is not."""
+    try:
+        func = services.resolve(path)
+        try:
+            bound = inspect.signature(func).bind(**kwargs)
+        except TypeError as exc:  # the call does not fit: the caller's mistake
+            raise UsageError(f"{path}: {exc}", field="path") from None
+        loop = asyncio.get_running_loop()
+        return {
+            "result": await loop.run_in_executor(None, lambda: func(*bound.args, **bound.kwargs))
+        }
+    except PeerlabError as exc:
+        return {"error": exc.message, "hint": exc.hint, "usage": isinstance(exc, UsageError)}
+    except Exception as exc:  # a bug inside the operation, never a usage error
+        traceback.print_exc()
+        return {"error": f"{path} failed: {exc!r}", "usage": False}
 
 
 async def _serve(env: Any, name: str) -> None:
@@ -167,19 +197,8 @@ async def _serve(env: Any, name: str) -> None:
         if path == "shutdown":
             stop.set()
             return web.json_response({"result": "stopping"})
-        try:
-            func = _resolve(env, path)
-            result = await loop.run_in_executor(None, lambda: func(**body.get("kwargs", {})))
-            return web.json_response({"result": result}, dumps=lambda o: json.dumps(o, default=str))
-        except PeerlabError as exc:
-            return web.json_response(
-                {"error": exc.message, "hint": exc.hint, "usage": isinstance(exc, UsageError)}
-            )
-        except TypeError as exc:
-            return web.json_response({"error": f"{path}: {exc}", "usage": True})
-        except Exception as exc:
-            traceback.print_exc()
-            return web.json_response({"error": f"{path} failed: {exc!r}"})
+        reply = await answer(env.services, path, body.get("kwargs", {}))
+        return web.json_response(reply, dumps=lambda o: json.dumps(o, default=str))
 
     app = web.Application()
     app.router.add_post("/call", call)
@@ -197,6 +216,7 @@ async def _serve(env: Any, name: str) -> None:
 
 def supervise(options: argparse.Namespace) -> int:
     from peerlab.env import Environment
+    from peerlab.handover import adopt as adopt_network
 
     name = options.env
     own = {
@@ -210,7 +230,7 @@ def supervise(options: argparse.Namespace) -> int:
     env = None
     try:
         if options.adopt:
-            env = Environment.adopt(json.loads(Path(options.adopt).read_text()), name)
+            env = adopt_network(json.loads(Path(options.adopt).read_text()), name)
         else:
             # A new network starts from empty data dirs; the last one's results were saved
             # by `peerlab down`.
@@ -218,6 +238,7 @@ def supervise(options: argparse.Namespace) -> int:
             env = Environment(
                 name,
                 seed=options.seed,
+                backend=options.backend,
                 fabric=not options.no_fabric,
                 workdir=env_dir(name) / "work",
             )
@@ -291,9 +312,10 @@ def launch(
     bootstrap: bool,
     timeout: float,
     on_progress: Callable[[int, int], None] | None = None,
+    backend: str = "local",
 ) -> dict[str, Any]:
     """Start a supervisor in the background and wait until its nodes are ready (or failed)."""
-    args = ["--system", system]
+    args = ["--system", system, "--backend", backend]
     if peers is not None:  # None: the system's layout of roles, or 3 nodes
         args += ["--peers", str(peers)]
     if seed is not None:
@@ -382,6 +404,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="peerlab-supervisor")
     parser.add_argument("--env", default="default")
     parser.add_argument("--system", default="syncpeer")
+    parser.add_argument("--backend", default="local")
     parser.add_argument("--peers", type=int, default=None)
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--no-fabric", action="store_true")

@@ -1,4 +1,5 @@
-"""What scenarios import: waits, assertions, and requirements on installed programs."""
+"""What scenarios import: waits, and requirements on installed programs. A system's own
+assertions live with its adapter (syncpeer's: `peerlab.systems.syncpeer`)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,11 @@ import shutil
 
 import pytest
 
-from peerlab.systems.syncpeer import assert_file_synced, assert_friends
+from peerlab.errors import UsageError
+from peerlab.nemesis.clock import libfaketime
 from peerlab.wait import wait_until
 
-__all__ = ["assert_file_synced", "assert_friends", "in_ci", "require_program", "wait_until"]
+__all__ = ["in_ci", "require_libfaketime", "require_program", "wait_until"]
 
 
 def in_ci() -> bool:
@@ -26,3 +28,14 @@ def require_program(program: str, package: str) -> str:
     if in_ci():
         pytest.fail(f"{message}; CI installs it in .ci/run, so this is a broken CI setup")
     pytest.skip(message)
+
+
+def require_libfaketime() -> None:
+    """Skip a clock-skew scenario where libfaketime is missing; under CI, fail instead."""
+    try:
+        libfaketime()
+    except UsageError as exc:
+        message = f"{exc.message} ({exc.hint})"
+        if in_ci():
+            pytest.fail(f"{message}; CI installs it in .ci/run, so this is a broken CI setup")
+        pytest.skip(message)

@@ -6,6 +6,7 @@ import pytest
 
 from peerlab.errors import UsageError
 from peerlab.manifest import load_manifest, node_fields, parse_manifest, render
+from peerlab.manifest_schema import NODE_FIELDS
 from peerlab.systems import builtin_systems, find_system
 
 MINIMAL = {
@@ -32,29 +33,15 @@ def test_minimal_manifest_defaults() -> None:
     assert spec.readiness.port == "http"
 
 
-@pytest.mark.parametrize(
-    ("patch", "field"),
-    [
-        ({"system": {}}, "system.name"),
-        ({"system": {"name": "Bad Name"}}, "system.name"),
-        ({"launch": {"command": []}}, "launch.command"),
-        ({"launch": {"command": ["x"], "mode": "spawn"}}, "launch.mode"),
-        ({"launch": {"command": ["x"], "mode": "fork"}}, "launch.entry"),
-        ({"ports": {"http": 70000}}, "ports.http.port"),
-        ({"ports": {"http": {"port": 1, "protocol": "sctp"}}}, "ports.http.protocol"),
-        ({"readiness": {"type": "http", "port": "nope"}}, "readiness.port"),
-        ({"readiness": {"type": "smoke"}}, "readiness.type"),
-        ({"readiness": {"type": "log"}}, "readiness.pattern"),
-        ({"launch": {"command": ["x"], "args": ["{nope}"]}}, "launch.command"),
-        ({"launch": {"command": ["x"], "colour": 1}}, "launch.colour"),
-    ],
-)
-def test_bad_manifest_names_the_field(patch: dict, field: str) -> None:
-    with pytest.raises(UsageError) as info:
-        parse_manifest({**MINIMAL, **patch}, "m.toml")
-    assert info.value.field == field
-    assert field in str(info.value)
-    assert info.value.hint
+def test_defaults_that_follow_from_other_fields() -> None:
+    fork = {**MINIMAL, "launch": {"mode": "fork", "entry": "mypkg.node:main", "command": ["x"]}}
+    assert parse_manifest(fork).preload == ("mypkg.node",)
+    fork["launch"] = {**fork["launch"], "preload": []}
+    assert parse_manifest(fork).preload == ()
+    portless = parse_manifest({"system": {"name": "k"}, "launch": {"command": ["k"]}})
+    assert (portless.readiness.type, portless.readiness.port) == ("none", None)
+    assert (portless.stop_signal, portless.stop_timeout) == ("SIGTERM", 5.0)
+    assert find_system("syncpeer").preload == ("syncpeer.io.node",)
 
 
 def test_unknown_system_lists_known_ones() -> None:
@@ -102,3 +89,5 @@ def test_cluster_template_joins_every_node() -> None:
         "A=http://127.0.0.2:2380,B=http://127.0.0.3:2380,C=http://127.0.0.4:2380"
     )
     assert render("--listen {bind}:{port.client}", fields) == "--listen 127.9.0.2:2379"
+    # The fields the schema lets templates use are the ones a node has.
+    assert set(fields) == {*NODE_FIELDS, "port.client", "port.peer", "initial_cluster"}

@@ -1,14 +1,11 @@
 """Manifest roles: a program of their own, a default layout, files rendered into the data dir,
-templates limited to one role; bad ones fail naming the field."""
+templates limited to one role (bad ones: tests/unit/test_manifest_schema.py)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from peerlab.errors import UsageError
 from peerlab.manifest import node_fields, node_files, parse_manifest
 from peerlab.systems import find_system
 
@@ -61,35 +58,6 @@ def test_a_template_without_role_still_joins_every_node() -> None:
     spec = find_system("etcd")
     assert spec.layout == []
     assert all(t.role is None for t in spec.templates.values())
-
-
-@pytest.mark.parametrize(
-    ("patch", "field"),
-    [
-        ({"roles": {"x": {"count": -1}}}, "roles.x.count"),
-        ({"roles": {"x": {"count": "two"}}}, "roles.x.count"),
-        ({"roles": {"x": {"command": []}}}, "roles.x.command"),
-        ({"roles": {"x": {"command": "kvd"}}}, "roles.x.command"),
-        ({"roles": {"x": {"args": "--fast"}}}, "roles.x.args"),
-        ({"roles": {"x": {"colour": "red"}}}, "roles.x.colour"),
-        ({"roles": {"x": {"files": {"/etc/passwd": "x"}}}}, "roles.x.files./etc/passwd"),
-        ({"files": {"../up.conf": "x"}}, "files.../up.conf"),
-        ({"files": {"a.conf": 3}}, "files.a.conf"),
-        ({"files": "a.conf"}, "files"),
-        ({"files": {"a.conf": "{nope}"}}, "files.a.conf"),
-        ({"roles": {"x": {"command": ["{nope}"]}}}, "roles.x.command"),
-        ({"templates": {"t": {"each": "{name}", "role": "ghost"}}}, "templates.t.role"),
-        ({"templates": {"t": {"each": "{name}", "joiner": ","}}}, "templates.t.joiner"),
-    ],
-)
-def test_bad_roles_and_files_name_the_field(patch: dict[str, Any], field: str) -> None:
-    data = {**BASE, **patch}
-    if "roles" in patch:  # keep the roles the templates name
-        data["roles"] = {**BASE["roles"], **patch["roles"]}
-    with pytest.raises(UsageError) as info:
-        parse_manifest(data, "m.toml")
-    assert info.value.field == field
-    assert info.value.hint
 
 
 def test_builtin_redis_manifest_has_its_layout() -> None:

@@ -1,1 +1,45 @@
-"""Where nodes run. `local` (processes on this machine, no root) is the default."""
+"""Where nodes run: the registry of backends. `local` (processes on this machine, no root) is
+the default; `Environment(backend=NAME)`, `peerlab up --backend NAME` and
+`pytest --peerlab-backend NAME` choose another. A backend is one module with a class that
+implements `peerlab.backends.base.Backend`, plus one line in `REGISTRY`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+from peerlab.errors import UsageError
+
+if TYPE_CHECKING:
+    from peerlab.backends.base import Backend, BackendContext
+
+# name -> "module:Class"; imported only when chosen, so a backend's dependencies cost
+# nothing to users of the others.
+REGISTRY: dict[str, str] = {
+    "local": "peerlab.backends.local:LocalBackend",
+}
+DEFAULT = "local"
+
+
+def names() -> list[str]:
+    return list(REGISTRY)
+
+
+def check(name: str) -> str:
+    """`name` if it is a known backend; a UsageError naming the choices otherwise."""
+    if name not in REGISTRY:
+        raise UsageError(
+            f"unknown backend {name!r}",
+            field="backend",
+            hint=f"choose one of: {', '.join(REGISTRY)}",
+        )
+    return name
+
+
+def create(name: str, context: BackendContext) -> Backend:
+    """A new backend `name` for one Environment."""
+    module_name, _, attr = REGISTRY[check(name)].partition(":")
+    factory = getattr(importlib.import_module(module_name), attr)
+    backend: Backend = factory(context)
+    return backend

@@ -2,8 +2,10 @@
 
 Processes are started by a launcher (see `launcher.py`): forked from a pre-imported Python
 process for systems that name an entry point, exec'd for anything else. Control is by
-signal: kill (SIGKILL), stop (SIGTERM then SIGKILL), pause and resume (SIGSTOP / SIGCONT),
-sent to the node's process group so that whatever it spawned follows.
+signal: kill (SIGKILL), stop (the system's stop signal), pause and resume (SIGSTOP /
+SIGCONT), sent to the node's process group so that whatever it spawned follows. Clock skew
+is libfaketime, preloaded into nodes that start with an offset. Addresses come from a
+leased block of loopback addresses (`peerlab.addresses`), so runs side by side never meet.
 """
 
 from __future__ import annotations
@@ -13,28 +15,32 @@ import contextlib
 import itertools
 import json
 import os
+import shutil
 import signal
+import socket
 import sys
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from peerlab.errors import PeerlabError
-from peerlab.reaper import Reaper
+import psutil
 
+from peerlab.addresses import AddressBlock
+from peerlab.backends.base import (
+    Action,
+    Addresses,
+    BackendContext,
+    Capabilities,
+    Launch,
+)
+from peerlab.backends.owners import Owner, Request, SocketOwners
+from peerlab.errors import PeerlabError, UsageError
+from peerlab.nemesis.clock import preload_environment, write_skew
+from peerlab.node import NodeHandle
 
-@dataclass
-class ProcessSpec:
-    """One process to start: either `entry` + `args` (fork) or `argv` (exec)."""
-
-    stdout: Path
-    stderr: Path
-    argv: list[str] = field(default_factory=list)
-    entry: str | None = None
-    args: list[str] = field(default_factory=list)
-    env: dict[str, str] = field(default_factory=dict)
-    cwd: str | None = None
-    preload: tuple[str, ...] = ()
+if TYPE_CHECKING:
+    from peerlab.fabric.plane import FaultPlane
+    from peerlab.node import Node
 
 
 class _Launcher:
@@ -44,7 +50,7 @@ class _Launcher:
         self.process = process
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
-        self.exits: dict[int, asyncio.Future[int]] = {}
+        self.exits: dict[int, asyncio.Future[int | None]] = {}
         self._reader = asyncio.get_running_loop().create_task(self._read())
         self._lock = asyncio.Lock()
 
@@ -111,12 +117,70 @@ class _Launcher:
 
 
 class LocalBackend:
-    """Starts and controls node processes on this machine."""
+    """Nodes as processes on this machine, on leased loopback addresses."""
 
-    def __init__(self, reaper: Reaper) -> None:
-        self.reaper = reaper
+    name = "local"
+    capabilities = Capabilities()
+
+    def __init__(self, context: BackendContext) -> None:
+        self.context = context
+        self.reaper = context.reaper
+        adopted = context.adopt or {}
+        self.block = AddressBlock.lease(adopted.get("address_block"), wait=10)
+        self.reaper.add_callback("address lease", self.block.release)
         self._launchers: dict[tuple[str, ...], _Launcher] = {}
         self._launcher_lock = asyncio.Lock()
+        self._faketime: set[str] = set()  # nodes started under libfaketime
+        self._watchers: set[asyncio.Task[None]] = set()
+        self.owners = SocketOwners(self._roots)
+        self.reaper.add_callback("socket owners", self.owners.close)
+
+    # ------------------------------------------------------------------ addresses and files
+
+    def addresses(self, index: int) -> Addresses:
+        public = self.block.public(index)
+        return Addresses(public, self.block.bind(index) if self.context.fabric else public)
+
+    def prepare(self, node: Node, launch: Launch) -> None:
+        self._check_ports_free(node)
+        launch.data_dir.mkdir(parents=True, exist_ok=True)
+        for name, text in launch.files.items():
+            path = launch.data_dir / name
+            if not path.exists():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(text, encoding="utf-8")
+
+    @staticmethod
+    def _check_ports_free(node: Node) -> None:
+        for port in node.system.ports.values():
+            kind = socket.SOCK_STREAM if port.protocol == "tcp" else socket.SOCK_DGRAM
+            with socket.socket(socket.AF_INET, kind) as probe:
+                # Servers set SO_REUSEADDR; without it, connections in TIME_WAIT would
+                # make a free port look taken.
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    probe.bind((node.bind_address, port.port))
+                except OSError:
+                    raise UsageError(
+                        f"port {port.name} ({port.protocol} {node.bind_address}:{port.port}) "
+                        f"of node {node.name} is in use",
+                        field=f"ports.{port.name}",
+                        hint="a leftover process holds it: run `peerlab down --all`, or "
+                        "change the port in the manifest",
+                    ) from None
+
+    async def expose(self, node: Node, plane: FaultPlane) -> None:
+        for port in node.system.ports.values():
+            if port.proxied:
+                await plane.expose(
+                    node.name,
+                    port.name,
+                    port.protocol,
+                    (node.address, port.port),
+                    (node.bind_address, port.port),
+                )
+
+    # ------------------------------------------------------------------ processes
 
     async def _launcher(self, preload: tuple[str, ...]) -> _Launcher:
         async with self._launcher_lock:
@@ -127,42 +191,170 @@ class LocalBackend:
                 self._launchers[preload] = launcher
             return launcher
 
-    async def spawn(self, spec: ProcessSpec) -> tuple[int, asyncio.Future[int]]:
-        """Start a process; returns its pid and a future of its exit code."""
-        launcher = await self._launcher(spec.preload if spec.entry else ())
+    @staticmethod
+    def skew_file(node: Node) -> Path:
+        return node.data_dir.parent / "clock-skew"
+
+    async def start(self, node: Node, launch: Launch) -> NodeHandle:
+        env = dict(launch.env)
+        fork = launch.entry is not None
+        if launch.clock_offset is not None:
+            write_skew(self.skew_file(node), launch.clock_offset)
+            env.update(preload_environment(self.skew_file(node)))
+            fork = False  # LD_PRELOAD acts when a program starts: a forked child escapes it
+            self._faketime.add(node.name)
+        else:
+            self._faketime.discard(node.name)
+        launcher = await self._launcher(launch.preload if fork else ())
         reply = await launcher.request(
             {
                 "op": "spawn",
-                "argv": spec.argv,
-                "entry": spec.entry,
-                "args": spec.args,
-                "env": spec.env,
-                "cwd": spec.cwd,
-                "stdout": str(spec.stdout),
-                "stderr": str(spec.stderr),
+                "argv": launch.argv,
+                "entry": launch.entry if fork else None,
+                "args": launch.args,
+                "env": env,
+                "cwd": str(launch.cwd),
+                "stdout": str(launch.stdout),
+                "stderr": str(launch.stderr),
             }
         )
         if "error" in reply:
-            program = spec.argv[0] if spec.argv else spec.entry
+            program = launch.argv[0] if launch.argv else launch.entry
             raise PeerlabError(
                 f"{program}: {reply['error']}",
                 hint="check that the program is installed and on PATH",
             )
         pid = int(reply["pid"])
         self.reaper.add_process(pid)
-        exit_future = launcher.exits.setdefault(pid, asyncio.get_running_loop().create_future())
-        return pid, exit_future
+        exited = launcher.exits.setdefault(pid, asyncio.get_running_loop().create_future())
+        exited.add_done_callback(lambda _: self.reaper.forget_process(pid))
+        return NodeHandle(str(pid), exited, pid)
 
-    @staticmethod
-    def signal(pid: int, sig: signal.Signals) -> None:
+    def act(self, handle: NodeHandle, action: Action, sig: signal.Signals | None = None) -> None:
         """Signal the node's process group (the node and anything it started)."""
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, sig)
+        if handle.pid is None:
+            return
+        signals = {
+            "kill": (signal.SIGCONT, signal.SIGKILL),  # a paused process must wake to die
+            "terminate": (signal.SIGCONT, sig or signal.SIGTERM),
+            "pause": (signal.SIGSTOP,),
+            "resume": (signal.SIGCONT,),
+        }[action]
+        for each in signals:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(handle.pid, each)
+
+    def set_clock(self, node: Node, seconds: float) -> bool:
+        write_skew(self.skew_file(node), seconds)
+        return node.name in self._faketime
+
+    def logs(self, node: Node, lines: int, stream: Literal["stdout", "stderr"]) -> list[str]:
+        return node.logs(lines, stream)
+
+    def resources(self, handle: NodeHandle) -> dict[str, Any]:
+        """CPU, memory (RSS) and process count of the node's whole process tree."""
+        if handle.pid is None:
+            return {}
+        try:
+            root = psutil.Process(handle.pid)
+            family = [root, *root.children(recursive=True)]
+        except psutil.Error:
+            return {}
+        rss = cpu = 0.0
+        counted = 0
+        for proc in family:
+            try:
+                with proc.oneshot():
+                    rss += proc.memory_info().rss
+                    times = proc.cpu_times()
+                    cpu += times.user + times.system
+                counted += 1
+            except psutil.Error:
+                continue
+        return {
+            "rss_mb": round(rss / 2**20, 1),
+            "cpu_seconds": round(cpu, 2),
+            "processes": counted,
+        }
+
+    def identify(self, requests: Sequence[Request]) -> list[Owner | None]:
+        """By socket owner, among the node process trees only (peerlab.backends.owners)."""
+        return self.owners.owners(requests)
+
+    def _roots(self) -> dict[str, int]:
+        return {
+            name: node.pid
+            for name, node in list(self.context.nodes().items())
+            if node.pid is not None and node.alive
+        }
+
+    def export_data(self, node: Node, target: Path) -> None:
+        if node.data_dir.exists():
+            shutil.copytree(node.data_dir, target, symlinks=True, ignore=_special_files)
+
+    def import_data(self, node: Node, source: Path) -> None:
+        if node.data_dir.exists():
+            shutil.rmtree(node.data_dir)
+        if source.exists():
+            shutil.copytree(source, node.data_dir, symlinks=True)
+        else:
+            node.data_dir.mkdir(parents=True)
+
+    def describe(self) -> dict[str, Any]:
+        return {"backend": self.name, "address_block": self.block.block}
+
+    # ------------------------------------------------------------------ handover
+
+    def detach(self) -> dict[str, Any]:
+        """The nodes are no longer ours to clean up; they keep running for an adopter."""
+        for node in self.context.nodes().values():
+            if node.pid is not None:
+                self.reaper.forget_process(node.pid)
+        return {"address_block": self.block.block, "faketime": sorted(self._faketime)}
+
+    async def watch(self, saved: dict[str, Any]) -> NodeHandle:
+        """Watch an adopted process (not a child of ours) for its exit by polling."""
+        loop = asyncio.get_running_loop()
+        exited: asyncio.Future[int | None] = loop.create_future()
+        pid = saved.get("pid")
+
+        async def poll() -> None:
+            while pid is not None:
+                try:
+                    if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                        break
+                except psutil.NoSuchProcess:
+                    break
+                await asyncio.sleep(0.2)
+            if not exited.done():
+                exited.set_result(None)
+
+        task = loop.create_task(poll())
+        self._watchers.add(task)
+        task.add_done_callback(self._watchers.discard)
+        if pid is not None:
+            self.reaper.add_process(pid)
+            exited.add_done_callback(lambda _: self.reaper.forget_process(pid))
+        self._faketime.update((self.context.adopt or {}).get("faketime", []))
+        return NodeHandle(str(saved["key"]), exited, pid, dict(saved.get("state") or {}))
 
     async def close(self, detach: bool = False) -> None:
+        for task in list(self._watchers):
+            task.cancel()
         for launcher in self._launchers.values():
             with contextlib.suppress(Exception):
                 await launcher.close(detach=detach)
             if not detach:
                 self.reaper.forget_process(launcher.process.pid)
         self._launchers.clear()
+
+
+def _special_files(directory: str, names: list[str]) -> list[str]:
+    """Sockets and pipes in a data dir cannot be copied, and mean nothing once copied."""
+    skipped = []
+    for name in names:
+        path = Path(directory) / name
+        with contextlib.suppress(OSError):
+            if not (path.is_file() or path.is_dir() or path.is_symlink()):
+                skipped.append(name)
+    return skipped

@@ -27,6 +27,7 @@ from peerlab.env import Environment
 from peerlab.errors import PeerlabError, UsageError
 from peerlab.node import Node
 from peerlab.seed import derive_rng
+from peerlab.systems.syncpeer import SyncpeerAdapter
 
 PSS_SAMPLE = 100
 POLL_CONCURRENCY = 32
@@ -88,7 +89,7 @@ def measure(
         started = time.perf_counter() - began
         env.run(wait_joined(env, nodes, join_timeout), join_timeout + 10, what="DHT joins")
         ready = time.perf_counter() - began
-        adapter = env.adapter("syncpeer")
+        adapter = SyncpeerAdapter.of(env, "syncpeer")
         fingerprints = adapter.fingerprint_map()
         rng = derive_rng(seed, "bench-dht", peers)
         durations: list[float] = []

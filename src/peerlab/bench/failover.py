@@ -27,7 +27,7 @@ SYSTEMS = {"etcd": "etcd", "redis": "redis-sentinel", "redis-sentinel": "redis-s
 
 def _etcd_runs(env: Environment, runs: int, members: int) -> list[float]:
     env.start("etcd", members)
-    etcd: EtcdAdapter = env.adapter("etcd")
+    etcd = EtcdAdapter.of(env, "etcd")
     seconds = []
     for _ in range(runs):
         old = etcd.wait_for_leader(20)
@@ -48,7 +48,7 @@ def _etcd_runs(env: Environment, runs: int, members: int) -> list[float]:
 
 def _redis_runs(env: Environment, runs: int) -> list[float]:
     env.start("redis-sentinel")
-    redis: RedisSentinelAdapter = env.adapter("redis-sentinel")
+    redis = RedisSentinelAdapter.of(env, "redis-sentinel")
     seconds = []
     master = redis.master(20)
     for _ in range(runs):

@@ -30,9 +30,11 @@ from peerlab.bench.load import busy
 from peerlab.checkers.fidelity import fault_fidelity
 from peerlab.env import Environment
 from peerlab.errors import PeerlabError, UsageError
-from peerlab.fabric import Partition, bridge, one_way, split
+from peerlab.fabric import Fabric, Partition, bridge, one_way, split
 from peerlab.fabric.attribution import percentile
 from peerlab.seed import derive_rng
+from peerlab.systems.etcd import EtcdAdapter
+from peerlab.systems.syncpeer import SyncpeerAdapter
 
 SYSTEMS = ("etcd", "syncpeer")
 BACKENDS = ("local",)
@@ -46,7 +48,7 @@ def _start(env: Environment, system: str) -> tuple[list[str], str, Callable[[int
     """The cluster, the port probes go to, and one step of its workload."""
     if system == "etcd":
         names = [node.name for node in env.start("etcd", 3)]
-        etcd = env.adapter("etcd")
+        etcd = EtcdAdapter.of(env, "etcd")
 
         def write(step: int) -> None:
             etcd.put(names[step % len(names)], f"bench-{step % 16}", str(step))
@@ -54,7 +56,7 @@ def _start(env: Environment, system: str) -> tuple[list[str], str, Callable[[int
         return names, "client", write
     env.start("syncpeer", 1, role="bootstrap")
     names = ["A"] + [node.name for node in env.start("syncpeer", 4)]
-    syncpeer = env.adapter("syncpeer")
+    syncpeer = SyncpeerAdapter.of(env, "syncpeer")
     for a, b in zip(names, names[1:] + names[:1], strict=True):
         syncpeer.befriend(a, b)
 
@@ -123,9 +125,14 @@ def _probe(env: Environment, names: list[str], port: str, count: int) -> None:
 def _timings(env: Environment, clear: bool) -> list[tuple[str, float]]:
     """(how, ms) of the attributions since the last clear."""
 
+    plane = env.net.plane
+    assert isinstance(plane, Fabric)  # the bench starts its network with the fabric on
+
     async def take() -> list[tuple[str, float]]:
-        attributor = env.fabric.links.attributor
-        values = [(how, seconds * 1000) for how, seconds in attributor.timings]
+        attributor = plane.links.attributor
+        values: list[tuple[str, float]] = [
+            (how, seconds * 1000) for how, seconds in attributor.timings
+        ]
         if clear:
             attributor.timings.clear()
         return values

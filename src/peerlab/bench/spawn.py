@@ -1,8 +1,10 @@
-"""`peerlab bench spawn`: N syncpeer nodes started by the fork-server launcher vs plain exec.
+"""`peerlab bench spawn`: N syncpeer nodes started by the fork-server launcher vs plain exec,
+or (`--backend NAME`) on another backend beside the local one.
 
-Both ways run in the same invocation, one after the other, so the machine's noise hits both.
-Memory is the median proportional set size (PSS) per node: shared pages are split among the
-processes that share them, so it is the honest per-peer cost of forking from a launcher.
+Both contenders run in the same invocation, one after the other, so the machine's noise hits
+both. Memory is the median proportional set size (PSS) per node: shared pages are split
+among the processes that share them, so it is the honest per-peer cost of forking from a
+launcher (and of whatever a backend adds around a node).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 import psutil
 import typer
 
+from peerlab import backends
 from peerlab.env import Environment
 from peerlab.systems import find_system
 
@@ -27,11 +30,13 @@ def _pss_mb(pid: int) -> float | None:
         return None
 
 
-def measure(peers: int, mode: str, fabric: bool, seed: int) -> dict[str, Any]:
+def measure(
+    peers: int, mode: str, fabric: bool, seed: int, backend: str = backends.DEFAULT
+) -> dict[str, Any]:
     spec = find_system("syncpeer")
     if mode == "exec":
         spec = dataclasses.replace(spec, mode="exec", entry=None)
-    with Environment(f"bench-{mode}", seed=seed, fabric=fabric) as env:
+    with Environment(f"bench-{mode}", seed=seed, fabric=fabric, backend=backend) as env:
         began = time.perf_counter()
         nodes = env.start(spec, peers)
         seconds = time.perf_counter() - began
@@ -44,11 +49,16 @@ def measure(peers: int, mode: str, fabric: bool, seed: int) -> dict[str, Any]:
     }
 
 
-def run(peers: int = 50, fabric: bool = True, seed: int = 1) -> dict[str, Any]:
+def run(
+    peers: int = 50, fabric: bool = True, seed: int = 1, backend: str = backends.DEFAULT
+) -> dict[str, Any]:
+    if backend != backends.DEFAULT:
+        return against_local(peers, fabric, seed, backend)
     forked = measure(peers, "fork", fabric, seed)
     executed = measure(peers, "exec", fabric, seed)
     return {
         "peers": peers,
+        "backend": backends.DEFAULT,
         "launcher": "fork",
         "fabric": fabric,
         "seconds_to_ready": forked["seconds_to_ready"],
@@ -61,6 +71,23 @@ def run(peers: int = 50, fabric: bool = True, seed: int = 1) -> dict[str, Any]:
     }
 
 
+def against_local(peers: int, fabric: bool, seed: int, backend: str) -> dict[str, Any]:
+    """`backend` beside the local backend, in one run."""
+    chosen = measure(peers, "fork", fabric, seed, backend)
+    local = measure(peers, "fork", fabric, seed)
+    return {
+        "peers": peers,
+        "backend": backend,
+        "fabric": fabric,
+        "seconds_to_ready": chosen["seconds_to_ready"],
+        "pss_mb_per_peer": chosen["pss_mb_per_peer"],
+        "local_seconds_to_ready": local["seconds_to_ready"],
+        "local_pss_mb_per_peer": local["pss_mb_per_peer"],
+        "all_ready": chosen["ready"] == peers and local["ready"] == peers,
+        "cpus": psutil.cpu_count(),
+    }
+
+
 def register(bench_app: typer.Typer) -> None:
     @bench_app.command("spawn")
     def spawn(
@@ -69,8 +96,12 @@ def register(bench_app: typer.Typer) -> None:
             True, "--fabric/--no-fabric", help="Put the fabric's proxies in front of every node."
         ),
         seed: int = typer.Option(1, "--seed"),
+        backend: str = typer.Option(
+            backends.DEFAULT, "--backend", help="Measure this backend beside the local one."
+        ),
         as_json: bool = typer.Option(False, "--json"),
     ) -> None:
-        """Start N syncpeer nodes by fork-server and by plain exec; time and memory of each."""
-        result = run(peers, fabric, seed)
+        """Start N syncpeer nodes by fork-server and by plain exec (or on `--backend` beside
+        the local backend); time and memory of each."""
+        result = run(peers, fabric, seed, backends.check(backend))
         typer.echo(json.dumps(result, indent=None if as_json else 2))

@@ -6,9 +6,11 @@ import importlib
 import sys
 
 import typer
+from rich.markup import escape
 
 from peerlab.cli.common import err_console
 from peerlab.errors import PeerlabError, UsageError
+from peerlab.systems.plugins import plugins
 
 app = typer.Typer(
     name="peerlab",
@@ -46,7 +48,6 @@ COMMAND_MODULES = [
     "peerlab.cli.shell",
     "peerlab.cli.ci",
     "peerlab.cli.check",
-    "peerlab.cli.dht",
     "peerlab.cli.churn",
     "peerlab.cli.net",
     "peerlab.cli.proxy",
@@ -63,6 +64,8 @@ BENCH_MODULES = [
 
 for module_name in COMMAND_MODULES:
     importlib.import_module(module_name).register(app)
+for plugin in plugins():  # systems' own verbs (syncpeer: friend, file, dht)
+    plugin.register_cli(app)
 for module_name in BENCH_MODULES:
     importlib.import_module(module_name).register(bench_app)
 
@@ -72,12 +75,17 @@ def main() -> None:
     try:
         app()  # standalone: click's own usage errors print and exit 2
     except UsageError as exc:
-        err_console.print(f"[bold red]error:[/] {exc.message}", highlight=False)
-        if exc.hint:
-            err_console.print(f"  fix: {exc.hint}", highlight=False)
+        _print_error(exc, "fix")
         sys.exit(2)
     except PeerlabError as exc:
-        err_console.print(f"[bold red]error:[/] {exc.message}", highlight=False)
-        if exc.hint:
-            err_console.print(f"  hint: {exc.hint}", highlight=False)
+        _print_error(exc, "hint")
         sys.exit(1)
+
+
+def _print_error(exc: PeerlabError, label: str) -> None:
+    # Escaped: messages quote manifest tables such as [ports], which rich would take for
+    # markup. Soft-wrapped: one line, however narrow the terminal.
+    line = f"[bold red]error:[/] {escape(exc.message)}"
+    if exc.hint:
+        line += f" ({label}: {escape(exc.hint)})"
+    err_console.print(line, highlight=False, soft_wrap=True)

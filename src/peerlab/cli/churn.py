@@ -8,7 +8,6 @@ choices are seeded (`--seed`, default the network's seed): the library face is
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import typer
 
@@ -16,31 +15,7 @@ from peerlab.cli.common import console, remote_env, split_names
 from peerlab.errors import UsageError
 from peerlab.nemesis.churn import Churn, ChurnRunner, ChurnStep
 from peerlab.seed import derive_rng
-from peerlab.supervisor import Remote
 from peerlab.units import parse_duration
-
-
-class RemoteTarget:
-    """The churn target of a network run by a supervisor: each call is one remote call."""
-
-    def __init__(self, remote: Remote) -> None:
-        self.remote = remote
-
-    def peers(self) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = self.remote.call("peers")
-        return result
-
-    def stop_peers(self, names: list[str], kill: bool = False) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = self.remote.call("stop_peers", names=names, kill=kill)
-        return result
-
-    def restart_peers(self, names: list[str]) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = self.remote.call("restart_peers", names=names)
-        return result
-
-    def add_peers(self, count: int) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = self.remote.call("add_peers", count=count)
-        return result
 
 
 def register(app: typer.Typer) -> None:
@@ -69,7 +44,7 @@ def register(app: typer.Typer) -> None:
         if friends < 0:
             raise UsageError(f"--friends is {friends}", field="--friends", hint="0 or more")
         remote = remote_env(ctx)
-        status = remote.call("status")
+        status = remote.call("env.status")
         run_seed = status["seed"] if seed is None else seed
         rng = derive_rng(run_seed, "churn-friends")
 
@@ -78,7 +53,7 @@ def register(app: typer.Typer) -> None:
                 return
             live = sorted(
                 p["name"]
-                for p in remote.call("peers")
+                for p in remote.call("env.peers")
                 if p["state"] == "running" and p["name"] not in names
             )
             for name in names:
@@ -86,7 +61,7 @@ def register(app: typer.Typer) -> None:
                     remote.call("adapter.friend_add", a=name, b=other, via_dht=True)
 
         value = Churn(leave, join, period, fresh, kill, tuple(split_names(protect)))
-        runner = ChurnRunner(RemoteTarget(remote), value, run_seed, on_join=befriend)
+        runner = ChurnRunner(remote.environment(), value, run_seed, on_join=befriend)
 
         def show(step: ChurnStep) -> None:
             if as_json:

@@ -17,7 +17,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from peerlab import supervisor
+from peerlab import backends, supervisor
 from peerlab.cli.common import console, env_name, print_json, remote_env
 from peerlab.errors import PeerlabError, UsageError
 from peerlab.systems import find_system
@@ -63,10 +63,17 @@ def register(app: typer.Typer) -> None:
         bootstrap: bool = typer.Option(
             False, "--bootstrap", help="Start a bootstrap-role node first."
         ),
+        backend: str = typer.Option(
+            backends.DEFAULT,
+            "--backend",
+            "-b",
+            help=f"Where nodes run: {', '.join(backends.names())} (docs/backends.md).",
+        ),
         timeout: float = typer.Option(120.0, "--timeout", help="Seconds to wait for readiness."),
     ) -> None:
         """Start a network in the background; returns once every node is ready."""
         name = env_name(ctx)
+        backends.check(backend)
         if peers is not None and peers < 1:
             raise UsageError(f"--peers is {peers}", field="--peers", hint="use 1 or more")
         spec = find_system(system)
@@ -101,7 +108,7 @@ def register(app: typer.Typer) -> None:
                 progress.update(task, completed=ready, total=max(created, peers or 0) or None)
 
             state = supervisor.launch(
-                name, system, peers, seed, not no_fabric, bootstrap, timeout, show
+                name, system, peers, seed, not no_fabric, bootstrap, timeout, show, backend
             )
         status = state["status"]
         console.print(nodes_table(status["nodes"]))
@@ -128,7 +135,7 @@ def register(app: typer.Typer) -> None:
                 stamp = time.strftime("%Y%m%d-%H%M%S")
                 target = (Path("peerlab-results") / f"{name}-{stamp}").resolve()
                 try:
-                    supervisor.remote(name).call("results_save", dest=str(target))
+                    supervisor.remote(name).call("results.save", dest=str(target))
                     console.print(f"results of [bold]{name}[/]: {target}")
                 except PeerlabError as exc:
                     console.print(f"results of {name} not saved: {exc}")
@@ -155,12 +162,14 @@ def register(app: typer.Typer) -> None:
 
             remote = remote_env(ctx)
             live_dashboard(
-                lambda: remote.call("status"),
-                lambda cursor: remote.call("timeline", cursor=cursor, tail=None if cursor else 12),
+                lambda: remote.call("env.status"),
+                lambda cursor: remote.call(
+                    "observe.timeline", cursor=cursor, tail=None if cursor else 12
+                ),
                 interval,
             )
             return
-        result = remote_env(ctx).call("status")
+        result = remote_env(ctx).call("env.status")
         if as_json:
             print_json(result)
             return

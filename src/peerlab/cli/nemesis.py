@@ -8,7 +8,7 @@
 `run` applies each fault on time from this process through the network's supervisor, prints
 it, and heals everything at the end or on Ctrl-C. The seed defaults to the network's, so
 `plan` shows exactly what `run` will do; the library face is
-`peerlab.nemesis.NemesisRunner(EnvironmentTarget(env), Schedule.generate(...))`.
+`peerlab.nemesis.NemesisRunner(env, Schedule.generate(...))`.
 """
 
 from __future__ import annotations
@@ -23,47 +23,8 @@ from peerlab.errors import UsageError
 from peerlab.nemesis.runner import NemesisRunner
 from peerlab.nemesis.schedule import ALL_KINDS, DEFAULT_KINDS, GROUPS, Schedule
 from peerlab.supervisor import Remote
+from peerlab.systems import DEFAULT_SYSTEM, byzantine_modes
 from peerlab.units import parse_duration
-
-
-class RemoteTarget:
-    """The nemesis target of a network run by a supervisor: each call is one remote call."""
-
-    def __init__(self, remote: Remote) -> None:
-        self.remote = remote
-
-    def kill(self, name: str) -> None:
-        self.remote.call("kill", name=name)
-
-    def restart(self, name: str) -> None:
-        self.remote.call("restart", name=name)
-
-    def pause(self, name: str) -> None:
-        self.remote.call("pause", name=name)
-
-    def resume(self, name: str) -> None:
-        self.remote.call("resume", name=name)
-
-    def skew(self, name: str, seconds: float) -> None:
-        self.remote.call("skew", name=name, seconds=seconds)
-
-    def setenv(self, name: str, values: dict[str, str | None]) -> None:
-        self.remote.call("setenv", name=name, values=values)
-
-    def net_apply(self, fault: dict[str, Any]) -> str:
-        return str(self.remote.call("net.apply", fault=fault)["name"])
-
-    def net_remove(self, name: str) -> None:
-        self.remote.call("net.remove", name=name)
-
-    def net_clear(self) -> None:
-        self.remote.call("net.clear")
-
-    def states(self) -> dict[str, str]:
-        return {peer["name"]: peer["state"] for peer in self.remote.call("peers")}
-
-    def record(self, entry: str, what: str, data: dict[str, Any]) -> None:
-        self.remote.call("record", entry=entry, what=what, data=data)
 
 
 def _signed_duration(text: str) -> float:
@@ -82,8 +43,14 @@ def _schedule(
     max_impaired: int | None,
 ) -> Schedule:
     """The schedule for these options; what is not given comes from the running network."""
-    status: dict[str, Any] = remote.call("status") if remote is not None else {}
+    status: dict[str, Any] = remote.call("env.status") if remote is not None else {}
     names = split_names(nodes) if nodes else [n["name"] for n in status["nodes"]]
+    # The lying modes of the network's system (of the default system, planning offline).
+    modes: list[str]
+    if remote is not None:
+        modes = next(iter(status["byzantine"].values()), [])
+    else:
+        modes = byzantine_modes(DEFAULT_SYSTEM)
     return Schedule.generate(
         status["seed"] if seed is None else seed,
         names,
@@ -91,6 +58,7 @@ def _schedule(
         split_names(kinds),
         mean_gap=parse_duration(every, "--every"),
         max_impaired=max_impaired,
+        byzantine_modes=modes,
     )
 
 
@@ -158,7 +126,7 @@ def register(app: typer.Typer) -> None:
 
         if not as_json:
             console.print(schedule.describe()[0] + "; Ctrl-C stops and heals", highlight=False)
-        runner = NemesisRunner(RemoteTarget(remote), schedule, on_step=show)
+        runner = NemesisRunner(remote.environment(), schedule, on_step=show)
         try:
             runner.run()
         except KeyboardInterrupt:
@@ -178,7 +146,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Move a peer's wall clock (libfaketime); a peer not started under it restarts once."""
         seconds = _signed_duration(offset)
-        result = remote_env(ctx).call("skew", name=peer, seconds=seconds)
+        result = remote_env(ctx).call("env.skew", name=peer, seconds=seconds)
         console.print(f"{peer}: clock {result['clock_skew']:+g}s from real time")
 
     @nemesis_app.command("byzantine")
@@ -191,9 +159,9 @@ def register(app: typer.Typer) -> None:
             "selective, replay; off: honest again.",
         ),
     ) -> None:
-        """Restart a syncpeer peer lying to its friends in `mode` (docs/nemesis.md)."""
+        """Restart a peer lying to its friends in `mode` (docs/nemesis.md)."""
         if not mode:
             raise UsageError("no mode", field="mode", hint="e.g. corrupt, or off")
-        value = None if mode == "off" else mode
-        remote_env(ctx).call("setenv", name=peer, values={"SYNCPEER_BYZANTINE": value})
-        console.print(f"{peer}: {'honest' if value is None else 'lying: ' + mode} (restarted)")
+        remote_env(ctx).call("env.lie", name=peer, mode=mode)
+        honest = mode == "off"
+        console.print(f"{peer}: {'honest' if honest else 'lying: ' + mode} (restarted)")

@@ -1,4 +1,5 @@
-"""`peerlab logs` and `peerlab file watch`: the merged timeline of a network, live or after.
+"""`peerlab logs`: the merged timeline of a network, live or after (`follow` and the
+timeline source serve syncpeer's `peerlab file watch` too).
 
 Both read the timeline through the supervisor (`env.timeline`), which filters it where the
 files are and hands back a cursor for the next call; with `--run DIR` they read a results
@@ -14,15 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.text import Text
 
 from peerlab.cli.common import console, remote_env, split_names
-from peerlab.cli.peers import file_app
 from peerlab.errors import UsageError
 from peerlab.observe.events import TimelineEvent
-from peerlab.observe.files import EVENT_PATTERNS, PeerNames, SyncEvent, sync_events
 from peerlab.observe.filters import EventFilter, parse_since
-from peerlab.observe.render import clock, event_text, node_colour
+from peerlab.observe.render import event_text
 from peerlab.observe.timeline import fetch
 
 FOLLOW_INTERVAL = 0.25  # seconds between looks for new lines while following
@@ -44,7 +42,11 @@ def timeline_source(
         return lambda cursor, tail: fetch(run, cursor, event_filter, tail)
     remote = remote_env(ctx)
     return lambda cursor, tail: remote.call(
-        "timeline", cursor=cursor, filter=event_filter.to_json(), tail=tail, all_runs=all_runs
+        "observe.timeline",
+        cursor=cursor,
+        filter=event_filter.to_json(),
+        tail=tail,
+        all_runs=all_runs,
     )
 
 
@@ -129,59 +131,3 @@ def register(app: typer.Typer) -> None:
         show([TimelineEvent.from_json(raw) for raw in answer["events"]])
         if follow_:
             follow(source, show, answer["cursor"])
-
-    @file_app.command("watch")
-    def file_watch(
-        ctx: typer.Context,
-        peer: str | None = typer.Argument(None, help="Only this peer's events (default: all)."),
-        tail: int = typer.Option(10, "--tail", help="Recent events shown before following."),
-        run: Path | None = typer.Option(None, "--run", help="Read a results folder instead."),
-        no_follow: bool = typer.Option(False, "--no-follow", help="Show and stop."),
-    ) -> None:
-        """File sync as it happens: published, started, progress, completed, rejected."""
-        # The lines where nodes log their fingerprints come too, so peers show by name.
-        wanted = EventFilter(events=(*EVENT_PATTERNS, "node_started", "identity_created"))
-        source = timeline_source(ctx, run, wanted)
-        names = PeerNames()
-
-        def show(events: list[TimelineEvent], limit: int | None = None) -> None:
-            found = [s for s in sync_events(events, names) if peer is None or s.node == peer]
-            for item in found[-limit:] if limit else found:
-                console.print(_sync_line(item), highlight=False, soft_wrap=True)
-
-        if peer is not None and run is None:
-            known = [node["name"] for node in remote_env(ctx).call("peers")]
-            if peer not in known:
-                raise UsageError(
-                    f"unknown peer {peer!r}",
-                    field="PEER",
-                    hint=f"known peers: {', '.join(known) or '(none)'}",
-                )
-        answer = source(None, None)
-        show([TimelineEvent.from_json(raw) for raw in answer["events"]], tail)
-        if not no_follow:
-            follow(source, show, answer["cursor"])
-
-
-_PHASE_STYLE = {
-    "published": ("⇡", "bold blue"),
-    "started": ("⇣", "cyan"),
-    "progress": ("…", "yellow"),
-    "completed": ("✔", "bold green"),
-    "failed": ("✘", "red"),
-    "rejected": ("⊘", "bold red"),
-}
-
-
-def _sync_line(item: SyncEvent) -> Text:
-    mark, style = _PHASE_STYLE.get(item.phase, ("·", ""))
-    line = Text()
-    line.append(clock(item.wall) + " ", style="dim")
-    line.append(f"{item.node:<4} ", style=node_colour(item.node))
-    line.append(f"{mark} {item.phase:<9} ", style=style)
-    line.append(item.file, style="bold")
-    if item.detail:
-        line.append(" " + item.detail)
-    if item.trace_id:
-        line.append(f" trace={item.trace_id}", style="dim")
-    return line

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from peerlab.cli.common import console, env_name, print_json, remote_env
-from peerlab.report.results import find_run, load_result
+from peerlab.report.runs import find_run, load_result
 from peerlab.trend import DEFAULT_DB, TrendStore, figures_from
 
 
@@ -52,7 +52,7 @@ def register(app: typer.Typer) -> None:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         target = dest or Path("peerlab-results") / f"{env_name(ctx)}-{stamp}"
         with console.status("collecting logs, history and state..."):
-            path = Path(remote_env(ctx).call("results_save", dest=str(target.resolve())))
+            path = Path(remote_env(ctx).call("results.save", dest=str(target.resolve())))
         console.print(f"results: [bold]{path}[/]")
         if html:
             from peerlab.report.html import write_report

@@ -76,13 +76,13 @@ def scenario_run(
     remote = remote_env(ctx)
     began = time.time()
     watch = EventFilter(since=began - 0.5, kinds=("scenario", "fault", "event"))
-    cursor = remote.call("timeline", filter=watch.to_json())["cursor"]
+    cursor = remote.call("observe.timeline", filter=watch.to_json())["cursor"]
     outcome: dict[str, Any] = {}
 
     def run() -> None:
         try:
             outcome["result"] = remote.call(
-                "scenario_run", name=name, params=params, timeout=scenario.budget + 120
+                "scenario.run", name=name, params=params, timeout=scenario.budget + 120
             )
         except PeerlabError as exc:
             outcome["error"] = exc
@@ -122,7 +122,7 @@ def scenario_run(
 
         while worker.is_alive():
             worker.join(0.25)  # the narration's refresh period
-            answer = remote.call("timeline", cursor=cursor, filter=watch.to_json())
+            answer = remote.call("observe.timeline", cursor=cursor, filter=watch.to_json())
             cursor = answer["cursor"]
             show(answer["events"])
     if "error" in outcome:
@@ -131,7 +131,7 @@ def scenario_run(
     target = results / f"scenario-{name}-{time.strftime('%Y%m%d-%H%M%S')}"
     folder = Path(
         remote.call(
-            "results_save",
+            "results.save",
             dest=str(target.resolve()),
             outcome="passed" if result["passed"] else "failed",
             test=f"scenario {name} ({env_name(ctx)})",

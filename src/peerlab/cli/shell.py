@@ -71,7 +71,7 @@ class NetworkFacts:
         fetched, names = self._peers
         if time.monotonic() - fetched > CACHE_SECONDS:
             try:
-                names = [n["name"] for n in self._call("peers")]
+                names = [n["name"] for n in self._call("env.peers")]
             except PeerlabError:
                 names = []
             self._peers = (time.monotonic(), names)
@@ -364,7 +364,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def shell(ctx: typer.Context) -> None:
         """An interactive shell over the running network: commands, completion, history."""
-        from peerlab.supervisor import peerlab_home
+        from peerlab.home import peerlab_home
 
         home = peerlab_home()
         home.mkdir(parents=True, exist_ok=True)

@@ -26,7 +26,7 @@ def snapshot_save(
     """Freeze every peer for an instant and save its data dir, state and the faults."""
     snapshot_dir(name)  # a bad name is refused before anything is paused
     with console.status(f"saving snapshot {name} (peers are paused while it is copied)..."):
-        manifest = remote_env(ctx).call("snapshot_save", name=name, force=force)
+        manifest = remote_env(ctx).call("snapshot.save", name=name, force=force)
     console.print(
         f"snapshot [bold]{name}[/]: {len(manifest['nodes'])} peers, "
         f"{len(manifest['faults'])} faults"
@@ -46,7 +46,7 @@ def snapshot_restore(
     """Stop the peers, put the saved data dirs and faults back, start the peers."""
     snapshot_dir(name)
     with console.status(f"restoring snapshot {name} (peers restart)..."):
-        done = remote_env(ctx).call("snapshot_restore", name=name, force=force)
+        done = remote_env(ctx).call("snapshot.restore", name=name, force=force)
     taken = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(done["taken"]))
     console.print(
         f"restored [bold]{name}[/] (taken {taken}): started {', '.join(done['started']) or 'none'}"

@@ -41,7 +41,12 @@ def carries(conn_src: str | None, conn_dst: str | None, src: str | None, dst: st
 
 
 class Fabric:
-    """An environment's proxies and the faults on its links; lives on the env's event loop."""
+    """An environment's proxies and the faults on its links; lives on the env's event loop.
+
+    The FaultPlane (`peerlab.fabric.plane`) of backends whose nodes talk over real sockets.
+    """
+
+    enabled = True
 
     def __init__(self, seed: int, history: History | None, identify: Identify | None) -> None:
         self.seed = seed

@@ -1,4 +1,4 @@
-"""`env.net`: the synchronous face of the fabric, for tests, the nemesis and the CLI.
+"""`env.net`: the synchronous face of the fault plane, for tests, the nemesis and the CLI.
 
 Every method runs on the environment's loop with a deadline, checks node names first, and
 returns JSON (the `@rpc` methods are what `peerlab net ...` calls). Faults come back as
@@ -20,7 +20,6 @@ from typing import Any
 
 from peerlab.errors import UsageError
 from peerlab.fabric.errors import NotFound
-from peerlab.fabric.fabric import Fabric
 from peerlab.fabric.faults import (
     Fault,
     LinkFault,
@@ -29,6 +28,7 @@ from peerlab.fabric.faults import (
     ToxicFault,
     fault_from_dict,
 )
+from peerlab.fabric.plane import FaultPlane
 from peerlab.fabric.spec import ToxicSpec
 from peerlab.fabric.toxics import Bandwidth, Latency, Loss, Toxic
 from peerlab.rpc import rpc
@@ -91,17 +91,22 @@ class Link:
 
 
 class Network:
-    """The fabric of a live environment, driven synchronously (`env.net`)."""
+    """The fault plane of a live environment, driven synchronously (`env.net`)."""
 
     def __init__(
         self,
-        fabric: Fabric,
+        plane: FaultPlane,
         run: Callable[[Coroutine[Any, Any, Any], float], Any],
         nodes: Callable[[], list[str]],
     ) -> None:
-        self.fabric = fabric
+        self.plane = plane
         self._run = run
         self._nodes = nodes
+
+    @property
+    def enabled(self) -> bool:
+        """Whether faults can be applied (False when the network runs without a fabric)."""
+        return self.plane.enabled
 
     def _call(self, func: Callable[..., Any], *args: Any) -> Any:
         return self._run(_on_loop(func, *args), CALL_TIMEOUT)
@@ -125,7 +130,7 @@ class Network:
         if isinstance(value, RollingPartition) and not value.nodes:
             value = RollingPartition(value.period, self._nodes())
         self._check(*value.mentions())
-        applied = self._call(self.fabric.apply, value)
+        applied = self._call(self.plane.apply, value)
         return FaultHandle(self, applied.to_dict())
 
     @rpc
@@ -134,7 +139,7 @@ class Network:
         self._remove(name, None)
 
     def _remove(self, name: str, expected: dict[str, Any] | None) -> None:
-        self._call(self.fabric.remove, name, expected)
+        self._call(self.plane.remove, name, expected)
 
     @rpc
     def faults(self) -> list[dict[str, Any]]:
@@ -142,7 +147,7 @@ class Network:
         return self.export()
 
     def export(self) -> list[dict[str, Any]]:
-        return list(self._call(self.fabric.export))
+        return list(self._call(self.plane.export))
 
     def restore(self, faults: list[dict[str, Any]]) -> None:
         """Apply faults exported by another Environment (adopting its nodes)."""
@@ -158,7 +163,7 @@ class Network:
     @rpc
     def show(self) -> dict[str, Any]:
         """Faults, the partition and what it cuts, and each proxy's connections and bytes."""
-        return dict(self._call(self.fabric.show))
+        return dict(self._call(self.plane.show))
 
     @rpc
     def links(self) -> dict[str, Any]:
@@ -166,11 +171,11 @@ class Network:
         connections and how their source was told (address, owner, client), bytes each way,
         whether the partition cuts it, and its faults; plus the connections refused because
         their source could not be told, and owner lookup times."""
-        return dict(self._call(self.fabric.links_view))
+        return dict(self._call(self.plane.links_view))
 
     def sample(self) -> None:
         """Record the bytes forwarded on the cut links now (the end of a run does)."""
-        self._call(self.fabric.sample)
+        self._call(self.plane.sample)
 
     @rpc
     def partition(
@@ -187,7 +192,7 @@ class Network:
     @rpc
     def heal(self) -> None:
         """Remove the partition, if any."""
-        self._call(self.fabric.heal)
+        self._call(self.plane.heal)
 
     @rpc
     def latency(
@@ -216,12 +221,12 @@ class Network:
     def reset(self, src: str | None = None, dst: str | None = None) -> int:
         """Reset the open TCP connections between `src` and `dst`; how many were reset."""
         self._check(src, dst)
-        return int(self._call(self.fabric.reset, src, dst))
+        return int(self._call(self.plane.reset, src, dst))
 
     @rpc
     def clear(self) -> None:
         """Remove every fault and heal the partition."""
-        self._call(self.fabric.clear)
+        self._call(self.plane.clear)
 
     @rpc
     def add_toxic(self, src: str | None, dst: str | None, toxic: dict[str, Any]) -> str:

@@ -11,8 +11,8 @@ once. A joining peer is, unless `fresh`, one that left in an earlier period and 
 with its data (restarted); when none is left to come back, or with `fresh`, a new peer is
 started. Peers of the `protect_roles` roles (the bootstrap node) and the `protect`ed peers
 never leave. Every choice draws from `derive_rng(seed, "churn")`, in name order, so the
-same seed and the same network make the same choices. The target is anything with the
-four calls below: an Environment, or the CLI's handle on a running one.
+same seed and the same network make the same choices. The target is a `ControlAPI`: an
+Environment, or the CLI's handle on a running one.
 """
 
 from __future__ import annotations
@@ -22,17 +22,11 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar
 
+from peerlab.api import ControlAPI
 from peerlab.errors import UsageError
 from peerlab.seed import derive_rng
-
-
-class ChurnTarget(Protocol):
-    def peers(self) -> list[dict[str, Any]]: ...
-    def stop_peers(self, names: list[str], kill: bool = False) -> list[dict[str, Any]]: ...
-    def restart_peers(self, names: list[str]) -> list[dict[str, Any]]: ...
-    def add_peers(self, count: int) -> list[dict[str, Any]]: ...
 
 
 @dataclass(frozen=True)
@@ -95,7 +89,7 @@ class ChurnStep:
 class ChurnRunner:
     """Applies a Churn to a target; `on_join` sees the names of each period's new peers."""
 
-    target: ChurnTarget
+    target: ControlAPI
     churn: Churn
     seed: int
     on_join: Callable[[list[str]], None] | None = None

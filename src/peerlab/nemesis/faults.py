@@ -7,34 +7,22 @@
     ClockSkew("B", 3600)             B's wall clock an hour ahead; removed = back to 0
     Byzantine("B", "corrupt")        B lies to its peers; removed = honest again
 
-Each has `apply(target)` and `remove(target)`, where the target is the live network
-(`EnvironmentTarget`, or the CLI's handle on a supervisor's network), and `to_dict()` /
-`fault_from_dict` for the history and for schedules.
+Each has `apply(target)` and `remove(target)`, where the target is the live network (an
+Environment, or the CLI's typed handle on a supervisor's network: both are `ControlAPI`s
+with a `net`), and `to_dict()` / `fault_from_dict` for the history and for schedules.
 """
 
 from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar
 
+from peerlab.api import ControlTarget
 from peerlab.errors import PeerlabError, UsageError
 
-
-class NemesisTarget(Protocol):
-    """What the nemesis acts on: an Environment (`EnvironmentTarget`) or a remote one."""
-
-    def kill(self, name: str) -> None: ...
-    def restart(self, name: str) -> None: ...
-    def pause(self, name: str) -> None: ...
-    def resume(self, name: str) -> None: ...
-    def skew(self, name: str, seconds: float) -> None: ...
-    def setenv(self, name: str, values: dict[str, str | None]) -> None: ...
-    def net_apply(self, fault: dict[str, Any]) -> str: ...
-    def net_remove(self, name: str) -> None: ...
-    def net_clear(self) -> None: ...
-    def states(self) -> dict[str, str]: ...
-    def record(self, entry: str, what: str, data: dict[str, Any]) -> None: ...
+# What the nemesis acts on: an Environment, or the CLI's handle on a remote one.
+NemesisTarget = ControlTarget
 
 
 @dataclass(frozen=True)
@@ -106,13 +94,13 @@ class Network:
     fault: dict[str, Any] = field(hash=False)
 
     def apply(self, target: NemesisTarget) -> None:
-        target.net_apply(self.fault)
+        target.net.apply(self.fault)
 
     def remove(self, target: NemesisTarget) -> None:
         name = self.fault.get("name") or "partition"
         # A transient partition heals by itself; a later one replaces an earlier one.
         with contextlib.suppress(PeerlabError):
-            target.net_remove(str(name))
+            target.net.remove(str(name))
 
     def nodes(self) -> tuple[str, ...]:
         return ()
@@ -144,26 +132,25 @@ class ClockSkew:
 
 @dataclass(frozen=True)
 class Byzantine:
-    """Restart the node lying to its peers in `mode` (an environment variable the system
-    reads at start-up; syncpeer's modes are in `syncpeer.io.byzantine`); removing it
-    restarts the node honest."""
+    """Restart the node lying to its peers in `mode`, one of its system's modes (its
+    adapter's `byzantine`; syncpeer's are in `syncpeer.io.byzantine`); removing it restarts
+    the node honest."""
 
     kind: ClassVar[str] = "byzantine"
     node: str
     mode: str
-    variable: str = "SYNCPEER_BYZANTINE"
 
     def apply(self, target: NemesisTarget) -> None:
-        target.setenv(self.node, {self.variable: self.mode})
+        target.lie(self.node, self.mode)
 
     def remove(self, target: NemesisTarget) -> None:
-        target.setenv(self.node, {self.variable: None})
+        target.lie(self.node, None)
 
     def nodes(self) -> tuple[str, ...]:
         return (self.node,)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "node": self.node, "mode": self.mode, "variable": self.variable}
+        return {"kind": self.kind, "node": self.node, "mode": self.mode}
 
 
 NemesisFault = Kill | Pause | Restart | Network | ClockSkew | Byzantine

@@ -6,7 +6,7 @@ or more) does not push the rest of the schedule late; the actions on one node st
 at a time in schedule order, and a fault is removed only after it was applied.
 
     schedule = Schedule.generate(env.seed, list(env.nodes), 30, kinds=("partition", "kill"))
-    with NemesisRunner(EnvironmentTarget(env), schedule) as nemesis:
+    with NemesisRunner(env, schedule) as nemesis:
         ...                                 # the workload runs meanwhile
     # healed here: faults removed, nodes resumed or restarted, clocks back, liars honest
     nemesis.report()                        # what was applied, when, and what failed
@@ -23,21 +23,18 @@ from __future__ import annotations
 
 import contextlib
 import threading
-import time
 from collections.abc import Callable
 from concurrent import futures
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from peerlab.clock import REAL_CLOCK, Clock
 from peerlab.errors import PeerlabError
 from peerlab.nemesis.faults import Byzantine, ClockSkew, NemesisTarget, Network
 from peerlab.nemesis.schedule import Schedule, Step
+from peerlab.node import DOWN_STATES
 
-if TYPE_CHECKING:
-    from peerlab.env import Environment
-
-DOWN_STATES = ("killed", "stopped", "exited", "failed")
 WORKERS = 8  # actions in flight at once (restarts are the slow ones)
 
 
@@ -54,46 +51,6 @@ class _Turn:
             self.previous.wait()
 
 
-class EnvironmentTarget:
-    """The nemesis target of an Environment in this process."""
-
-    def __init__(self, env: Environment) -> None:
-        self.env = env
-
-    def kill(self, name: str) -> None:
-        self.env.kill(name)
-
-    def restart(self, name: str) -> None:
-        self.env.restart(name)
-
-    def pause(self, name: str) -> None:
-        self.env.pause(name)
-
-    def resume(self, name: str) -> None:
-        self.env.resume(name)
-
-    def skew(self, name: str, seconds: float) -> None:
-        self.env.skew(name, seconds)
-
-    def setenv(self, name: str, values: dict[str, str | None]) -> None:
-        self.env.setenv(name, values)
-
-    def net_apply(self, fault: dict[str, Any]) -> str:
-        return str(self.env.net.apply(fault).name)
-
-    def net_remove(self, name: str) -> None:
-        self.env.net.remove(name)
-
-    def net_clear(self) -> None:
-        self.env.net.clear()
-
-    def states(self) -> dict[str, str]:
-        return {node.name: node.state for node in self.env}
-
-    def record(self, entry: str, what: str, data: dict[str, Any]) -> None:
-        self.env.record(entry, what, data)
-
-
 class NemesisRunner:
     """Applies `schedule` to `target` on time; `run()` blocks, `start()` runs it in a thread."""
 
@@ -103,14 +60,16 @@ class NemesisRunner:
         schedule: Schedule,
         *,
         on_step: Callable[[dict[str, Any]], None] | None = None,
+        clock: Clock = REAL_CLOCK,
     ) -> None:
         self.target = target
         self.schedule = schedule
         self.on_step = on_step
+        self.clock = clock
         self.log: list[dict[str, Any]] = []  # every apply / remove / error, in order
         self._active: dict[int, Step] = {}
         self._touched_clocks: set[str] = set()
-        self._liars: dict[str, str] = {}  # node -> the variable that makes it lie
+        self._liars: set[str] = set()
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._last_on_node: dict[str, threading.Event] = {}
@@ -153,7 +112,7 @@ class NemesisRunner:
         second or more) does not delay the rest of the schedule; actions on one node run one
         at a time, in schedule order, and a removal waits for its own application.
         """
-        self.started_at = time.monotonic()
+        self.started_at = self.clock.monotonic()
         self.target.record("event", "nemesis_schedule", self.schedule.to_dict())
         actions: list[tuple[float, int, str, int]] = []
         for index, step in enumerate(self.schedule.steps):
@@ -165,7 +124,7 @@ class NemesisRunner:
         with ThreadPoolExecutor(WORKERS, thread_name_prefix="peerlab-nemesis") as pool:
             try:
                 for when, _, action, index in sorted(actions):
-                    if self._stop.wait(max(0.0, self.started_at + when - time.monotonic())):
+                    if self.clock.wait(self._stop, self.started_at + when - self.clock.monotonic()):
                         break
                     if action == "apply":
                         applied[index] = pool.submit(self._apply, index, self._queue(index))
@@ -208,7 +167,7 @@ class NemesisRunner:
                 if isinstance(fault, ClockSkew):
                     self._touched_clocks.add(fault.node)
                 if isinstance(fault, Byzantine):
-                    self._liars[fault.node] = fault.variable
+                    self._liars.add(fault.node)
                 if step.duration is not None:
                     self._active[index] = step
             self._note("apply", index)
@@ -234,7 +193,7 @@ class NemesisRunner:
                 return
             if isinstance(step.fault, Byzantine):
                 with self._lock:
-                    self._liars.pop(step.fault.node, None)
+                    self._liars.discard(step.fault.node)
             self._note("remove", index)
         finally:
             if turn is not None:
@@ -243,7 +202,7 @@ class NemesisRunner:
     def _note(self, action: str, index: int, *, error: str | None = None) -> None:
         step = self.schedule.steps[index]
         fault = step.fault.to_dict()
-        elapsed = None if self.started_at is None else time.monotonic() - self.started_at
+        elapsed = None if self.started_at is None else self.clock.monotonic() - self.started_at
         record: dict[str, Any] = {
             "action": action,
             "step": index,
@@ -273,17 +232,16 @@ class NemesisRunner:
         self._healed = True
         for index in sorted(self._active, reverse=True):
             self._remove(index)
-        attempts: list[tuple[str, Callable[[], None]]] = [("clear network", self.target.net_clear)]
-        for node, variable in sorted(self._liars.items()):
-            attempts.append(
-                (f"make {node} honest", _bind(self.target.setenv, node, {variable: None}))
-            )
+        attempts: list[tuple[str, Callable[[], None]]] = [("clear network", self.target.net.clear)]
+        for node in sorted(self._liars):
+            attempts.append((f"make {node} honest", _bind(self.target.lie, node, None)))
         for node in sorted(self._touched_clocks):
             attempts.append((f"reset {node}'s clock", _bind(self.target.skew, node, 0.0)))
         for description, attempt in attempts:
             self._heal_one(description, attempt)
         with contextlib.suppress(PeerlabError):
-            for node, state in sorted(self.target.states().items()):
+            states = {peer["name"]: peer["state"] for peer in self.target.peers()}
+            for node, state in sorted(states.items()):
                 if state == "paused":
                     self._heal_one(f"resume {node}", _bind(self.target.resume, node))
                 elif state in DOWN_STATES:
@@ -313,5 +271,5 @@ class NemesisRunner:
         }
 
 
-def _bind(func: Callable[..., None], *args: Any) -> Callable[[], None]:
+def _bind(func: Callable[..., Any], *args: Any) -> Callable[[], None]:
     return lambda: func(*args)

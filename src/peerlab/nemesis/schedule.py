@@ -49,8 +49,6 @@ OTHER_KINDS = ("skew", "byzantine")
 ALL_KINDS = PROCESS_KINDS + PARTITION_KINDS + TOXIC_KINDS + OTHER_KINDS
 GROUPS = {"partition": PARTITION_KINDS, "toxic": TOXIC_KINDS, "all": ALL_KINDS}
 DEFAULT_KINDS = ("kill", "pause", "restart", "partition", "latency", "loss", "skew")
-# syncpeer's lying modes (syncpeer.io.byzantine); another system passes its own.
-SYNCPEER_MODES = ("corrupt", "lie-size", "lie-hash", "lie-timestamp", "selective", "replay")
 RESTART_SECONDS = 2.0  # how long a restart keeps its node busy for the generator
 
 
@@ -103,7 +101,6 @@ class Step:
             detail = describe_fault(fault["fault"])
             kind = "partition" if fault["fault"].get("kind") in ("partition", "rolling") else "link"
         else:
-            fault.pop("variable", None)
             detail = " ".join(f"{k}={v}" for k, v in fault.items())
         length = "instant" if self.duration is None else f"for {self.duration:.1f}s"
         return f"{self.at:6.1f}s  {kind:<10} {detail}  ({length})"
@@ -131,10 +128,12 @@ class Schedule:
         fault_seconds: tuple[float, float] = (1.0, 6.0),
         max_impaired: int | None = None,
         max_skew: float = 3600.0,
-        byzantine_modes: Sequence[str] = SYNCPEER_MODES,
+        byzantine_modes: Sequence[str] = (),
     ) -> Schedule:
         """A schedule that starts a fault every `mean_gap` seconds on average, each lasting
-        between `fault_seconds`, skipping draws that would break the rules above."""
+        between `fault_seconds`, skipping draws that would break the rules above.
+        `byzantine_modes` are the system's lying modes (its adapter's `byzantine.modes`);
+        without them, no byzantine fault is drawn."""
         names = tuple(sorted(nodes))
         if not names:
             raise UsageError("a schedule needs nodes", field="nodes", hint="start peers first")
@@ -192,7 +191,8 @@ class Schedule:
 
     def fingerprint(self) -> str:
         """A short hash of the steps: two runs applied the same schedule iff these match."""
-        text = json.dumps([step.to_dict() for step in self.steps], sort_keys=True)
+        steps = _by_value([step.to_dict() for step in self.steps])
+        text = json.dumps(steps, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def describe(self) -> list[str]:
@@ -201,6 +201,18 @@ class Schedule:
             f"over {self.duration:g}s on {', '.join(self.nodes)})"
         )
         return [head, *(step.describe() for step in self.steps)]
+
+
+def _by_value(data: Any) -> Any:
+    """JSON data with whole floats as ints: equal schedules compare 5 and 5.0 as one number
+    (a schedule written by hand says 5), so their fingerprints must too."""
+    if isinstance(data, float) and data.is_integer():
+        return int(data)
+    if isinstance(data, dict):
+        return {key: _by_value(value) for key, value in data.items()}
+    if isinstance(data, list):
+        return [_by_value(item) for item in data]
+    return data
 
 
 class _Drawer:

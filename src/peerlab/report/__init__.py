@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from peerlab.report.results import find_run, load_result, write_results
+from peerlab.report.results import write_results
+from peerlab.report.runs import find_run, load_result
 
 __all__ = ["find_run", "load_result", "write_report", "write_results"]
 

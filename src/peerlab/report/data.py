@@ -15,7 +15,7 @@ from peerlab.history import Entry, Operation, operations
 from peerlab.observe.events import TimelineEvent, describe_fault, fault_nodes
 from peerlab.observe.render import node_index
 from peerlab.observe.timeline import HISTORY, TIMELINE, load_timeline, read_timeline
-from peerlab.report.results import load_result
+from peerlab.report.runs import load_result
 
 # Node events that take a node down, and those that bring it back.
 _DOWN = {

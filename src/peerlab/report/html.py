@@ -22,7 +22,7 @@ from peerlab.observe.render import PALETTE, node_index
 from peerlab.report.data import RunData, load_run
 from peerlab.report.graph_svg import render_graph
 from peerlab.report.plots import latency_plot, throughput_plot
-from peerlab.report.results import versions
+from peerlab.report.runs import versions
 from peerlab.report.timeline_svg import render_timeline
 
 TEMPLATE = "report.html.j2"

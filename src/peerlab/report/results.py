@@ -14,10 +14,7 @@ peerlab-results/<run>/
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import importlib.metadata
 import json
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -27,37 +24,15 @@ from peerlab.errors import PeerlabError
 from peerlab.history import Entry, operations
 from peerlab.observe.timeline import read_timeline, write_timeline
 from peerlab.report.junit import write_junit
+from peerlab.report.runs import RESULT, versions
 
 if TYPE_CHECKING:
-    from peerlab.env import Environment
+    from peerlab.api import EnvironmentAPI
 
-RESULT = "result.json"
 FORMAT = 1
 
 
-def versions(env: Environment | None = None) -> dict[str, Any]:
-    try:
-        peerlab_version = importlib.metadata.version("peerlab")
-    except importlib.metadata.PackageNotFoundError:
-        peerlab_version = "source"
-    out: dict[str, Any] = {
-        "peerlab": peerlab_version,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-    }
-    if env is not None:
-        systems = {}
-        for name, spec in env.systems.items():
-            source = Path(str(spec.source))
-            digest = None
-            with contextlib.suppress(OSError):
-                digest = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
-            systems[name] = {"manifest": str(source), "manifest_sha256": digest}
-        out["systems"] = systems
-    return out
-
-
-def _history_file(env: Environment) -> list[Entry]:
+def _history_file(env: EnvironmentAPI) -> list[Entry]:
     """The history as written to its file (what other processes recorded too), else memory."""
     path = env.history.path
     if path is None or not path.exists():
@@ -101,7 +76,7 @@ def operation_stats(entries: list[Entry]) -> dict[str, Any]:
     return by_name
 
 
-def collect_graph(env: Environment) -> dict[str, Any]:
+def collect_graph(env: EnvironmentAPI) -> dict[str, Any]:
     """The peers, and who is friends with whom when a system's adapter can tell (`graph()`,
     a list of [from, to] node names); otherwise the report reads friendships from the
     history's `friend_add` operations. Asking every node about every other node here would
@@ -113,15 +88,16 @@ def collect_graph(env: Environment) -> dict[str, Any]:
     friends: list[list[str]] = []
     source = "history"
     for adapter in env.adapters.values():
-        if callable(getattr(adapter, "graph", None)):
-            with contextlib.suppress(PeerlabError):
-                friends += [[str(a), str(b)] for a, b in adapter.graph()]
+        with contextlib.suppress(PeerlabError):
+            edges = adapter.graph()
+            if edges is not None:
+                friends += [[str(a), str(b)] for a, b in edges]
                 source = "adapter"
     return {"nodes": nodes, "friends": friends, "source": source}
 
 
-def _net(env: Environment) -> dict[str, Any] | None:
-    if env.net is None:
+def _net(env: EnvironmentAPI) -> dict[str, Any] | None:
+    if not env.net.enabled:
         return None
     try:
         shown = env.net.show()
@@ -139,7 +115,7 @@ def _net(env: Environment) -> dict[str, Any] | None:
 
 
 def write_results(
-    env: Environment,
+    env: EnvironmentAPI,
     dest: Path,
     *,
     outcome: str | None = None,
@@ -207,39 +183,3 @@ def write_results(
 
         write_report(dest)
     return result
-
-
-def load_result(run: Path) -> dict[str, Any]:
-    try:
-        result: dict[str, Any] = json.loads((run / RESULT).read_text())
-    except FileNotFoundError:
-        raise PeerlabError(
-            f"{run} has no {RESULT}: it is not a peerlab results folder",
-            hint="name a folder under peerlab-results/",
-        ) from None
-    return result
-
-
-def find_run(run: str | None, base: Path = Path("peerlab-results")) -> Path:
-    """A run folder: a path, a name under `base`, or (None) the newest run there."""
-    from peerlab.errors import UsageError
-
-    if run:
-        for candidate in (Path(run), base / run):
-            if (candidate / RESULT).exists():
-                return candidate
-        raise UsageError(
-            f"no results folder {run!r}",
-            field="RUN",
-            hint=f"a folder with a {RESULT}; runs are under {base}/",
-        )
-    runs = sorted(
-        (p.parent for p in base.glob(f"*/{RESULT}")), key=lambda p: (p / RESULT).stat().st_mtime
-    )
-    if not runs:
-        raise UsageError(
-            f"there are no runs in {base}/",
-            field="RUN",
-            hint="run a test or `peerlab scenario run NAME` first, or name a folder",
-        )
-    return runs[-1]

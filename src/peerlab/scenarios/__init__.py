@@ -19,7 +19,7 @@ from peerlab.errors import PeerlabError, UsageError
 from peerlab.scenarios.base import Narrator, Scenario, ScenarioResult
 
 if TYPE_CHECKING:
-    from peerlab.env import Environment
+    from peerlab.api import EnvironmentAPI
 
 _MODULES = ("split_brain", "crash_during_sync", "high_latency")
 
@@ -42,7 +42,7 @@ def get(name: str) -> Scenario:
 
 
 def run_scenario(
-    env: Environment,
+    env: EnvironmentAPI,
     name: str,
     params: dict[str, Any] | None = None,
     say: Callable[[str], None] | None = None,

@@ -20,14 +20,14 @@ from peerlab.checkers.verdict import Verdict
 from peerlab.errors import UsageError
 
 if TYPE_CHECKING:
-    from peerlab.env import Environment
+    from peerlab.api import EnvironmentAPI
 
 
 class Narrator:
     """Says what a scenario does; every line is a history event (and `say` is called)."""
 
     def __init__(
-        self, env: Environment, scenario: str, say: Callable[[str], None] | None = None
+        self, env: EnvironmentAPI, scenario: str, say: Callable[[str], None] | None = None
     ) -> None:
         self.env = env
         self.scenario = scenario
@@ -82,14 +82,14 @@ class Scenario:
 
     name: str
     summary: str
-    run: Callable[[Environment, Narrator, dict[str, Any]], None]
+    run: Callable[[EnvironmentAPI, Narrator, dict[str, Any]], None]
     min_peers: int = 2
     needs_fabric: bool = False
     needs_system: str | None = None
     budget: float = 180.0  # seconds the whole scenario may take
     params: dict[str, str] = field(default_factory=dict)  # name -> what it means
 
-    def check_requirements(self, env: Environment) -> None:
+    def check_requirements(self, env: EnvironmentAPI) -> None:
         running = [n for n in env.nodes.values() if n.state == "running"]
         if len(running) < self.min_peers:
             raise UsageError(
@@ -98,7 +98,7 @@ class Scenario:
                 field="NAME",
                 hint=f"`peerlab up --peers {self.min_peers}` or `peerlab peer add`",
             )
-        if self.needs_fabric and env.net is None:
+        if self.needs_fabric and not env.net.enabled:
             raise UsageError(
                 f"scenario {self.name!r} breaks the network, and this one has no fabric",
                 field="NAME",

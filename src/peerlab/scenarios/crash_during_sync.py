@@ -24,7 +24,7 @@ from peerlab.scenarios.syncpeer_steps import (
 )
 
 if TYPE_CHECKING:
-    from peerlab.env import Environment
+    from peerlab.api import EnvironmentAPI
     from peerlab.node import Node
 
 
@@ -36,7 +36,7 @@ def _partial_bytes(node: Node) -> int:
     )
 
 
-def run(env: Environment, say: Narrator, params: dict[str, Any]) -> None:
+def run(env: EnvironmentAPI, say: Narrator, params: dict[str, Any]) -> None:
     peers = running_peers(env)
     source = peers[0]
     targets = reachable(env, source, peers[1:], say)

@@ -20,10 +20,10 @@ from peerlab.scenarios.syncpeer_steps import (
 )
 
 if TYPE_CHECKING:
-    from peerlab.env import Environment
+    from peerlab.api import EnvironmentAPI
 
 
-def run(env: Environment, say: Narrator, params: dict[str, Any]) -> None:
+def run(env: EnvironmentAPI, say: Narrator, params: dict[str, Any]) -> None:
     peers = running_peers(env)
     half = len(peers) // 2
     left, right = peers[:half], peers[half:]

@@ -15,12 +15,12 @@ from peerlab.seed import derive_rng
 from peerlab.systems.syncpeer import SyncpeerAdapter
 
 if TYPE_CHECKING:
-    from peerlab.env import Environment
+    from peerlab.api import EnvironmentAPI
 
 POLL = 0.2  # seconds between looks at the peers while waiting
 
 
-def running_peers(env: Environment) -> list[str]:
+def running_peers(env: EnvironmentAPI) -> list[str]:
     return [
         n.name
         for n in sorted(env.nodes.values(), key=lambda n: n.index)
@@ -28,12 +28,12 @@ def running_peers(env: Environment) -> list[str]:
     ]
 
 
-def adapter(env: Environment) -> SyncpeerAdapter:
-    found: SyncpeerAdapter = env.adapter("syncpeer")
+def adapter(env: EnvironmentAPI) -> SyncpeerAdapter:
+    found = SyncpeerAdapter.of(env, "syncpeer")
     return found
 
 
-def befriend_all(env: Environment, peers: list[str], say: Narrator) -> None:
+def befriend_all(env: EnvironmentAPI, peers: list[str], say: Narrator) -> None:
     """Make every two of `peers` friends (only the friendships missing or out of date)."""
     sync = adapter(env)
     fingerprints = dict(zip(peers, sync.fingerprints(peers), strict=True))
@@ -62,9 +62,9 @@ def befriend_all(env: Environment, peers: list[str], say: Narrator) -> None:
         say.progress("befriending", done, len(missing))
 
 
-def reachable(env: Environment, origin: str, peers: list[str], say: Narrator) -> list[str]:
+def reachable(env: EnvironmentAPI, origin: str, peers: list[str], say: Narrator) -> list[str]:
     """The peers that an active partition leaves connected with `origin` (both ways)."""
-    if env.net is None:
+    if not env.net.enabled:
         return list(peers)
     cut = {tuple(pair) for pair in env.net.show().get("cut") or []}
     kept = [p for p in peers if (origin, p) not in cut and (p, origin) not in cut]
@@ -76,12 +76,12 @@ def reachable(env: Environment, origin: str, peers: list[str], say: Narrator) ->
     return kept
 
 
-def content_for(env: Environment, label: str, size: int) -> bytes:
+def content_for(env: EnvironmentAPI, label: str, size: int) -> bytes:
     """Seeded bytes: the same run publishes the same content."""
     return derive_rng(env.seed, "scenario", label).randbytes(size)
 
 
-def holders(env: Environment, peers: list[str], name: str, sha256: str) -> list[str]:
+def holders(env: EnvironmentAPI, peers: list[str], name: str, sha256: str) -> list[str]:
     """Which of `peers` hold `name` with this content and can decrypt it."""
     sync = adapter(env)
     have = []
@@ -99,7 +99,7 @@ def holders(env: Environment, peers: list[str], name: str, sha256: str) -> list[
 
 
 def wait_for_file(
-    env: Environment, say: Narrator, peers: list[str], name: str, content: bytes, timeout: float
+    env: EnvironmentAPI, say: Narrator, peers: list[str], name: str, content: bytes, timeout: float
 ) -> tuple[list[str], float]:
     """Wait until every one of `peers` holds `name`; returns (who has it, seconds taken)."""
     sha256 = hashlib.sha256(content).hexdigest()
@@ -115,7 +115,7 @@ def wait_for_file(
 
 
 def never_reaches(
-    env: Environment, say: Narrator, peers: list[str], name: str, content: bytes, window: float
+    env: EnvironmentAPI, say: Narrator, peers: list[str], name: str, content: bytes, window: float
 ) -> list[str]:
     """Watch `peers` for `window` seconds; returns those that got `name` (none is good)."""
     sha256 = hashlib.sha256(content).hexdigest()

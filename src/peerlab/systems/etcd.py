@@ -11,8 +11,8 @@ Register operations (`read`, `write`, `cas`) record themselves in the environmen
 in the form the linearizability checker reads: value `{"key": k, "value": v}`, a cas value
 `[expected, new]`. An operation without an answer (a timeout) is `info`, and so is a write
 etcd answered with an error: it may have committed anyway. Only a refused connection, or
-an error answer to a read, is a `fail`. A cas whose compare did not match is a `fail`
-with the error "compare failed".
+an error answer to a read, is a `fail` (`read_outcome`, `write_outcome`). A cas whose
+compare did not match is a `fail` with the error "compare failed".
 """
 
 from __future__ import annotations
@@ -30,10 +30,12 @@ import aiohttp
 
 from peerlab.errors import PeerlabError
 from peerlab.rpc import rpc
+from peerlab.systems.base import BaseAdapter
+from peerlab.systems.recording import Classify, Recording, Unsuccessful
 from peerlab.wait import wait_until
 
 if TYPE_CHECKING:
-    from peerlab.env import Environment
+    from peerlab.api import EnvironmentAPI
     from peerlab.node import Node
 
 DEFAULT_TIMEOUT = 2.0  # seconds per request: an election on this machine takes about 1 s
@@ -55,6 +57,17 @@ class EtcdUnreachable(PeerlabError):
 
 class EtcdTimeout(PeerlabError):
     """No answer in time: the request may or may not have taken effect."""
+
+
+def read_outcome(exc: Exception) -> Unsuccessful:
+    """A read changes nothing: an error answer, or no connection, means it did not happen."""
+    return "fail" if isinstance(exc, EtcdUnreachable | EtcdError) else "info"
+
+
+def write_outcome(exc: Exception) -> Unsuccessful:
+    """A write etcd never received did not happen. An error answer does not prove that
+    ("request timed out" can come after the entry was committed), nor does anything else."""
+    return "fail" if isinstance(exc, EtcdUnreachable) else "info"
 
 
 def b64(text: str | bytes) -> str:
@@ -114,7 +127,7 @@ class EtcdClient:
 
     def __init__(
         self,
-        env: Environment,
+        env: EnvironmentAPI,
         node: Node,
         process: int | str | None = None,
         timeout: float = DEFAULT_TIMEOUT,
@@ -158,54 +171,28 @@ class EtcdClient:
 
     # ------------------------------------------------------------- recorded register ops
 
-    async def _recorded(self, f: str, value: Any, op: Any, *, writes: bool) -> Any:
-        history = self.env.history
-        invocation = history.invoke(f, value, process=self.process, node=self.node.name)
-        try:
-            result, completion = await op
-        except EtcdUnreachable as exc:
-            history.complete(invocation, "fail", error=str(exc))
-            raise
-        except EtcdError as exc:
-            # An error answer to a read changed nothing; a write may have committed anyway.
-            history.complete(invocation, "info" if writes else "fail", error=str(exc))
-            raise
-        except PeerlabError as exc:
-            # No answer: whatever it was, it may yet happen (or, for a read, have happened).
-            history.complete(invocation, "info", error=str(exc))
-            raise
-        except BaseException as exc:
-            history.complete(invocation, "info", error=repr(exc))
-            raise
-        if completion is None:
-            history.complete(invocation, "fail", error="compare failed")
-        else:
-            history.complete(invocation, "ok", completion)
-        return result
+    def recording(self, f: str, value: Any, classify: Classify) -> Recording:
+        """Record an operation of this client (see `peerlab.systems.recording`)."""
+        return Recording(
+            self.env.history, f, value, classify=classify, process=self.process, node=self.node.name
+        )
 
     async def read(self, key: str, *, serializable: bool = False) -> Any:
         """The register's value (JSON-decoded), None when the key does not exist."""
-
-        async def op() -> tuple[Any, Any]:
+        with self.recording("read", {"key": key, "value": None}, read_outcome) as op:
             value = await self.get(key, serializable=serializable)
-            return value, {"key": key, "value": value}
-
-        return await self._recorded("read", {"key": key, "value": None}, op(), writes=False)
+            op.ok({"key": key, "value": value})
+        return value
 
     async def write(self, key: str, value: Any) -> int:
         """Set the register; returns the revision of the write."""
-
-        async def op() -> tuple[int, Any]:
-            revision = await self.put(key, value)
-            return revision, {"key": key, "value": value}
-
-        return int(await self._recorded("write", {"key": key, "value": value}, op(), writes=True))
+        with self.recording("write", {"key": key, "value": value}, write_outcome):
+            return await self.put(key, value)
 
     async def cas(self, key: str, expected: Any, new: Any) -> bool:
         """Compare-and-set in one transaction: True when it swapped, False (a `fail`) if not."""
         encoded_key = b64(key)
-
-        async def op() -> tuple[bool, Any]:
+        with self.recording("cas", {"key": key, "value": [expected, new]}, write_outcome) as op:
             answer = await self.call(
                 "kv/txn",
                 {
@@ -222,11 +209,10 @@ class EtcdClient:
                     ],
                 },
             )
-            swapped = bool(answer.get("succeeded"))
-            return swapped, ({"key": key, "value": [expected, new]} if swapped else None)
-
-        value = {"key": key, "value": [expected, new]}
-        return bool(await self._recorded("cas", value, op(), writes=True))
+            if not answer.get("succeeded"):
+                op.fail(error="compare failed")
+                return False
+        return True
 
     # ------------------------------------------------------------- plain KV
 
@@ -361,15 +347,10 @@ class TaskQueue:
 
     async def enqueue(self, task: str, payload: Any, idempotency_key: str) -> str:
         """Add `task` unless `idempotency_key` was used; the id of the task the key names."""
-        history, client = self.client.env.history, self.client
-        invocation = history.invoke(
-            "enqueue",
-            {"id": task, "key": idempotency_key},
-            process=client.process,
-            node=client.node.name,
-        )
+        client = self.client
         marker = b64(self._key("keys", idempotency_key))
-        try:
+        value = {"id": task, "key": idempotency_key}
+        with client.recording("enqueue", value, write_outcome) as op:
             answer = await client.txn(
                 [{"key": marker, "target": "CREATE", "result": "EQUAL", "create_revision": "0"}],
                 [
@@ -383,17 +364,12 @@ class TaskQueue:
                 ],
                 [{"request_range": {"key": marker}}],
             )
-        except PeerlabError as exc:
-            history.complete(
-                invocation, "fail" if isinstance(exc, EtcdUnreachable) else "info", error=str(exc)
-            )
-            raise
-        if answer.get("succeeded"):
-            queued = task
-        else:
-            kvs = answer["responses"][0]["response_range"]["kvs"]
-            queued = json.loads(unb64(kvs[0]["value"]))
-        history.complete(invocation, "ok", {"id": queued, "key": idempotency_key})
+            if answer.get("succeeded"):
+                queued = task
+            else:
+                kvs = answer["responses"][0]["response_range"]["kvs"]
+                queued = json.loads(unb64(kvs[0]["value"]))
+            op.ok({"id": queued, "key": idempotency_key})
         return str(queued)
 
     async def pending(self) -> list[str]:
@@ -409,13 +385,10 @@ class TaskQueue:
 
     async def claim(self, task: str, worker: int | str) -> bool:
         """Claim `task` for `worker` in one transaction; False (a `fail`) if it is taken."""
-        history, client = self.client.env.history, self.client
-        invocation = history.invoke(
-            "claim", {"id": task, "worker": worker}, process=client.process, node=client.node.name
-        )
+        client = self.client
         pending = b64(self._key("pending", task))
         claimed = b64(self._key("claimed", task))
-        try:
+        with client.recording("claim", {"id": task, "worker": worker}, write_outcome) as op:
             answer = await client.txn(
                 [
                     {"key": pending, "target": "VERSION", "result": "GREATER", "version": "0"},
@@ -426,16 +399,10 @@ class TaskQueue:
                     {"request_put": {"key": claimed, "value": b64(json.dumps(worker))}},
                 ],
             )
-        except PeerlabError as exc:
-            history.complete(
-                invocation, "fail" if isinstance(exc, EtcdUnreachable) else "info", error=str(exc)
-            )
-            raise
-        if answer.get("succeeded"):
-            history.complete(invocation, "ok", {"id": task, "worker": worker})
-            return True
-        history.complete(invocation, "fail", error="already claimed")
-        return False
+            if not answer.get("succeeded"):
+                op.fail(error="already claimed")
+                return False
+        return True
 
 
 @dataclass(frozen=True)
@@ -445,11 +412,11 @@ class Leader:
     member_id: str
 
 
-class EtcdAdapter:
+class EtcdAdapter(BaseAdapter):
     """The etcd system for an Environment: clients, the Raft state of each member."""
 
-    def __init__(self, env: Environment) -> None:
-        self.env = env
+    def __init__(self, env: EnvironmentAPI) -> None:
+        super().__init__(env)
         self._clients: dict[str, EtcdClient] = {}
         self._member_names: dict[str, str] = {}
 
@@ -652,10 +619,10 @@ class EtcdAdapter:
 
 
 def assert_members_agree(
-    env: Environment, names: Sequence[str], timeout: float = 20.0
+    env: EnvironmentAPI, names: Sequence[str], timeout: float = 20.0
 ) -> dict[str, Any]:
     """Every member in `names` holds the same revision and key-value digest; returns them."""
-    adapter: EtcdAdapter = env.adapter("etcd")
+    adapter = EtcdAdapter.of(env, "etcd")
     digests = adapter.kv_digests(names, timeout)
     kv = {d["kv_digest"] for d in digests.values()}
     revisions = {d["revision"] for d in digests.values()}

@@ -8,8 +8,11 @@ must not hide what a node answers.
 Writes and reads record themselves in the history (`write` / `read`, value
 `{"key": k, "value": v}`). A write is `ok` only when Redis acknowledged it as asked: with
 `replicas=N`, `WAIT N` must confirm N replicas; a write the master took but no replica
-confirmed is `info`, its fate is unknown. `lost_writes` compares what was acknowledged
-with what the cluster holds after the dust settles.
+confirmed is `info`, its fate is unknown, and so is one whose WAIT failed (a master
+demoted while it waits answers WAIT with an error, after it applied the SET). A command
+Redis refused (an error reply) or that never left the client (no connection) is a `fail`
+(`outcome`). `no_lost_writes` compares what was acknowledged with what the cluster holds
+after the dust settles.
 """
 
 from __future__ import annotations
@@ -23,11 +26,13 @@ from typing import TYPE_CHECKING, Any
 
 from peerlab.errors import PeerlabError, UsageError
 from peerlab.rpc import rpc
+from peerlab.systems.base import BaseAdapter
+from peerlab.systems.recording import Recording, Unsuccessful
 from peerlab.systems.resp import RespConnection, RespError, RespProtocolError, text
 from peerlab.wait import wait_until
 
 if TYPE_CHECKING:
-    from peerlab.env import Environment
+    from peerlab.api import EnvironmentAPI
     from peerlab.node import Node
 
 MASTER_NAME = "mymaster"  # the name the sentinels monitor (redis-sentinel.toml)
@@ -36,7 +41,20 @@ DATA_ROLES = ("master", "replica", "replica-wrong-password")
 
 
 class RedisUnavailable(PeerlabError):
-    """The node did not answer (refused, reset or timed out)."""
+    """The node did not answer (refused, reset or timed out). `sent` is False only when the
+    command certainly never went out (the connection could not even be opened)."""
+
+    def __init__(self, message: str, *, sent: bool = True, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.sent = sent
+
+
+def outcome(exc: Exception) -> Unsuccessful:
+    """An error reply (READONLY, NOAUTH, NOREPLICAS...) is Redis refusing the command, and a
+    command that never went out did nothing: both `fail`. Anything else is unknown."""
+    if isinstance(exc, RespError) or (isinstance(exc, RedisUnavailable) and not exc.sent):
+        return "fail"
+    return "info"
 
 
 def parse_info(raw: str) -> dict[str, str]:
@@ -67,7 +85,9 @@ def pairs(flat: list[Any]) -> dict[str, Any]:
 class _Connected:
     """A lazily opened connection to one node, opened again after any failure."""
 
-    def __init__(self, env: Environment, node: Node, password: str | None, timeout: float) -> None:
+    def __init__(
+        self, env: EnvironmentAPI, node: Node, password: str | None, timeout: float
+    ) -> None:
         self.env = env
         self.node = node
         self.password = password
@@ -77,21 +97,25 @@ class _Connected:
     async def command(self, *args: str | int | float, timeout: float | None = None) -> Any:
         """Run one command on the node; RedisUnavailable when it cannot be reached."""
         limit = timeout or self.timeout
-        try:
-            if self._connection is None or self._connection.stale:
+        if self._connection is None or self._connection.stale:
+            try:
                 self._connection = await RespConnection.open(
                     self.node.bind_address,
                     self.node.ports["redis"],
                     timeout=limit,
                     password=self.password,
                 )
+            except (OSError, TimeoutError, RespProtocolError) as exc:
+                raise self._unavailable(args[0], exc, sent=False) from None
+        try:
             return await self._connection.command(*args, timeout=limit)
-        except RespError:
-            raise
         except (OSError, TimeoutError, RespProtocolError) as exc:
-            raise RedisUnavailable(
-                f"{self.node.name} ({self.node.role}): {args[0]}: {exc!r}"
-            ) from None
+            raise self._unavailable(args[0], exc, sent=True) from None
+
+    def _unavailable(self, command: Any, exc: Exception, *, sent: bool) -> RedisUnavailable:
+        return RedisUnavailable(
+            f"{self.node.name} ({self.node.role}): {command}: {exc!r}", sent=sent
+        )
 
     async def close(self) -> None:
         if self._connection is not None:
@@ -104,7 +128,7 @@ class RedisClient(_Connected):
 
     def __init__(
         self,
-        env: Environment,
+        env: EnvironmentAPI,
         node: Node,
         password: str | None,
         process: int | str | None = None,
@@ -120,15 +144,19 @@ class RedisClient(_Connected):
         """What ROLE says this node is: "master" or "slave"."""
         return str(text((await self.command("ROLE"))[0]))
 
+    def recording(self, f: str, value: Any) -> Recording:
+        """Record an operation of this client (see `peerlab.systems.recording`)."""
+        return Recording(
+            self.env.history, f, value, classify=outcome, process=self.process, node=self.node.name
+        )
+
     async def write(self, key: str, value: Any, *, replicas: int = 0, wait_ms: int = 1000) -> int:
         """SET, then `WAIT replicas wait_ms` when replicas > 0; returns how many confirmed."""
-        history = self.env.history
         value = str(value)
-        invocation = history.invoke(
-            "write", {"key": key, "value": value}, process=self.process, node=self.node.name
-        )
-        try:
+        with self.recording("write", {"key": key, "value": value}) as op:
             await self.command("SET", key, value)
+            # The master holds it now: if WAIT fails, the write happened but may not last.
+            op.applied()
             confirmed = 0
             if replicas > 0:
                 confirmed = int(
@@ -136,35 +164,16 @@ class RedisClient(_Connected):
                         "WAIT", replicas, wait_ms, timeout=wait_ms / 1000 + self.timeout
                     )
                 )
-        except RespError as exc:
-            # Redis refused it (READONLY on a replica, NOAUTH...): it did not happen.
-            history.complete(invocation, "fail", error=str(exc))
-            raise
-        except PeerlabError as exc:
-            history.complete(invocation, "info", error=str(exc))
-            raise
-        if confirmed < replicas:
-            history.complete(
-                invocation, "info", error=f"WAIT {replicas}: only {confirmed} replicas confirmed"
-            )
-        else:
-            history.complete(invocation, "ok", {"key": key, "value": value, "replicas": confirmed})
+            if confirmed < replicas:
+                op.info(error=f"WAIT {replicas}: only {confirmed} replicas confirmed")
+            else:
+                op.ok({"key": key, "value": value, "replicas": confirmed})
         return confirmed
 
     async def read(self, key: str) -> str | None:
-        history = self.env.history
-        invocation = history.invoke(
-            "read", {"key": key, "value": None}, process=self.process, node=self.node.name
-        )
-        try:
+        with self.recording("read", {"key": key, "value": None}) as op:
             value = text(await self.command("GET", key))
-        except RespError as exc:
-            history.complete(invocation, "fail", error=str(exc))
-            raise
-        except PeerlabError as exc:
-            history.complete(invocation, "info", error=str(exc))
-            raise
-        history.complete(invocation, "ok", {"key": key, "value": value})
+            op.ok({"key": key, "value": value})
         return None if value is None else str(value)
 
     async def keys(self, pattern: str = "*") -> dict[str, str]:
@@ -185,7 +194,7 @@ class RedisClient(_Connected):
 class SentinelClient(_Connected):
     """A sentinel: where the master is, and what it knows of replicas and other sentinels."""
 
-    def __init__(self, env: Environment, node: Node, timeout: float = DEFAULT_TIMEOUT) -> None:
+    def __init__(self, env: EnvironmentAPI, node: Node, timeout: float = DEFAULT_TIMEOUT) -> None:
         super().__init__(env, node, None, timeout)
 
     async def master_address(self, name: str = MASTER_NAME) -> tuple[str, int] | None:
@@ -214,11 +223,11 @@ class Discovery:
     sentinel: str
 
 
-class RedisSentinelAdapter:
+class RedisSentinelAdapter(BaseAdapter):
     """Redis with Sentinel in an Environment: clients by role, discovery, topology."""
 
-    def __init__(self, env: Environment) -> None:
-        self.env = env
+    def __init__(self, env: EnvironmentAPI) -> None:
+        super().__init__(env)
         self._clients: dict[str, _Connected] = {}
         spec = env.systems.get("redis-sentinel")
         common = spec.files.get("common.conf", "") if spec is not None else ""

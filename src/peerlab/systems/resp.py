@@ -5,7 +5,8 @@ complete replies out. `RespConnection` sends commands (arrays of bulk strings) a
 reply per command. Replies map to Python as: simple string -> str, bulk string -> bytes,
 integer -> int, array -> list, null -> None, error -> `RespError` (returned by the parser,
 raised by the connection). The RESP3 types Redis 7 may send (null, boolean, double, map,
-set, push, verbatim string, big number, bulk error) are read too; peerlab speaks RESP2.
+set, push, verbatim string, big number, bulk error) are read too; peerlab speaks RESP2. A
+map reads as a dict, with an array as a key read as a tuple.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from peerlab.errors import PeerlabError
+from peerlab.hashable import hashable
 
 CRLF = b"\r\n"
 MAX_BULK = 512 * 2**20  # Redis's own limit for one bulk string
@@ -81,6 +83,12 @@ class RespParser:
         except ValueError:
             raise RespProtocolError(f"not a RESP length or integer: {text[:40]!r}") from None
 
+    def _float(self, text: bytes) -> float:
+        try:
+            return float(text)
+        except ValueError:
+            raise RespProtocolError(f"not a RESP double: {text[:40]!r}") from None
+
     def _bulk(self, length: int, start: int) -> tuple[bytes, int]:
         if length > MAX_BULK:
             raise RespProtocolError(f"bulk string of {length} bytes is beyond Redis's limit")
@@ -105,9 +113,11 @@ class RespParser:
         if kind == "_":
             return None, after
         if kind == "#":
+            if line not in (b"t", b"f"):
+                raise RespProtocolError(f"not a RESP boolean: {line[:40]!r}")
             return line == b"t", after
         if kind == ",":
-            return float(line), after
+            return self._float(line), after
         if kind in "$!=":
             length = self._int(line)
             if length < 0:
@@ -126,7 +136,7 @@ class RespParser:
                 item, after = self._parse(after)
                 items.append(item)
             if kind == "%":
-                return dict(zip(items[::2], items[1::2], strict=True)), after
+                return {hashable(k): v for k, v in zip(items[::2], items[1::2], strict=True)}, after
             return items, after
         raise RespProtocolError(f"unknown RESP type byte {kind!r}")
 
@@ -137,6 +147,8 @@ def text(value: Any) -> Any:
         return value.decode(errors="replace")
     if isinstance(value, list):
         return [text(item) for item in value]
+    if isinstance(value, tuple):
+        return tuple(text(item) for item in value)
     if isinstance(value, dict):
         return {text(k): text(v) for k, v in value.items()}
     return value

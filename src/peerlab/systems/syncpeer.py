@@ -3,6 +3,10 @@
 peerlab never imports syncpeer: everything here goes over HTTP, so the same client works for
 any syncpeer process, wherever it runs. Admin calls go to the node's own address (not through
 the fabric): the harness's control channel must not suffer the faults it injects.
+
+Calls that change state record themselves in the history. syncpeer checks a request before
+it changes anything, so a 4xx answer, like a request that never left (the peer is down, the
+connection was refused), is a `fail`; a 5xx answer or no answer is `info` (`outcome`).
 """
 
 from __future__ import annotations
@@ -18,10 +22,12 @@ import aiohttp
 
 from peerlab.errors import PeerlabError, UsageError, WaitTimeout
 from peerlab.rpc import rpc
+from peerlab.systems.base import BaseAdapter, ByzantineModes
+from peerlab.systems.recording import Recording, Unsuccessful
 from peerlab.wait import wait_until
 
 if TYPE_CHECKING:
-    from peerlab.env import Environment
+    from peerlab.api import EnvironmentAPI
     from peerlab.node import Node
 
 # A friend added by fingerprint is a DHT lookup (up to syncpeer's lookup timeout, 10 s by
@@ -39,10 +45,24 @@ class SyncpeerError(PeerlabError):
         self.status = status
 
 
+class SyncpeerUnreachable(PeerlabError):
+    """The request never left: the peer is not running, or refused the connection."""
+
+
+def outcome(exc: Exception) -> Unsuccessful:
+    """A 4xx answer is syncpeer refusing the request before it changed anything, and a
+    request that never left did nothing: both `fail`. A 5xx answer or no answer: `info`."""
+    if isinstance(exc, SyncpeerUnreachable):
+        return "fail"
+    if isinstance(exc, SyncpeerError) and exc.status < 500:
+        return "fail"
+    return "info"
+
+
 class SyncpeerClient:
     """Typed operations on one syncpeer node; every call that changes state is recorded."""
 
-    def __init__(self, env: Environment, node: Node, timeout: float = 10.0) -> None:
+    def __init__(self, env: EnvironmentAPI, node: Node, timeout: float = 10.0) -> None:
         self.env = env
         self.node = node
         self.timeout = timeout
@@ -69,7 +89,7 @@ class SyncpeerClient:
         timeout: float | None = None,
     ) -> Any:
         if not self.node.alive:
-            raise PeerlabError(
+            raise SyncpeerUnreachable(
                 f"peer {self.node.name} is {self.node.state}",
                 hint=f"restart it with `peerlab peer restart {self.node.name}`",
             )
@@ -79,6 +99,10 @@ class SyncpeerClient:
                 (timeout or self.timeout) + 2,
                 what=f"{method} {path} on {self.node.name}",
             )
+        except aiohttp.ClientConnectorError as exc:
+            raise SyncpeerUnreachable(
+                f"peer {self.node.name} refused {method} {path}: {exc}"
+            ) from None
         except aiohttp.ClientError as exc:
             raise PeerlabError(
                 f"peer {self.node.name} did not answer {method} {path}: {exc}"
@@ -93,6 +117,17 @@ class SyncpeerClient:
             return data
         return json.loads(data) if data else None
 
+    def recording(self, f: str, value: Any) -> Recording:
+        """Record an operation of this peer (see `peerlab.systems.recording`)."""
+        return Recording(
+            self.env.history,
+            f,
+            value,
+            classify=outcome,
+            process=self.node.name,
+            node=self.node.name,
+        )
+
     def _recorded(
         self,
         f: str,
@@ -102,17 +137,8 @@ class SyncpeerClient:
         body: Any = None,
         timeout: float | None = None,
     ) -> Any:
-        invocation = self.env.history.invoke(f, value, process=self.node.name, node=self.node.name)
-        try:
-            result = self._call(method, path, body, timeout=timeout)
-        except SyncpeerError as exc:
-            self.env.history.complete(invocation, "fail", error=str(exc))
-            raise
-        except PeerlabError as exc:
-            self.env.history.complete(invocation, "info", error=str(exc))
-            raise
-        self.env.history.complete(invocation, "ok", value)
-        return result
+        with self.recording(f, value):
+            return self._call(method, path, body, timeout=timeout)
 
     # identity and friends
     def identity(self) -> dict[str, Any]:
@@ -164,29 +190,23 @@ class SyncpeerClient:
 
         Recorded as a `dht_lookup` operation: ok when found, fail (with the reason) when not.
         """
-        invocation = self.env.history.invoke(
-            "dht_lookup", {"key": key}, process=self.node.name, node=self.node.name
-        )
-        try:
+        with self.recording("dht_lookup", {"key": key}) as op:
             result: dict[str, Any] = self._call(
                 "POST",
                 "/admin/dht/lookup",
                 {"key": key, "value": value},
                 timeout=DISCOVERY_TIMEOUT,
             )
-        except PeerlabError as exc:
-            self.env.history.complete(invocation, "info", error=str(exc))
-            raise
-        summary = {
-            "key": key,
-            "found": result["found"],
-            "hops": result["hops"],
-            "duration_ms": result["duration_ms"],
-        }
-        if result["found"] or not value:
-            self.env.history.complete(invocation, "ok", summary)
-        else:
-            self.env.history.complete(invocation, "fail", summary, error=result.get("reason"))
+            summary = {
+                "key": key,
+                "found": result["found"],
+                "hops": result["hops"],
+                "duration_ms": result["duration_ms"],
+            }
+            if result["found"] or not value:
+                op.ok(summary)
+            else:
+                op.fail(summary, error=result.get("reason"))
         return result
 
     # files
@@ -257,11 +277,17 @@ class SyncpeerClient:
         return result
 
 
-class SyncpeerAdapter:
+class SyncpeerAdapter(BaseAdapter):
     """The syncpeer system for an Environment: clients, friendships, files (CLI verbs too)."""
 
-    def __init__(self, env: Environment) -> None:
-        self.env = env
+    # syncpeer's lying modes (`syncpeer.io.byzantine.MODES`), switched at start-up.
+    byzantine = ByzantineModes(
+        "SYNCPEER_BYZANTINE",
+        ("corrupt", "lie-size", "lie-hash", "lie-timestamp", "selective", "replay"),
+    )
+
+    def __init__(self, env: EnvironmentAPI) -> None:
+        super().__init__(env)
         self._clients: dict[str, SyncpeerClient] = {}
         self._fingerprints: dict[str, str] = {}
 
@@ -460,7 +486,7 @@ def _file_state(client: SyncpeerClient, name: str) -> dict[str, Any] | None:
 
 
 def assert_file_synced(
-    env: Environment,
+    env: EnvironmentAPI,
     name: str,
     nodes: Iterable[str],
     *,
@@ -471,7 +497,7 @@ def assert_file_synced(
     content equals `content`. Fails naming the nodes that do not, and what they hold."""
     names = list(nodes)
     expected = hashlib.sha256(content).hexdigest() if content is not None else None
-    adapter: SyncpeerAdapter = env.adapter("syncpeer")
+    adapter = SyncpeerAdapter.of(env, "syncpeer")
 
     def lagging() -> dict[str, str]:
         out: dict[str, str] = {}
@@ -497,9 +523,9 @@ def assert_file_synced(
         raise AssertionError(f"{exc}{detail}") from None
 
 
-def assert_friends(env: Environment, a: str, b: str, *, mutual: bool = True) -> None:
+def assert_friends(env: EnvironmentAPI, a: str, b: str, *, mutual: bool = True) -> None:
     """`a` lists `b` as a friend (and the reverse when mutual)."""
-    adapter: SyncpeerAdapter = env.adapter("syncpeer")
+    adapter = SyncpeerAdapter.of(env, "syncpeer")
     pairs = [(a, b), (b, a)] if mutual else [(a, b)]
     for x, y in pairs:
         fingerprint = adapter.client(env.node(y)).fingerprint

@@ -30,26 +30,26 @@ from peerlab.checkers import convergence, no_lost_writes, no_sync_loops
 from peerlab.checkers.verdict import Verdict
 from peerlab.errors import PeerlabError
 from peerlab.history import Entry
+from peerlab.systems.syncpeer import SyncpeerAdapter
 
 if TYPE_CHECKING:
-    from peerlab.env import Environment
-    from peerlab.systems.syncpeer import SyncpeerAdapter
+    from peerlab.api import EnvironmentAPI
 
 DELETED = "deleted"  # the content of a tombstone, in durable views
 
 
-def _adapter(env: Environment) -> SyncpeerAdapter:
-    adapter: SyncpeerAdapter = env.adapter("syncpeer")
+def _adapter(env: EnvironmentAPI) -> SyncpeerAdapter:
+    adapter = SyncpeerAdapter.of(env, "syncpeer")
     return adapter
 
 
-def _live(env: Environment, nodes: Iterable[str] | None) -> list[str]:
+def _live(env: EnvironmentAPI, nodes: Iterable[str] | None) -> list[str]:
     names = list(nodes) if nodes is not None else list(env.nodes)
     return [name for name in names if env.node(name).state == "running"]
 
 
 def held_states(
-    env: Environment, nodes: Iterable[str] | None = None
+    env: EnvironmentAPI, nodes: Iterable[str] | None = None
 ) -> dict[str, dict[str, dict[str, Any]]]:
     """`{peer: {name: {"sha256", "version", "deleted"}}}` of the current versions."""
     states = {}
@@ -75,7 +75,7 @@ def content_of(file: dict[str, Any]) -> str | None:
 
 
 def durable_states(
-    env: Environment, nodes: Iterable[str] | None = None
+    env: EnvironmentAPI, nodes: Iterable[str] | None = None
 ) -> dict[str, dict[str, str]]:
     """`{peer: {"name#content": content}}` for every version each live peer keeps."""
     states: dict[str, dict[str, str]] = {}
@@ -121,7 +121,7 @@ def durable_history(entries: Iterable[Entry]) -> list[Entry]:
     return out
 
 
-def log_events(env: Environment, node: str, event: str) -> list[dict[str, Any]]:
+def log_events(env: EnvironmentAPI, node: str, event: str) -> list[dict[str, Any]]:
     """Every `event` line in the node's log (all of its runs: the log file is appended to)."""
     path = env.node(node).stdout_path
     if not path.exists():
@@ -141,7 +141,7 @@ def log_events(env: Environment, node: str, event: str) -> list[dict[str, Any]]:
 
 
 def transfers(
-    env: Environment,
+    env: EnvironmentAPI,
     nodes: Iterable[str] | None = None,
     *,
     by: Literal["envelope", "content"] = "envelope",
@@ -185,7 +185,7 @@ def transfers(
     return out
 
 
-def friend_graph(env: Environment, nodes: Iterable[str] | None = None) -> dict[str, list[str]]:
+def friend_graph(env: EnvironmentAPI, nodes: Iterable[str] | None = None) -> dict[str, list[str]]:
     """`{peer: [friend peers]}` of the live peers."""
     peers = _adapter(env).names_by_fingerprint()
     return {
@@ -197,7 +197,7 @@ def friend_graph(env: Environment, nodes: Iterable[str] | None = None) -> dict[s
 
 
 def wait_converged(
-    env: Environment, nodes: Sequence[str] | None = None, timeout: float = 60.0
+    env: EnvironmentAPI, nodes: Sequence[str] | None = None, timeout: float = 60.0
 ) -> Verdict:
     """Poll until the live peers hold the same current versions, at most `timeout` seconds;
     the convergence verdict, with when it happened and how long it took in `stats`."""
@@ -229,7 +229,7 @@ def wait_converged(
 
 
 def check_sync(
-    env: Environment,
+    env: EnvironmentAPI,
     nodes: Sequence[str] | None = None,
     *,
     timeout: float = 60.0,

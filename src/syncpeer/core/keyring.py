@@ -1,7 +1,7 @@
 """The friends keyring: verified identity cards and the address where each friend listens.
 
 Only friends are polled for files and only friends can be named as recipients. The keyring is
-a plain value; `syncpeer.io.storage` persists it as friends.json.
+a plain value; `syncpeer.io.datadir` persists it as friends.json.
 """
 
 from __future__ import annotations

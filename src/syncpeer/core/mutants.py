@@ -2,16 +2,17 @@
 and checkers catch them (`make mutants`, tests/mutants/).
 
 Each mutant is one small, realistic mistake, consulted by a one-line hook where the correct
-code makes its decision. None is on unless named: a node reads the comma-separated list from
-`SYNCPEER_MUTANTS` at start-up (`syncpeer.io.byzantine.configure`); tests use `enabled(...)`.
-The set lives in this module because a node is one process (a forked child of peerlab's
-launcher owns its own copy), and the core never reads the environment itself.
+code makes its decision. Which mutants are on is a value, `Mutants`, handed to every object
+with a hook (`Store`, `SyncEngine`, the HTTP client and API of a node), so two nodes in one
+process can run different mutants. None is on unless named: `syncpeer run` reads the
+comma-separated list from `SYNCPEER_MUTANTS` (`syncpeer.io.config`); the core never reads
+the environment itself.
 """
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 
 MUTANTS: dict[str, str] = {
     "skip-signature": "envelopes are accepted without checking the author's signature",
@@ -33,41 +34,40 @@ MUTANTS: dict[str, str] = {
     "holds up syncing with all the others",
 }
 
-_active: frozenset[str] = frozenset()
+
+@dataclass(frozen=True)
+class Mutants:
+    """The mutants switched on for one node; `"name" in mutants` is what a hook asks."""
+
+    names: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        unknown = sorted(self.names - MUTANTS.keys())
+        if unknown:
+            raise ValueError(
+                f"unknown mutant(s) {', '.join(unknown)}; known: {', '.join(sorted(MUTANTS))}"
+            )
+
+    @classmethod
+    def of(cls, names: Iterable[str]) -> Mutants:
+        return cls(frozenset(names))
+
+    @classmethod
+    def parse(cls, text: str | None) -> Mutants:
+        """The mutants named in `text` ("a,b"); ValueError naming an unknown one."""
+        return cls.of(part.strip() for part in (text or "").split(",") if part.strip())
+
+    def __contains__(self, name: object) -> bool:
+        # A hook that misspells its mutant would silently never fire: refuse it instead.
+        if name not in MUTANTS:
+            raise KeyError(f"no mutant named {name!r}")
+        return name in self.names
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(self.names))
+
+    def __bool__(self) -> bool:
+        return bool(self.names)
 
 
-def parse(text: str | None) -> frozenset[str]:
-    """The mutants named in `text` ("a,b"); ValueError naming an unknown one."""
-    names = frozenset(part.strip() for part in (text or "").split(",") if part.strip())
-    unknown = sorted(names - MUTANTS.keys())
-    if unknown:
-        raise ValueError(
-            f"unknown mutant(s) {', '.join(unknown)}; known: {', '.join(sorted(MUTANTS))}"
-        )
-    return names
-
-
-def enable(names: Iterable[str]) -> None:
-    """Switch on exactly `names` (an empty list switches every mutant off)."""
-    global _active
-    _active = parse(",".join(names))
-
-
-def active(name: str) -> bool:
-    """Whether mutant `name` is on; the hooks in the correct code ask this."""
-    return name in _active
-
-
-def current() -> frozenset[str]:
-    return _active
-
-
-@contextlib.contextmanager
-def enabled(*names: str) -> Iterator[None]:
-    """Switch `names` on for the duration of a `with` block (for unit tests)."""
-    before = _active
-    enable(names)
-    try:
-        yield
-    finally:
-        enable(before)
+NO_MUTANTS = Mutants()

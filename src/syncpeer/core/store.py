@@ -6,7 +6,8 @@ the one with the greater key, compared as a tuple, is current. Concurrent edits 
 sides of a partition therefore resolve the same way on every node, and the loser is kept in
 history, never dropped. A tombstone (a signed delete) is a version like any other.
 
-This module only decides; `syncpeer.io.storage` moves the bytes and then calls `commit`.
+This module only decides; `syncpeer.io.filestore` moves the bytes and then calls `commit`.
+Times here are wall-clock seconds (the listing's Last-Modified), passed in by the caller.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from syncpeer.core import mutants
 from syncpeer.core.envelope import Envelope
+from syncpeer.core.mutants import NO_MUTANTS, Mutants
 
 VersionKey = tuple[int, float, str, str]
 """(version, timestamp, author fingerprint, envelope sha256); the greater key wins."""
@@ -30,7 +31,7 @@ def version_key(version: int, timestamp: float, author: str, sha256: str) -> Ver
     two versions, which every node fetches, keeps and orders the same way, instead of each
     node keeping whichever it happened to see first and never converging.
     """
-    return (version, timestamp, author, "" if mutants.active("ignore-equivocation") else sha256)
+    return (version, timestamp, author, sha256)
 
 
 HISTORY_DIR = ".versions"
@@ -118,13 +119,18 @@ class Decision:
 
 
 class Store:
-    """Current and historical envelopes by name, with a generation that counts listing changes."""
+    """Current and historical envelopes by name, with a generation that counts listing changes.
 
-    def __init__(self, now: float) -> None:
+    `wall` is the wall clock at creation (the listing's first Last-Modified); `mutants` are
+    the deliberate bugs this store's decisions make (none by default).
+    """
+
+    def __init__(self, wall: float, mutants: Mutants = NO_MUTANTS) -> None:
+        self.mutants = mutants
         self._current: dict[str, StoredFile] = {}
         self._history: dict[str, dict[VersionKey, StoredFile]] = {}
         self.generation = 0
-        self.last_modified = now
+        self.last_modified = wall
 
     def current(self, name: str) -> StoredFile | None:
         return self._current.get(name)
@@ -144,7 +150,15 @@ class Store:
 
     def holds(self, name: str, key: VersionKey) -> bool:
         current = self._current.get(name)
-        return (current is not None and current.key == key) or key in self._history.get(name, {})
+        key = self._known_as(key)
+        return (current is not None and self._known_as(current.key) == key) or key in (
+            self._history.get(name, {})
+        )
+
+    def _known_as(self, key: VersionKey) -> VersionKey:
+        """The key the store files a version under: its version key, unless the
+        `ignore-equivocation` mutant drops the envelope hash that tells equivocations apart."""
+        return (*key[:3], "") if "ignore-equivocation" in self.mutants else key
 
     def next_version(self, name: str) -> int:
         """The version number a local publish of `name` gets: one above every version held."""
@@ -157,7 +171,7 @@ class Store:
         if self.holds(file.name, file.key):
             return Decision(Placement.DUPLICATE, file)
         current = self._current.get(file.name)
-        if current is None or _wins(file, current):
+        if current is None or self._wins(file, current):
             return Decision(Placement.CURRENT, file, displaced=current)
         return Decision(Placement.HISTORY, file)
 
@@ -177,27 +191,27 @@ class Store:
             None,
         )
 
-    def commit(self, decision: Decision, now: float) -> None:
-        """Record a decision whose bytes the caller has put in place."""
+    def commit(self, decision: Decision, wall: float) -> None:
+        """Record a decision whose bytes the caller has put in place (at wall-clock `wall`)."""
         file = decision.file
         if decision.placement is Placement.DUPLICATE:
             return
         if decision.placement is Placement.HISTORY:
-            self._history.setdefault(file.name, {})[file.key] = file
+            self._history.setdefault(file.name, {})[self._known_as(file.key)] = file
             return
         if self._current.get(file.name) != decision.displaced:
             raise RuntimeError(f"stale decision for {file.name!r}: the current file changed")
         if decision.displaced is not None:
-            self._history.setdefault(file.name, {})[decision.displaced.key] = decision.displaced
+            kept = self._history.setdefault(file.name, {})
+            kept[self._known_as(decision.displaced.key)] = decision.displaced
         self._current[file.name] = file
         self.generation += 1
-        self.last_modified = now
+        self.last_modified = wall
 
-
-def _wins(file: StoredFile, current: StoredFile) -> bool:
-    """The version rule: whether `file` replaces `current` (docs/syncpeer.md)."""
-    if mutants.active("accept-older"):
-        return True
-    if mutants.active("timestamp-wins"):
-        return (file.timestamp, file.key) > (current.timestamp, current.key)
-    return file.key > current.key
+    def _wins(self, file: StoredFile, current: StoredFile) -> bool:
+        """The version rule: whether `file` replaces `current` (docs/syncpeer.md)."""
+        if "accept-older" in self.mutants:
+            return True
+        if "timestamp-wins" in self.mutants:
+            return (file.timestamp, file.key) > (current.timestamp, current.key)
+        return file.key > current.key

@@ -1,150 +1,204 @@
-"""The sync protocol as a state machine: listings in, fetches out; downloaded bytes in,
-accept or reject out.
+"""The sync engine: whom to poll and when, what to fetch from whom, and what to keep of what
+arrived, as a sans-IO state machine (events in, actions out: `syncpeer.core.sync_events`).
 
-The driver polls every friend's GET /files and feeds the entries to `on_listing`, which returns
-the envelopes to fetch (never one already held, already in flight, not meant for this node, or
-known to be bad). When the bytes arrive, `check` verifies them against the listing and the
-author's signature and asks the store where they belong. `release` ends a fetch, whatever its
-outcome, so a failed one is planned again from the next listing that offers it.
+Every `poll_interval` a round polls each friend whose previous poll has ended, and waits for
+their answers at most one poll interval (so a friend that never answers delays only
+itself); the next round starts one poll interval after the wait. A listing's entries are
+planned newest first, never one already held, in flight, not meant for this node, or known
+to be bad; planned downloads run `max_downloads` at a time, from the friend that listed
+them, resuming the partial file where the last attempt stopped. Arrived bytes are verified
+against the listing and the author's signature before the store decides where they belong.
+
+Failures are forgotten, not punished: an unreachable friend's listing is dropped (it is no
+longer a source) and the friend is polled again next round; a failed download is planned
+again from the next listing that offers it. Only lies are remembered: bytes that fail
+verification are never fetched again, and bytes a friend misrepresented are never fetched
+from that friend again.
+
+Time comes in as `now`, monotonic seconds (only differences matter); randomness (trace ids)
+from the injected `random.Random`.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections import Counter, deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from random import Random
+from typing import Any
 
-from syncpeer.core import envelope, mutants
-from syncpeer.core.errors import InvalidEnvelope, InvalidName
-from syncpeer.core.names import validate_name
-from syncpeer.core.store import Decision, Store, StoredFile, VersionKey, version_key
+from syncpeer.core import envelope
+from syncpeer.core.errors import InvalidEnvelope
+from syncpeer.core.listing import ListingEntry
+from syncpeer.core.logevent import LogEvent
+from syncpeer.core.mutants import NO_MUTANTS, Mutants
+from syncpeer.core.store import Decision, Placement, Store, StoredFile, VersionKey
+from syncpeer.core.sync_events import (
+    Action,
+    DiscardPartial,
+    Download,
+    DownloadEnded,
+    DownloadFailed,
+    DownloadLied,
+    Event,
+    FriendAdded,
+    FriendRemoved,
+    Keep,
+    ListingReceived,
+    Poll,
+    PollFailed,
+    Tick,
+)
 
 MAX_ENVELOPE_BYTES = 256 << 20
 
-
-@dataclass(frozen=True)
-class ListingEntry:
-    """One envelope a friend says it holds, as served by its GET /files."""
-
-    name: str
-    author: str
-    version: int
-    timestamp: float
-    size: int
-    sha256: str
-    public: bool
-    recipients: tuple[str, ...]
-    trace_id: str | None = None
-
-    @property
-    def key(self) -> VersionKey:
-        return version_key(self.version, self.timestamp, self.author, self.sha256)
-
-    @property
-    def fetch_id(self) -> tuple[str, VersionKey]:
-        return (self.name, self.key)
-
-    @classmethod
-    def from_json(cls, data: object) -> ListingEntry:
-        """Parse one listing entry; raise ValueError naming the bad field."""
-        if not isinstance(data, dict):
-            raise ValueError("listing entry must be an object")
-        try:
-            name = validate_name(data.get("name"))
-        except InvalidName as error:
-            raise ValueError(str(error)) from None
-        author, sha256, public = data.get("author"), data.get("sha256"), data.get("public")
-        version, size, timestamp = data.get("version"), data.get("size"), data.get("timestamp")
-        recipients, trace_id = data.get("recipients"), data.get("trace_id")
-        if not isinstance(author, str) or not isinstance(sha256, str):
-            raise ValueError("author and sha256 must be strings")
-        if not isinstance(version, int) or not isinstance(size, int):
-            raise ValueError("version and size must be integers")
-        if isinstance(version, bool) or isinstance(size, bool) or version < 1 or size < 0:
-            raise ValueError("version and size must be non-negative integers")
-        if not isinstance(timestamp, int | float) or isinstance(timestamp, bool):
-            raise ValueError("timestamp must be a number")
-        if not isinstance(public, bool):
-            raise ValueError("public must be a boolean")
-        if not isinstance(recipients, list) or not all(isinstance(r, str) for r in recipients):
-            raise ValueError("recipients must be a list of fingerprints")
-        if not (trace_id is None or isinstance(trace_id, str)):
-            raise ValueError("trace_id must be a string or null")
-        return cls(
-            name=name,
-            author=author,
-            version=version,
-            timestamp=float(timestamp),
-            size=size,
-            sha256=sha256,
-            public=public,
-            recipients=tuple(recipients),
-            trace_id=trace_id,
-        )
+FetchId = tuple[str, VersionKey]
 
 
 @dataclass(frozen=True)
-class Fetch:
-    """Download `entry`; `sources` are the friends that list these exact bytes, best first."""
-
-    entry: ListingEntry
-    sources: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Accepted:
-    decision: Decision
+class SyncConfig:
+    poll_interval: float = 1.0  # seconds between the end of a round's wait and the next round
+    http_timeout: float = 10.0  # a poll's whole request; a download's connect and each read
+    max_downloads: int = 8  # downloads running at once
 
 
-@dataclass(frozen=True)
-class Rejected:
-    reason: str
+@dataclass
+class Counters:
+    """What GET /admin/status reports about polls and downloads (the driver that serves
+    envelopes adds `bytes_served`)."""
+
+    downloads_started: int = 0
+    downloads_resumed: int = 0
+    downloads_completed: int = 0
+    downloads_rejected: int = 0
+    downloads_failed: int = 0
+    bytes_downloaded: int = 0
+    bytes_served: int = 0
+    polls: int = 0
+    poll_failures: int = 0
+    fetches: Counter[str] = field(default_factory=Counter)  # attempts per "name@version@author"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "downloads": {
+                "started": self.downloads_started,
+                "resumed": self.downloads_resumed,
+                "completed": self.downloads_completed,
+                "rejected": self.downloads_rejected,
+                "failed": self.downloads_failed,
+            },
+            "bytes_downloaded": self.bytes_downloaded,
+            "bytes_served": self.bytes_served,
+            "polls": self.polls,
+            "poll_failures": self.poll_failures,
+            "fetches": dict(self.fetches),
+        }
+
+
+@dataclass
+class _Friend:
+    address: str
+    etag: tuple[str, str] | None = None  # (address polled, ETag of its answer)
+    unreachable: bool = False
+
+
+@dataclass
+class _Round:
+    trace_id: str
+    friends: int
+    waiting: set[str]  # friends polled by this round whose answer has not come
+    deadline: float | None  # None: wait for every answer (the poll-in-lockstep mutant)
+
+
+@dataclass
+class _Running:
+    download: Download
+    started: float
 
 
 class SyncEngine:
-    """Decides what this node downloads from its friends, and whether to keep what arrived."""
+    """What this node polls, downloads and keeps; `handle` events, perform the actions."""
 
-    def __init__(self, me: str, store: Store) -> None:
+    def __init__(
+        self,
+        me: str,
+        store: Store,
+        *,
+        random: Random,
+        config: SyncConfig | None = None,
+        mutants: Mutants = NO_MUTANTS,
+        partials: Mapping[str, int] | None = None,
+    ) -> None:
+        """`me` is this node's fingerprint; `partials` the bytes already downloaded of
+        envelopes (by SHA-256) when the node starts, which downloads resume from."""
         self.me = me
         self.store = store
+        self.random = random
+        self.config = config or SyncConfig()
+        self.mutants = mutants
+        self.counters = Counters()
+        self._friends: dict[str, _Friend] = {}
         self._listings: dict[str, dict[str, ListingEntry]] = {}
-        self._in_flight: set[tuple[str, VersionKey]] = set()
+        self._polling: dict[str, Poll] = {}  # friend -> its poll not yet answered
+        self._round: _Round | None = None
+        self._next_round: float | None = None  # None: not started (the first Tick starts it)
+        self._queue: deque[tuple[ListingEntry, str]] = deque()  # planned: (entry, source)
+        self._running: dict[FetchId, _Running] = {}
+        self._in_flight: set[FetchId] = set()  # planned or running
+        self._partials: dict[str, int] = dict(partials or {})
         self._bad_envelopes: set[str] = set()  # sha256 of bytes that failed verification
         self._bad_sources: set[tuple[str, str]] = set()  # (friend, sha256) it served wrongly
 
+    # ------------------------------------------------------------------ inputs
+
+    def handle(self, event: Event, now: float) -> list[Action]:
+        """Take one event at monotonic time `now`; the actions to perform, in order."""
+        actions: list[Action] = []
+        match event:
+            case Tick():
+                if self._next_round is None:
+                    self._next_round = now
+            case FriendAdded(fingerprint, address):
+                self._add_friend(fingerprint, address)
+            case FriendRemoved(fingerprint):
+                self._friends.pop(fingerprint, None)
+                self._listings.pop(fingerprint, None)
+            case ListingReceived():
+                actions += self._listing_received(event)
+            case PollFailed():
+                actions += self._poll_failed(event)
+            case DownloadEnded() | DownloadFailed() | DownloadLied():
+                actions += self._download_done(event, now)
+        actions += self._advance(now)
+        return actions
+
+    def next_wakeup(self) -> float | None:
+        """When to send the next `Tick` (None: nothing is due until another event)."""
+        if self._round is not None:
+            return self._round.deadline
+        return self._next_round
+
+    # ------------------------------------------------------------------ views
+
     @property
     def in_flight(self) -> int:
+        """Downloads planned or running."""
         return len(self._in_flight)
-
-    def on_listing(self, friend: str, entries: Sequence[ListingEntry] | None) -> list[Fetch]:
-        """Take a friend's listing (None: unchanged since last time) and return what to fetch.
-
-        Returned fetches count as in flight until `release`d, so a second friend listing the
-        same version does not start a second download.
-        """
-        if entries is not None:
-            self._listings[friend] = {entry.name: entry for entry in entries}
-        fetches = []
-        candidates = self._listings.get(friend, {}).values()
-        for entry in sorted(candidates, key=lambda entry: entry.key, reverse=True):
-            if self.skip_reason(entry, friend) is None:
-                self._in_flight.add(entry.fetch_id)
-                fetches.append(Fetch(entry, self.sources(entry, first=friend)))
-        return fetches
 
     def knows(self, friend: str) -> bool:
         """Whether a listing of `friend` is held (an unchanged-listing answer means something)."""
         return friend in self._listings
 
-    def forget(self, friend: str) -> None:
-        """Drop a friend's listing (it is unreachable or removed): it is no longer a source."""
-        self._listings.pop(friend, None)
+    def unreachable(self) -> list[str]:
+        """Friends whose last poll failed, in the order they were added."""
+        return [fingerprint for fingerprint, f in self._friends.items() if f.unreachable]
 
     def skip_reason(self, entry: ListingEntry, friend: str | None = None) -> str | None:
-        """Why `entry` is not fetched, or None when it should be."""
+        """Why `entry` is not fetched (from `friend`), or None when it should be."""
         if not (entry.public or self.me in entry.recipients):
             return "not_for_me"
-        if self.store.holds(entry.name, entry.key) and not mutants.active("refetch-held"):
+        if self.store.holds(entry.name, entry.key) and "refetch-held" not in self.mutants:
             return "held"
         if entry.fetch_id in self._in_flight:
             return "in_flight"
@@ -157,7 +211,7 @@ class SyncEngine:
         return None
 
     def sources(self, entry: ListingEntry, first: str | None = None) -> tuple[str, ...]:
-        """Friends whose last listing offers exactly these envelope bytes."""
+        """Friends whose last listing offers exactly these envelope bytes (`first` first)."""
         friends = [
             friend
             for friend, listing in self._listings.items()
@@ -170,41 +224,286 @@ class SyncEngine:
             friends.insert(0, first)
         return tuple(friends)
 
-    def check(self, entry: ListingEntry, source: str, data: bytes) -> Accepted | Rejected:
-        """Verify downloaded bytes against the listing and the author's signature."""
+    # ------------------------------------------------------------------ friends and polls
+
+    def _add_friend(self, fingerprint: str, address: str) -> None:
+        friend = self._friends.get(fingerprint)
+        if friend is None:
+            self._friends[fingerprint] = _Friend(address)
+            return
+        # Replaced in place, so it keeps its turn in the round order.
+        friend.address, friend.etag, friend.unreachable = address, None, False
+        self._listings.pop(fingerprint, None)
+
+    def _advance(self, now: float) -> list[Action]:
+        actions: list[Action] = []
+        round_ = self._round
+        if round_ is not None and (
+            not round_.waiting or (round_.deadline is not None and now >= round_.deadline)
+        ):
+            actions.append(self._end_round(round_, now))
+        if self._round is None and self._next_round is not None and now >= self._next_round:
+            actions += self._start_round(now)
+        actions += self._start_downloads(now)
+        return actions
+
+    def _start_round(self, now: float) -> list[Action]:
+        trace_id = self._trace_id()
+        actions: list[Action] = []
+        waiting: set[str] = set()
+        for fingerprint, friend in self._friends.items():
+            if fingerprint in self._polling:
+                continue  # its last poll has not ended: it does not hold this round up
+            etag = friend.etag[1] if friend.etag and friend.etag[0] == friend.address else None
+            poll = Poll(fingerprint, friend.address, etag, trace_id, self.config.http_timeout)
+            self._polling[fingerprint] = poll
+            waiting.add(fingerprint)
+            self.counters.polls += 1
+            actions.append(poll)
+        # Waiting for every answer made one frozen friend hold up syncing with all the
+        # others for the whole HTTP timeout.
+        lockstep = "poll-in-lockstep" in self.mutants
+        deadline = None if lockstep else now + self.config.poll_interval
+        self._round = _Round(trace_id, len(self._friends), waiting, deadline)
+        if not waiting:
+            actions.append(self._end_round(self._round, now))
+        return actions
+
+    def _end_round(self, round_: _Round, now: float) -> LogEvent:
+        self._round = None
+        self._next_round = now + self.config.poll_interval
+        return LogEvent(
+            "sync_round",
+            "debug",
+            {
+                "trace_id": round_.trace_id,
+                "friends": round_.friends,
+                "unreachable": len(self.unreachable()),
+                "in_flight": self.in_flight,
+            },
+        )
+
+    def _answered(self, poll: Poll) -> _Friend | None:
+        """End `poll`; the friend it asked, unless it was removed meanwhile."""
+        if self._polling.get(poll.friend) != poll:
+            return None  # not the poll this engine is waiting for
+        del self._polling[poll.friend]
+        if self._round is not None:
+            self._round.waiting.discard(poll.friend)
+        return self._friends.get(poll.friend)
+
+    def _listing_received(self, event: ListingReceived) -> list[Action]:
+        poll = event.poll
+        friend = self._answered(poll)
+        if friend is None:
+            return []
+        actions: list[Action] = []
+        context = {"trace_id": poll.trace_id, "friend": poll.friend}
+        if friend.unreachable:
+            friend.unreachable = False
+            actions.append(LogEvent("friend_reachable", "info", context))
+        for reason in event.invalid:
+            actions.append(
+                LogEvent("listing_entry_invalid", "warning", context | {"reason": reason})
+            )
+        if event.entries is None and not self.knows(poll.friend):
+            friend.etag = None  # a 304 for a listing since forgotten: ask in full next round
+        elif event.etag:
+            friend.etag = (poll.address, event.etag)
+        if event.entries is not None:
+            self._listings[poll.friend] = {entry.name: entry for entry in event.entries}
+        candidates = self._listings.get(poll.friend, {}).values()
+        for entry in sorted(candidates, key=lambda entry: entry.key, reverse=True):
+            if self.skip_reason(entry, poll.friend) is None:
+                self._in_flight.add(entry.fetch_id)
+                self._queue.append((entry, poll.friend))
+        return actions
+
+    def _poll_failed(self, event: PollFailed) -> list[Action]:
+        poll = event.poll
+        friend = self._answered(poll)
+        if friend is None:
+            return []
+        self.counters.poll_failures += 1
+        self._listings.pop(poll.friend, None)  # no longer a source
+        friend.etag = None
+        if friend.unreachable:
+            return []  # logged when it changed
+        friend.unreachable = True
+        return [
+            LogEvent(
+                "friend_unreachable",
+                "info",
+                {
+                    "trace_id": poll.trace_id,
+                    "friend": poll.friend,
+                    "address": poll.address,
+                    "error": event.error,
+                },
+            )
+        ]
+
+    # ------------------------------------------------------------------ downloads
+
+    def _start_downloads(self, now: float) -> list[Action]:
+        actions: list[Action] = []
+        while self._queue and len(self._running) < self.config.max_downloads:
+            entry, source = self._queue.popleft()
+            friend = self._friends.get(source)
+            if friend is None:
+                self._in_flight.discard(entry.fetch_id)  # removed while queued
+                continue
+            offset = self._partials.get(entry.sha256, 0)
+            if offset > entry.size:
+                offset = 0  # not these bytes after all: start over
+            download = Download(
+                entry,
+                source,
+                friend.address,
+                offset,
+                entry.trace_id or self._trace_id(),
+                self.config.http_timeout,
+            )
+            self._running[entry.fetch_id] = _Running(download, now)
+            self.counters.fetches[f"{entry.name}@{entry.version}@{entry.author}"] += 1
+            fields = _download_fields(download) | {"size": entry.size}
+            if offset:
+                self.counters.downloads_resumed += 1
+                actions.append(
+                    LogEvent("file_download_resumed", "info", fields | {"offset": offset})
+                )
+            else:
+                self.counters.downloads_started += 1
+                actions.append(LogEvent("file_download_started", "info", fields))
+            actions.append(download)
+        return actions
+
+    def _download_done(
+        self, event: DownloadEnded | DownloadFailed | DownloadLied, now: float
+    ) -> list[Action]:
+        download = event.download
+        entry = download.entry
+        running = self._running.get(entry.fetch_id)
+        if running is None or running.download != download:
+            return []  # not the download this engine is waiting for
+        del self._running[entry.fetch_id]
+        self._in_flight.discard(entry.fetch_id)
+        fields = _download_fields(download)
+        if isinstance(event, DownloadLied):
+            self._bad_sources.add((download.source, entry.sha256))
+            return self._reject(entry.sha256, fields, event.reason)
+        if isinstance(event, DownloadFailed):
+            self.counters.bytes_downloaded += max(0, event.have - download.offset)
+            failure = {"have": event.have, "error": event.error}
+            return self._failed(entry.sha256, event.have, fields | failure)
+        self.counters.bytes_downloaded += event.received
+        if download.offset + event.received != entry.size:
+            failure = {"have": download.offset + event.received, "error": "short body"}
+            return self._failed(entry.sha256, len(event.data), fields | failure)
+        self._partials.pop(entry.sha256, None)
+        outcome = self._check(entry, download.source, event.data)
+        if isinstance(outcome, str):
+            return self._reject(entry.sha256, fields, outcome)
+        return self._keep(outcome, entry.sha256, fields, now - running.started)
+
+    def _failed(self, sha256: str, partial: int, fields: dict[str, Any]) -> list[Action]:
+        """A download broke off with `partial` bytes of the envelope downloaded: resumed
+        from there when it is planned again."""
+        self._partials[sha256] = partial
+        self.counters.downloads_failed += 1
+        return [LogEvent("file_download_failed", "warning", fields)]
+
+    def _reject(self, sha256: str, fields: dict[str, Any], reason: str) -> list[Action]:
+        self._partials.pop(sha256, None)
+        self.counters.downloads_rejected += 1
+        return [
+            DiscardPartial(sha256),
+            LogEvent("file_rejected", "warning", fields | {"reason": reason}),
+        ]
+
+    def _keep(
+        self, decision: Decision, sha256: str, fields: dict[str, Any], seconds: float
+    ) -> list[Action]:
+        self.counters.downloads_completed += 1
+        file = decision.file
+        actions: list[Action] = [
+            Keep(decision, sha256),
+            LogEvent(
+                "file_download_completed",
+                "info",
+                fields
+                | {
+                    "bytes": file.size,
+                    "placement": decision.placement.value,
+                    "duration_ms": round(seconds * 1000, 1),
+                    "sha256": sha256,
+                    "content_sha256": file.plain_sha256,
+                    "deleted": file.deleted,
+                },
+            ),
+        ]
+        other = self.store.equivocation(file)
+        if other is not None:
+            # Both envelopes carry the author's signature: together they prove it showed
+            # different peers different content under one version.
+            actions.append(
+                LogEvent(
+                    "file_equivocation",
+                    "warning",
+                    fields | {"sha256": sha256, "other": other.sha256},
+                )
+            )
+        if decision.placement is Placement.HISTORY:
+            kept, why = file, "older_than_current"
+        elif decision.displaced is not None:
+            kept, why = decision.displaced, "replaced"
+        else:
+            return actions
+        kept_fields = {"trace_id": fields["trace_id"], "name": kept.name, "component": "store"}
+        kept_fields |= {"version": kept.version, "author": kept.author, "reason": why}
+        actions.append(LogEvent("file_version_kept", "info", kept_fields))
+        return actions
+
+    def _check(self, entry: ListingEntry, source: str, data: bytes) -> Decision | str:
+        """Verify downloaded bytes against the listing and the author's signature: where the
+        store puts them, or why they are refused."""
         actual = hashlib.sha256(data).hexdigest()
         if actual != entry.sha256:
             self._bad_sources.add((source, entry.sha256))
-            return Rejected(f"sha256 mismatch: listed {entry.sha256}, received {actual}")
+            return f"sha256 mismatch: listed {entry.sha256}, received {actual}"
         try:
-            verified = envelope.verify(data)
+            verified = envelope.verify(data, self.mutants)
         except InvalidEnvelope as error:
             self._bad_envelopes.add(actual)
-            return Rejected(str(error))
+            return str(error)
         file = StoredFile.from_envelope(verified, len(data), actual)
         # The bytes are genuine (their signature verifies); what was wrong is what `source`
         # said about them. Blaming the bytes would let one lying peer stop every honest
         # friend from ever delivering this authentic version.
         if (file.name, file.key) != entry.fetch_id:
             self._blame_mismatch(source, actual)
-            return Rejected("envelope header does not match the listing entry")
+            return "envelope header does not match the listing entry"
         if not file.readable_by(self.me):
             self._blame_mismatch(source, actual)
-            return Rejected("envelope is not addressed to this node")
-        return Accepted(self.store.decide(file))
-
-    def blame(self, source: str, sha256: str) -> None:
-        """`source` served something other than what it listed as `sha256` (e.g. another
-        size): do not fetch those bytes from it again."""
-        self._bad_sources.add((source, sha256))
+            return "envelope is not addressed to this node"
+        return self.store.decide(file)
 
     def _blame_mismatch(self, source: str, sha256: str) -> None:
-        if mutants.active("blame-envelope"):
+        if "blame-envelope" in self.mutants:
             self._bad_envelopes.add(sha256)
         else:
-            self.blame(source, sha256)
+            self._bad_sources.add((source, sha256))
 
-    def release(self, entry: ListingEntry) -> None:
-        """End a fetch: after a commit the store holds it; after a failure it may be planned
-        again."""
-        self._in_flight.discard(entry.fetch_id)
+    def _trace_id(self) -> str:
+        return f"{self.random.getrandbits(64):016x}"
+
+
+def _download_fields(download: Download) -> dict[str, Any]:
+    entry = download.entry
+    return {
+        "trace_id": download.trace_id,
+        "name": entry.name,
+        "version": entry.version,
+        "author": entry.author,
+        "source": download.source,
+    }

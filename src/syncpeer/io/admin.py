@@ -133,7 +133,9 @@ class AdminApi:
         what a node could read of a file it was never meant to have."""
         data = await request.read()
         try:
-            plaintext = envelope.decrypt(envelope.verify(data), self.node.identity)
+            plaintext = envelope.decrypt(
+                envelope.verify(data, self.node.mutants), self.node.identity
+            )
         except InvalidEnvelope as error:
             raise ApiError(422, f"rejected envelope: {error}") from None
         except NotARecipient:

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from syncpeer.core import mutants
 from syncpeer.core.errors import InvalidName
 from syncpeer.core.names import validate_name
 from syncpeer.io.client import CHUNK_BYTES
@@ -94,7 +93,7 @@ class PublicApi:
 
     async def listing(self, request: web.Request) -> web.Response:
         store = self.node.files.model
-        generation = 0 if mutants.active("stale-etag") else store.generation
+        generation = 0 if "stale-etag" in self.node.mutants else store.generation
         etag = f'"{self.node.instance}-{generation}"'
         headers = {
             "ETag": etag,
@@ -110,7 +109,7 @@ class PublicApi:
         ):
             return web.Response(status=304, headers=headers)
         author = request.query.get("author")
-        hide_deletes = mutants.active("forget-tombstone")
+        hide_deletes = "forget-tombstone" in self.node.mutants
         files = [f.listing_json() for f in store.files(author) if not (f.deleted and hide_deletes)]
         return web.json_response({"files": files, "generation": store.generation}, headers=headers)
 

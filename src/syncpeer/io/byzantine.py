@@ -13,9 +13,10 @@ and mutation tests; an honest node (neither variable set) installs nothing.
                    (equivocation)
     replay         lists and serves the oldest version it holds of each file as current
 
-Served envelopes ignore If-Match and Range, as a liar would. `SYNCPEER_MUTANTS=a,b` switches
-on deliberate bugs (`syncpeer.core.mutants`). `Node.start` calls `install`, whose middleware
-answers the public routes it lies on before the honest handlers see them.
+Served envelopes ignore If-Match and Range, as a liar would. `Node.start` calls `install`,
+whose middleware answers the public routes it lies on before the honest handlers see them;
+it also starts the `rebroadcast` mutant's watcher when the node's mutants (`SYNCPEER_MUTANTS`,
+read by `syncpeer.io.config`) include it.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from syncpeer.core import envelope, mutants
+from syncpeer.core import envelope
 from syncpeer.core.encoding import canonical_json
 from syncpeer.core.errors import InvalidEnvelope, NotARecipient, UnknownFriend
 from syncpeer.core.store import StoredFile
@@ -58,12 +59,11 @@ _WATCHERS: set[asyncio.Task[None]] = set()
 
 
 def install(node: Node) -> list[Middleware]:
-    """Read the switches from the environment; the middlewares a lying node needs (none for
-    an honest one). ValueError names an unknown mode or mutant."""
-    mutants.enable(mutants.parse(os.environ.get("SYNCPEER_MUTANTS")))
-    if mutants.current():
-        node.log.warning("mutants_enabled", mutants=sorted(mutants.current()))
-    if mutants.active("rebroadcast"):
+    """Read the byzantine mode from the environment; the middlewares a lying node needs (none
+    for an honest one). ValueError names an unknown mode."""
+    if node.mutants:
+        node.log.warning("mutants_enabled", mutants=list(node.mutants))
+    if "rebroadcast" in node.mutants:
         watcher = asyncio.get_running_loop().create_task(_rebroadcast(node))
         _WATCHERS.add(watcher)
         watcher.add_done_callback(_WATCHERS.discard)

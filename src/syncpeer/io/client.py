@@ -13,8 +13,8 @@ from pathlib import Path
 import aiohttp
 from yarl import URL
 
-from syncpeer.core import mutants
-from syncpeer.core.sync import ListingEntry
+from syncpeer.core.listing import ListingEntry
+from syncpeer.core.mutants import NO_MUTANTS, Mutants
 
 CHUNK_BYTES = 64 * 1024
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+)")
@@ -45,15 +45,20 @@ def new_session(source_address: str | None, limit: int = 32) -> aiohttp.ClientSe
 
 
 class PeerClient:
-    def __init__(self, session: aiohttp.ClientSession, timeout: float) -> None:
-        self.session = session
-        self.timeout = timeout
+    """`mutants`: the deliberate bugs of the downloads (`trust-size`, `drop-range-offset`)."""
 
-    async def listing(self, address: str, etag: str | None, trace_id: str) -> Listing:
+    def __init__(self, session: aiohttp.ClientSession, mutants: Mutants = NO_MUTANTS) -> None:
+        self.session = session
+        self.mutants = mutants
+
+    async def listing(
+        self, address: str, etag: str | None, trace_id: str, timeout_s: float
+    ) -> Listing:
+        """GET /files, the whole request within `timeout_s` seconds."""
         headers = {"X-Trace-Id": trace_id}
         if etag:
             headers["If-None-Match"] = etag
-        timeout = aiohttp.ClientTimeout(total=self.timeout)
+        timeout = aiohttp.ClientTimeout(total=timeout_s)
         url = URL(f"http://{address}/files")
         async with self.session.get(url, headers=headers, timeout=timeout) as response:
             if response.status == 304:
@@ -73,19 +78,24 @@ class PeerClient:
         return Listing(entries, response.headers.get("ETag"), invalid)
 
     async def download(
-        self, address: str, entry: ListingEntry, partial: Path, offset: int, trace_id: str
+        self,
+        address: str,
+        entry: ListingEntry,
+        partial: Path,
+        offset: int,
+        trace_id: str,
+        timeout_s: float,
     ) -> int:
         """Append the envelope's bytes from `offset` to `partial`; return the bytes received.
 
         If-Match pins the exact envelope: a friend whose current version changed since its
         listing answers 412 instead of sending other bytes onto our partial file.
+        `timeout_s` bounds connecting and each read.
         """
         headers = {"If-Match": f'"{entry.sha256}"', "X-Trace-Id": trace_id}
         if offset:
             headers["Range"] = f"bytes={offset}-"
-        timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=self.timeout, sock_read=self.timeout
-        )
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=timeout_s, sock_read=timeout_s)
         url = URL(f"http://{address}") / "files" / entry.name
         async with self.session.get(url, headers=headers, timeout=timeout) as response:
             if response.status == 206:
@@ -99,7 +109,7 @@ class PeerClient:
                 raise DownloadError("range not satisfiable; partial file dropped")
             else:
                 raise DownloadError(f"GET /files/{entry.name} answered HTTP {response.status}")
-            honest = not mutants.active("trust-size")
+            honest = "trust-size" not in self.mutants
             length = response.content_length
             if honest and length is not None and length != entry.size - offset:
                 raise SourceLied(
@@ -109,7 +119,7 @@ class PeerClient:
             received = 0
             with partial.open("r+b" if partial.exists() else "wb") as out:
                 out.truncate(offset)
-                out.seek(0 if mutants.active("drop-range-offset") else offset)
+                out.seek(0 if "drop-range-offset" in self.mutants else offset)
                 async for chunk in response.content.iter_chunked(CHUNK_BYTES):
                     if offset + received + len(chunk) > entry.size:
                         lie = SourceLied if honest else DownloadError

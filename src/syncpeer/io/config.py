@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,7 +11,10 @@ from pathlib import Path
 from syncpeer.core.dht.protocol import DhtConfig
 from syncpeer.core.dht.puzzle import MAX_BITS
 from syncpeer.core.keyring import parse_address
+from syncpeer.core.mutants import NO_MUTANTS, Mutants
 from syncpeer.io.logs import LEVELS
+
+MUTANTS_VARIABLE = "SYNCPEER_MUTANTS"  # mutants to switch on, "a,b" (syncpeer.core.mutants)
 
 
 @dataclass(frozen=True)
@@ -28,6 +32,7 @@ class NodeConfig:
     dht_advertise: str | None = None
     bootstrap: tuple[str, ...] = ()
     dht: DhtConfig = field(default_factory=DhtConfig)
+    mutants: Mutants = NO_MUTANTS  # deliberate bugs, for mutation testing (docs/nemesis.md)
 
 
 def run_parser() -> argparse.ArgumentParser:
@@ -148,7 +153,8 @@ def _split(text: str) -> tuple[str, ...]:
 
 
 def parse_run_args(argv: Sequence[str]) -> NodeConfig:
-    """Parse `syncpeer run` arguments; argparse exits 2 with a message on bad input."""
+    """Parse `syncpeer run` arguments (and the mutants named in $SYNCPEER_MUTANTS);
+    argparse exits 2 with a message on bad input."""
     parser = run_parser()
     args = parser.parse_args(list(argv))
     if args.advertise:
@@ -161,6 +167,10 @@ def parse_run_args(argv: Sequence[str]) -> NodeConfig:
     if args.poll_interval <= 0 or args.http_timeout <= 0:
         parser.error("--poll-interval and --http-timeout must be positive")
     dht = _dht_config(parser, args)
+    try:
+        mutants = Mutants.parse(os.environ.get(MUTANTS_VARIABLE))
+    except ValueError as error:
+        parser.error(f"{MUTANTS_VARIABLE}: {error}")
     return NodeConfig(
         data_dir=args.data_dir,
         name=args.name,
@@ -175,4 +185,5 @@ def parse_run_args(argv: Sequence[str]) -> NodeConfig:
         dht_advertise=args.dht_advertise,
         bootstrap=_split(args.bootstrap),
         dht=dht,
+        mutants=mutants,
     )

@@ -4,6 +4,10 @@ The socket is bound to the node's listen host (`--host`) and every datagram leav
 so a fabric in front of the node sees the node's own source address and relays its answers
 back through the node's proxy. The address written in messages is `--dht-advertise`, the
 one other nodes dial (the fabric's proxy, or a NAT's public side), never the bound one.
+
+The protocol gets two clocks: the monotonic clock runs its timers, the wall clock only
+timestamps the node's own address record. A skewed wall clock (libfaketime, peerlab's
+clock-skew nemesis) therefore moves the record's timestamp but none of the timers.
 """
 
 from __future__ import annotations
@@ -93,9 +97,9 @@ class DhtService:
         """The public DHT address other nodes reach this one at."""
         return self.advertise or format_address(self.host, self.port)
 
-    def _record(self) -> AddressRecord:
+    def _record(self, wall: float) -> AddressRecord:
         return sign_record(
-            self.identity, self.http_address, self.address, time.time(), self.config.record_ttl
+            self.identity, self.http_address, self.address, wall, self.config.record_ttl
         )
 
     async def start(self) -> None:
@@ -142,7 +146,7 @@ class DhtService:
                 self.log.warning("dht_bootstrap_invalid", bootstrap=address, error=str(error))
                 continue
             bootstrap.append(format_address(*resolved))
-        self._apply(self.protocol.join(bootstrap, time.time()))
+        self._apply(self.protocol.join(bootstrap, time.monotonic(), wall=time.time()))
 
     async def _resolve(self, host: str, port: int) -> tuple[str, int]:
         try:
@@ -156,7 +160,7 @@ class DhtService:
     async def lookup(self, target: int, *, want_value: bool = True) -> LookupResult:
         """Look `target` up in the network (want_value: its address record)."""
         assert self.protocol is not None
-        handle, effects = self.protocol.lookup(target, time.time(), want_value=want_value)
+        handle, effects = self.protocol.lookup(target, time.monotonic(), want_value=want_value)
         waiter: asyncio.Future[LookupResult] = asyncio.get_running_loop().create_future()
         self._waiters[handle] = waiter
         self._apply(effects)
@@ -167,12 +171,12 @@ class DhtService:
 
     def on_datagram(self, data: bytes, source: str) -> None:
         if self.protocol is not None:
-            self._apply(self.protocol.receive(data, source, time.time()))
+            self._apply(self.protocol.receive(data, source, time.monotonic(), wall=time.time()))
 
     def _tick(self) -> None:
         self._timer = None
         if self.protocol is not None:
-            self._apply(self.protocol.advance(time.time()))
+            self._apply(self.protocol.advance(time.monotonic(), wall=time.time()))
 
     def _apply(self, effects: list[Effect]) -> None:
         for effect in effects:
@@ -212,7 +216,7 @@ class DhtService:
         if self._timer is not None:
             self._timer.cancel()
         self._timer_at = wakeup
-        delay = max(wakeup - time.time(), MIN_TIMER)
+        delay = max(wakeup - time.monotonic(), MIN_TIMER)
         self._timer = asyncio.get_running_loop().call_later(delay, self._tick)
 
     def _on_joined(self, joined: Joined) -> None:
@@ -239,7 +243,7 @@ class DhtService:
         config = self.config
         return {
             **self.status(),
-            **self.protocol.table.to_json(time.time()),
+            **self.protocol.table.to_json(time.monotonic()),
             "config": {
                 "k": config.k,
                 "alpha": config.alpha,

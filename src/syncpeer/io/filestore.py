@@ -16,6 +16,7 @@ from typing import BinaryIO
 
 from syncpeer.core import envelope
 from syncpeer.core.errors import InvalidEnvelope
+from syncpeer.core.mutants import NO_MUTANTS, Mutants
 from syncpeer.core.store import (
     SUFFIX,
     Decision,
@@ -28,13 +29,14 @@ from syncpeer.core.store import (
 from syncpeer.io.datadir import DataDir
 
 Clock = Callable[[], float]
+"""The wall clock: envelope timestamps and the listing's Last-Modified."""
 
 
 class FileStore:
-    def __init__(self, data: DataDir, clock: Clock) -> None:
+    def __init__(self, data: DataDir, clock: Clock, mutants: Mutants = NO_MUTANTS) -> None:
         self.data = data
         self.clock = clock
-        self.model = Store(now=clock())
+        self.model = Store(clock(), mutants)
 
     def load(self) -> list[tuple[Path, str]]:
         """Rebuild the model from disk; returns (path, reason) for envelopes that were skipped.
@@ -47,7 +49,7 @@ class FileStore:
         for path in self._envelope_paths():
             data = path.read_bytes()
             try:
-                verified = envelope.verify(data)
+                verified = envelope.verify(data, self.model.mutants)
             except InvalidEnvelope as error:
                 skipped.append((path, str(error)))
                 continue
@@ -68,7 +70,7 @@ class FileStore:
             if decision.displaced is not None:
                 self._move(self.current_path(file.name), self.history_path(decision.displaced))
             self._move(source, self.current_path(file.name))
-        self.model.commit(decision, self.clock())
+        self.model.commit(decision, wall=self.clock())
 
     def accept_bytes(self, decision: Decision, data: bytes) -> None:
         """Write a freshly sealed envelope and accept it."""
@@ -85,6 +87,10 @@ class FileStore:
 
     def partial_path(self, sha256: str) -> Path:
         return self.data.partial / f"{sha256}.part"
+
+    def partials(self) -> dict[str, int]:
+        """Bytes downloaded so far of each envelope (by SHA-256) with a partial file."""
+        return {path.stem: path.stat().st_size for path in sorted(self.data.partial.glob("*.part"))}
 
     def partial_size(self, sha256: str, expected: int) -> int:
         """Bytes already downloaded of an envelope; a partial longer than expected is dropped."""

@@ -15,6 +15,7 @@ import signal
 import socket
 import time
 from collections.abc import Sequence
+from random import Random
 from typing import TextIO
 
 import aiohttp
@@ -28,7 +29,8 @@ from syncpeer.core.identity import Identity, RandomSource
 from syncpeer.core.keyring import Friend
 from syncpeer.core.names import validate_name
 from syncpeer.core.store import Decision, StoredFile
-from syncpeer.core.sync import SyncEngine
+from syncpeer.core.sync import SyncConfig, SyncEngine
+from syncpeer.core.sync_events import FriendAdded, FriendRemoved
 from syncpeer.io import byzantine
 from syncpeer.io.admin import AdminApi
 from syncpeer.io.api import PublicApi
@@ -42,7 +44,7 @@ from syncpeer.io.discovery import DiscoveryError, discover_friend
 from syncpeer.io.filestore import Clock, FileStore
 from syncpeer.io.httperrors import error_middleware
 from syncpeer.io.logs import EventRing, make_logger
-from syncpeer.io.syncer import Counters, Syncer
+from syncpeer.io.syncer import Syncer
 
 try:
     import uvloop
@@ -76,7 +78,12 @@ _warm_up_crypto()
 
 
 class Node:
-    """One peer. Build it, `await start()`, and `await stop()` when done."""
+    """One peer. Build it, `await start()`, and `await stop()` when done.
+
+    `clock` is the wall clock (envelope timestamps, Last-Modified) and `random` the source of
+    key material, nonces and ids; both are injectable so a test can make a node's output
+    reproducible. Timers run on `time.monotonic()`, which clock skew does not move.
+    """
 
     def __init__(
         self,
@@ -88,6 +95,7 @@ class Node:
     ) -> None:
         self.config = config
         self.random = random
+        self.mutants = config.mutants
         self.events = EventRing()
         self.log = make_logger(config.name, config.log_level, self.events, stream)
         self.data = DataDir(config.data_dir)
@@ -100,17 +108,25 @@ class Node:
                 "identity_created", trace_id=self.new_trace_id(), fingerprint=self.fingerprint
             )
         self.keyring = self.data.load_keyring(self.fingerprint)
-        self.files = FileStore(self.data, clock)
-        self.engine = SyncEngine(self.fingerprint, self.files.model)
-        self.counters = Counters()
+        self.files = FileStore(self.data, clock, self.mutants)
+        self.engine = SyncEngine(
+            self.fingerprint,
+            self.files.model,
+            random=Random(random(32)),
+            config=SyncConfig(poll_interval=config.poll_interval, http_timeout=config.http_timeout),
+            mutants=self.mutants,
+            partials=self.files.partials(),
+        )
+        self.counters = self.engine.counters
+        self.syncer = Syncer(self.engine, self.files, self.log)
+        for friend in self.keyring:
+            self.syncer.feed(FriendAdded(friend.fingerprint, friend.address))
         # Part of the listing ETag, so a restarted node never answers 304 to a stale ETag
         # that happens to carry the same generation number.
         self.instance = random(4).hex()
         self.port = config.port
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
-        self._sync_task: asyncio.Task[None] | None = None
-        self.syncer: Syncer | None = None
         self.dht: DhtService | None = None
         self._join_task: asyncio.Task[None] | None = None
 
@@ -165,17 +181,7 @@ class Node:
         self.port = listener.getsockname()[1]
         await web.SockSite(self._runner, listener).start()
         self._session = new_session(self.config.source_address)
-        self.syncer = Syncer(
-            engine=self.engine,
-            keyring=self.keyring,
-            files=self.files,
-            client=PeerClient(self._session, self.config.http_timeout),
-            counters=self.counters,
-            logger=self.log,
-            poll_interval=self.config.poll_interval,
-            new_trace_id=self.new_trace_id,
-        )
-        self._sync_task = asyncio.create_task(self.syncer.run())
+        self.syncer.start(PeerClient(self._session, self.mutants))
         if self.config.udp_port is not None:
             await self._start_dht()
         self.log.info(
@@ -223,9 +229,7 @@ class Node:
             await asyncio.gather(self._join_task, return_exceptions=True)
         if self.dht is not None:
             await self.dht.stop()
-        if self._sync_task is not None:
-            self._sync_task.cancel()
-            await asyncio.gather(self._sync_task, return_exceptions=True)
+        await self.syncer.stop()
         if self._session is not None:
             await self._session.close()
         if self._runner is not None:
@@ -235,8 +239,7 @@ class Node:
     def add_friend(self, friend: Friend) -> bool:
         added = self.keyring.add(friend)
         self.data.save_keyring(self.keyring)
-        if self.syncer is not None and not added:
-            self.syncer.forget(friend.fingerprint)  # its address may have changed
+        self.syncer.feed(FriendAdded(friend.fingerprint, friend.address))
         self.log.info(
             "friend_added" if added else "friend_updated",
             trace_id=self.new_trace_id(),
@@ -249,15 +252,14 @@ class Node:
     def remove_friend(self, fingerprint: str) -> Friend:
         friend = self.keyring.remove(fingerprint)
         self.data.save_keyring(self.keyring)
-        if self.syncer is not None:
-            self.syncer.forget(fingerprint)
+        self.syncer.feed(FriendRemoved(fingerprint))
         self.log.info("friend_removed", trace_id=self.new_trace_id(), friend=fingerprint)
         return friend
 
     def store_sealed(self, data: bytes) -> tuple[StoredFile, Decision]:
         """Verify an envelope this node just sealed and store it by the version rule."""
         file = StoredFile.from_envelope(
-            envelope.verify(data), len(data), hashlib.sha256(data).hexdigest()
+            envelope.verify(data, self.mutants), len(data), hashlib.sha256(data).hexdigest()
         )
         decision = self.files.model.decide(file)
         self.files.accept_bytes(decision, data)
@@ -303,7 +305,7 @@ class Node:
         if found is None:
             raise KeyError(name)
         _, data = found
-        return envelope.decrypt(envelope.verify(data), self.identity)
+        return envelope.decrypt(envelope.verify(data, self.mutants), self.identity)
 
 
 def _listen(host: str, port: int) -> socket.socket:

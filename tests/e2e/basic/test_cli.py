@@ -80,10 +80,34 @@ def test_unknown_peer_on_a_running_network(cli) -> None:
     assert "running" in cli("status").stdout
 
 
-def test_malformed_manifest_is_named(cli, tmp_path: Path) -> None:
-    manifest = tmp_path / "broken.toml"
-    manifest.write_text('[system]\nname = "broken"\n[launch]\ncommand = "not-a-list"\n')
+def _processes_with_home(home: Path) -> list[int]:
+    found = []
+    for process in psutil.process_iter():
+        try:
+            if process.environ().get("PEERLAB_HOME") == str(home):
+                found.append(process.pid)
+        except psutil.Error:
+            continue
+    return found
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "fix"),
+    [
+        ('[launch]\ncommand = "not-a-list"\n', "launch.command", "command = ["),
+        ('[launch]\ncommand = ["true"]\n[stop]\nsignal = "SIGFOO"\n', "stop.signal", "SIGTERM"),
+        ('[launch]\ncommand = ["true"]\n[readyness]\ntype = "none"\n', "readyness", "readiness"),
+    ],
+)
+def test_a_bad_manifest_exits_2_with_one_line_and_starts_nothing(
+    cli, tmp_path: Path, body: str, field: str, fix: str
+) -> None:
+    manifest = tmp_path / "bad.toml"
+    manifest.write_text(f'[system]\nname = "bad"\n{body}')
     result = cli("up", "--system", str(manifest), check=False)
     assert result.returncode == 2
-    assert "launch.command" in result.stderr
-    assert not (tmp_path / "home/envs/default/state.json").exists()
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"error: {manifest}: field '{field}' ")
+    assert "(fix: " in line and fix in line.partition("(fix: ")[2]
+    assert not (tmp_path / "home").exists()  # no environment folder, no supervisor state
+    assert _processes_with_home(tmp_path / "home") == []

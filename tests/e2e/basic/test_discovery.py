@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from peerlab.env import Environment
-from peerlab.systems.syncpeer import SyncpeerAdapter
-from peerlab.testing import assert_file_synced, assert_friends, wait_until
+from peerlab.systems.syncpeer import SyncpeerAdapter, assert_file_synced, assert_friends
+from peerlab.testing import wait_until
 
 # The scenario bodies live next to their full-size forms in tests/e2e/stress.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "stress"))
@@ -31,7 +31,7 @@ def test_two_peer_discovery_via_bootstrap(peerlab_env: Environment) -> None:
     env.start("syncpeer", 1, role="bootstrap")
     began = time.monotonic()
     env.start("syncpeer", ["B", "C"])
-    adapter: SyncpeerAdapter = env.adapter("syncpeer")
+    adapter = SyncpeerAdapter.of(env, "syncpeer")
     fingerprint = {name: adapter.fingerprint_of(name) for name in "BC"}
 
     for looker, target in (("B", "C"), ("C", "B")):
@@ -68,7 +68,7 @@ def test_unknown_fingerprint_is_refused(peerlab_env: Environment) -> None:
     env = peerlab_env
     env.start("syncpeer", 1, role="bootstrap")
     env.start("syncpeer", 2)
-    adapter: SyncpeerAdapter = env.adapter("syncpeer")
+    adapter = SyncpeerAdapter.of(env, "syncpeer")
     adapter.wait_joined(timeout=10)
     nobody = "0" * 39 + "1"
     with pytest.raises(Exception, match=r"404.*not found in the DHT") as info:
@@ -83,7 +83,7 @@ def test_many_peers_stop_restart_and_join_together(peerlab_env: Environment) -> 
     env = peerlab_env
     env.start("syncpeer", 1, role="bootstrap")
     names = [node.name for node in env.start("syncpeer", 12)]
-    adapter: SyncpeerAdapter = env.adapter("syncpeer")
+    adapter = SyncpeerAdapter.of(env, "syncpeer")
     adapter.wait_joined(names, timeout=20)
     before = {name: (env.node(name).address, adapter.fingerprint_of(name)) for name in names}
     batch = names[:10]

@@ -7,8 +7,13 @@ import os
 import pytest
 
 from peerlab.env import Environment
-from peerlab.systems.syncpeer import SyncpeerAdapter, SyncpeerError
-from peerlab.testing import assert_file_synced, assert_friends, wait_until
+from peerlab.systems.syncpeer import (
+    SyncpeerAdapter,
+    SyncpeerError,
+    assert_file_synced,
+    assert_friends,
+)
+from peerlab.testing import wait_until
 
 
 def _events(env: Environment, node: str, event: str) -> list[dict]:
@@ -27,7 +32,7 @@ def test_two_peer_friend_sync(peerlab_env: Environment) -> None:
     """TC-002: A and B become friends; A's file for B reaches B, decrypts, and is ciphertext
     on disk; B logs the completed download."""
     peerlab_env.start("syncpeer", 2)
-    adapter: SyncpeerAdapter = peerlab_env.adapter("syncpeer")
+    adapter = SyncpeerAdapter.of(peerlab_env, "syncpeer")
     adapter.befriend("A", "B")
     assert_friends(peerlab_env, "A", "B")
     content = b"hello.txt from A to B\n" + os.urandom(64)
@@ -55,7 +60,7 @@ def test_five_peers_seed_graph(peerlab_env: Environment) -> None:
     """TC-003: friends A-B, A-C, A-D, B-E, C-E; A's public file reaches all five with equal
     SHA-256 and no peer fetches it twice."""
     peerlab_env.start("syncpeer", 5)
-    adapter: SyncpeerAdapter = peerlab_env.adapter("syncpeer")
+    adapter = SyncpeerAdapter.of(peerlab_env, "syncpeer")
     adapter.befriend_graph([("A", "B"), ("A", "C"), ("A", "D"), ("B", "E"), ("C", "E")])
     content = os.urandom(200_000)
     peerlab_env.client("A").publish("public.bin", content, "public")
@@ -79,7 +84,7 @@ def test_unauthorized_access(peerlab_env: Environment) -> None:
     """TC-301: A's file for B only; C (not a friend) gets the ciphertext but cannot decrypt it,
     and no log anywhere holds the plaintext."""
     peerlab_env.start("syncpeer", 3)
-    adapter: SyncpeerAdapter = peerlab_env.adapter("syncpeer")
+    adapter = SyncpeerAdapter.of(peerlab_env, "syncpeer")
     adapter.befriend("A", "B")
     secret = b"TOP-SECRET-" + os.urandom(16).hex().encode()
     peerlab_env.client("A").publish("secret.txt", secret, adapter.fingerprints(["B"]))

@@ -4,15 +4,11 @@ randomized runs, and waits on what peers hold."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 
 import pytest
 
 from peerlab.env import Environment
-from peerlab.errors import UsageError
-from peerlab.nemesis.clock import libfaketime
-from peerlab.systems.syncpeer import SyncpeerAdapter
-from peerlab.testing import in_ci
 from peerlab.wait import wait_until
 
 # A test that takes the `chaos_seed` fixture runs once per seed: PEERLAB_CHAOS_SEEDS=20 gives
@@ -52,38 +48,6 @@ def peerlab_seed(request: pytest.FixtureRequest) -> int:
 
 
 Edges = Iterable[tuple[str, str]]
-
-
-def require_libfaketime() -> None:
-    """Skip a clock-skew scenario where libfaketime is missing; under CI, fail instead."""
-    try:
-        libfaketime()
-    except UsageError as exc:
-        message = f"{exc.message} ({exc.hint})"
-        if in_ci():
-            pytest.fail(f"{message}; CI installs it in .ci/run, so this is a broken CI setup")
-        pytest.skip(message)
-
-
-def mesh(names: Sequence[str]) -> list[tuple[str, str]]:
-    return [(a, b) for i, a in enumerate(names) for b in names[i + 1 :]]
-
-
-@pytest.fixture
-def syncpeer_net(peerlab_env: Environment) -> Callable[..., SyncpeerAdapter]:
-    """start(count, edges=mesh, skewable=False): start syncpeer peers and befriend them."""
-
-    def start(count: int, edges: Edges | None = None, *, skewable: bool = False) -> SyncpeerAdapter:
-        names = [chr(ord("A") + i) for i in range(count)]
-        if skewable:
-            require_libfaketime()
-            peerlab_env.clock_skews.update({name: 0.0 for name in names})
-        peerlab_env.start("syncpeer", names)
-        adapter: SyncpeerAdapter = peerlab_env.adapter("syncpeer")
-        adapter.befriend_graph(mesh(names) if edges is None else edges)
-        return adapter
-
-    return start
 
 
 def current(env: Environment, node: str, name: str) -> dict | None:

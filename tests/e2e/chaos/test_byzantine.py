@@ -19,7 +19,7 @@ pytestmark = pytest.mark.chaos
 
 def lie(env: Environment, node: str, mode: str) -> None:
     """Restart `node` lying in `mode` (syncpeer reads SYNCPEER_BYZANTINE at start-up)."""
-    env.setenv(node, {"SYNCPEER_BYZANTINE": mode})
+    env.lie(node, mode)
     assert log_events(env, node, "byzantine_mode")[-1]["mode"] == mode
 
 

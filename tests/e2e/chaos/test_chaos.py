@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 
 from peerlab.env import Environment
-from peerlab.nemesis.runner import EnvironmentTarget, NemesisRunner
+from peerlab.nemesis.runner import NemesisRunner
 from peerlab.nemesis.schedule import Schedule
 from peerlab.systems.syncpeer import SyncpeerAdapter, SyncpeerClient
 from peerlab.systems.syncpeer_checks import check_sync, explain
@@ -27,12 +27,18 @@ def run_chaos(
     syncpeer_net(PEERS, skewable=True)
     names = sorted(env.nodes)
     schedule = Schedule.generate(
-        env.seed, names, seconds, KINDS, mean_gap=mean_gap, fault_seconds=(0.5, 5.0)
+        env.seed,
+        names,
+        seconds,
+        KINDS,
+        mean_gap=mean_gap,
+        fault_seconds=(0.5, 5.0),
+        byzantine_modes=SyncpeerAdapter.byzantine.modes,
     )
     print("\n".join(schedule.describe()))  # shown with the failure, with the replay line
     clients = {name: SyncpeerClient(env, env.node(name), timeout=WRITE_TIMEOUT) for name in names}
     workload = FileWorkload(env.seed)
-    with NemesisRunner(EnvironmentTarget(env), schedule) as nemesis:
+    with NemesisRunner(env, schedule) as nemesis:
         outcomes = run_files(
             workload, clients.__getitem__, lambda: [n.name for n in env.live_nodes()], seconds
         )

@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 
 from peerlab.nemesis.schedule import Schedule
-
-from .conftest import require_libfaketime
+from peerlab.testing import require_libfaketime
 
 pytestmark = pytest.mark.chaos
 

@@ -17,7 +17,7 @@ KINDS = ["latency", "loss", "slicer", "bandwidth"]
 # A scenario with a deliberate bug on every peer (deletes never leave the node that made
 # them), a seeded schedule of faults meanwhile, and the checkers at the end.
 BROKEN_SCENARIO = f"""
-from peerlab.nemesis.runner import EnvironmentTarget, NemesisRunner
+from peerlab.nemesis.runner import NemesisRunner
 from peerlab.nemesis.schedule import Schedule
 from peerlab.systems.syncpeer_checks import check_sync, explain
 from peerlab.wait import wait_until
@@ -33,7 +33,7 @@ def test_deletes_reach_everyone(peerlab_env):
     schedule = Schedule.generate(env.seed, names, 3.0, {KINDS!r}, mean_gap=0.5,
                                  fault_seconds=(0.3, 1.5))
     print("NEMESIS", schedule.fingerprint())
-    with NemesisRunner(EnvironmentTarget(env), schedule):
+    with NemesisRunner(env, schedule):
         env.client("A").publish("doomed.txt", b"soon deleted")
         wait_until(lambda: all(env.client(n).file("doomed.txt") for n in "BC"), 20,
                    what="B and C to get doomed.txt")

@@ -21,7 +21,7 @@ def redis_sentinel(peerlab_env: Environment) -> Callable[[], RedisSentinelAdapte
         require_program("redis-server", "redis-server")
         require_program("redis-sentinel", "redis-sentinel")
         peerlab_env.start("redis-sentinel")
-        redis: RedisSentinelAdapter = peerlab_env.adapter("redis-sentinel")
+        redis = RedisSentinelAdapter.of(peerlab_env, "redis-sentinel")
         redis.wait_settled(redis.master(20), 30)
         return redis
 

@@ -23,7 +23,7 @@ def etcd_cluster(peerlab_env: Environment) -> Callable[[int], EtcdAdapter]:
     def start(members: int) -> EtcdAdapter:
         require_program("etcd", "etcd-server")
         peerlab_env.start("etcd", members)
-        adapter: EtcdAdapter = peerlab_env.adapter("etcd")
+        adapter = EtcdAdapter.of(peerlab_env, "etcd")
         adapter.wait_for_leader(20)
         return adapter
 

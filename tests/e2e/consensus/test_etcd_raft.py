@@ -248,7 +248,7 @@ def test_a_healed_follower_and_pre_vote(peerlab_env: Environment, pre_vote: bool
     if pre_vote:
         spec = dataclasses.replace(spec, args=(*spec.args, "--pre-vote"))
     peerlab_env.start(spec, 3)
-    etcd: EtcdAdapter = peerlab_env.adapter("etcd")
+    etcd = EtcdAdapter.of(peerlab_env, "etcd")
     leader = etcd.wait_for_leader(20)
     follower = peerlab_env.node(next(n.name for n in peerlab_env if n.name != leader.name))
     majority = [n.name for n in peerlab_env if n is not follower]

@@ -9,8 +9,8 @@ import pytest
 
 from peerlab.env import Environment
 from peerlab.fabric.spec import ToxicSpec
-from peerlab.systems.syncpeer import SyncpeerAdapter
-from peerlab.testing import assert_file_synced, wait_until
+from peerlab.systems.syncpeer import SyncpeerAdapter, assert_file_synced
+from peerlab.testing import wait_until
 
 pytestmark = pytest.mark.resilience
 
@@ -28,7 +28,7 @@ def _events(env: Environment, node: str, event: str, name: str | None = None) ->
 
 
 def _mesh(env: Environment, names: str) -> SyncpeerAdapter:
-    adapter: SyncpeerAdapter = env.adapter("syncpeer")
+    adapter = SyncpeerAdapter.of(env, "syncpeer")
     adapter.befriend_graph([(a, b) for i, a in enumerate(names) for b in names[i + 1 :]])
     return adapter
 
@@ -73,7 +73,7 @@ def test_peer_crash_mid_transfer(peerlab_env: Environment) -> None:
     """TC-101: A is killed about half-way through B's download of a large file; after A
     restarts, B resumes with a Range request and the SHA-256 matches; C is unaffected."""
     peerlab_env.start("syncpeer", 3)
-    adapter: SyncpeerAdapter = peerlab_env.adapter("syncpeer")
+    adapter = SyncpeerAdapter.of(peerlab_env, "syncpeer")
     adapter.befriend("A", "B")
     adapter.befriend("B", "C")
     # A SIGKILLed process's kernel still sends what sits in its socket buffer (up to 4 MiB
@@ -94,7 +94,7 @@ def test_peer_crash_mid_transfer(peerlab_env: Environment) -> None:
         what="B's download to pass ~40%",
         describe=lambda: f"B holds {partial_bytes()} bytes",
     )
-    peerlab_env.node("A").kill()
+    peerlab_env.kill("A")
     cut_at = partial_bytes()
     assert 0 < cut_at < len(content)
 
@@ -103,7 +103,7 @@ def test_peer_crash_mid_transfer(peerlab_env: Environment) -> None:
     assert peerlab_env.node("C").state == "running"
 
     peerlab_env.net.clear()
-    peerlab_env.node("A").restart()
+    peerlab_env.restart("A")
     assert_file_synced(peerlab_env, "big.bin", ["B"], content=content, timeout=30)
     resumed = _events(peerlab_env, "B", "file_download_resumed", "big.bin")
     assert resumed and resumed[-1]["offset"] > 0, "B started over instead of resuming"

@@ -58,7 +58,7 @@ def attack(env: Environment, puzzle_bits: int, disjoint_paths: int) -> dict[str,
     rng: stdlib_random.Random = derive_rng(env.seed, "tc302")
     env.start(spec, 1, role="bootstrap")
     honest = [node.name for node in env.start(spec, HONEST_PEERS)]
-    adapter: SyncpeerAdapter = env.adapter("syncpeer")
+    adapter = SyncpeerAdapter.of(env, "syncpeer")
     adapter.wait_joined(timeout=30)
 
     # The target's identity exists before it starts (the attacker only needs its fingerprint).
@@ -77,7 +77,8 @@ def attack(env: Environment, puzzle_bits: int, disjoint_paths: int) -> dict[str,
     target_dir.save_identity(target_identity)
 
     keys = grind(target, KEY_BUDGET, SYBILS, puzzle_bits, rng.randbytes)
-    addresses = [(env.addresses.public(NODES_PER_BLOCK - 1 - i), 7401) for i in range(len(keys))]
+    last = NODES_PER_BLOCK - 1
+    addresses = [(env.backend.addresses(last - i).public, 7401) for i in range(len(keys))]
     sybil_ids = {key.id for key in keys}
     sybil_prefix = sorted(160 - (key.id ^ target).bit_length() for key in keys)
 

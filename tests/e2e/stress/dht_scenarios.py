@@ -23,8 +23,8 @@ from peerlab.env import Environment
 from peerlab.errors import WaitTimeout
 from peerlab.nemesis.churn import Churn, ChurnRunner
 from peerlab.seed import derive_rng
-from peerlab.systems.syncpeer import SyncpeerAdapter
-from peerlab.testing import assert_file_synced, wait_until
+from peerlab.systems.syncpeer import SyncpeerAdapter, assert_file_synced
+from peerlab.testing import wait_until
 
 T = TypeVar("T")
 RSS_GROWTH_LIMIT_MB = 8.0
@@ -41,7 +41,7 @@ def start_network(env: Environment, peers: int) -> tuple[SyncpeerAdapter, list[s
     """A bootstrap node, then `peers` peers; returns the peers' names once all joined."""
     env.start("syncpeer", 1, role="bootstrap")
     names = [node.name for node in env.start("syncpeer", peers)]
-    adapter: SyncpeerAdapter = env.adapter("syncpeer")
+    adapter = SyncpeerAdapter.of(env, "syncpeer")
     adapter.wait_joined(names, timeout=30 + peers * 0.2)
     return adapter, names
 
@@ -56,7 +56,7 @@ def friends_of(adapter: SyncpeerAdapter, name: str) -> set[str]:
 
 
 def rss_mb(env: Environment, name: str) -> float:
-    return float(env.node(name).resources()["rss_mb"])
+    return float(env.describe(env.node(name))["rss_mb"])
 
 
 def holds_all(adapter: SyncpeerAdapter, name: str, files: dict[str, str]) -> bool:

@@ -20,8 +20,25 @@ PARTITION = {
 }
 
 
+class FakeNet:
+    """The target's `net`: its calls are logged on the target, under net_* names."""
+
+    def __init__(self, target: FakeTarget) -> None:
+        self.target = target
+
+    def apply(self, fault: dict[str, Any]) -> dict[str, Any]:
+        return {"name": self.target.net_apply(fault)}
+
+    def remove(self, name: str) -> None:
+        self.target.net_remove(name)
+
+    def clear(self) -> None:
+        self.target.net_clear()
+
+
 class FakeTarget:
     def __init__(self, refuse: set[str] = frozenset()) -> None:  # type: ignore[assignment]
+        self.net = FakeNet(self)
         self.calls: list[tuple[float, str, tuple[Any, ...]]] = []
         self.records: list[tuple[str, str, dict[str, Any]]] = []
         self.state = {"A": "running", "B": "running", "C": "running"}
@@ -52,8 +69,8 @@ class FakeTarget:
     def skew(self, name: str, seconds: float) -> None:
         self._call("skew", name, seconds)
 
-    def setenv(self, name: str, values: dict[str, str | None]) -> None:
-        self._call("setenv", name, values)
+    def lie(self, name: str, mode: str | None) -> None:
+        self._call("lie", name, mode)
 
     def net_apply(self, fault: dict[str, Any]) -> str:
         self._call("net_apply", fault["kind"])
@@ -65,8 +82,8 @@ class FakeTarget:
     def net_clear(self) -> None:
         self._call("net_clear")
 
-    def states(self) -> dict[str, str]:
-        return dict(self.state)
+    def peers(self) -> list[dict[str, Any]]:
+        return [{"name": name, "state": state} for name, state in self.state.items()]
 
     def record(self, entry: str, what: str, data: dict[str, Any]) -> None:
         self.records.append((entry, what, data))
@@ -131,7 +148,7 @@ def test_stopping_early_heals_everything() -> None:
     runner.stop()
     calls = names(target)
     assert "kill('C',)" not in calls, "a step after the stop ran"
-    assert {"resume('A',)", "setenv('B',)", "net_remove('partition',)", "net_clear()"} <= set(calls)
+    assert {"resume('A',)", "lie('B',)", "net_remove('partition',)", "net_clear()"} <= set(calls)
     assert target.state == {"A": "running", "B": "running", "C": "running"}
 
 

@@ -12,11 +12,12 @@ from peerlab.nemesis.faults import Kill, Network, fault_from_dict
 from peerlab.nemesis.schedule import ALL_KINDS, Schedule, Step, expand_kinds
 
 NODES = ["E", "A", "C", "B", "D"]  # unsorted on purpose: the order given must not matter
+MODES = ("corrupt", "replay")
 
 
 def test_same_seed_same_schedule_other_seed_other_schedule() -> None:
-    first = Schedule.generate(42, NODES, 30, ["all"])
-    again = Schedule.generate(42, sorted(NODES), 30, ["all"])
+    first = Schedule.generate(42, NODES, 30, ["all"], byzantine_modes=MODES)
+    again = Schedule.generate(42, sorted(NODES), 30, ["all"], byzantine_modes=MODES)
     assert first == again and first.fingerprint() == again.fingerprint()
     assert Schedule.generate(43, NODES, 30, ["all"]).fingerprint() != first.fingerprint()
     assert Schedule.from_dict(first.to_dict()) == first
@@ -49,7 +50,7 @@ def test_rules_hold(seed: int) -> None:
 
 def test_every_kind_makes_faults_the_fabric_and_the_history_accept() -> None:
     for kind in ALL_KINDS:
-        schedule = Schedule.generate(7, NODES, 20, [kind], mean_gap=0.3)
+        schedule = Schedule.generate(7, NODES, 20, [kind], mean_gap=0.3, byzantine_modes=MODES)
         assert schedule.steps, kind
         for step in schedule.steps:
             assert fault_from_dict(step.fault.to_dict()) == step.fault

@@ -17,7 +17,7 @@ from peerlab.observe.events import iso
 from peerlab.report.data import load_run
 from peerlab.report.html import evidence_html, render_report
 from peerlab.report.junit import junit_xml
-from peerlab.report.results import find_run
+from peerlab.report.runs import find_run
 
 
 def _folder(tmp_path: Path, outcome: str = "failed") -> tuple[Path, dict[str, Any]]:

@@ -2,7 +2,8 @@
 
 Datagrams are delivered after `latency` virtual seconds (or dropped when the receiver is
 down); every node's `advance` runs when its `next_wakeup` comes. No sockets, no sleeping:
-a 1,000-second run takes as long as the work in it.
+a 1,000-second run takes as long as the work in it. Each node's wall clock is the virtual
+time plus its own `skew` (the monotonic clock is the virtual time for all).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class SimNode:
     joined_at: float | None = None
     results: dict[int, LookupResult] = field(default_factory=dict)
     wakeup: float | None = None
+    skew: float = 0.0  # seconds this node's wall clock is ahead of true time
 
     @property
     def address(self) -> str:
@@ -69,14 +71,17 @@ class SimNetwork:
             address,
             config,
             self.random_bytes,
-            record_source=lambda: sign_record(
-                identity, address.replace(":7401", ":7400"), address, self.now, config.record_ttl
+            record_source=lambda wall: sign_record(
+                identity, address.replace(":7401", ":7400"), address, wall, config.record_ttl
             ),
         )
         node = SimNode(name, identity, protocol)
         self.nodes[address] = node
-        self.apply(node, protocol.join(list(bootstrap), self.now))
+        self.apply(node, protocol.join(list(bootstrap), self.now, wall=self.wall(node)))
         return node
+
+    def wall(self, node: SimNode) -> float:
+        return self.now + node.skew
 
     def at(self, when: float, action: Callable[[], None]) -> None:
         heapq.heappush(self._events, (when, next(self._seq), action))
@@ -100,7 +105,10 @@ class SimNetwork:
         def arrive() -> None:
             if target.up:
                 self.delivered += 1
-                self.apply(target, target.protocol.receive(send.data, source, self.now))
+                effects = target.protocol.receive(
+                    send.data, source, self.now, wall=self.wall(target)
+                )
+                self.apply(target, effects)
 
         self.at(self.now + self.latency, arrive)
 
@@ -113,7 +121,7 @@ class SimNetwork:
         def fire() -> None:
             if node.wakeup == wakeup and node.up:
                 node.wakeup = None
-                self.apply(node, node.protocol.advance(self.now))
+                self.apply(node, node.protocol.advance(self.now, wall=self.wall(node)))
 
         self.at(max(wakeup, self.now), fire)
 

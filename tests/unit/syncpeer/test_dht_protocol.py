@@ -18,8 +18,11 @@ from syncpeer.core.dht.records import sign_record
 from syncpeer.core.identity import Identity
 
 
-def network(count: int, config: DhtConfig, seed: int = 1) -> tuple[SimNetwork, list[SimNode]]:
+def network(
+    count: int, config: DhtConfig, seed: int = 1, start: float = 0.0
+) -> tuple[SimNetwork, list[SimNode]]:
     net = SimNetwork(seed)
+    net.now = start
     bootstrap = net.add(config)
     nodes = [bootstrap] + [net.add(config, [bootstrap.address]) for _ in range(count - 1)]
     assert net.run_until(lambda: all(n.protocol.joined for n in nodes), 30), "joins"
@@ -110,6 +113,32 @@ def test_records_expire_unless_republished() -> None:
     assert not net.lookup(looker, target.id).found
 
 
+def test_a_skewed_wall_clock_moves_record_timestamps_not_timers() -> None:
+    """A node whose wall clock jumps an hour ahead (or behind) signs its record with the
+    skewed time, but its timers run on the monotonic clock: the records it holds for others
+    do not expire early, no bucket looks refreshed in the future, and others keep holding
+    its record, which replaces the unskewed one (or, behind, is refused as older)."""
+    config = DhtConfig(record_ttl=100.0, republish_interval=40.0, rpc_timeout=0.5)
+    net, nodes = network(16, config, seed=7, start=10_000.0)
+    ahead, behind = nodes[4], nodes[6]
+    held_by_ahead = len(ahead.protocol.records)
+    assert held_by_ahead, "the seed should give node 4 records of others to hold"
+    ahead.skew, behind.skew = 3600.0, -3600.0
+    net.run_for(1.0)
+    assert len(ahead.protocol.records) == held_by_ahead, "an hour's jump expired records"
+    assert all(b.touched <= net.now for b in ahead.protocol.table.buckets)
+    net.run_for(45.0)  # one republish each
+    own = ahead.protocol.own_record
+    assert own is not None and own.timestamp == pytest.approx(net.now + 3600, abs=45)
+    held = [n.protocol.records.get(ahead.id, net.now) for n in nodes if n is not ahead]
+    assert own in held, "the skewed record did not replace the old one"
+    behind_record = behind.protocol.own_record
+    assert behind_record is not None and behind_record.timestamp < 10_000.0
+    kept = [n.protocol.records.get(behind.id, net.now) for n in nodes if n is not behind]
+    assert behind_record not in kept, "a record older than the one held must be refused"
+    assert any(record is not None for record in kept), "the unskewed record is still held"
+
+
 def test_buckets_are_refreshed_after_the_interval() -> None:
     config = DhtConfig(refresh_interval=50.0, republish_interval=1000.0, rpc_timeout=0.5)
     net, nodes = network(20, config, seed=8)
@@ -184,7 +213,9 @@ def test_store_keeps_newer_records_and_answers_find_value(rng_identities: list[I
     old = sign_record(alice, "10.0.0.9:7400", "10.0.0.9:7401", 100.0, 600.0)
 
     def answer(data: bytes) -> Message:
-        [send] = [e for e in holder.receive(data, "10.9.9.9:7401", 0.0) if isinstance(e, Send)]
+        [send] = [
+            e for e in holder.receive(data, "10.9.9.9:7401", 0.0, wall=0.0) if isinstance(e, Send)
+        ]
         assert send.address == "10.9.9.9:7401"
         return decode(send.data)[0]
 
@@ -217,7 +248,7 @@ def test_an_answer_from_the_wrong_id_counts_as_a_failure(rng_identities: list[Id
     impostor = encode(
         Message("nodes", rpc, Contact(mallory_signer.id, "10.0.0.2:7401")), mallory_signer
     )
-    effects = proto.receive(impostor, "10.0.0.2:7401", 0.1)
+    effects = proto.receive(impostor, "10.0.0.2:7401", 0.1, wall=0.1)
     assert proto.counters["rejected_identity"] == 1
     assert mallory_signer.id not in proto.table
     done = [e for e in effects if getattr(e, "handle", None) == handle]
@@ -244,10 +275,16 @@ def test_a_self_lookup_carries_only_its_senders_record(rng_identities: list[Iden
     alice_id = Signer(alice.card.sign_key, alice.sign).id
     bobs = sign_record(bob, "10.9.9.9:7400", "10.9.9.9:7401", 1.0, 600.0)
     alices = sign_record(alice, "10.0.0.1:7400", "10.0.0.1:7401", 1.0, 600.0)
-    holder.receive(_request(bob, "find_node", target=alice_id, record=bobs.to_json()), "x:1", 0.0)
-    holder.receive(_request(bob, "find_node", target=bob_id, record=alices.to_json()), "x:1", 0.0)
+    holder.receive(
+        _request(bob, "find_node", target=alice_id, record=bobs.to_json()), "x:1", 0.0, wall=0.0
+    )
+    holder.receive(
+        _request(bob, "find_node", target=bob_id, record=alices.to_json()), "x:1", 0.0, wall=0.0
+    )
     assert len(holder.records) == 0 and holder.counters["store_refused"] == 2
-    holder.receive(_request(bob, "find_node", target=bob_id, record=bobs.to_json()), "x:1", 0.0)
+    holder.receive(
+        _request(bob, "find_node", target=bob_id, record=bobs.to_json()), "x:1", 0.0, wall=0.0
+    )
     assert holder.records.get(bob_id, 1.0) == bobs
 
 

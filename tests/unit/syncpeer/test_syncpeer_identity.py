@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import random
 from collections.abc import Callable
 
 import pytest
 
+from syncpeer.core.dht.puzzle import solve
 from syncpeer.core.errors import InvalidCard
 from syncpeer.core.identity import Identity, IdentityCard
 
@@ -16,6 +18,19 @@ def test_fingerprint_is_first_40_hex_of_sha256_of_sign_key(make_identity: Callab
     card = make_identity("alice").card
     assert card.fingerprint == hashlib.sha256(card.sign_key).hexdigest()[:40]
     assert len(card.sign_key) == 32 and len(card.box_key) == 32
+
+
+def test_keys_come_from_the_injected_source() -> None:
+    """A node draws its keys from os.urandom; a simulator hands in a source seeded from its
+    run's seed and gets the same identities, puzzle solutions included, every run."""
+
+    def fingerprint(seed: int, bits: int = 0) -> str:
+        source = random.Random(seed).randbytes
+        identity = solve("n", source, bits) if bits else Identity.generate("n", source)
+        return identity.fingerprint
+
+    assert fingerprint(1) == fingerprint(1) != fingerprint(2)
+    assert fingerprint(1, bits=6) == fingerprint(1, bits=6) != fingerprint(2, bits=6)
 
 
 def test_card_round_trips_through_json(make_identity: Callable) -> None:

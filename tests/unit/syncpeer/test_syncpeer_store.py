@@ -31,17 +31,17 @@ def stored(
 
 def accept(store: Store, file: StoredFile) -> Placement:
     decision = store.decide(file)
-    store.commit(decision, now=500.0)
+    store.commit(decision, wall=500.0)
     return decision.placement
 
 
 def test_higher_version_wins_and_old_current_is_kept() -> None:
-    store = Store(now=0.0)
+    store = Store(wall=0.0)
     v1, v2 = stored(1), stored(2)
     assert accept(store, v1) is Placement.CURRENT
     decision = store.decide(v2)
     assert decision.placement is Placement.CURRENT and decision.displaced == v1
-    store.commit(decision, now=7.0)
+    store.commit(decision, wall=7.0)
     assert store.current("f") == v2
     assert store.history("f") == [v1]
     assert store.generation == 2 and store.last_modified == 7.0
@@ -60,7 +60,7 @@ def test_higher_version_wins_and_old_current_is_kept() -> None:
 def test_current_is_greatest_version_timestamp_author(
     held: StoredFile, incoming: StoredFile, winner: str
 ) -> None:
-    store = Store(now=0.0)
+    store = Store(wall=0.0)
     accept(store, held)
     accept(store, incoming)
     assert store.current("f") == (incoming if winner == "incoming" else held)
@@ -70,7 +70,7 @@ def test_current_is_greatest_version_timestamp_author(
 
 def test_concurrent_edits_resolve_the_same_on_both_sides() -> None:
     base, on_a, on_b = stored(1), stored(2, 200.0, ALICE), stored(2, 201.0, BOB)
-    side_a, side_b = Store(now=0.0), Store(now=0.0)
+    side_a, side_b = Store(wall=0.0), Store(wall=0.0)
     for store, first, second in ((side_a, on_a, on_b), (side_b, on_b, on_a)):
         accept(store, base)
         accept(store, first)
@@ -80,7 +80,7 @@ def test_concurrent_edits_resolve_the_same_on_both_sides() -> None:
 
 
 def test_older_unheld_version_goes_to_history_and_held_is_duplicate() -> None:
-    store = Store(now=0.0)
+    store = Store(wall=0.0)
     accept(store, stored(3))
     generation = store.generation
     assert accept(store, stored(2)) is Placement.HISTORY
@@ -91,7 +91,7 @@ def test_older_unheld_version_goes_to_history_and_held_is_duplicate() -> None:
 
 
 def test_next_version_is_above_everything_held() -> None:
-    store = Store(now=0.0)
+    store = Store(wall=0.0)
     assert store.next_version("f") == 1
     accept(store, stored(4))
     accept(store, stored(7, author=BOB, name="g"))
@@ -101,15 +101,15 @@ def test_next_version_is_above_everything_held() -> None:
 
 
 def test_stale_decision_is_refused() -> None:
-    store = Store(now=0.0)
+    store = Store(wall=0.0)
     first, second = store.decide(stored(1)), store.decide(stored(2))
-    store.commit(first, now=1.0)
+    store.commit(first, wall=1.0)
     with pytest.raises(RuntimeError, match="stale"):
-        store.commit(second, now=2.0)
+        store.commit(second, wall=2.0)
 
 
 def test_listing_filters_by_author() -> None:
-    store = Store(now=0.0)
+    store = Store(wall=0.0)
     accept(store, stored(1, name="x"))
     accept(store, stored(1, author=BOB, name="y"))
     assert [file.name for file in store.files()] == ["x", "y"]

@@ -9,6 +9,7 @@ from typing import Any
 
 from peerlab.checkers import linearizable
 from peerlab.history import History
+from peerlab.systems.recording import Recording, Unsuccessful
 from peerlab.workload import Op, RegisterWorkload, run_register
 
 
@@ -56,6 +57,10 @@ def test_cas_expects_what_the_process_last_saw() -> None:
             seen[op.key] = op.value[1]
 
 
+def unknown(exc: Exception) -> Unsuccessful:
+    return "info"
+
+
 class MemoryRegister:
     """An atomic in-memory register that records like a system client; with `stale`, reads
     return the value before the last write (a lagging replica)."""
@@ -64,13 +69,13 @@ class MemoryRegister:
         self.history, self.state, self.process, self.stale = history, state, process, stale
 
     async def _op(self, f: str, value: dict[str, Any], apply: Any) -> Any:
-        invocation = self.history.invoke(f, value, process=self.process)
-        await asyncio.sleep(0)
-        result, completion = apply()
-        if completion is None:
-            self.history.complete(invocation, "fail", error="compare failed")
-        else:
-            self.history.complete(invocation, "ok", completion)
+        with Recording(self.history, f, value, classify=unknown, process=self.process) as op:
+            await asyncio.sleep(0)
+            result, completion = apply()
+            if completion is None:
+                op.fail(error="compare failed")
+            else:
+                op.ok(completion)
         await asyncio.sleep(0)
         return result
 

@@ -1,14 +1,18 @@
 """The DHT node as a sans-IO state machine: datagrams and time in, effects out.
 
-    protocol = DhtProtocol(signer, "10.0.0.1:7401", DhtConfig(), os.urandom)
-    effects = protocol.join(["10.0.0.9:7401"], now)      # Send(...) effects
-    effects = protocol.receive(datagram, source, now)     # answers, next lookup steps
-    effects = protocol.advance(now)                       # RPC timeouts, refresh, republish
-    handle, effects = protocol.lookup(target, now)        # ... later LookupDone(handle, result)
+    protocol = DhtProtocol(signer, "10.0.0.1:7401", DhtConfig(), random_bytes)
+    effects = protocol.join(["10.0.0.9:7401"], now, wall=wall)   # Send(...) effects
+    effects = protocol.receive(datagram, source, now, wall=wall)  # answers, next lookup steps
+    effects = protocol.advance(now, wall=wall)      # RPC timeouts, refresh, republish
+    handle, effects = protocol.lookup(target, now)  # ... later LookupDone(handle, result)
 
 The driver sends every `Send`, logs every `LogEvent`, hands each `LookupDone` to whoever
-waits for it, and calls `advance` again at `next_wakeup()`. `now` is in seconds; only
-differences of `now` matter to the protocol (records carry their own signed timestamps).
+waits for it, and calls `advance` again at `next_wakeup()`. Two clocks come in, kept apart:
+`now` is monotonic seconds and runs every timer (RPC and lookup timeouts, refresh,
+republish, record expiry; only its differences matter), so moving a node's wall clock moves
+none of them; `wall` is the wall clock, read only to timestamp this node's own address
+record when it signs it (`record_source(wall)`). Random bytes come from the injected
+`random`.
 
 Joining: ping the bootstrap addresses; once one answers, look up our own id (which fills the
 table with our neighbours) and store our address record on the k nearest nodes that lookup
@@ -40,6 +44,7 @@ from syncpeer.core.dht.puzzle import satisfies
 from syncpeer.core.dht.records import AddressRecord, InvalidRecord, RecordStore
 from syncpeer.core.dht.routing import RoutingTable
 from syncpeer.core.identity import RandomSource
+from syncpeer.core.logevent import LogEvent
 
 JOIN_RETRY = 2.0  # seconds before pinging the bootstrap nodes again when none answered
 JOIN_RETRY_MAX = 30.0
@@ -77,13 +82,6 @@ class LookupDone:
 
 
 @dataclass(frozen=True)
-class LogEvent:
-    event: str
-    level: str
-    fields: dict[str, Any]
-
-
-@dataclass(frozen=True)
 class Joined:
     """The node's first join finished: its self-lookup ended and its record was sent."""
 
@@ -115,10 +113,11 @@ class DhtProtocol:
         address: str,
         config: DhtConfig,
         random: RandomSource,
-        record_source: Callable[[], AddressRecord] | None = None,
+        record_source: Callable[[float], AddressRecord] | None = None,
     ) -> None:
-        """`record_source` makes this node's address record, freshly signed, on each
-        (re)publish; None means the node publishes no record of its own."""
+        """`record_source(wall)` makes this node's address record, freshly signed with
+        timestamp `wall`, on each (re)publish; None means the node publishes no record of
+        its own."""
         self.signer = signer
         self.id = signer.id
         self.me = Contact(self.id, address)
@@ -146,11 +145,13 @@ class DhtProtocol:
         self._lookups: dict[int, Lookup] = {}
         self._carried: dict[int, AddressRecord] = {}  # lookup handle -> record its RPCs carry
         self._handles = itertools.count(1)
+        self._wall = 0.0  # the wall clock of the input being handled
 
     # ------------------------------------------------------------------ inputs
 
-    def join(self, bootstrap: Sequence[str], now: float) -> list[Effect]:
+    def join(self, bootstrap: Sequence[str], now: float, *, wall: float) -> list[Effect]:
         """Join through `bootstrap` addresses (own address ignored); none: a network of one."""
+        self._wall = wall
         self._bootstrap = [a for a in dict.fromkeys(bootstrap) if a and a != self.me.address]
         self.table.touch_all(now)
         if not self._bootstrap:
@@ -161,9 +162,10 @@ class DhtProtocol:
         self.joining = True
         return self._ping_bootstrap(now)
 
-    def receive(self, data: bytes, source: str, now: float) -> list[Effect]:
+    def receive(self, data: bytes, source: str, now: float, *, wall: float) -> list[Effect]:
         """A datagram arrived from `source` (where to answer; the sender's own address in the
         message is what goes in the routing table)."""
+        self._wall = wall
         self.counters["received"] += 1
         try:
             message, _ = decode(data)
@@ -196,8 +198,10 @@ class DhtProtocol:
             effects += self._on_response(message, now)
         return effects
 
-    def advance(self, now: float) -> list[Effect]:
-        """Whatever is due: RPC timeouts, lookup deadlines, join retries, refresh, republish."""
+    def advance(self, now: float, *, wall: float) -> list[Effect]:
+        """Whatever is due: RPC timeouts, lookup deadlines, join retries, refresh, republish,
+        record expiry."""
+        self._wall = wall
         effects: list[Effect] = []
         while self._deadlines and self._deadlines[0][0] <= now:
             _, rpc_id = heapq.heappop(self._deadlines)
@@ -235,7 +239,8 @@ class DhtProtocol:
     def lookup(
         self, target: int, now: float, *, want_value: bool = True
     ) -> tuple[int, list[Effect]]:
-        """Start a lookup; its result comes as LookupDone(handle, result)."""
+        """Start a lookup; its result comes as LookupDone(handle, result). A lookup of
+        someone else's id never signs this node's record, so it needs no wall clock."""
         self.counters["lookups"] += 1
         return self._start_lookup(target, now, want_value=want_value)
 
@@ -607,7 +612,7 @@ class DhtProtocol:
     def _fresh_record(self) -> AddressRecord | None:
         if self.record_source is None:
             return None
-        self.own_record = self.record_source()
+        self.own_record = self.record_source(self._wall)
         self.counters["publishes"] += 1
         return self.own_record
 

@@ -8,7 +8,9 @@
 A record is stored under its fingerprint (a 160-bit DHT key, the publisher's node id). A
 holder refuses a record whose signature fails, whose fingerprint is not its key's, or that
 is older than the one it holds; it drops a record `ttl` seconds (at most MAX_TTL) after
-storing it, by its own clock, so publishers store their record again before then.
+storing it, by its own monotonic clock (the `now` of `put`), so publishers store their
+record again before then. A record's `timestamp` is the publisher's wall clock: it only
+orders records of one publisher, and is never compared with the holder's clock.
 """
 
 from __future__ import annotations

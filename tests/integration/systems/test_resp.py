@@ -81,6 +81,10 @@ def test_garbage_is_a_protocol_error() -> None:
         parse_all(b":notanumber\r\n")
     with pytest.raises(RespProtocolError):
         parse_all(b"$3\r\nabcXY")
+    with pytest.raises(RespProtocolError):
+        parse_all(b",1.5.2\r\n")
+    with pytest.raises(RespProtocolError):
+        parse_all(b"#yes\r\n")
 
 
 def test_text_decodes_bulk_strings_recursively() -> None:

@@ -85,7 +85,7 @@ def test_port_in_use_is_named(httpd_manifest: Path) -> None:
     with Environment("t", fabric=False) as env:
         squatter = socket.socket()
         squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        squatter.bind((env.addresses.public(0), 8000))
+        squatter.bind((env.backend.addresses(0).public, 8000))
         squatter.listen()
         try:
             with pytest.raises(UsageError, match="8000") as info:

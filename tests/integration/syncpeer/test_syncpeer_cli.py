@@ -46,6 +46,20 @@ def test_bad_run_arguments_exit_2(argv: list[str], capsys: pytest.CaptureFixture
     assert "syncpeer run" in capsys.readouterr().err
 
 
+def test_mutants_come_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["--data-dir", str(tmp_path), "--name", "n1"]
+    assert not parse_run_args(argv).mutants
+    monkeypatch.setenv("SYNCPEER_MUTANTS", "stale-etag, trust-size")
+    assert list(parse_run_args(argv).mutants) == ["stale-etag", "trust-size"]
+    monkeypatch.setenv("SYNCPEER_MUTANTS", "stale-etag,no-such-bug")
+    assert run_main(argv) == 2
+    error = capsys.readouterr().err
+    assert "SYNCPEER_MUTANTS" in error and "no-such-bug" in error
+    assert not (tmp_path / "identity.json").exists(), "nothing created on bad input"
+
+
 def test_unknown_command_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["frobnicate"]) == 2
     assert "unknown command" in capsys.readouterr().err

@@ -66,7 +66,7 @@ def test_names_and_refusals(env: Environment, tmp_path: Path) -> None:
         restore(env, snapshot_dir("two", root))
     assert [s["name"] for s in list_snapshots(root)] == ["one"]
     manifest = json.loads((root / "one" / "snapshot.json").read_text())
-    manifest["address_block"] = env.addresses.block + 1
+    manifest["backend"]["address_block"] += 1
     (root / "one" / "snapshot.json").write_text(json.dumps(manifest))
-    with pytest.raises(UsageError, match="address block"):
+    with pytest.raises(UsageError, match="address_block"):
         restore(env, root / "one")

@@ -1,0 +1,51 @@
+"""Time, as the rest of peerlab sees it: real on real backends, virtual in the simulator.
+
+Everything that reads the time or waits (the history's timestamps, the fabric's timers, the
+nemesis runner, `wait_until`) takes a `Clock`, so that a backend with virtual time can drive
+the same code: there, sleeping means letting the simulation run until that time.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Protocol
+
+
+class Clock(Protocol):
+    """Wall time (timestamps), monotonic time (deadlines and intervals), and waiting."""
+
+    def time(self) -> float:
+        """Seconds since the epoch, for timestamps."""
+        ...
+
+    def monotonic(self) -> float:
+        """Seconds on a clock that never goes back, for deadlines and intervals."""
+        ...
+
+    def sleep(self, seconds: float) -> None:
+        """Let `seconds` pass (a virtual clock runs its simulation meanwhile)."""
+        ...
+
+    def wait(self, event: threading.Event, seconds: float) -> bool:
+        """Wait until `event` is set or `seconds` pass; whether it was set."""
+        ...
+
+
+class RealClock:
+    """The machine's clocks."""
+
+    def time(self) -> float:
+        return time.time()
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(max(0.0, seconds))
+
+    def wait(self, event: threading.Event, seconds: float) -> bool:
+        return event.wait(max(0.0, seconds))
+
+
+REAL_CLOCK = RealClock()

@@ -1,0 +1,70 @@
+"""Launch planning: from a node of a system to the backend-neutral `Launch` that starts it.
+
+The manifest's command (or its role's), arguments, environment and files are rendered with
+the node's fields; the Environment adds the node's name and seed, the variables set at run
+time (`env.setenv`) and the clock offset (`env.skew`). Which process runs it, and how the
+offset is applied, is the backend's business.
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+from collections.abc import Mapping
+
+from peerlab.backends.base import Launch
+from peerlab.errors import UsageError
+from peerlab.manifest import SystemSpec, node_files, render
+from peerlab.node import Node
+
+
+def plan_launch(
+    node: Node,
+    *,
+    seed: int,
+    extra_env: Mapping[str, str],
+    clock_offset: float | None,
+) -> Launch:
+    """How to start `node` now."""
+    spec = node.system
+    role = spec.roles[node.role] if node.role else None
+    # A role with a program of its own runs it by exec, without launch.args.
+    command = role.command if role is not None and role.command else spec.command
+    args = [] if command is not spec.command else [render(p, node.fields) for p in spec.args]
+    if role is not None:
+        args += [render(part, node.fields) for part in role.args]
+    env = {k: render(v, node.fields) for k, v in spec.env.items()}
+    if role is not None:
+        env.update({k: render(v, node.fields) for k, v in role.env.items()})
+    env.update({"PEERLAB_NODE": node.name, "PEERLAB_SEED": str(seed), "PYTHONUNBUFFERED": "1"})
+    env.update(extra_env)
+    fork = spec.mode == "fork" and command is spec.command
+    return Launch(
+        argv=[render(part, node.fields) for part in command] + args,
+        env=env,
+        cwd=node.data_dir,
+        data_dir=node.data_dir,
+        stdout=node.stdout_path,
+        stderr=node.stderr_path,
+        files=node_files(spec, node.role, node.fields),
+        entry=spec.entry if fork else None,
+        args=args,
+        preload=spec.preload,
+        clock_offset=clock_offset,
+        stop_signal=signal.Signals[spec.stop_signal],
+    )
+
+
+def check_installed(spec: SystemSpec) -> None:
+    """Refuse a system whose programs are not installed, naming the package to install."""
+    # Roles may run programs of their own (redis-sentinel next to redis-server).
+    commands = spec.commands() if spec.mode == "exec" else spec.commands()[1:]
+    for command in commands:
+        program = command[0]
+        if "{" not in program and shutil.which(program) is None:
+            raise UsageError(
+                f"system {spec.name!r} needs the program {program!r}, which is not installed",
+                field="launch.command",
+                hint=f"install it (for example `apt-get install {spec.binary or program}`) "
+                "or put it on PATH",
+            )

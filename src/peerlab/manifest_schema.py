@@ -1,0 +1,556 @@
+"""The manifest file's schema: what a system's TOML may say, decoded strictly.
+
+Every table of the file is a frozen pydantic model with exact types: a string is never read
+as a list, "no" is not a boolean, a port is an integer from 1 to 65535, a signal is a name
+the `signal` module knows, a timeout is a number of seconds, and an unknown key is refused
+(with the nearest known key as a suggestion). `decode` returns a `Manifest` or raises one
+`UsageError` for the first bad field: its dotted path, what is wrong, and the fix from
+`HINTS`. Checks across fields (a probe's port must be in [ports], a template's role in
+[roles], `{fields}` must be known) run after the types are right.
+
+Adding a field is one line in its model (type, default, description) and one row in `HINTS`;
+tests fail until the hint and the field reference in docs/adding-a-system.md (printed by
+`python -m peerlab.manifest_schema`) are there.
+"""
+
+import difflib
+import json
+import re
+import signal
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
+from pydantic.fields import FieldInfo
+from pydantic_core import ErrorDetails
+
+from peerlab.errors import UsageError
+
+# The template language: `{field}` placeholders, the fields every node has, and the
+# placeholder written for a table key in field paths ("ports.NAME.port").
+FIELD_RE = re.compile(r"\{([^{}]*)\}")
+NODE_FIELDS = ("name", "index", "address", "bind", "data_dir", "python", "seed", "role")
+KEY = "NAME"
+
+
+class Shown(str):
+    """How a constrained type is named in the field reference ("signal name")."""
+
+
+def _as_tuple(value: Any) -> Any:
+    # TOML arrays arrive as lists; specs keep tuples. Anything else fails as "not a list".
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _dotted_names(text: str) -> bool:
+    return all(part.isidentifier() for part in text.split("."))
+
+
+def _name(value: str) -> str:
+    if not re.fullmatch(r"[a-z][a-z0-9_-]*", value):
+        raise ValueError(f"is {_shown(value)}, not a valid name")
+    return value
+
+
+def _import_path(value: str) -> str:
+    module, colon, attribute = value.partition(":")
+    if not (colon and _dotted_names(module) and _dotted_names(attribute)):
+        raise ValueError(f'is {_shown(value)}, not "package.module:name"')
+    return value
+
+
+def _module(value: str) -> str:
+    if not _dotted_names(value):
+        raise ValueError(f"is {_shown(value)}, not a module name")
+    return value
+
+
+def _signal(value: str) -> str:
+    if value not in signal.Signals.__members__:
+        raise ValueError(f"is {_shown(value)}, not a signal name")
+    return value
+
+
+def _regex(value: str) -> str:
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise ValueError(f"is {_shown(value)}, not a regular expression ({exc})") from None
+    return value
+
+
+def _url_path(value: str) -> str:
+    if not value.startswith("/"):
+        raise ValueError(f'is {_shown(value)}, which does not start with "/"')
+    return value
+
+
+def _relative_path(value: str) -> str:
+    path = PurePosixPath(value)
+    if path.is_absolute() or ".." in path.parts or not path.parts or "\0" in value:
+        raise ValueError("is not a path inside the data dir")
+    return value
+
+
+Strings = Annotated[tuple[str, ...], BeforeValidator(_as_tuple)]
+Command = Annotated[Strings, Field(min_length=1), Shown("non-empty list of strings")]
+Name = Annotated[str, AfterValidator(_name), Shown("name: a-z, 0-9, - and _")]
+ImportPath = Annotated[str, AfterValidator(_import_path), Shown('"module:name"')]
+Modules = Annotated[
+    tuple[Annotated[str, AfterValidator(_module)], ...],
+    BeforeValidator(_as_tuple),
+    Shown("list of module names"),
+]
+SignalName = Annotated[str, AfterValidator(_signal), Shown('signal name ("SIGTERM")')]
+Regex = Annotated[str, AfterValidator(_regex), Shown("regular expression")]
+UrlPath = Annotated[str, AfterValidator(_url_path), Shown('URL path ("/...")')]
+RelativePath = Annotated[str, AfterValidator(_relative_path)]
+Files = Annotated[dict[RelativePath, str], Shown("table: relative path = text")]
+PortNumber = Annotated[int, Field(ge=1, le=65535), Shown("integer 1-65535")]
+Count = Annotated[int, Field(ge=0), Shown("integer >= 0")]
+Seconds = Annotated[float, Field(gt=0), Shown("seconds > 0")]
+GraceSeconds = Annotated[float, Field(ge=0), Shown("seconds >= 0")]
+ProbeType = Literal["http", "tcp", "log", "none"]
+
+
+class Table(BaseModel):
+    """A TOML table: exact types, no unknown keys, read-only once decoded."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+class System(Table):
+    """[system]: what the system is and where its adapter lives."""
+
+    name: Name = Field(description="what the system is called: `--system NAME`, node records")
+    description: str = Field("", description="one line shown in listings")
+    binary: str | None = Field(
+        None, description="Debian package(s) to suggest when a program is missing"
+    )
+    adapter: ImportPath | None = Field(
+        None, description="Python adapter class (typed client, inspect), `package.module:Class`"
+    )
+
+
+class Launch(Table):
+    """[launch]: how one node's program starts."""
+
+    mode: Literal["exec", "fork"] = Field(
+        "exec", description="`exec` runs the command; `fork` calls `entry` in a forked launcher"
+    )
+    command: Command = Field(description="the program and its first arguments (templated)")
+    args: Strings = Field((), description="arguments after the command (templated)")
+    entry: ImportPath | None = Field(
+        None, description="fork mode: `module:function` called with the rendered args"
+    )
+    preload: Modules | None = Field(
+        None, description="fork mode: modules the launcher imports once (default: entry's)"
+    )
+
+
+class Port(Table):
+    """[ports] NAME: one port every node listens on, at its own address."""
+
+    port: PortNumber = Field(description="the port number; `http = 8080` is short for this")
+    protocol: Literal["tcp", "udp"] = Field("tcp", description="the transport the fabric proxies")
+    proxied: bool = Field(True, description="false: peers dial the node directly, no faults")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _number_alone(cls, value: Any) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return {"port": value}
+        return value
+
+
+class Readiness(Table):
+    """[readiness]: how peerlab knows a node is ready."""
+
+    type: ProbeType = Field(
+        "tcp", description="the probe: a 2xx answer, an open port, a log line; `none` without ports"
+    )
+    port: str | None = Field(None, description="the [ports] name to probe (default: the first)")
+    path: UrlPath = Field("/", description="http: the path to GET")
+    pattern: Regex | None = Field(None, description="log: a regex over stdout and stderr")
+    timeout: Seconds = Field(30.0, description="seconds a node has to become ready")
+
+
+class Template(Table):
+    """A field that joins `each`, rendered for every node (of `role`, if given), with `join`."""
+
+    each: str = Field(description="rendered once per node with that node's fields")
+    join: str = Field(",", description="written between the nodes' renderings")
+    role: str | None = Field(None, description="join only the nodes of this role")
+
+
+class Role(Table):
+    """[roles.NAME]: what nodes of one role do differently."""
+
+    args: Strings = Field((), description="arguments added after launch.args (templated)")
+    env: dict[str, str] = Field(default_factory=dict, description="environment added (templated)")
+    start_first: bool = Field(False, description="start and wait for these nodes first")
+    command: Command | None = Field(
+        None, description="a program of the role's own; launch.args then do not apply"
+    )
+    count: Count = Field(0, description="nodes of this role in the default layout")
+    files: Files = Field(
+        default_factory=dict,
+        description="files of the role (templated), replacing [files] of the same name",
+    )
+
+
+class Stop(Table):
+    """[stop]: how a node is asked to stop."""
+
+    signal: SignalName = Field("SIGTERM", description="sent by stop and restart before SIGKILL")
+    timeout: GraceSeconds = Field(5.0, description="seconds from the signal to SIGKILL")
+
+
+class Manifest(Table):
+    """A whole manifest file, tables in the order their errors are reported."""
+
+    system: System
+    launch: Launch
+    ports: dict[str, Port] = Field(default_factory=dict)
+    readiness: Readiness = Readiness()
+    env: dict[str, str] = Field(
+        default_factory=dict, description="environment of every node (templated)"
+    )
+    roles: dict[str, Role] = Field(default_factory=dict)
+    templates: dict[str, Template] = Field(default_factory=dict)
+    files: Files = Field(
+        default_factory=dict,
+        description="text files (templated) written into a node's data dir at its first start",
+    )
+    stop: Stop = Stop()
+
+    def probe(self) -> Readiness:
+        """The readiness probe with its defaults: the first port, and no probe without ports."""
+        update: dict[str, Any] = {}
+        if "type" not in self.readiness.model_fields_set and not self.ports:
+            update["type"] = "none"
+        if self.readiness.port is None and self.ports:
+            update["port"] = next(iter(self.ports))
+        return self.readiness.model_copy(update=update)
+
+
+# The fix for each field, keyed by its path with NAME for a table key. A test keeps this
+# table and the schema's fields the same set.
+HINTS: dict[str, str] = {
+    "system": 'add a [system] table with name = "mysystem"',
+    "system.name": 'write name = "mysystem": lowercase letters, digits, - and _, a letter first',
+    "system.description": 'write one line of text, e.g. description = "my key-value daemon"',
+    "system.binary": 'name the Debian package(s), e.g. binary = "etcd-server"',
+    "system.adapter": 'write it as "package.module:ClassName", e.g. "mypkg.kvd:KvdAdapter"',
+    "launch": 'add a [launch] table with command = ["mysystem", ...]',
+    "launch.mode": 'use "exec" or "fork"',
+    "launch.command": 'e.g. command = ["mysystem", "--port", "{port.http}"]',
+    "launch.args": 'e.g. args = ["--port", "{port.http}"]',
+    "launch.entry": 'name the function that takes argv: entry = "mypkg.main:main"',
+    "launch.preload": 'write a list of module names, e.g. preload = ["mypkg.node"]',
+    "ports": "write [ports] with a line per port, e.g. http = 8080",
+    "ports.NAME": "write a port number or { port = N }",
+    "ports.NAME.port": "use a port from 1 to 65535",
+    "ports.NAME.protocol": 'use "tcp" or "udp"',
+    "ports.NAME.proxied": "write true or false, without quotes",
+    "readiness": 'write [readiness] with type = "http", "tcp", "log" or "none"',
+    "readiness.type": 'use "http", "tcp", "log" or "none"',
+    "readiness.port": "name one of the [ports]",
+    "readiness.path": 'write the path to GET, starting with "/", e.g. path = "/health"',
+    "readiness.pattern": 'write a regex a ready node logs, e.g. pattern = "listening on"',
+    "readiness.timeout": "use a positive number of seconds, e.g. timeout = 20",
+    "env": 'write [env] with a line per variable, e.g. LOG_LEVEL = "debug"',
+    "env.NAME": 'quote the value: variables are text, e.g. LOG_LEVEL = "debug"',
+    "roles": "write a [roles.NAME] table per role",
+    "roles.NAME": "write the role as a table: [roles.NAME]",
+    "roles.NAME.args": 'e.g. args = ["--verbose"]',
+    "roles.NAME.env": 'e.g. env = { LOG_LEVEL = "debug" }',
+    "roles.NAME.env.NAME": 'quote the value: variables are text, e.g. LOG_LEVEL = "debug"',
+    "roles.NAME.start_first": "write true or false, without quotes",
+    "roles.NAME.command": 'e.g. command = ["redis-sentinel", "{data_dir}/sentinel.conf"]',
+    "roles.NAME.count": "use 0 or more; 0 leaves the role out of the default layout",
+    "roles.NAME.files": 'e.g. files = { "node.conf" = "port {port.http}" }',
+    "roles.NAME.files.NAME": 'use a relative name such as "node.conf" = "its text"',
+    "templates": 'write [templates] with e.g. peers = { each = "{address}", join = "," }',
+    "templates.NAME": 'write { each = "{name}={address}", join = "," }',
+    "templates.NAME.each": 'e.g. each = "{name}=http://{address}:{port.peer}"',
+    "templates.NAME.join": 'e.g. join = "," (or "\\n" for a line per node)',
+    "templates.NAME.role": "name one of the [roles]",
+    "files": 'e.g. [files] "node.conf" = "port {port.http}"',
+    "files.NAME": 'use a relative name such as "node.conf" = "its text"; """ for many lines',
+    "stop": 'write [stop] with signal = "SIGTERM" and timeout = 5',
+    "stop.signal": 'use a signal name such as "SIGTERM", "SIGINT" or "SIGQUIT"',
+    "stop.timeout": "use a number of seconds, 0 or more, e.g. timeout = 5",
+}
+
+
+def decode(data: Mapping[str, Any], source: str = "<manifest>") -> Manifest:
+    """A manifest's data as a `Manifest`, or a `UsageError` naming the first bad field."""
+    try:
+        manifest = Manifest.model_validate(data)
+    except ValidationError as exc:
+        raise _type_error(source, exc.errors()[0]) from None
+    for loc, problem, hint in _cross_field_problems(manifest):
+        raise _usage_error(source, loc, problem, hint)
+    return manifest
+
+
+Loc = tuple[str, ...]
+
+
+def _usage_error(source: str, loc: Loc, problem: str, hint: str | None = None) -> UsageError:
+    path = ".".join(loc)
+    if hint is None:
+        hint = HINTS.get(_locate(loc)[0], "see the field reference in docs/adding-a-system.md")
+    return UsageError(f"{source}: field '{path}' {problem}", field=path, hint=hint)
+
+
+def _type_error(source: str, error: ErrorDetails) -> UsageError:
+    # A bad table key is reported at the key; a bad list item names its list.
+    loc = [part for part in error["loc"] if part != "[key]"]
+    item = None
+    if loc and isinstance(loc[-1], int):
+        item = int(loc.pop()) + 1
+    names = tuple(str(part) for part in loc)
+    if error["type"] == "extra_forbidden":
+        known = list(_model_fields(_locate(names[:-1])[1]))
+        close = difflib.get_close_matches(names[-1], known, n=1)
+        hint = f"did you mean '{close[0]}'?" if close else f"known fields here: {', '.join(known)}"
+        return _usage_error(source, names, "is not a known field", hint)
+    problem = _problem(error)
+    return _usage_error(source, names, problem if item is None else f"item {item} {problem}")
+
+
+_KINDS = {
+    "string_type": "a string",
+    "int_type": "an integer",
+    "float_type": "a number",
+    "finite_number": "a finite number",
+    "bool_type": "true or false",
+    "tuple_type": "a list",
+    "list_type": "a list",
+    "dict_type": "a table",
+    "model_type": "a table",
+}
+_BOUNDS = {
+    "greater_than": "more than {gt:g}",
+    "greater_than_equal": "at least {ge:g}",
+    "less_than": "less than {lt:g}",
+    "less_than_equal": "at most {le:g}",
+}
+
+
+def _problem(error: ErrorDetails) -> str:
+    kind, value, context = error["type"], _shown(error["input"]), error.get("ctx", {})
+    if kind == "missing":
+        return "is missing"
+    if kind in _KINDS:
+        return f"must be {_KINDS[kind]}, got {value}"
+    if kind in _BOUNDS:
+        return f"is {value}, must be {_BOUNDS[kind].format(**context)}"
+    if kind == "literal_error":
+        expected = str(context["expected"]).replace("'", '"')
+        return f"is {value}, expected {expected}"
+    if kind == "too_short":
+        return "must not be empty"
+    if kind == "value_error":
+        return str(context["error"])
+    return f"is {value}: {error['msg']}"
+
+
+def _shown(value: Any) -> str:
+    """A value as TOML writes it, cut short: "SIGFOO", true, [1, 2]."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, str | list | dict):
+        text = json.dumps(value, default=str, ensure_ascii=False)
+    else:
+        text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _cross_field_problems(manifest: Manifest) -> Iterator[tuple[Loc, str, str | None]]:
+    launch, probe = manifest.launch, manifest.probe()
+    if launch.mode == "fork" and launch.entry is None:
+        yield ("launch", "entry"), 'is required for mode = "fork"', None
+    if probe.type in ("http", "tcp") and probe.port not in manifest.ports:
+        ports = ", ".join(manifest.ports) or "(add a [ports] entry)"
+        problem = f"names {_shown(probe.port)}, not one of the [ports]"
+        yield ("readiness", "port"), problem, f"use one of: {ports}"
+    if probe.type == "log" and probe.pattern is None:
+        yield ("readiness", "pattern"), "is missing: a log probe needs one", None
+    roles = ", ".join(manifest.roles) or "(add a [roles.NAME] table)"
+    for name, template in manifest.templates.items():
+        if template.role is not None and template.role not in manifest.roles:
+            problem = f"names {_shown(template.role)}, not one of the [roles]"
+            yield ("templates", name, "role"), problem, f"use one of: {roles}"
+    known = {*NODE_FIELDS, *(f"port.{p}" for p in manifest.ports), *manifest.templates}
+    fix = f"known fields: {', '.join('{' + f + '}' for f in sorted(known))}"
+    for loc, text in _templated(manifest):
+        for match in FIELD_RE.finditer(text):
+            if match.group(1) not in known:
+                yield loc, f"uses unknown template field {{{match.group(1)}}}", fix
+
+
+def _templated(manifest: Manifest) -> Iterator[tuple[Loc, str]]:
+    """Every templated text with the path of the field it is in."""
+    launch = manifest.launch
+    yield from ((("launch", "command"), part) for part in launch.command)
+    yield from ((("launch", "args"), part) for part in launch.args)
+    yield from ((("env", key), value) for key, value in manifest.env.items())
+    yield from ((("templates", name, "each"), t.each) for name, t in manifest.templates.items())
+    yield from ((("files", name), text) for name, text in manifest.files.items())
+    for name, role in manifest.roles.items():
+        yield from ((("roles", name, "command"), part) for part in role.command or ())
+        yield from ((("roles", name, "args"), part) for part in role.args)
+        yield from ((("roles", name, "env", key), value) for key, value in role.env.items())
+        yield from ((("roles", name, "files", file), text) for file, text in role.files.items())
+
+
+def _unwrap(annotation: Any) -> tuple[Any, list[Any]]:
+    """The type under Annotated[...] and `| None`, and the metadata found on the way."""
+    metadata: list[Any] = []
+    while True:
+        if get_origin(annotation) is Annotated:
+            metadata += annotation.__metadata__
+            annotation = get_args(annotation)[0]
+        elif get_origin(annotation) in (Union, UnionType):
+            annotation = next(a for a in get_args(annotation) if a is not type(None))
+        else:
+            return annotation, metadata
+
+
+def _model_fields(annotation: Any) -> dict[str, FieldInfo]:
+    bare = _unwrap(annotation)[0]
+    return bare.model_fields if isinstance(bare, type) and issubclass(bare, BaseModel) else {}
+
+
+def _table_value(annotation: Any) -> Any:
+    """The value type of a table keyed by the user's names (ports, roles, env ...), or None."""
+    bare = _unwrap(annotation)[0]
+    return get_args(bare)[1] if get_origin(bare) is dict else None
+
+
+def _locate(loc: Loc) -> tuple[str, Any]:
+    """A path of the data as the schema names it (a table key becomes NAME), and the schema
+    type there (None past an unknown key)."""
+    node: Any = Manifest
+    names = []
+    for part in loc:
+        value = _table_value(node)
+        if value is not None:
+            names.append(KEY)
+            node = value
+        else:
+            names.append(part)
+            field = _model_fields(node).get(part)
+            node = field.annotation if field is not None else None
+    return ".".join(names), node
+
+
+def schema_paths() -> list[str]:
+    """Every path the schema knows, tables and table keys included ("ports.NAME")."""
+    paths: list[str] = []
+
+    def visit(annotation: Any, prefix: str) -> None:
+        value = _table_value(annotation)
+        if value is not None:
+            paths.append(f"{prefix}.{KEY}")
+            visit(value, f"{prefix}.{KEY}")
+        for name, field in _model_fields(annotation).items():
+            path = f"{prefix}.{name}".lstrip(".")
+            paths.append(path)
+            visit(_annotation(field), path)
+
+    visit(Manifest, "")
+    return paths
+
+
+@dataclass(frozen=True)
+class FieldDoc:
+    """One row of the field reference."""
+
+    path: str
+    type: str
+    default: str
+    meaning: str
+
+
+def reference() -> list[FieldDoc]:
+    """Every value a manifest may set, in file order; tables of tables are opened."""
+    rows: list[FieldDoc] = []
+
+    def visit(annotation: Any, prefix: str) -> None:
+        for name, field in _model_fields(annotation).items():
+            path = f"{prefix}{name}"
+            value = _table_value(field.annotation)
+            if _model_fields(field.annotation):
+                visit(field.annotation, f"{path}.")
+            elif value is not None and _model_fields(value):
+                visit(value, f"{path}.{KEY}.")
+            else:
+                kind = _type_name(_annotation(field))
+                rows.append(FieldDoc(path, kind, _default(field), field.description or ""))
+
+    visit(Manifest, "")
+    return rows
+
+
+def _annotation(field: FieldInfo) -> Any:
+    # pydantic moves the outer Annotated[...] metadata onto the field; put it back.
+    return Annotated[(field.annotation, *field.metadata)] if field.metadata else field.annotation
+
+
+def _type_name(annotation: Any) -> str:
+    bare, metadata = _unwrap(annotation)
+    shown = [item for item in metadata if isinstance(item, Shown)]
+    if shown:
+        return shown[0]
+    if get_origin(bare) is Literal:
+        *first, last = (f'"{value}"' for value in get_args(bare))
+        return f"{', '.join(first)} or {last}" if first else last
+    if get_origin(bare) is tuple:
+        return f"list of {_type_name(get_args(bare)[0])}s"
+    if get_origin(bare) is dict:
+        return f"table of {_type_name(get_args(bare)[1])}s"
+    names = {str: "string", bool: "boolean", int: "integer", float: "number"}
+    if bare in names:
+        return names[bare]
+    raise TypeError(f"no name for {annotation!r}: give its alias a Shown(...)")
+
+
+def _default(field: FieldInfo) -> str:
+    if field.is_required():
+        return "required"
+    value = field.get_default(call_default_factory=True)
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:g}"
+    return json.dumps(list(value) if isinstance(value, tuple) else value)
+
+
+def reference_markdown() -> str:
+    """The field reference as the Markdown table in docs/adding-a-system.md."""
+    lines = ["| field | type | default | meaning |", "|---|---|---|---|"]
+    for row in reference():
+        cells = (f"`{row.path}`", row.type, f"`{row.default}`", row.meaning)
+        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(reference_markdown(), end="")

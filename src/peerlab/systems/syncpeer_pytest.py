@@ -1,0 +1,41 @@
+"""syncpeer's pytest helpers, loaded by peerlab's pytest plugin through syncpeer's system
+plugin: the `syncpeer_net` fixture (peers started and befriended in one call) and the
+assertions scenarios use (`assert_file_synced`, `assert_friends`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+
+import pytest
+
+from peerlab.api import EnvironmentAPI
+from peerlab.systems.syncpeer import SyncpeerAdapter, assert_file_synced, assert_friends
+from peerlab.testing import require_libfaketime
+
+__all__ = ["assert_file_synced", "assert_friends", "mesh", "syncpeer_net"]
+
+Edges = Iterable[tuple[str, str]]
+
+
+def mesh(names: Sequence[str]) -> list[tuple[str, str]]:
+    """Every pair of `names` once: a full friend graph."""
+    return [(a, b) for i, a in enumerate(names) for b in names[i + 1 :]]
+
+
+@pytest.fixture
+def syncpeer_net(peerlab_env: EnvironmentAPI) -> Callable[..., SyncpeerAdapter]:
+    """start(count, edges=mesh, skewable=False): start syncpeer peers A, B, ... and befriend
+    them along `edges`; `skewable` starts them able to take a clock skew at once."""
+
+    def start(count: int, edges: Edges | None = None, *, skewable: bool = False) -> SyncpeerAdapter:
+        names = [chr(ord("A") + i) for i in range(count)]
+        if skewable:
+            require_libfaketime()
+            for name in names:
+                peerlab_env.clock_skews[name] = 0.0
+        peerlab_env.start("syncpeer", names)
+        adapter = SyncpeerAdapter.of(peerlab_env, "syncpeer")
+        adapter.befriend_graph(mesh(names) if edges is None else edges)
+        return adapter
+
+    return start
