@@ -5,8 +5,8 @@ BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 PYTEST_WORKERS ?= 2
 
-.PHONY: demo test test-netns unit lint typecheck resilience chaos stress mutants consensus \
-	connectivity dht-properties clean
+.PHONY: demo test test-netns test-under-load unit lint typecheck resilience chaos stress \
+	mutants consensus connectivity dht-properties clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,12 @@ NETNS_SUITES = tests/e2e/basic tests/e2e/resilience tests/e2e/chaos tests/e2e/co
 test-netns: $(STAMP)
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --peerlab-backend netns -m "not stress" --durations=15 \
 		$(NETNS_SUITES)
+
+# The same suite with 2 x cores busy processes in the background, as on a shared CI runner;
+# they are killed afterwards, also when the suite fails (peerlab.bench.load).
+LOAD ?= $(shell echo $$(( 2 * $$(nproc) )))
+test-under-load: $(STAMP)
+	$(BIN)/python -m peerlab.bench.load $(LOAD) -- $(MAKE) --no-print-directory test
 
 # The fast suite: one process, no network, no nodes (under a minute on 2 workers).
 unit: $(STAMP)

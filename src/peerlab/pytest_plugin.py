@@ -11,6 +11,9 @@ the CLI can attach to it.
 Before the network is torn down, the final checks other plugins contribute run
 (`pytest_peerlab_final_checks`, see peerlab.pytest_hooks: syncpeer's checks that no secret left a
 peer); an invalid verdict fails the test at teardown, naming the checker and where.
+Fault fidelity is one of them, built in: a test that applied a partition or a fault aimed at a
+node fails if a cut link carried bytes or a connection was refused because its source could
+not be told (peerlab.checkers.fidelity), naming the link, the interval and the byte count.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from typing import Any
 import pytest
 
 from peerlab import backends, pytest_hooks
+from peerlab.api import EnvironmentAPI
+from peerlab.checkers.verdict import Verdict
 from peerlab.env import Environment
 from peerlab.seed import new_seed
 from peerlab.systems.plugins import plugins
@@ -168,6 +173,20 @@ def _final_checks(env: Environment, item: pytest.Item) -> list[str]:
             evidence = json.dumps(verdict.evidence, default=str)[:3000]
             messages.append(f"{verdict.checker}: {verdict.summary}\n  evidence: {evidence}")
     return messages
+
+
+@pytest.hookimpl
+def pytest_peerlab_final_checks(env: EnvironmentAPI, skip: frozenset[str]) -> list[Verdict]:
+    """Fault fidelity, for a test that cut links or aimed faults at nodes: a cut link that
+    carried bytes, or a connection refused because its source could not be told."""
+    from peerlab.checkers.fidelity import fault_fidelity, needs_fidelity
+
+    if "fault-fidelity" in skip or not env.net.enabled:
+        return []
+    if not needs_fidelity(env.history.entries()):
+        return []
+    env.net.sample()  # closes the last interval if a partition is still on
+    return [fault_fidelity(env.history.entries())]
 
 
 def _observe(

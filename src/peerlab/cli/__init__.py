@@ -59,6 +59,7 @@ BENCH_MODULES = [
     "peerlab.bench.failover",
     "peerlab.bench.dht",
     "peerlab.bench.proxy",
+    "peerlab.bench.fidelity",
 ]
 
 for module_name in COMMAND_MODULES:
