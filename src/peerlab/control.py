@@ -119,6 +119,14 @@ class NodeControl:
         before they start get theirs too.
         """
         spec = self.registry.add(system)
+        if spec.capabilities and not self.backend.capabilities.node_capabilities:
+            raise UsageError(
+                f"system {spec.name!r} asks for capabilities {', '.join(spec.capabilities)}, "
+                f"which the {self.backend.name} backend cannot grant",
+                field="launch.capabilities",
+                hint="run it on a backend that gives each node its own network namespace "
+                "(--backend netns; docs/backends.md)",
+            )
         with self._table:
             names, roles = self._plan(spec, peers, role)
             chosen = dict.fromkeys(names, version) if isinstance(version, str) else version

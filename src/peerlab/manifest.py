@@ -97,6 +97,7 @@ class SystemSpec:
     source: Path | None = None
     files: Mapping[str, str] = field(default_factory=dict)
     versions: Mapping[str, Version] = field(default_factory=dict)
+    capabilities: tuple[str, ...] = ()  # granted within the node's network namespace
 
     @property
     def layout(self) -> list[tuple[str, int]]:
@@ -152,6 +153,7 @@ def system_spec(manifest: Manifest, source: Path | None = None) -> SystemSpec:
         source=source,
         files=manifest.files,
         versions=manifest.versions,
+        capabilities=launch.capabilities,
     )
 
 

@@ -121,6 +121,14 @@ PortNumber = Annotated[int, Field(ge=1, le=65535), Shown("integer 1-65535")]
 Count = Annotated[int, Field(ge=0), Shown("integer >= 0")]
 Seconds = Annotated[float, Field(gt=0), Shown("seconds > 0")]
 GraceSeconds = Annotated[float, Field(ge=0), Shown("seconds >= 0")]
+# What a node may be granted within its own network namespace: devices and raw sockets of
+# its own, nothing that reaches the machine outside it (peerlab.backends.confine).
+Grantable = Literal["NET_ADMIN", "NET_RAW", "NET_BIND_SERVICE"]
+Capabilities = Annotated[
+    tuple[Grantable, ...],
+    BeforeValidator(_as_tuple),
+    Shown("list of NET_ADMIN, NET_RAW, NET_BIND_SERVICE"),
+]
 ProbeType = Literal["http", "tcp", "log", "none"]
 
 
@@ -156,6 +164,11 @@ class Launch(Table):
     )
     preload: Modules | None = Field(
         None, description="fork mode: modules the launcher imports once (default: entry's)"
+    )
+    capabilities: Capabilities = Field(
+        (),
+        description="granted within the node's own network namespace (a TUN or WireGuard "
+        "device); only a backend that isolates nodes can grant them (`--backend netns`)",
     )
 
 
@@ -270,6 +283,8 @@ HINTS: dict[str, str] = {
     "launch.args": 'e.g. args = ["--port", "{port.http}"]',
     "launch.entry": 'name the function that takes argv: entry = "mypkg.main:main"',
     "launch.preload": 'write a list of module names, e.g. preload = ["mypkg.node"]',
+    "launch.capabilities": 'e.g. capabilities = ["NET_ADMIN"]: NET_ADMIN, NET_RAW or '
+    "NET_BIND_SERVICE",
     "ports": "write [ports] with a line per port, e.g. http = 8080",
     "ports.NAME": "write a port number or { port = N }",
     "ports.NAME.port": "use a port from 1 to 65535",

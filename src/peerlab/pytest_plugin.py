@@ -7,6 +7,13 @@ the merged timeline and junit.xml; a failing one also keeps its node logs, a sna
 node's data dir and state, and report.html there, and prints its seed and the command that
 replays it. `--peerlab-keep` leaves a failed test's network running under a supervisor, so
 the CLI can attach to it.
+
+Before the network is torn down, the final checks other plugins contribute run
+(`pytest_peerlab_final_checks`, see peerlab.pytest_hooks: syncpeer's checks that no secret left a
+peer); an invalid verdict fails the test at teardown, naming the checker and where.
+Fault fidelity is one of them, built in: a test that applied a partition or a fault aimed at a
+node fails if a cut link carried bytes or a connection was refused because its source could
+not be told (peerlab.checkers.fidelity), naming the link, the interval and the byte count.
 """
 
 from __future__ import annotations
@@ -20,8 +27,10 @@ from typing import Any
 
 import pytest
 
-from peerlab import backends
+from peerlab import backends, pytest_hooks
+from peerlab.api import EnvironmentAPI
 from peerlab.automation import reruns
+from peerlab.checkers.verdict import Verdict
 from peerlab.env import Environment
 from peerlab.seed import new_seed
 from peerlab.systems.plugins import plugins
@@ -58,8 +67,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    pluginmanager.add_hookspecs(pytest_hooks)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "peerlab: a scenario that runs a peerlab Environment")
+    config.addinivalue_line(
+        "markers",
+        "peerlab_skip_checks(*names): final checks (pytest_peerlab_final_checks) not to run at the "
+        "end of this test, e.g. one that provokes what the check finds",
+    )
+    # Before pytest (or xdist) starts a thread: the netns backend without root enters a user
+    # namespace here, and the workers xdist starts inherit it.
+    backends.enter(config.getoption("--peerlab-backend"))
     for plugin in plugins():  # systems' own fixtures and helpers (syncpeer: syncpeer_net)
         if plugin.pytest is not None and not config.pluginmanager.has_plugin(plugin.pytest):
             config.pluginmanager.import_plugin(plugin.pytest)
@@ -98,11 +119,13 @@ def peerlab_env(request: pytest.FixtureRequest, peerlab_seed: int) -> Iterator[E
         artifacts=results,
         backend=request.config.getoption("--peerlab-backend"),
     )
+    violated: list[str] = []
     try:
         yield env
     finally:
+        violated = _final_checks(env, item)
         reports = item.stash.get(RESULTS_KEY, {})
-        failed = any(r.failed for r in reports.values())
+        failed = any(r.failed for r in reports.values()) or bool(violated)
         replay = f"pytest '{item.nodeid}' --peerlab-seed {env.seed}"
         outcome: dict[str, Any] = {
             "test": item.nodeid,
@@ -130,6 +153,44 @@ def peerlab_env(request: pytest.FixtureRequest, peerlab_seed: int) -> Iterator[E
                 env.close()
             results.mkdir(parents=True, exist_ok=True)
             (results / "result.json").write_text(json.dumps(outcome, indent=2, default=str))
+    if violated:
+        pytest.fail(
+            "\n".join([*violated, f"replay: {replay}; artifacts: {results}"]), pytrace=False
+        )
+
+
+def _final_checks(env: Environment, item: pytest.Item) -> list[str]:
+    """Run the checks plugins contribute; record every verdict; the failure messages."""
+    skip = frozenset(
+        name for mark in item.iter_markers("peerlab_skip_checks") for name in mark.args
+    )
+    try:
+        verdicts = [
+            v for found in item.ihook.pytest_peerlab_final_checks(env=env, skip=skip) for v in found
+        ]
+    except Exception as exc:  # a network that cannot be checked cannot be vouched for
+        return [f"final checks could not run: {exc!r}"]
+    messages = []
+    for verdict in verdicts:
+        env.record_verdict(verdict)
+        if verdict.valid == "invalid":
+            evidence = json.dumps(verdict.evidence, default=str)[:3000]
+            messages.append(f"{verdict.checker}: {verdict.summary}\n  evidence: {evidence}")
+    return messages
+
+
+@pytest.hookimpl
+def pytest_peerlab_final_checks(env: EnvironmentAPI, skip: frozenset[str]) -> list[Verdict]:
+    """Fault fidelity, for a test that cut links or aimed faults at nodes: a cut link that
+    carried bytes, or a connection refused because its source could not be told."""
+    from peerlab.checkers.fidelity import fault_fidelity, needs_fidelity
+
+    if "fault-fidelity" in skip or not env.net.enabled:
+        return []
+    if not needs_fidelity(env.history.entries()):
+        return []
+    env.net.sample()  # closes the last interval if a partition is still on
+    return [fault_fidelity(env.history.entries())]
 
 
 def _observe(

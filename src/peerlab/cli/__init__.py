@@ -61,6 +61,7 @@ BENCH_MODULES = [
     "peerlab.bench.dht",
     "peerlab.bench.proxy",
     "peerlab.bench.sync",
+    "peerlab.bench.fidelity",
 ]
 
 for module_name in COMMAND_MODULES:

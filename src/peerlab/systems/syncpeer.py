@@ -16,6 +16,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -59,13 +60,32 @@ def outcome(exc: Exception) -> Unsuccessful:
     return "info"
 
 
+@dataclass(frozen=True)
+class Published:
+    """A file the harness asked a peer to publish: kept in memory (never in the history,
+    which must not hold plaintext) so the secrets check knows what only its recipients may
+    show. `recipients` None: public."""
+
+    author: str
+    name: str
+    content: bytes
+    recipients: tuple[str, ...] | None
+
+
 class SyncpeerClient:
     """Typed operations on one syncpeer node; every call that changes state is recorded."""
 
-    def __init__(self, env: EnvironmentAPI, node: Node, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        env: EnvironmentAPI,
+        node: Node,
+        timeout: float = 10.0,
+        published: list[Published] | None = None,
+    ) -> None:
         self.env = env
         self.node = node
         self.timeout = timeout
+        self.published = published
 
     async def _request(
         self, method: str, path: str, body: Any = None, timeout: float | None = None
@@ -220,6 +240,9 @@ class SyncpeerClient:
             "recipients": recipients if isinstance(recipients, str) else list(recipients),
         }
         value = {"name": name, "sha256": hashlib.sha256(content).hexdigest()}
+        if self.published is not None:
+            targets = None if isinstance(recipients, str) else tuple(recipients)
+            self.published.append(Published(self.node.name, name, content, targets))
         result: dict[str, Any] = self._recorded("publish", value, "POST", "/admin/files", body)
         return result
 
@@ -283,17 +306,18 @@ class SyncpeerAdapter(BaseAdapter):
     # syncpeer's lying modes (`syncpeer.io.byzantine.MODES`), switched at start-up.
     byzantine = ByzantineModes(
         "SYNCPEER_BYZANTINE",
-        ("corrupt", "lie-size", "lie-hash", "lie-timestamp", "selective", "replay"),
+        ("corrupt", "lie-size", "lie-hash", "lie-timestamp", "selective", "replay", "slowloris"),
     )
 
     def __init__(self, env: EnvironmentAPI) -> None:
         super().__init__(env)
         self._clients: dict[str, SyncpeerClient] = {}
         self._fingerprints: dict[str, str] = {}
+        self.published: list[Published] = []  # what the harness published, content included
 
     def client(self, node: Node) -> SyncpeerClient:
         if node.name not in self._clients:
-            self._clients[node.name] = SyncpeerClient(self.env, node)
+            self._clients[node.name] = SyncpeerClient(self.env, node, published=self.published)
         return self._clients[node.name]
 
     def _client(self, name: str) -> SyncpeerClient:

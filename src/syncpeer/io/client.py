@@ -10,6 +10,7 @@ import asyncio
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import aiohttp
 from yarl import URL
@@ -30,6 +31,11 @@ class DownloadError(Exception):
 
 class ProtocolMismatch(Exception):
     """The friend and this node share no protocol version (either side found it)."""
+
+
+class Stalled(DownloadError):
+    """The friend answered, then sent too little for too long (a slowloris): the download
+    gives up, keeping what arrived, so another friend can send the rest."""
 
 
 class SourceLied(DownloadError):
@@ -119,12 +125,16 @@ class PeerClient:
         offset: int,
         trace_id: str,
         timeout_s: float,
+        stall_timeout: float = 0.0,
+        min_rate: int = 0,
     ) -> int:
         """Append the envelope's bytes from `offset` to `partial`; return the bytes received.
 
         If-Match pins the exact envelope: a friend whose current version changed since its
         listing answers 412 instead of sending other bytes onto our partial file.
-        `timeout_s` bounds connecting and each read.
+        `timeout_s` bounds connecting and each read; with `min_rate`, every `stall_timeout`
+        seconds at least `min_rate * stall_timeout` more bytes (or the rest) must arrive,
+        else `Stalled` (a trickle of a few bytes resets a per-read timeout forever).
         """
         headers = {"If-Match": f'"{entry.sha256}"', "X-Trace-Id": trace_id}
         if offset:
@@ -151,15 +161,24 @@ class PeerClient:
                     f"envelope is {entry.size} bytes"
                 )
             received = 0
+            deadline = _ProgressDeadline(stall_timeout, min_rate, entry.size - offset)
             with partial.open("r+b" if partial.exists() else "wb") as out:
                 out.truncate(offset)
                 out.seek(0 if "drop-range-offset" in self.mutants else offset)
-                async for chunk in response.content.iter_chunked(CHUNK_BYTES):
-                    if offset + received + len(chunk) > entry.size:
-                        lie = SourceLied if honest else DownloadError
-                        raise lie("friend sent more bytes than its listing says")
-                    out.write(chunk)
-                    received += len(chunk)
+                try:
+                    async with deadline.timeout:
+                        deadline.progressed(0)
+                        async for chunk in response.content.iter_chunked(CHUNK_BYTES):
+                            if offset + received + len(chunk) > entry.size:
+                                lie = SourceLied if honest else DownloadError
+                                raise lie("friend sent more bytes than its listing says")
+                            out.write(chunk)
+                            received += len(chunk)
+                            deadline.progressed(received)
+                except TimeoutError:
+                    if not deadline.expired():
+                        raise
+                    raise Stalled(deadline.describe(received)) from None
         return received
 
     async def download_chunked(
@@ -169,6 +188,8 @@ class PeerClient:
         partial: Path,
         trace_id: str,
         timeout_s: float,
+        stall_timeout: float = 5.0,
+        min_rate: int = 0,
     ) -> Fetched:
         """Protocol v1.1: fetch the friend's chunk list, keep the chunks of `partial` that
         match it, and fetch the others (neighbours in one Range request each), checking
@@ -193,24 +214,47 @@ class PeerClient:
             out.truncate(len(have))  # never past the envelope; gaps fill as chunks arrive
             for first, last in chunks.plan(have):
                 ranged = headers | {"Range": f"bytes={first}-{last}"}
+                deadline = _ProgressDeadline(stall_timeout, min_rate, last - first + 1)
                 async with self.session.get(url, headers=ranged, timeout=timeout) as response:
                     _check_range(response, first, last)
-                    # Chunk by chunk, each checked and written as it arrives: a download cut
-                    # off later keeps every whole chunk it got.
-                    for index in chunks.chunks_in(first, last):
-                        start, end = chunks.span(index)
-                        try:
-                            data = await response.content.readexactly(end - start + 1)
-                        except asyncio.IncompleteReadError as error:
-                            raise DownloadError(f"chunk {index} cut off: {error}") from None
-                        if not chunks.matches(index, data):
-                            raise SourceLied(f"chunk {index} does not match the friend's list")
-                        out.seek(start)
-                        out.write(data)
-                        out.flush()
-                        fetched.received += len(data)
-                        fetched.refetched += 1
+                    try:
+                        async with deadline.timeout:
+                            deadline.progressed(0)
+                            await self._chunks(
+                                response, chunks, first, last, out, fetched, deadline
+                            )
+                    except TimeoutError:
+                        if not deadline.expired():
+                            raise
+                        raise Stalled(deadline.describe(fetched.received)) from None
         return fetched
+
+    @staticmethod
+    async def _chunks(
+        response: aiohttp.ClientResponse,
+        chunks: ChunkList,
+        first: int,
+        last: int,
+        out: BinaryIO,
+        fetched: Fetched,
+        deadline: _ProgressDeadline,
+    ) -> None:
+        """One range's chunks, each checked and written as it arrives: a download cut off
+        later keeps every whole chunk it got."""
+        for index in chunks.chunks_in(first, last):
+            start, end = chunks.span(index)
+            try:
+                data = await response.content.readexactly(end - start + 1)
+            except asyncio.IncompleteReadError as error:
+                raise DownloadError(f"chunk {index} cut off: {error}") from None
+            if not chunks.matches(index, data):
+                raise SourceLied(f"chunk {index} does not match the friend's list")
+            out.seek(start)
+            out.write(data)
+            out.flush()
+            fetched.received += len(data)
+            fetched.refetched += 1
+            deadline.progressed(end + 1 - first)
 
 
 def _check_range(response: aiohttp.ClientResponse, first: int, last: int) -> None:
@@ -221,3 +265,32 @@ def _check_range(response: aiohttp.ClientResponse, first: int, last: int) -> Non
         raise DownloadError("206 answer is not the requested range")
     if response.content_length not in (None, last - first + 1):
         raise SourceLied(f"range {first}-{last} answered with {response.content_length} bytes")
+
+
+class _ProgressDeadline:
+    """Every `window` seconds, `min_rate * window` more bytes (or all that remain of
+    `expected`) must arrive; the deadline moves on each time they have."""
+
+    def __init__(self, window: float, min_rate: int, expected: int) -> None:
+        self.window = window
+        self.step = int(min_rate * window)
+        self.expected = expected
+        self.timeout = asyncio.timeout(None)
+        self._mark = 0  # bytes received when the deadline last moved
+        self._armed = False
+
+    def progressed(self, received: int) -> None:
+        if self.step <= 0:
+            return
+        if not self._armed or received - self._mark >= min(self.step, self.expected - self._mark):
+            self._mark, self._armed = received, True
+            self.timeout.reschedule(asyncio.get_running_loop().time() + self.window)
+
+    def expired(self) -> bool:
+        return self.step > 0 and self.timeout.expired()
+
+    def describe(self, received: int) -> str:
+        return (
+            f"stalled: {received - self._mark} bytes in the last {self.window:g}s "
+            f"(at least {min(self.step, self.expected - self._mark)} expected)"
+        )

@@ -160,6 +160,8 @@ class Syncer:
                     download.offset,
                     download.trace_id,
                     download.timeout,
+                    download.stall_timeout,
+                    download.min_rate,
                 )
             data = partial.read_bytes()
         except SourceLied as error:
@@ -185,6 +187,8 @@ class Syncer:
             self.files.partial_path(entry.sha256),
             download.trace_id,
             download.timeout,
+            download.stall_timeout,
+            download.min_rate,
         )
         if fetched.refetched < fetched.chunks:
             self.log.info(
