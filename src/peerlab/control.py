@@ -29,6 +29,7 @@ from peerlab.fabric.network import Network
 from peerlab.history import History
 from peerlab.launching import plan_launch
 from peerlab.manifest import SystemSpec, node_fields
+from peerlab.names import check_name
 from peerlab.node import Node, NodeHandle, NodeState, node_name
 from peerlab.readiness import wait_ready
 from peerlab.rpc import rpc
@@ -143,6 +144,7 @@ class NodeControl:
         if peers is None and role is None and spec.layout:
             roles = [r for r, count in spec.layout for _ in range(count)]
             names = [node_name(self._next_index + i) for i in range(len(roles))]
+            self._check_room(len(names))
             return names, roles
         if spec.layout and role is None:
             layout = ", ".join(f"{r}: {count}" for r, count in spec.layout)
@@ -159,7 +161,8 @@ class NodeControl:
                 raise UsageError(f"peers is {peers}", field="peers", hint="start at least 1 peer")
             names = [node_name(self._next_index + i) for i in range(peers)]
         else:
-            names = list(peers)
+            names = [check_name(name, "peer", "name") for name in peers]
+        self._check_room(len(names))
         for name in names:
             if name in self.nodes:
                 raise UsageError(
@@ -174,6 +177,17 @@ class NodeControl:
                 hint=f"roles: {', '.join(spec.roles) or '(none)'}",
             )
         return names, [role] * len(names)
+
+    def _check_room(self, count: int) -> None:
+        """Refuse more nodes than the backend has addresses for, before any is made."""
+        try:
+            self.backend.addresses(self._next_index + count - 1)
+        except PeerlabError as exc:
+            raise UsageError(
+                f"{count} more nodes do not fit: {exc.message}",
+                field="peers",
+                hint="start fewer peers",
+            ) from None
 
     def _node_fields(self, node: Node, cluster: list[dict[str, Any]]) -> dict[str, Any]:
         return node_fields(

@@ -16,7 +16,6 @@ import hashlib
 import inspect
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -33,6 +32,7 @@ from aiohttp import web
 from peerlab.api import ControlAPI, ControlTarget, NetAPI
 from peerlab.errors import PeerlabError, UsageError
 from peerlab.home import peerlab_home
+from peerlab.names import child, remove_tree
 from peerlab.reaper import kill_tree, runtime_dir, same_process
 from peerlab.services import Services
 
@@ -40,8 +40,13 @@ CALL_TIMEOUT = 300.0
 T = TypeVar("T")
 
 
+def envs_root() -> Path:
+    return peerlab_home() / "envs"
+
+
 def env_dir(name: str) -> Path:
-    return peerlab_home() / "envs" / name
+    """The environment's folder; a name that is not a safe folder name is refused."""
+    return child(envs_root(), name, "environment", "--env")
 
 
 def socket_path(name: str) -> Path:
@@ -75,7 +80,7 @@ def is_running(name: str) -> bool:
 
 
 def list_envs() -> list[str]:
-    base = peerlab_home() / "envs"
+    base = envs_root()
     return sorted(p.name for p in base.iterdir() if p.is_dir()) if base.is_dir() else []
 
 
@@ -234,7 +239,7 @@ def supervise(options: argparse.Namespace) -> int:
         else:
             # A new network starts from empty data dirs; the last one's results were saved
             # by `peerlab down`.
-            shutil.rmtree(env_dir(name) / "work", ignore_errors=True)
+            remove_tree(env_dir(name) / "work", envs_root())
             env = Environment(
                 name,
                 seed=options.seed,
