@@ -27,6 +27,7 @@ from peerlab.checkers.verdict import Verdict
 from peerlab.errors import PeerlabError, UsageError
 from peerlab.fabric.network import Network
 from peerlab.history import History
+from peerlab.init_step import run_init
 from peerlab.launching import plan_launch
 from peerlab.manifest import SystemSpec, node_fields
 from peerlab.names import check_name
@@ -118,14 +119,22 @@ class NodeControl:
         with self._table:
             names, roles = self._plan(spec, peers, role)
             new = [self._make_node(spec, name, r) for name, r in zip(names, roles, strict=True)]
-            # Each node's own fields first: the cluster-wide templates join them.
+            # Each node's own fields first: the init step and the cluster-wide templates
+            # use them.
             for node in new:
                 node.fields = self._node_fields(node, [])
-            cluster = [n.fields for n in self.nodes.values() if n.system is spec]
-            for node in new:
-                node.fields = self._node_fields(node, cluster)
         try:
             with self._locked(*names):
+                if spec.init is not None:
+                    self._run(
+                        self._init_nodes(new),
+                        timeout=spec.init.timeout + 30,
+                        what=f"the init step of {len(new)} {spec.name} nodes",
+                    )
+                with self._table:
+                    cluster = [n.fields for n in self.nodes.values() if n.system is spec]
+                    for node in new:
+                        node.fields = self._node_fields(node, cluster)
                 self._run(
                     self._start_nodes(new, wait),
                     timeout=start_timeout(spec, len(new)),
@@ -189,7 +198,19 @@ class NodeControl:
                 hint="start fewer peers",
             ) from None
 
+    async def _init_nodes(self, nodes: list[Node]) -> None:
+        """Every new node's init step, side by side; its captures join the node's fields."""
+        limit = asyncio.Semaphore(START_CONCURRENCY)
+
+        async def one(node: Node) -> None:
+            async with limit:
+                node.fields.update(await run_init(node, self.seed))
+
+        await asyncio.gather(*(one(node) for node in nodes))
+
     def _node_fields(self, node: Node, cluster: list[dict[str, Any]]) -> dict[str, Any]:
+        init = node.system.init
+        captures = init.capture if init is not None else {}
         return node_fields(
             node.system,
             name=node.name,
@@ -200,6 +221,7 @@ class NodeControl:
             seed=self.seed,
             role=node.role,
             cluster=cluster,
+            captured={k: v for k, v in node.fields.items() if k in captures},
         )
 
     def _make_node(self, spec: SystemSpec, name: str, role: str | None) -> Node:
