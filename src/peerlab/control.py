@@ -31,6 +31,7 @@ from peerlab.init_step import run_init
 from peerlab.launching import plan_launch
 from peerlab.manifest import SystemSpec, node_fields
 from peerlab.names import check_name
+from peerlab.observe.stamps import save as save_stamps
 from peerlab.node import Node, NodeHandle, NodeState, node_name
 from peerlab.readiness import wait_ready
 from peerlab.rpc import rpc
@@ -250,6 +251,8 @@ class NodeControl:
             if not batch:
                 continue
             for node in batch:
+                logs = node.system.logs
+                save_stamps(node.stdout_path.parent, logs.timestamp, logs.format)
                 self.backend.prepare(node, self._launch_plan(node))
                 await self.backend.expose(node, self.net.plane)
             limit = asyncio.Semaphore(START_CONCURRENCY)

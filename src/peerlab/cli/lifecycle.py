@@ -25,7 +25,10 @@ from peerlab.systems import find_system
 
 def nodes_table(nodes: list[dict[str, Any]]) -> Table:
     table = Table(box=None, header_style="bold")
-    for column in ("peer", "system", "state", "pid", "address", "ports", "rss MB", "uptime s"):
+    # Memory, CPU and process count are of the node's whole process tree (a monitor and
+    # its workers), as the backend measures it.
+    columns = ("peer", "system", "state", "pid", "address", "ports", "rss MB", "cpu s", "procs")
+    for column in (*columns, "uptime s"):
         table.add_column(column)
     colours = {"running": "green", "paused": "yellow", "starting": "cyan"}
     for node in nodes:
@@ -38,6 +41,8 @@ def nodes_table(nodes: list[dict[str, Any]]) -> Table:
             node["address"],
             ",".join(f"{k}={v}" for k, v in node["ports"].items()),
             str(node.get("rss_mb", "-")),
+            str(node.get("cpu_seconds", "-")),
+            str(node.get("processes", "-")),
             str(node.get("uptime_s", "-")),
         )
     return table
