@@ -31,8 +31,8 @@ from peerlab.init_step import run_init
 from peerlab.launching import plan_launch
 from peerlab.manifest import SystemSpec, node_fields
 from peerlab.names import check_name
-from peerlab.observe.stamps import save as save_stamps
 from peerlab.node import Node, NodeHandle, NodeState, node_name
+from peerlab.observe.stamps import save as save_stamps
 from peerlab.readiness import wait_ready
 from peerlab.rpc import rpc
 from peerlab.systems import Systems
