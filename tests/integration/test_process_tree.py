@@ -12,7 +12,10 @@ MONITOR = """
 [system]
 name = "monitor"
 [launch]
-command = ["sh", "-c", "{python} -c \\"b = bytearray(40 * 2**20); exec('while True: sum(range(10**5))')\\" & wait"]
+command = ["sh", "-c", '''
+{python} -c "b = bytearray(40 * 2**20)
+while True: sum(range(10**5))" &
+wait''']
 [readiness]
 type = "none"
 """

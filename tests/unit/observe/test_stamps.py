@@ -12,7 +12,7 @@ from peerlab.observe.stamps import load, save
 
 def line(wall: float, text: str) -> str:
     stamp = time.strftime("%Y/%m/%d %H:%M:%S", time.localtime(wall))
-    return f"{stamp}.{int(round(wall % 1 * 1e6)):06d} {text}\n"
+    return f"{stamp}.{round(wall % 1 * 1e6):06d} {text}\n"
 
 
 def test_plain_lines_take_their_own_time(tmp_path: Path) -> None:
