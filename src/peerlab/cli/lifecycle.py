@@ -75,6 +75,12 @@ def register(app: typer.Typer) -> None:
             help=f"Where nodes run: {', '.join(backends.names())} (docs/backends.md).",
         ),
         timeout: float = typer.Option(120.0, "--timeout", help="Seconds to wait for readiness."),
+        api_port: int | None = typer.Option(
+            None,
+            "--api-port",
+            help="Also serve the control API on 127.0.0.1:PORT (0: any), with a bearer token "
+            "(docs/api.md).",
+        ),
     ) -> None:
         """Start a network in the background; returns once every node is ready."""
         name = env_name(ctx)
@@ -113,7 +119,16 @@ def register(app: typer.Typer) -> None:
                 progress.update(task, completed=ready, total=max(created, peers or 0) or None)
 
             state = supervisor.launch(
-                name, system, peers, seed, not no_fabric, bootstrap, timeout, show, backend
+                name,
+                system,
+                peers,
+                seed,
+                not no_fabric,
+                bootstrap,
+                timeout,
+                show,
+                backend,
+                api_port,
             )
         status = state["status"]
         console.print(nodes_table(status["nodes"]))
@@ -121,6 +136,9 @@ def register(app: typer.Typer) -> None:
             f"environment [bold]{name}[/] is up: {len(status['nodes'])} peers, "
             f"seed {status['seed']}. `peerlab down` stops it."
         )
+        api = state.get("api", {})
+        if "url" in api:
+            console.print(f"API: {api['url']} (token in {api['token_file']})", highlight=False)
 
     @app.command()
     def down(
