@@ -149,8 +149,9 @@ def document(namespaces: Mapping[str, type], title: str = "peerlab control API")
                 "tags": [op.namespace],
                 "summary": doc.splitlines()[0],
                 "description": doc,
+                # No body is no arguments: required only where an argument is.
                 "requestBody": {
-                    "required": True,
+                    "required": bool(request.get("required")),
                     "content": {
                         "application/json": {
                             "schema": {"$ref": ref.format(model=op.arguments.__name__)}
@@ -260,7 +261,7 @@ def app(
         path = f"{request.match_info['namespace']}.{request.match_info['verb']}"
         raw = await request.read()
         try:
-            body = json.loads(raw.decode("utf-8")) if raw.strip() else {}
+            body = json.loads(raw.decode("utf-8")) if raw else {}
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             return _json(error(f"the body is not JSON: {exc}", 400, "send a JSON object"))
         return _json(await call(resolve, path, body))
