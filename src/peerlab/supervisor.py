@@ -376,6 +376,20 @@ def _start_supervisor(
         process = subprocess.Popen(
             args, stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file, start_new_session=True
         )
+    try:
+        return _wait_ready(name, process, timeout, on_progress)
+    except BaseException:  # a failure, a timeout, Ctrl-C: nothing stays running
+        abort(name, process)
+        raise
+
+
+def _wait_ready(
+    name: str,
+    process: subprocess.Popen[bytes],
+    timeout: float,
+    on_progress: Callable[[int, int], None] | None,
+) -> dict[str, Any]:
+    directory = env_dir(name)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         state = read_state(name) or {}
@@ -395,10 +409,30 @@ def _start_supervisor(
                 hint=f"see {directory / 'supervisor.log'}",
             )
         time.sleep(0.05)
-    shutdown(name)
     raise PeerlabError(
-        f"the network was not up within {timeout:g}s", hint=f"see {directory / 'supervisor.log'}"
+        f"the network was not up within {timeout:g}s; everything it started is stopped",
+        hint=f"raise --timeout, or see {directory / 'supervisor.log'}",
     )
+
+
+def abort(name: str, process: subprocess.Popen[bytes], grace: float = 30.0) -> None:
+    """Stop a supervisor that is still starting its network, and all it started: SIGINT
+    lets it close its Environment; a kill (and the sweep of what it leaves) follows if it
+    does not end in `grace` seconds."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(grace)
+        except subprocess.TimeoutExpired:
+            kill_tree(process.pid)
+            process.wait(5)
+    from peerlab.reaper import sweep
+
+    sweep()
+    socket_path(name).unlink(missing_ok=True)
+    state = read_state(name) or {}
+    if state.get("state") != "failed":
+        write_state(name, {**state, "state": "down"})
 
 
 def shutdown(name: str, timeout: float = 60.0) -> bool:

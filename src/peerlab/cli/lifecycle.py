@@ -18,7 +18,7 @@ from rich.progress import (
 from rich.table import Table
 
 from peerlab import backends, supervisor
-from peerlab.cli.common import console, env_name, print_json, remote_env
+from peerlab.cli.common import console, env_name, print_error, print_json, remote_env
 from peerlab.errors import PeerlabError, UsageError
 from peerlab.systems import find_system
 
@@ -118,18 +118,23 @@ def register(app: typer.Typer) -> None:
             def show(ready: int, created: int) -> None:
                 progress.update(task, completed=ready, total=max(created, peers or 0) or None)
 
-            state = supervisor.launch(
-                name,
-                system,
-                peers,
-                seed,
-                not no_fabric,
-                bootstrap,
-                timeout,
-                show,
-                backend,
-                api_port,
-            )
+            try:
+                state = supervisor.launch(
+                    name,
+                    system,
+                    peers,
+                    seed,
+                    not no_fabric,
+                    bootstrap,
+                    timeout,
+                    show,
+                    backend,
+                    api_port,
+                )
+            except KeyboardInterrupt:
+                progress.stop()
+                print_error(f"interrupted: environment {name!r} was stopped, nothing is running")
+                raise typer.Exit(130) from None
         status = state["status"]
         console.print(nodes_table(status["nodes"]))
         console.print(
