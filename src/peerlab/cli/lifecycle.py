@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any
 
 import typer
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -20,6 +20,7 @@ from rich.table import Table
 from peerlab import backends, supervisor
 from peerlab.cli.common import console, env_name, print_error, print_json, remote_env
 from peerlab.errors import PeerlabError, UsageError
+from peerlab.home import results_root
 from peerlab.systems import find_system
 
 
@@ -152,7 +153,7 @@ def register(app: typer.Typer) -> None:
         results: bool = typer.Option(
             True,
             "--results/--no-results",
-            help="Save the run to peerlab-results/<env>-<time> first.",
+            help="Save the run to $PEERLAB_HOME/results/<env>-<time> first.",
         ),
     ) -> None:
         """Stop everything the environment started (after saving its results folder)."""
@@ -161,12 +162,16 @@ def register(app: typer.Typer) -> None:
         for name in names:
             if results and supervisor.is_running(name):
                 stamp = time.strftime("%Y%m%d-%H%M%S")
-                target = (Path("peerlab-results") / f"{name}-{stamp}").resolve()
+                target = results_root() / f"{name}-{stamp}"
                 try:
                     supervisor.remote(name).call("results.save", dest=str(target))
-                    console.print(f"results of [bold]{name}[/]: {target}")
+                    console.print(
+                        f"results of {escape(name)}: {escape(str(target))} "
+                        f"(`peerlab report {escape(str(target))}`)",
+                        highlight=False,
+                    )
                 except PeerlabError as exc:
-                    console.print(f"results of {name} not saved: {exc}")
+                    console.print(f"results of {name} not saved: {escape(str(exc))}")
             if supervisor.shutdown(name):
                 stopped.append(name)
         if not all_envs and not stopped:

@@ -12,15 +12,16 @@ connection was refused), is a `fail`; a 5xx answer or no answer is `info` (`outc
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
-from peerlab.errors import PeerlabError, UsageError, WaitTimeout
+from peerlab.errors import NotFound, PeerlabError, UsageError, WaitTimeout
 from peerlab.rpc import rpc
 from peerlab.systems.base import BaseAdapter, ByzantineModes
 from peerlab.systems.recording import Recording, Unsuccessful
@@ -47,6 +48,28 @@ class SyncpeerError(PeerlabError):
 
 class SyncpeerUnreachable(PeerlabError):
     """The request never left: the peer is not running, or refused the connection."""
+
+
+@contextlib.contextmanager
+def _refusals(peer: str, name: str) -> Iterator[None]:
+    """syncpeer's "no such file" and "bad name" answers as the user's mistakes, in words."""
+    try:
+        yield
+    except SyncpeerError as exc:
+        if exc.status == 404:
+            raise NotFound(
+                f"peer {peer} has no file named {name!r}",
+                field="name",
+                hint=f"it has not arrived yet, or {peer} is not a recipient: "
+                f"`peerlab file list {peer}` shows what it holds",
+            ) from None
+        if exc.status == 400:
+            raise UsageError(
+                f"peer {peer} refused the file name {name!r}: {exc.message.split(': ', 2)[-1]}",
+                field="name",
+                hint="use a plain file name such as notes.txt",
+            ) from None
+        raise
 
 
 def outcome(exc: Exception) -> Unsuccessful:
@@ -461,18 +484,24 @@ class SyncpeerAdapter(BaseAdapter):
         self, a: str, name: str, content_b64: str, recipients: list[str] | None = None
     ) -> dict[str, Any]:
         """Publish a file on `a` for the named peers (None: public)."""
-        content = base64.b64decode(content_b64)
+        try:
+            content = base64.b64decode(content_b64, validate=True)
+        except ValueError:
+            raise UsageError("content_b64 is not base64", field="content_b64") from None
         targets: list[str] | str = self.fingerprints(recipients) if recipients else "public"
-        return self._client(a).publish(name, content, targets)
+        with _refusals(a, name):
+            return self._client(a).publish(name, content, targets)
 
     @rpc
     def file_list(self, a: str) -> list[dict[str, Any]]:
+        """The files `a` holds (its own and those it received)."""
         return self._client(a).files()
 
     @rpc
     def file_cat(self, b: str, name: str) -> str:
         """The decrypted content on `b`, base64 (the CLI decodes it)."""
-        return base64.b64encode(self._client(b).content(name)).decode()
+        with _refusals(b, name):
+            return base64.b64encode(self._client(b).content(name)).decode()
 
 
 # ------------------------------------------------------------------- assertions
