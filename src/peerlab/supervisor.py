@@ -35,7 +35,7 @@ from peerlab.control_api import app as control_app
 from peerlab.control_api import call, document
 from peerlab.errors import PeerlabError, UsageError
 from peerlab.home import peerlab_home
-from peerlab.names import child, remove_tree
+from peerlab.names import SAFE_NAME, child, remove_tree
 from peerlab.reaper import kill_tree, runtime_dir, same_process
 from peerlab.services import Services
 
@@ -84,7 +84,9 @@ def is_running(name: str) -> bool:
 
 def list_envs() -> list[str]:
     base = envs_root()
-    return sorted(p.name for p in base.iterdir() if p.is_dir()) if base.is_dir() else []
+    if not base.is_dir():
+        return []
+    return sorted(p.name for p in base.iterdir() if p.is_dir() and SAFE_NAME.fullmatch(p.name))
 
 
 # ------------------------------------------------------------------ client side

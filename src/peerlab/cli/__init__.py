@@ -53,6 +53,7 @@ COMMAND_MODULES = [
     "peerlab.cli.proxy",
     "peerlab.cli.nemesis",
     "peerlab.cli.api",
+    "peerlab.cli.envs",
 ]
 BENCH_MODULES = [
     "peerlab.bench.spawn",
