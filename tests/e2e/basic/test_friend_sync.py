@@ -1,9 +1,9 @@
 """syncpeer basics: friend sync, multi-peer relay, and confidentiality (TC-002, TC-003, TC-301)."""
 
 import hashlib
-import time
 import json
 import os
+import time
 
 import pytest
 
