@@ -36,6 +36,7 @@ from peerlab.fabric import Fabric, Network
 from peerlab.fabric.plane import FaultPlane, NoFabric
 from peerlab.history import History
 from peerlab.manifest import SystemSpec
+from peerlab.names import check_name, child
 from peerlab.node import Node, NodeState, node_name
 from peerlab.reaper import Reaper, runtime_dir, sweep
 from peerlab.rpc import rpc
@@ -75,6 +76,8 @@ class Environment(NodeControl):
         adopt: dict[str, Any] | None = None,
     ) -> None:
         backends.check(backend)
+        if name is not None:
+            check_name(name, "environment", "name", "default")
         backends.enter(backend)  # before this process starts a thread
         sweep()
         _raise_file_limit()
@@ -127,7 +130,7 @@ class Environment(NodeControl):
                 history=self.history,
                 run=self.run,
                 session=self.http_session,
-                workdir_nodes=lambda node: self.workdir / "nodes" / node,
+                workdir_nodes=lambda node: child(self.workdir / "nodes", node, "peer", "name"),
                 seed=self.seed,
             )
             self.services = Services(self, self.started_at)

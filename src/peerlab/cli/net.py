@@ -20,6 +20,9 @@ net_app = typer.Typer(
     help="Partitions, latency, bandwidth and loss between the peers.", no_args_is_help=True
 )
 
+# A value such as `-5ms` is an argument to refuse with a reason, not an unknown option.
+VALUES = {"ignore_unknown_options": True}
+
 FROM = typer.Option(None, "--from", help="Only data sent by this node (default: any).")
 TO = typer.Option(None, "--to", help="Only data sent to this node (default: any).")
 
@@ -152,7 +155,7 @@ def partition(
     )
 
 
-@net_app.command("rolling")
+@net_app.command("rolling", context_settings=VALUES)
 def rolling(
     ctx: typer.Context,
     period: str = typer.Argument(..., help="How long each node stays cut off (`10s`)."),
@@ -173,7 +176,7 @@ def heal(ctx: typer.Context) -> None:
     console.print("healed")
 
 
-@net_app.command("latency")
+@net_app.command("latency", context_settings=VALUES)
 def latency(
     ctx: typer.Context,
     delay: str = typer.Argument(..., help="One-way delay: `500ms`."),
@@ -192,7 +195,7 @@ def latency(
     console.print(describe(fault))
 
 
-@net_app.command("limit")
+@net_app.command("limit", context_settings=VALUES)
 def limit(
     ctx: typer.Context,
     rate: str = typer.Argument(..., help="Bandwidth: `10KB/s`, `1MB/s`, `10Mbit/s`."),
@@ -204,7 +207,7 @@ def limit(
     console.print(describe(fault))
 
 
-@net_app.command("loss")
+@net_app.command("loss", context_settings=VALUES)
 def loss(
     ctx: typer.Context,
     percent: str = typer.Argument(..., help="Share of packets lost: `10%`."),

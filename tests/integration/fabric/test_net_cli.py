@@ -180,12 +180,19 @@ def test_commands_send_numbers(cli, args, call):
         ["net", "latency", "5ms", "--jitter", "x"],
         ["net", "partition", "--one-way", "A", "B", "C"],
         ["net", "partition", "A", "--for", "soon"],
+        ["net", "latency", "-5ms"],
+        ["net", "latency", "5ms", "--jitter", "-1ms"],
+        ["net", "limit", "-10KB/s"],
+        ["net", "loss", "-3%"],
+        ["net", "rolling", "-2s"],
     ],
 )
 def test_bad_values_are_usage_errors_and_nothing_is_sent(cli, args):
     result, calls = cli(*args)
     assert isinstance(result.exception, UsageError)
     assert calls == []
+    if any(arg.startswith("-") and arg[1:2].isdigit() for arg in args):
+        assert "is negative" in result.exception.message  # not "No such option: -5"
 
 
 def test_show_prints_faults_cut_and_proxies(cli):
