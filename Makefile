@@ -5,8 +5,8 @@ BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 PYTEST_WORKERS ?= 2
 
-.PHONY: demo test test-netns unit lint typecheck resilience chaos stress mutants consensus \
-	connectivity dht-properties clean
+.PHONY: demo test test-netns test-under-load unit lint typecheck resilience chaos stress \
+	mutants consensus connectivity dht-properties coverage clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,12 @@ NETNS_SUITES = tests/e2e/basic tests/e2e/resilience tests/e2e/chaos tests/e2e/co
 test-netns: $(STAMP)
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --peerlab-backend netns -m "not stress" --durations=15 \
 		$(NETNS_SUITES)
+
+# The same suite with 2 x cores busy processes in the background, as on a shared CI runner;
+# they are killed afterwards, also when the suite fails (peerlab.bench.load).
+LOAD ?= $(shell echo $$(( 2 * $$(nproc) )))
+test-under-load: $(STAMP)
+	$(BIN)/python -m peerlab.bench.load $(LOAD) -- $(MAKE) --no-print-directory test
 
 # The fast suite: one process, no network, no nodes (under a minute on 2 workers).
 unit: $(STAMP)
@@ -73,5 +79,17 @@ dht-properties: $(STAMP)
 mutants: $(STAMP)
 	$(BIN)/python tests/mutants/run.py --jobs $(PYTEST_WORKERS)
 
+# The suite under coverage.py (xdist workers and node processes included: pyproject.toml's
+# [tool.coverage.run]); then the change-impact map for `peerlab impacted`, and the gates:
+# the project >= 80%, syncpeer's identity, envelope and keyring >= 90%; below -> exit 1.
+# A failing test fails the target too, after the gates have been reported (reruns on).
+coverage: $(STAMP)
+	rm -f .coverage .coverage.*
+	$(BIN)/coverage run -m pytest -n $(PYTEST_WORKERS) -m "not stress" -q --peerlab-reruns 2; \
+	status=$$?; \
+	$(BIN)/coverage combine -q && $(BIN)/peerlab impact-map && \
+	$(BIN)/coverage report --skip-covered --sort=cover --fail-under=0 | tail -25 && \
+	$(BIN)/peerlab coverage-gate && exit $$status
+
 clean:
-	rm -rf $(VENV) peerlab-results .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) peerlab-results .mypy_cache .ruff_cache .pytest_cache .coverage .coverage.*

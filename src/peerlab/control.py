@@ -16,7 +16,7 @@ import contextlib
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -27,9 +27,12 @@ from peerlab.checkers.verdict import Verdict
 from peerlab.errors import PeerlabError, UsageError
 from peerlab.fabric.network import Network
 from peerlab.history import History
+from peerlab.init_step import run_init
 from peerlab.launching import plan_launch
 from peerlab.manifest import SystemSpec, node_fields
+from peerlab.names import check_name
 from peerlab.node import Node, NodeHandle, NodeState, node_name
+from peerlab.observe.stamps import save as save_stamps
 from peerlab.readiness import wait_ready
 from peerlab.rpc import rpc
 from peerlab.systems import Systems
@@ -69,6 +72,7 @@ class NodeControl:
         # clock offset in seconds (`skew`).
         self.node_env: dict[str, dict[str, str]] = {}
         self.clock_skews: dict[str, float] = {}
+        self.versions: dict[str, str] = {}  # node -> its system's version (manifest [versions])
         self._next_index = 0
         self._table = threading.RLock()
         self._locks: dict[str, threading.RLock] = {}
@@ -107,11 +111,15 @@ class NodeControl:
         *,
         role: str | None = None,
         wait: bool = True,
+        version: str | Mapping[str, str] | None = None,
     ) -> list[Node]:
         """Start nodes of `spec` (a count, or their names) and wait until all are ready.
 
         Without `peers`, a system whose roles have counts starts that layout (for Redis with
-        Sentinel: 1 master, 2 replicas, 3 sentinels), any other system 3 nodes.
+        Sentinel: 1 master, 2 replicas, 3 sentinels), any other system 3 nodes. `version`
+        names the system's version (its manifest's `[versions]`) of every node started, or
+        maps node names to versions; `self.versions` keeps them, so nodes named there
+        before they start get theirs too.
         """
         spec = self.registry.add(system)
         if spec.capabilities and not self.backend.capabilities.node_capabilities:
@@ -124,15 +132,29 @@ class NodeControl:
             )
         with self._table:
             names, roles = self._plan(spec, peers, role)
+            chosen = dict.fromkeys(names, version) if isinstance(version, str) else version
+            for name, wanted in (chosen or {}).items():
+                self.versions[name] = spec.check_version(wanted)
+            for name in names:
+                if name in self.versions:
+                    spec.check_version(self.versions[name])
             new = [self._make_node(spec, name, r) for name, r in zip(names, roles, strict=True)]
-            # Each node's own fields first: the cluster-wide templates join them.
+            # Each node's own fields first: the init step and the cluster-wide templates
+            # use them.
             for node in new:
                 node.fields = self._node_fields(node, [])
-            cluster = [n.fields for n in self.nodes.values() if n.system is spec]
-            for node in new:
-                node.fields = self._node_fields(node, cluster)
         try:
             with self._locked(*names):
+                if spec.init is not None:
+                    self._run(
+                        self._init_nodes(new),
+                        timeout=spec.init.timeout + 30,
+                        what=f"the init step of {len(new)} {spec.name} nodes",
+                    )
+                with self._table:
+                    cluster = [n.fields for n in self.nodes.values() if n.system is spec]
+                    for node in new:
+                        node.fields = self._node_fields(node, cluster)
                 self._run(
                     self._start_nodes(new, wait),
                     timeout=start_timeout(spec, len(new)),
@@ -151,6 +173,7 @@ class NodeControl:
         if peers is None and role is None and spec.layout:
             roles = [r for r, count in spec.layout for _ in range(count)]
             names = [node_name(self._next_index + i) for i in range(len(roles))]
+            self._check_room(len(names))
             return names, roles
         if spec.layout and role is None:
             layout = ", ".join(f"{r}: {count}" for r, count in spec.layout)
@@ -167,7 +190,8 @@ class NodeControl:
                 raise UsageError(f"peers is {peers}", field="peers", hint="start at least 1 peer")
             names = [node_name(self._next_index + i) for i in range(peers)]
         else:
-            names = list(peers)
+            names = [check_name(name, "peer", "name") for name in peers]
+        self._check_room(len(names))
         for name in names:
             if name in self.nodes:
                 raise UsageError(
@@ -183,7 +207,30 @@ class NodeControl:
             )
         return names, [role] * len(names)
 
+    def _check_room(self, count: int) -> None:
+        """Refuse more nodes than the backend has addresses for, before any is made."""
+        try:
+            self.backend.addresses(self._next_index + count - 1)
+        except PeerlabError as exc:
+            raise UsageError(
+                f"{count} more nodes do not fit: {exc.message}",
+                field="peers",
+                hint="start fewer peers",
+            ) from None
+
+    async def _init_nodes(self, nodes: list[Node]) -> None:
+        """Every new node's init step, side by side; its captures join the node's fields."""
+        limit = asyncio.Semaphore(START_CONCURRENCY)
+
+        async def one(node: Node) -> None:
+            async with limit:
+                node.fields.update(await run_init(node, self.seed))
+
+        await asyncio.gather(*(one(node) for node in nodes))
+
     def _node_fields(self, node: Node, cluster: list[dict[str, Any]]) -> dict[str, Any]:
+        init = node.system.init
+        captures = init.capture if init is not None else {}
         return node_fields(
             node.system,
             name=node.name,
@@ -194,6 +241,8 @@ class NodeControl:
             seed=self.seed,
             role=node.role,
             cluster=cluster,
+            version=self.versions.get(node.name),
+            captured={k: v for k, v in node.fields.items() if k in captures},
         )
 
     def _make_node(self, spec: SystemSpec, name: str, role: str | None) -> Node:
@@ -222,6 +271,8 @@ class NodeControl:
             if not batch:
                 continue
             for node in batch:
+                logs = node.system.logs
+                save_stamps(node.stdout_path.parent, logs.timestamp, logs.format)
                 self.backend.prepare(node, self._launch_plan(node))
                 await self.backend.expose(node, self.net.plane)
             limit = asyncio.Semaphore(START_CONCURRENCY)

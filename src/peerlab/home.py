@@ -1,6 +1,7 @@
 """Where peerlab keeps a user's state: `$PEERLAB_HOME` (default `~/.peerlab`), holding the
-environments the CLI runs (`envs/<name>/`) and saved snapshots (`snapshots/<name>/`); and
-the machine-wide scratch space of runs (`$PEERLAB_RUNTIME`)."""
+environments the CLI runs (`envs/<name>/`), saved snapshots (`snapshots/<name>/`) and the
+results `peerlab down` saves (`results/<env>-<time>/`); and the machine-wide scratch space
+of runs (`$PEERLAB_RUNTIME`)."""
 
 from __future__ import annotations
 
@@ -18,3 +19,8 @@ def runtime_dir() -> Path:
     path = Path(base)
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
     return path
+
+
+def results_root() -> Path:
+    """Where `peerlab down` keeps the results of the networks it stops."""
+    return peerlab_home() / "results"

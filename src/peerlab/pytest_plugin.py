@@ -1,16 +1,21 @@
 """peerlab's pytest face (registered through the `pytest11` entry point).
 
 Fixtures: `peerlab_env` (a fresh, isolated Environment per test; closed even when the test
-fails) and `peerlab_seed`. Every test that uses them writes
-`peerlab-results/<test id>/`: result.json (seed, verdicts, timings, versions), the history,
-the merged timeline and junit.xml; a failing one also keeps its node logs, a snapshot of each
-node's data dir and state, and report.html there, and prints its seed and the command that
-replays it. `--peerlab-keep` leaves a failed test's network running under a supervisor, so
-the CLI can attach to it.
+fails) and `peerlab_seed`. Every test that uses them writes `peerlab-results/<test id>/`
+(`--peerlab-results DIR` elsewhere): a passing one only result.json (seed, verdicts,
+timings, versions) and junit.xml, unless `--peerlab-artifacts all`; a failing one also the
+history, the merged timeline, its node logs, a snapshot of each node's data dir and state,
+and report.html, and prints its seed and the command that replays it. The session's summary
+says where they went. `--peerlab-keep` leaves a failed test's network running under a
+supervisor, so the CLI can attach to it. A test whose docstring names a TC id ("TC-002") can
+be selected by it: `pytest -k TC002`.
 
 Before the network is torn down, the final checks other plugins contribute run
 (`pytest_peerlab_final_checks`, see peerlab.pytest_hooks: syncpeer's checks that no secret left a
 peer); an invalid verdict fails the test at teardown, naming the checker and where.
+Fault fidelity is one of them, built in: a test that applied a partition or a fault aimed at a
+node fails if a cut link carried bytes or a connection was refused because its source could
+not be told (peerlab.checkers.fidelity), naming the link, the interval and the byte count.
 """
 
 from __future__ import annotations
@@ -25,11 +30,40 @@ from typing import Any
 import pytest
 
 from peerlab import backends, pytest_hooks
+from peerlab.api import EnvironmentAPI
+from peerlab.automation import reruns
+from peerlab.checkers.verdict import Verdict
 from peerlab.env import Environment
+from peerlab.names import remove_tree
 from peerlab.seed import new_seed
 from peerlab.systems.plugins import plugins
 
 RESULTS_KEY = pytest.StashKey[dict[str, pytest.TestReport]]()
+# Reruns, known issues, per-test outcomes, change-impact selection (docs/test-automation.md).
+pytest_plugins = ["peerlab.automation.plugin"]
+WRITTEN_KEY = pytest.StashKey[list[Path]]()
+# "TC-002", "TC 002", "TC002" in a docstring: the test's id in its plan.
+TC_ID = re.compile(r"\bTC[- ]?(\d+)\b")
+# What a passing test keeps, unless --peerlab-artifacts all.
+PASSING_KEEPS = ("result.json", "junit.xml")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Make the TC ids in test docstrings selectable: `-k TC002` (and `-k TC-002` forms)."""
+    for item in items:
+        function = getattr(item, "function", None)
+        for number in TC_ID.findall(getattr(function, "__doc__", None) or ""):
+            item.extra_keyword_matches.add(f"TC{number}")
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    written = config.stash.get(WRITTEN_KEY, [])
+    if written:
+        root = Path(config.getoption("--peerlab-results")).resolve()
+        terminalreporter.write_line(
+            f"peerlab: results of {len(written)} test(s) in {root} "
+            "(`peerlab report DIR` summarises one)"
+        )
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -56,6 +90,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--peerlab-results",
         default="peerlab-results",
         help="Where per-test artifacts go (default: peerlab-results).",
+    )
+    group.addoption(
+        "--peerlab-artifacts",
+        default="failed",
+        choices=["failed", "all"],
+        help="failed (default): passing tests keep only result.json and junit.xml; "
+        "all: every test keeps its history and timeline too.",
     )
 
 
@@ -95,14 +136,15 @@ def test_dir_name(nodeid: str) -> str:
 @pytest.fixture
 def peerlab_seed(request: pytest.FixtureRequest) -> int:
     seed = request.config.getoption("--peerlab-seed")
-    return int(seed) if seed is not None else new_seed()
+    return reruns.seed_for(request.node, int(seed) if seed is not None else new_seed())
 
 
 @pytest.fixture
 def peerlab_env(request: pytest.FixtureRequest, peerlab_seed: int) -> Iterator[Environment]:
     """A fresh Environment for this test: own addresses, ports and dirs; always cleaned up."""
     item = request.node
-    results = Path(request.config.getoption("--peerlab-results")) / test_dir_name(item.nodeid)
+    base = Path(request.config.getoption("--peerlab-results"))
+    results = reruns.results_dir(item, base, test_dir_name(item.nodeid))
     began = time.time()
     env = Environment(
         test_dir_name(item.name)[:40],
@@ -144,6 +186,9 @@ def peerlab_env(request: pytest.FixtureRequest, peerlab_seed: int) -> Iterator[E
                 env.close()
             results.mkdir(parents=True, exist_ok=True)
             (results / "result.json").write_text(json.dumps(outcome, indent=2, default=str))
+            if not failed and request.config.getoption("--peerlab-artifacts") == "failed":
+                _keep_only(results, PASSING_KEEPS)
+            request.config.stash.setdefault(WRITTEN_KEY, []).append(results)
     if violated:
         pytest.fail(
             "\n".join([*violated, f"replay: {replay}; artifacts: {results}"]), pytrace=False
@@ -168,6 +213,20 @@ def _final_checks(env: Environment, item: pytest.Item) -> list[str]:
             evidence = json.dumps(verdict.evidence, default=str)[:3000]
             messages.append(f"{verdict.checker}: {verdict.summary}\n  evidence: {evidence}")
     return messages
+
+
+@pytest.hookimpl
+def pytest_peerlab_final_checks(env: EnvironmentAPI, skip: frozenset[str]) -> list[Verdict]:
+    """Fault fidelity, for a test that cut links or aimed faults at nodes: a cut link that
+    carried bytes, or a connection refused because its source could not be told."""
+    from peerlab.checkers.fidelity import fault_fidelity, needs_fidelity
+
+    if "fault-fidelity" in skip or not env.net.enabled:
+        return []
+    if not needs_fidelity(env.history.entries()):
+        return []
+    env.net.sample()  # closes the last interval if a partition is still on
+    return [fault_fidelity(env.history.entries())]
 
 
 def _observe(
@@ -213,6 +272,16 @@ def _observe(
     except Exception as exc:  # the test's outcome stands; the problem is shown beside it
         item.add_report_section("teardown", "peerlab", f"results were not all written: {exc!r}")
         return {"results_error": repr(exc)}
+
+
+def _keep_only(folder: Path, names: tuple[str, ...]) -> None:
+    """Remove from a test's own results folder everything but `names`."""
+    for path in folder.iterdir():
+        if path.name not in names:
+            if path.is_dir() and not path.is_symlink():
+                remove_tree(path, folder)
+            else:
+                path.unlink()
 
 
 def _keep(env: Environment, nodeid: str) -> str:

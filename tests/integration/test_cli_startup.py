@@ -131,7 +131,7 @@ def test_a_control_call_is_one_request_without_the_server_side(stand_in: dict[st
     code, output, modules = _run(["--env", "lab", "net", "heal"], stand_in["env"])
     assert code == 0, output
     assert "healed" in output
-    assert [call["body"] for call in stand_in["calls"]] == [{"path": "net.heal", "kwargs": {}}]
+    assert [(call["route"], call["body"]) for call in stand_in["calls"]] == [("/v1/net/heal", {})]
     assert _heavy(modules) == []
     commands = sorted(m for m in modules if m.startswith("peerlab.cli."))
     assert commands == ["peerlab.cli.common", "peerlab.cli.lazy", "peerlab.cli.net"]

@@ -169,7 +169,17 @@ FULL: dict[str, Any] = {
         "preload": ["mypkg.kvd"],
     },
     "ports": {"http": {"port": 8080, "protocol": "tcp", "proxied": True}},
-    "readiness": {"type": "http", "port": "http", "path": "/", "pattern": "up", "timeout": 5},
+    "readiness": {
+        "type": "http",
+        "port": "http",
+        "path": "/",
+        "method": "GET",
+        "headers": {"Accept": "text/plain"},
+        "status": 200,
+        "pattern": "up",
+        "command": ["kvd-cli", "health"],
+        "timeout": 5,
+    },
     "env": {"LEVEL": "debug"},
     "roles": {
         "primary": {
@@ -184,6 +194,16 @@ FULL: dict[str, Any] = {
     "templates": {"primary": {"each": "{address}", "join": ",", "role": "primary"}},
     "files": {"common.conf": "port {port.http}"},
     "stop": {"signal": "SIGTERM", "timeout": 5},
+    "versions": {"1.0": {"command": ["kvd-1.0"], "args": ["--old"], "env": {"V": "1.0"}}},
+    "init": {
+        "command": ["kvd", "init"],
+        "capture": {"node_id": "ID: (\\S+)"},
+        "source": "output",
+        "file": "id.txt",
+        "env": {"HOME": "{data_dir}"},
+        "timeout": 5,
+    },
+    "logs": {"timestamp": "^(\\S+)", "format": "iso8601"},
 }
 
 anything = st.one_of(
@@ -245,6 +265,12 @@ BAD_VALUES: dict[str, st.SearchStrategy[Any]] = {
         not_of(str), st.text(max_size=8).filter(lambda s: s not in signal.Signals.__members__)
     ),
     "regular expression": st.one_of(not_of(str), st.sampled_from(["(", "[a-", "*", "a)"])),
+    "table of regular expressions": anything
+    | st.sampled_from([{"node_id": "("}, {"Bad-Name": "x"}, {"name": "x"}]),
+    "relative path": st.one_of(not_of(str), st.sampled_from(["/etc/passwd", "../x", ""])),
+    "HTTP status 100-599": st.one_of(
+        not_of(int), st.integers(max_value=99), st.integers(min_value=600)
+    ),
     'URL path ("/...")': st.one_of(
         not_of(str), st.text(max_size=8).filter(lambda text: not text.startswith("/"))
     ),
@@ -263,7 +289,7 @@ def test_every_type_in_the_reference_has_bad_values() -> None:
     assert all(name.startswith('"') for name in unknown), unknown
 
 
-CONCRETE = {"ports": "http", "roles": "primary", "templates": "primary"}
+CONCRETE = {"ports": "http", "roles": "primary", "templates": "primary", "versions": "1.0"}
 
 
 @pytest.mark.parametrize("field", reference(), ids=lambda row: row.path)

@@ -104,8 +104,15 @@ def run(megabytes: int = 1024, pings: int = 5000, repeats: int = 3) -> dict[str,
         "loop": loop_kind,
         "cpus": os.cpu_count(),
         "load_1m": {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)},
-        # For `peerlab trend`: throughput is better higher (the times, lower).
-        "better": {f"{name}_mb_s": "higher" for name in ("direct", "proxy", *relays.NAMES)},
+        "better": {
+            **{f"{name}_mb_s": "higher" for name in ("direct", "proxy", *relays.NAMES)},
+            "ratio": "higher",
+            **{
+                f"{path}_rtt_{q}_us": "lower"
+                for path in ("direct", "proxy", "added")
+                for q in ("p50", "p99")
+            },
+        },
     }
 
 

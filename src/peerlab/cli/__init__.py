@@ -40,7 +40,8 @@ COMMANDS = {
     ),
     "report": Lazy(
         "peerlab.cli.report",
-        "A run's summary: outcome, seed, verdicts, faults and the replay command.",
+        "A run's summary: outcome, seed, verdicts, faults and the replay command. Exits 1 when "
+        "the run failed, so scripts can tell.",
     ),
     "results": Lazy(
         "peerlab.cli.report",
@@ -56,7 +57,8 @@ COMMANDS = {
     ),
     "init-ci": Lazy(
         "peerlab.cli.ci",
-        "Write a CI workflow: basic on push, resilience/chaos in parallel, stress nightly.",
+        "Write a CI workflow: categories on push, fault and stress suites nightly, a full "
+        "regression weekly, results uploaded, failures posted to a webhook.",
     ),
     "churn": Lazy(
         "peerlab.cli.churn", "Peers leave and join every period, chosen by a seeded random draw."
@@ -72,6 +74,24 @@ COMMANDS = {
     "net": Lazy("peerlab.cli.net", "Partitions, latency, bandwidth and loss between the peers."),
     "proxy": Lazy("peerlab.cli.proxy", "A Toxiproxy-compatible proxy server (same HTTP API)."),
     "nemesis": Lazy("peerlab.cli.nemesis", "Seeded fault schedules (faults over time)."),
+    "flaky": Lazy(
+        "peerlab.cli.automation",
+        "Flake rates per test over the last runs (recorded by pytest with peerlab).",
+    ),
+    "impacted": Lazy(
+        "peerlab.cli.automation",
+        "The tests the change since REV can affect (everything when the map cannot tell).",
+    ),
+    "impact-map": Lazy(
+        "peerlab.cli.automation",
+        "Build the change-impact map from a coverage run with per-test contexts.",
+    ),
+    "coverage-gate": Lazy(
+        "peerlab.cli.automation",
+        "Fail (exit 1) when the project or a gated module is under its coverage threshold.",
+    ),
+    "api": Lazy("peerlab.cli.api", "The HTTP/JSON control API (docs/api.md)."),
+    "env": Lazy("peerlab.cli.envs", "The environments kept under $PEERLAB_HOME."),
 }
 # `peerlab bench NAME`: the same, for benchmarks (modules in peerlab.bench).
 BENCHMARKS = {
@@ -96,6 +116,15 @@ BENCHMARKS = {
     "cli": Lazy(
         "peerlab.bench.cli",
         "Milliseconds to answer: `--help`, `status`, `net heal`, against a bare Python.",
+    ),
+    "sync": Lazy(
+        "peerlab.bench.sync",
+        "Handshake, message latency, throughput and memory of two syncpeer friends.",
+    ),
+    "fidelity": Lazy(
+        "peerlab.bench.fidelity",
+        "Apply and heal N partitions of varied shapes under load; bytes that crossed a cut "
+        "link, unattributed connections, and owner lookup times (idle and loaded).",
     ),
     "proxy": Lazy(
         "peerlab.bench.proxy",
@@ -133,29 +162,17 @@ def _main(
         "default", "--env", "-e", help="Which environment to act on.", envvar="PEERLAB_ENV"
     ),
 ) -> None:
-    ctx.obj = {"env": env}
+    from peerlab.names import check_name
+
+    ctx.obj = {"env": check_name(env, "environment", "--env", "default")}
 
 
 def main() -> None:
     """Entry point: usage errors exit 2, other failures 1, each with a one-line message."""
     try:
         app()  # standalone: click's own usage errors print and exit 2
-    except UsageError as exc:
-        _print_error(exc, "fix")
-        sys.exit(2)
     except PeerlabError as exc:
-        _print_error(exc, "hint")
-        sys.exit(1)
+        from peerlab.cli.common import print_error
 
-
-def _print_error(exc: PeerlabError, label: str) -> None:
-    from rich.markup import escape
-
-    from peerlab.cli.common import err_console
-
-    # Escaped: messages quote manifest tables such as [ports], which rich would take for
-    # markup. Soft-wrapped: one line, however narrow the terminal.
-    line = f"[bold red]error:[/] {escape(exc.message)}"
-    if exc.hint:
-        line += f" ({label}: {escape(exc.hint)})"
-    err_console.print(line, highlight=False, soft_wrap=True)
+        print_error(exc)
+        sys.exit(2 if isinstance(exc, UsageError) else 1)

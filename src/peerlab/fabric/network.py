@@ -174,6 +174,18 @@ class Network:
         return list(self._call(self.plane.attempts, src, dst))
 
     @rpc
+    def links(self) -> dict[str, Any]:
+        """Every directed link src -> dst (connections src opened to dst's proxy): open
+        connections and how their source was told (address, owner, client), bytes each way,
+        whether the partition cuts it, and its faults; plus the connections refused because
+        their source could not be told, and owner lookup times."""
+        return dict(self._call(self.plane.links_view))
+
+    def sample(self) -> None:
+        """Record the bytes forwarded on the cut links now (the end of a run does)."""
+        self._call(self.plane.sample)
+
+    @rpc
     def partition(
         self, groups: list[list[str]], one_way: bool = False, duration_s: float | None = None
     ) -> FaultHandle:

@@ -99,7 +99,7 @@ class Pump:
         self._source_fd, self._sink_fd = source.fileno(), sink.fileno()
         self.stream = stream
         self.stages: list[Stage] = []
-        self.bytes = 0
+        self.bytes = 0  # forwarded to the sink (what a cut link must not carry)
         self.finished = False  # the end of the stream reached the sink
         self._buffers = buffers
         self._queue: deque[Chunk] = deque()
@@ -116,6 +116,11 @@ class Pump:
         self._reading = False
         self._ended = False  # the source has ended
         self._stopped = False
+
+    @property
+    def held(self) -> int:
+        """Bytes read from the source and not yet forwarded (in the toxics)."""
+        return self._backlog
 
     @property
     def direct(self) -> bool:
@@ -215,7 +220,6 @@ class Pump:
             else:
                 self._enqueue(Chunk(b"", time.monotonic()))
             return
-        self.bytes += count
         view = memoryview(buffer)[:count]
         if direct:
             self._bulk = SPLICE and count >= BULK
@@ -233,6 +237,7 @@ class Pump:
             self._buffers.give(buffer)
             self._owner.reset()
             return
+        self.bytes += sent
         if sent == len(view):
             self._buffers.give(buffer)
             return
@@ -251,6 +256,7 @@ class Pump:
         except OSError:
             self._owner.reset()
             return
+        self.bytes += sent
         if sent < len(pending):
             self._pending = pending[sent:]
             return
@@ -362,6 +368,7 @@ class Pump:
                 await self._writable()
                 continue
             view = view[sent:]
+            self.bytes += sent
             self._sent += sent
             self._backlog -= sent
         self._resume()

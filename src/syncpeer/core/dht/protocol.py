@@ -269,11 +269,19 @@ class DhtProtocol:
 
     # ------------------------------------------------------------------ views
 
+    @property
+    def ready(self) -> bool:
+        """Joined, and a node that joined through others knows at least one contact: a
+        lookup it starts has somewhere to go. (A node with no bootstrap is a network of
+        one, ready at once.)"""
+        return self.joined and (len(self.table) > 0 or not self._bootstrap)
+
     def status(self) -> dict[str, Any]:
         return {
             "id": id_hex(self.id),
             "address": self.me.address,
             "joined": self.joined,
+            "ready": self.ready,
             "contacts": len(self.table),
             "records": len(self.records),
             "lookups_in_flight": len(self._lookups),
