@@ -7,7 +7,9 @@ tells nodes apart by source IP) and carry X-Trace-Id so the serving node logs th
 from __future__ import annotations
 
 import asyncio
+import json
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -16,7 +18,7 @@ import aiohttp
 from yarl import URL
 
 from syncpeer.core import protocol
-from syncpeer.core.chunks import ChunkList
+from syncpeer.core.chunks import MIN_CHUNK_SIZE, ChunkList
 from syncpeer.core.listing import ListingEntry
 from syncpeer.core.mutants import NO_MUTANTS, Mutants
 from syncpeer.core.protocol import Mismatch, Versions
@@ -203,10 +205,29 @@ class PeerClient:
                 raise DownloadError(
                     f"GET /files/{entry.name}/chunks answered HTTP {response.status}"
                 )
-            body = await response.json(content_type=None)
+            # Under the same progress deadline as the chunks: a list trickled a few bytes
+            # at a time would hold the download's slot forever.
+            # Bounded too: the longest honest list (the smallest chunks) and some room.
+            most = 1024 + 80 * (entry.size // MIN_CHUNK_SIZE + 1)
+            deadline = _ProgressDeadline(
+                stall_timeout, min_rate, response.content_length or sys.maxsize
+            )
+            listed = bytearray()
+            try:
+                async with deadline.timeout:
+                    deadline.progressed(0)
+                    async for piece in response.content.iter_any():
+                        listed += piece
+                        if len(listed) > most:
+                            raise SourceLied(f"chunk list: more than {most} bytes")
+                        deadline.progressed(len(listed))
+            except TimeoutError:
+                if not deadline.expired():
+                    raise
+                raise Stalled(deadline.describe(len(listed))) from None
         try:
-            chunks = ChunkList.from_json(body, entry.sha256, entry.size)
-        except ValueError as error:
+            chunks = ChunkList.from_json(json.loads(listed), entry.sha256, entry.size)
+        except ValueError as error:  # json's errors are ValueErrors too
             raise SourceLied(f"chunk list: {error}") from None
         have = partial.read_bytes()[: entry.size] if partial.exists() else b""
         fetched = Fetched(0, len(chunks.hashes))
