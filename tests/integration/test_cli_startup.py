@@ -143,3 +143,11 @@ def test_a_call_to_an_environment_that_is_not_running_exits_2(stand_in: dict[str
     assert code == 2
     assert "environment 'other' is not running" in output
     assert stand_in["calls"] == []
+
+
+def test_status_is_one_request_without_the_server_side(stand_in: dict[str, Any]) -> None:
+    code, output, modules = _run(["--env", "lab", "status", "--json"], stand_in["env"])
+    assert code == 0, output
+    assert [(call["route"], call["body"]) for call in stand_in["calls"]] == [("/v1/env/status", {})]
+    assert _heavy(modules) == []
+    assert "peerlab.manifest" not in modules  # status reads no manifest

@@ -13,7 +13,6 @@ from peerlab import backends, supervisor
 from peerlab.cli.common import console, env_name, print_error, print_json, remote_env
 from peerlab.errors import PeerlabError, UsageError
 from peerlab.home import results_root
-from peerlab.node import node_name
 from peerlab.systems import find_system
 from peerlab.versions import parse_versions
 
@@ -93,6 +92,8 @@ def register(app: typer.Typer) -> None:
             TextColumn,
             TimeElapsedColumn,
         )
+
+        from peerlab.node import node_name
 
         name = env_name(ctx)
         backends.check(backend)
