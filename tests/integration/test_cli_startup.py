@@ -136,6 +136,7 @@ def test_a_control_call_is_one_request_without_the_server_side(stand_in: dict[st
     commands = sorted(m for m in modules if m.startswith("peerlab.cli."))
     assert commands == ["peerlab.cli.common", "peerlab.cli.lazy", "peerlab.cli.net"]
     assert "peerlab.systems" not in modules  # a built-in command: no plugin is looked up
+    assert "peerlab.fabric" not in modules  # the fabric runs in the supervisor only
 
 
 def test_a_call_to_an_environment_that_is_not_running_exits_2(stand_in: dict[str, Any]) -> None:
