@@ -114,6 +114,14 @@ class NodeControl:
         Sentinel: 1 master, 2 replicas, 3 sentinels), any other system 3 nodes.
         """
         spec = self.registry.add(system)
+        if spec.capabilities and not self.backend.capabilities.node_capabilities:
+            raise UsageError(
+                f"system {spec.name!r} asks for capabilities {', '.join(spec.capabilities)}, "
+                f"which the {self.backend.name} backend cannot grant",
+                field="launch.capabilities",
+                hint="run it on a backend that gives each node its own network namespace "
+                "(--backend netns; docs/backends.md)",
+            )
         with self._table:
             names, roles = self._plan(spec, peers, role)
             new = [self._make_node(spec, name, r) for name, r in zip(names, roles, strict=True)]

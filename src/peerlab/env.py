@@ -74,6 +74,7 @@ class Environment(NodeControl):
         adopt: dict[str, Any] | None = None,
     ) -> None:
         backends.check(backend)
+        backends.enter(backend)  # before this process starts a thread
         sweep()
         _raise_file_limit()
         self.id = f"{name or 'env'}-{os.getpid()}-{uuid.uuid4().hex[:6]}"

@@ -52,6 +52,7 @@ def plan_launch(
         preload=spec.preload,
         clock_offset=clock_offset,
         stop_signal=signal.Signals[spec.stop_signal],
+        capabilities=spec.capabilities,
     )
 
 

@@ -80,6 +80,7 @@ class SystemSpec:
     binary: str | None
     source: Path | None = None
     files: Mapping[str, str] = field(default_factory=dict)
+    capabilities: tuple[str, ...] = ()  # granted within the node's network namespace
 
     @property
     def layout(self) -> list[tuple[str, int]]:
@@ -119,6 +120,7 @@ def system_spec(manifest: Manifest, source: Path | None = None) -> SystemSpec:
         binary=manifest.system.binary,
         source=source,
         files=manifest.files,
+        capabilities=manifest.launch.capabilities,
     )
 
 

@@ -96,6 +96,19 @@ def _url_path(value: str) -> str:
     return value
 
 
+def _capabilities(value: Any) -> Any:
+    # "cap_net_admin" and "NET_ADMIN" are the same capability; each is granted once.
+    if isinstance(value, list) and all(isinstance(name, str) for name in value):
+        return tuple(dict.fromkeys(name.upper().removeprefix("CAP_") for name in value))
+    return value
+
+
+def _grantable(value: str) -> str:
+    if value not in GRANTABLE:
+        raise ValueError(f"names {_shown(value)}, which a node cannot be granted")
+    return value
+
+
 def _relative_path(value: str) -> str:
     path = PurePosixPath(value)
     if path.is_absolute() or ".." in path.parts or not path.parts or "\0" in value:
@@ -104,6 +117,14 @@ def _relative_path(value: str) -> str:
 
 
 Strings = Annotated[tuple[str, ...], BeforeValidator(_as_tuple)]
+# What a node may be granted within its own network namespace (`launch.capabilities`):
+# devices and raw sockets of its own, nothing that reaches the machine outside it.
+GRANTABLE = ("NET_ADMIN", "NET_RAW", "NET_BIND_SERVICE")
+Capabilities = Annotated[
+    tuple[Annotated[str, AfterValidator(_grantable)], ...],
+    BeforeValidator(_capabilities),
+    Shown("list of capability names"),
+]
 Command = Annotated[Strings, Field(min_length=1), Shown("non-empty list of strings")]
 Name = Annotated[str, AfterValidator(_name), Shown("name: a-z, 0-9, - and _")]
 ImportPath = Annotated[str, AfterValidator(_import_path), Shown('"module:name"')]
@@ -156,6 +177,11 @@ class Launch(Table):
     )
     preload: Modules | None = Field(
         None, description="fork mode: modules the launcher imports once (default: entry's)"
+    )
+    capabilities: Capabilities = Field(
+        (),
+        description="granted within the node's own network namespace (NET_ADMIN: a TUN or "
+        "WireGuard device); backends that isolate nodes only",
     )
 
 
@@ -259,6 +285,8 @@ HINTS: dict[str, str] = {
     "launch.args": 'e.g. args = ["--port", "{port.http}"]',
     "launch.entry": 'name the function that takes argv: entry = "mypkg.main:main"',
     "launch.preload": 'write a list of module names, e.g. preload = ["mypkg.node"]',
+    "launch.capabilities": f"use some of: {', '.join(GRANTABLE)}, e.g. capabilities = "
+    '["NET_ADMIN"]',
     "ports": "write [ports] with a line per port, e.g. http = 8080",
     "ports.NAME": "write a port number or { port = N }",
     "ports.NAME.port": "use a port from 1 to 65535",

@@ -1,15 +1,17 @@
 """Every resource an Environment creates is registered here, so nothing outlives the run.
 
-Processes, directories and in-process resources (proxies, loops) are cleaned on close, on
-exceptions and on Ctrl-C. The registry is mirrored to a state file under the runtime
-directory; a runner killed with SIGKILL cannot clean up, so every new Environment first
-sweeps the state files whose owner is dead: it kills their processes (checked by pid and
-start time, so a reused pid is never hit) and removes their directories.
+Processes, directories, in-process resources (proxies, loops) and system resources (network
+namespaces, links, firewall tables: `add_resource`) are cleaned on close, on exceptions and
+on Ctrl-C. The registry is mirrored to a state file under the runtime directory; a runner
+killed with SIGKILL cannot clean up, so every new Environment first sweeps the state files
+whose owner is dead: it kills their processes (checked by pid and start time, so a reused
+pid is never hit), removes their system resources and their directories.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import os
 import shutil
@@ -22,6 +24,11 @@ from typing import Any
 import psutil
 
 from peerlab import log
+
+# How each kind of system resource is removed without its owner: "module:function" taking
+# the resource's record, imported only when a sweep meets one (the reaper depends on no
+# backend).
+SWEEPERS = {"network": "peerlab.backends.plumbing:sweep"}
 
 
 def runtime_dir() -> Path:
@@ -72,6 +79,7 @@ class Reaper:
         self._pids: dict[int, float | None] = {}
         self._dirs: list[Path] = []
         self._callbacks: list[tuple[str, Callable[[], Any]]] = []
+        self._resources: dict[str, dict[str, Any]] = {}
         self._state = runtime_dir() / "owners" / f"{owner_id}.json"
         self._state.parent.mkdir(exist_ok=True)
         self._closed = False
@@ -98,6 +106,18 @@ class Reaper:
             self._dirs = [d for d in self._dirs if d != path]
         self._save()
 
+    def add_resource(self, key: str, kind: str, record: dict[str, Any]) -> None:
+        """A system resource that outlives this process unless removed (`kind` names its
+        sweeper); its owner removes it and calls `forget_resource`, a sweep does otherwise."""
+        with self._lock:
+            self._resources[key] = {"kind": kind, **record}
+        self._save()
+
+    def forget_resource(self, key: str) -> None:
+        with self._lock:
+            self._resources.pop(key, None)
+        self._save()
+
     def add_callback(self, what: str, callback: Callable[[], Any]) -> None:
         """An in-process resource to close (run in reverse order of registration)."""
         with self._lock:
@@ -110,6 +130,7 @@ class Reaper:
                 "owner_start": _start_time(os.getpid()),
                 "pids": [[pid, start] for pid, start in self._pids.items()],
                 "dirs": [str(d) for d in self._dirs],
+                "resources": list(self._resources.values()),
             }
         tmp = self._state.with_suffix(".tmp")
         tmp.write_text(json.dumps(state))
@@ -131,6 +152,10 @@ class Reaper:
                 log.warning("cleanup_failed", resource=what, error=str(exc))
         for pid, start in pids.items():
             kill_tree(pid, start)
+        with self._lock:
+            left = list(self._resources.values())  # their owners' own clean-up failed
+        for record in left:
+            _sweep_resource(record)
         for path in dirs:
             shutil.rmtree(path, ignore_errors=True)
         self._state.unlink(missing_ok=True)
@@ -152,13 +177,26 @@ def sweep() -> list[str]:
             continue
         for pid, start in state.get("pids", []):
             kill_tree(pid, start)
+        for record in state.get("resources", []):
+            _sweep_resource(record)
         for path in state.get("dirs", []):
             shutil.rmtree(path, ignore_errors=True)
         state_file.unlink(missing_ok=True)
         swept.append(
             f"{state_file.stem}: {len(state.get('pids', []))} processes, "
-            f"{len(state.get('dirs', []))} dirs"
+            f"{len(state.get('resources', []))} resources, {len(state.get('dirs', []))} dirs"
         )
     for line in swept:
         log.info("swept_leftovers", owner=line)
     return swept
+
+
+def _sweep_resource(record: dict[str, Any]) -> None:
+    target = SWEEPERS.get(str(record.get("kind")))
+    if target is None:
+        return
+    module_name, _, attr = target.partition(":")
+    try:
+        getattr(importlib.import_module(module_name), attr)(record)
+    except Exception as exc:
+        log.warning("sweep_failed", resource=record, error=str(exc))

@@ -7,7 +7,7 @@ implements `peerlab.backends.base.Backend`, plus one line in `REGISTRY`.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from peerlab.errors import UsageError
 
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 # nothing to users of the others.
 REGISTRY: dict[str, str] = {
     "local": "peerlab.backends.local:LocalBackend",
+    "netns": "peerlab.backends.netns:NetnsBackend",
 }
 DEFAULT = "local"
 
@@ -37,9 +38,21 @@ def check(name: str) -> str:
     return name
 
 
+def _factory(name: str) -> Any:
+    module_name, _, attr = REGISTRY[check(name)].partition(":")
+    return getattr(importlib.import_module(module_name), attr)
+
+
+def enter(name: str) -> None:
+    """Ready this process for backend `name`, before it starts any thread: a backend may
+    need something of the process itself (its `prepare_process`; the netns backend without
+    root enters a user namespace, which only a single-threaded process can)."""
+    prepare = getattr(_factory(name), "prepare_process", None)
+    if prepare is not None:
+        prepare()
+
+
 def create(name: str, context: BackendContext) -> Backend:
     """A new backend `name` for one Environment."""
-    module_name, _, attr = REGISTRY[check(name)].partition(":")
-    factory = getattr(importlib.import_module(module_name), attr)
-    backend: Backend = factory(context)
+    backend: Backend = _factory(name)(context)
     return backend

@@ -61,7 +61,9 @@ class Launch:
     process may use `entry` + `args` instead (the system's entry point), with `preload`
     naming the modules to import first. `files` are written into the data dir unless the
     node already has them (its own rewrites are kept). `clock_offset` puts the node's wall
-    clock that many seconds ahead (negative: behind).
+    clock that many seconds ahead (negative: behind). `capabilities` (such as NET_ADMIN) are
+    granted within the node's own network namespace, on a backend that has
+    `Capabilities.node_capabilities`.
     """
 
     argv: list[str]
@@ -76,6 +78,7 @@ class Launch:
     preload: tuple[str, ...] = ()
     clock_offset: float | None = None
     stop_signal: signal.Signals = signal.SIGTERM
+    capabilities: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -3,10 +3,12 @@
 It imports the Python systems' modules once (`--preload`), then serves spawn requests as
 JSON lines on stdin: a `fork` spawn forks a child that calls the system's entry point with
 its arguments (a few milliseconds, memory shared copy-on-write with the launcher); an `exec`
-spawn forks and execs any program. Each node is still its own process in its own session:
-its own pid, killable and pausable. The launcher reaps its children and reports exits as
-events on stdout. When its stdin closes (the Environment's owner died, even by SIGKILL) it
-kills every node it started, unless it was told to `detach`.
+spawn forks and execs any program. A spawn may name a network namespace to enter (`netns`)
+and the capabilities to keep (`capabilities`): the child enters it and drops the rest before
+it runs the node, so one launcher serves the nodes of every namespace. Each node is still its
+own process in its own session: its own pid, killable and pausable. The launcher reaps its
+children and reports exits as events on stdout. When its stdin closes (the Environment's
+owner died, even by SIGKILL) it kills every node it started, unless it was told to `detach`.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ import sys
 import traceback
 from collections.abc import Callable
 from typing import Any
+
+from peerlab.backends import confine
 
 
 def _write(fd: int, message: dict[str, Any]) -> None:
@@ -133,6 +137,10 @@ class Launcher:
         os.dup2(stderr, 2)
         for fd in (devnull, stdout, stderr):
             os.close(fd)
+        if request.get("netns"):
+            confine.enter_netns(request["netns"])
+        if request.get("capabilities") is not None:
+            confine.keep_only(request["capabilities"])
         os.chdir(request.get("cwd") or "/")
         env = dict(os.environ)
         env.update(request.get("env") or {})

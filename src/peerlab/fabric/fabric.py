@@ -1,8 +1,11 @@
 """The Fabric: an environment's proxies and the faults on its links, on the environment's loop.
 
 Every proxied port of a node gets a proxy on the node's public address that forwards to
-its bind address. All proxies share one `Links`, so a fault applied here reaches every
-connection and datagram on its link, including connections already open.
+its bind address (`expose`, on loopback). Where nodes have real addresses of their own, the
+backend diverts their traffic to the fabric instead (`divert`, `intercept`; see
+transparent.py) and each node port gets a transparent proxy. All proxies share one `Links`,
+so a fault applied here reaches every connection and datagram on its link, including
+connections already open.
 """
 
 from __future__ import annotations
@@ -17,6 +20,12 @@ from peerlab.fabric.errors import Conflict, NotFound
 from peerlab.fabric.faults import Fault, LinkFault, Partition, RollingPartition, ToxicFault
 from peerlab.fabric.links import Links
 from peerlab.fabric.tcp import TcpProxy
+from peerlab.fabric.transparent import (
+    Interceptor,
+    TransparentTcpProxy,
+    TransparentUdpProxy,
+    activate,
+)
 from peerlab.fabric.udp import UdpProxy
 from peerlab.history import History
 from peerlab.seed import derive_rng
@@ -55,6 +64,9 @@ class Fabric:
         self._heal_timer: asyncio.TimerHandle | None = None
         self._rolling: asyncio.Task[None] | None = None
         self._step: Partition | None = None  # the rolling partition's current cut
+        self.interceptor: Interceptor | None = None
+        self._by_ip: dict[str, str] = {}  # intercepted nodes by address
+        self._port_names: dict[tuple[str, str, int], str] = {}  # (node, protocol, port) -> name
 
     # ------------------------------------------------------------------ proxies
 
@@ -84,6 +96,68 @@ class Fabric:
             await self.proxies.pop(key).stop()
         if node in self._nodes:
             self._nodes.remove(node)
+        for ip in [ip for ip, name in self._by_ip.items() if name == node]:
+            del self._by_ip[ip]
+            if self.interceptor is not None:
+                self.interceptor.forget(ip)
+
+    async def divert(self, host: str) -> tuple[int, int]:
+        """Listen transparently on the host address `host`; the (TCP, UDP) ports that the
+        backend's rules divert node-to-node traffic to."""
+        if self.interceptor is None:
+            self.interceptor = Interceptor(
+                host, self._tcp_proxy, self._udp_proxy, lambda ip: ip in self._by_ip
+            )
+            await self.interceptor.start()
+        return self.interceptor.tcp_port, self.interceptor.udp_port
+
+    async def intercept(self, node: str, address: str, ports: dict[tuple[str, int], str]) -> None:
+        """`node` is at `address` (its own, exact: what comes from it is its), and its
+        diverted traffic goes through proxies named after its manifest's `ports`
+        ((protocol, port) -> name); other ports get proxies named `tcp/PORT`, `udp/PORT`."""
+        self.links.add_own_address(node, address)
+        self._by_ip[address] = node
+        if node not in self._nodes:
+            self._nodes.append(node)
+        for (protocol, port), name in ports.items():
+            self._port_names[(node, protocol, port)] = name
+            if protocol == "tcp":
+                self._tcp_proxy((address, port))
+            else:
+                self._udp_proxy((address, port))
+
+    def _transparent_key(
+        self, protocol: str, destination: tuple[str, int]
+    ) -> tuple[str, str] | None:
+        node = self._by_ip.get(destination[0])
+        if node is None:
+            return None
+        port = destination[1]
+        return node, self._port_names.get((node, protocol, port), f"{protocol}/{port}")
+
+    def _tcp_proxy(self, destination: tuple[str, int]) -> TransparentTcpProxy | None:
+        key = self._transparent_key("tcp", destination)
+        if key is None:
+            return None
+        proxy = self.proxies.get(key)
+        if not isinstance(proxy, TransparentTcpProxy):
+            proxy = TransparentTcpProxy(":".join(key), destination, destination, self.links, key[0])
+            activate(proxy)
+            self.proxies[key] = proxy
+        return proxy
+
+    def _udp_proxy(self, destination: tuple[str, int]) -> TransparentUdpProxy | None:
+        key = self._transparent_key("udp", destination)
+        if key is None or self.interceptor is None:
+            return None
+        proxy = self.proxies.get(key)
+        if not isinstance(proxy, TransparentUdpProxy):
+            proxy = TransparentUdpProxy(
+                ":".join(key), destination, self.links, key[0], self.interceptor.endpoint
+            )
+            activate(proxy)
+            self.proxies[key] = proxy
+        return proxy
 
     async def close(self) -> None:
         """Stop every proxy and timer."""
@@ -91,6 +165,8 @@ class Fabric:
         for proxy in list(self.proxies.values()):
             await proxy.stop()
         self.proxies.clear()
+        if self.interceptor is not None:
+            await self.interceptor.stop()
 
     # ------------------------------------------------------------------ faults
 

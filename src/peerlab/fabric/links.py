@@ -179,6 +179,12 @@ class Links:
         if bind_ip != public_ip:
             self._by_bind_ip[bind_ip] = node
 
+    def add_own_address(self, node: str, ip: str) -> None:
+        """`node` has an address of its own (in a network namespace): it is reached there,
+        and whatever comes from there is its."""
+        self._public_ip[node] = ip
+        self._by_bind_ip[ip] = node
+
     def public_ip(self, node: str | None) -> str | None:
         return self._public_ip.get(node) if node is not None else None
 

@@ -32,6 +32,16 @@ class FaultPlane(Protocol):
 
     async def unexpose(self, node: str) -> None: ...
 
+    async def divert(self, host: str) -> tuple[int, int]:
+        """Take node-to-node traffic that the backend diverts to the host address `host`
+        (transparent interception); the (TCP, UDP) ports to divert it to."""
+        ...
+
+    async def intercept(self, node: str, address: str, ports: dict[tuple[str, int], str]) -> None:
+        """`node` has the address `address` of its own; its manifest's ports are
+        `ports` ((protocol, port) -> name)."""
+        ...
+
     def apply(self, fault: Fault) -> Fault: ...
 
     def remove(self, name: str, expected: dict[str, Any] | None = None) -> Fault: ...
@@ -65,6 +75,16 @@ class NoFabric:
         return None
 
     async def unexpose(self, node: str) -> None:
+        return None
+
+    async def divert(self, host: str) -> tuple[int, int]:
+        raise UsageError(
+            "nodes with addresses of their own reach each other only through the fabric",
+            field="fabric",
+            hint="start the network with the fabric on (drop --no-fabric / fabric=False)",
+        )
+
+    async def intercept(self, node: str, address: str, ports: dict[tuple[str, int], str]) -> None:
         return None
 
     def _refuse(self) -> UsageError:

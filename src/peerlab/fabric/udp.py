@@ -137,12 +137,10 @@ class UdpProxy:
         self._sweeper = loop.call_later(SWEEP, self._sweep)
 
     async def stop(self) -> None:
-        if not self.enabled or self._socket is None:
+        if not self.enabled:
             return
         self.enabled = False
         self.links.toxics.unsubscribe(self.refresh)
-        if self.links.public_sockets.get(self.upstream) is self._socket:
-            del self.links.public_sockets[self.upstream]
         if self._sweeper is not None:
             self._sweeper.cancel()
         for task in list(self._tasks):
@@ -150,9 +148,12 @@ class UdpProxy:
         for flow in self.flows.values():
             flow.close()
         self.flows.clear()
-        asyncio.get_running_loop().remove_reader(self._socket.fileno())
-        self._socket.close()
-        self._socket = None
+        if self._socket is not None:  # a transparent proxy has none (see transparent.py)
+            if self.links.public_sockets.get(self.upstream) is self._socket:
+                del self.links.public_sockets[self.upstream]
+            asyncio.get_running_loop().remove_reader(self._socket.fileno())
+            self._socket.close()
+            self._socket = None
 
     def refresh(self) -> None:
         for flow in self.flows.values():

@@ -1,0 +1,142 @@
+"""The netns backend: every node in its own network namespace, with one real address.
+
+A node is a process (the shared process side, `processes.py`: one launcher forks or execs
+every node, entering the node's namespace first) in a namespace linked to the host by a veth
+pair, with an address from the environment's leased block of the dedicated range (default
+198.18.0.0/15; `peerlab.addresses.NetworkBlock`). Systems use their own ports on it, and what
+they learn from peers (gossip, DHT records) is simply right. The harness reaches nodes from
+the host. Node-to-node TCP and UDP is diverted by the host's `tproxy` rules into the fabric
+(`peerlab.fabric.transparent`), which tells the source node by address, exactly, and passes
+the traffic on from the sender's own address. The plumbing (namespaces, links, nftables,
+policy routing) is `plumbing.py`; without root, the process first enters a user namespace of
+its own (`userns.py`). A node may be granted capabilities within its namespace
+(`[launch] capabilities`, such as NET_ADMIN for a TUN or WireGuard device); every other node
+runs with none.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from typing import TYPE_CHECKING, Any
+
+from peerlab.addresses import NetworkBlock
+from peerlab.backends import userns
+from peerlab.backends.base import Addresses, BackendContext, Capabilities, Launch
+from peerlab.backends.plumbing import Hub
+from peerlab.backends.processes import ProcessBackend
+from peerlab.errors import UsageError
+
+if TYPE_CHECKING:
+    from peerlab.fabric.plane import FaultPlane
+    from peerlab.node import Node
+
+
+class NetnsBackend(ProcessBackend):
+    """Nodes as processes, each in a network namespace with an address of its own."""
+
+    name = "netns"
+    capabilities = Capabilities(own_ports=True, exact_source=True, node_capabilities=True)
+
+    @staticmethod
+    def prepare_process() -> None:
+        """Without root, enter a user namespace that owns the namespaces to come."""
+        if not userns.privileged():
+            userns.enter()
+
+    def __init__(self, context: BackendContext) -> None:
+        if not context.fabric:
+            raise UsageError(
+                "the netns backend carries node-to-node traffic through the fabric, so it "
+                "cannot run without one",
+                field="fabric",
+                hint="drop --no-fabric / fabric=False, or use --backend local",
+            )
+        if not userns.privileged():
+            raise UsageError(
+                "the netns backend needs root, or a user namespace entered before any thread "
+                "started",
+                field="backend",
+                hint="run as root, or call peerlab.backends.enter('netns') first thing",
+            )
+        super().__init__(context)
+        adopted = context.adopt or {}
+        self.block = NetworkBlock.lease(adopted.get("network"), wait=10)
+        self.reaper.add_callback("address lease", self.block.release)
+        tag = adopted.get("tag") or hashlib.sha1(context.env_id.encode()).hexdigest()[:6]
+        self.hub = Hub(str(tag), self.block.network)
+        self._resource = f"network-{self.hub.tag}"
+        # Recorded before anything is made, so that a SIGKILL at any point is swept.
+        self.reaper.add_resource(self._resource, "network", self.hub.record())
+        self._adopted = bool(adopted)
+        self._attached: set[int] = {int(i) for i in adopted.get("attached", [])}
+        self._diverted = False
+        self._hub_lock: asyncio.Lock | None = None
+
+    # ------------------------------------------------------------------ where nodes are
+
+    def addresses(self, index: int) -> Addresses:
+        address = self.block.node(index)
+        return Addresses(address, address)
+
+    async def expose(self, node: Node, plane: FaultPlane) -> None:
+        await self._divert(plane)
+        if node.index not in self._attached:
+            await self.hub.attach(node.index, node.address)
+            self._attached.add(node.index)
+        ports: dict[tuple[str, int], str] = {
+            (p.protocol, p.port): p.name for p in node.system.ports.values()
+        }
+        await plane.intercept(node.name, node.address, ports)
+
+    async def _divert(self, plane: FaultPlane) -> None:
+        """Once: the fabric's transparent listeners, then the rules that divert to them."""
+        if self._hub_lock is None:
+            self._hub_lock = asyncio.Lock()
+        async with self._hub_lock:
+            if self._diverted:
+                return
+            tcp, udp = await plane.divert(self.hub.host)
+            # An adopted network keeps its routes; its rules named the old listeners.
+            await self.hub.create(tcp, udp, routes=not self._adopted)
+            self._diverted = True
+
+    def spawn_options(self, node: Node, launch: Launch) -> dict[str, Any]:
+        return {
+            "netns": self.hub.netns_path(node.index),
+            "capabilities": list(launch.capabilities),
+        }
+
+    def identify(self, src_ip: str, src_port: int) -> str | None:
+        """By address: a node's address is its own."""
+        for name, node in self.context.nodes().items():
+            if node.address == src_ip:
+                return name
+        return None
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "backend": self.name,
+            "network": str(self.block.network),
+            "host": self.hub.host,
+            "rootless": userns.inside(),
+        }
+
+    # ------------------------------------------------------------------ handover, close
+
+    def detach(self) -> dict[str, Any]:
+        """The namespaces and rules stay for the adopter, which records them as its own."""
+        self.reaper.forget_resource(self._resource)
+        return {
+            **super().detach(),
+            "network": str(self.block.network),
+            "tag": self.hub.tag,
+            "attached": sorted(self._attached),
+        }
+
+    async def close(self, detach: bool = False) -> None:
+        await super().close(detach)
+        if not detach:
+            await self.hub.remove(sorted(self._attached))
+            self._attached.clear()
+            self.reaper.forget_resource(self._resource)
