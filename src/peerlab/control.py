@@ -27,7 +27,7 @@ from peerlab.checkers.verdict import Verdict
 from peerlab.errors import PeerlabError, UsageError
 from peerlab.fabric.network import Network
 from peerlab.history import History
-from peerlab.launching import plan_launch
+from peerlab.launching import check_launchable, plan_launch
 from peerlab.manifest import SystemSpec, node_fields
 from peerlab.node import Node, NodeHandle, NodeState, node_name
 from peerlab.readiness import wait_ready
@@ -114,14 +114,7 @@ class NodeControl:
         Sentinel: 1 master, 2 replicas, 3 sentinels), any other system 3 nodes.
         """
         spec = self.registry.add(system)
-        if spec.capabilities and not self.backend.capabilities.node_capabilities:
-            raise UsageError(
-                f"system {spec.name!r} asks for capabilities {', '.join(spec.capabilities)}, "
-                f"which the {self.backend.name} backend cannot grant",
-                field="launch.capabilities",
-                hint="run it on a backend that gives each node its own network namespace "
-                "(--backend netns; docs/backends.md)",
-            )
+        check_launchable(spec, self.backend.capabilities, self.backend.name)
         with self._table:
             names, roles = self._plan(spec, peers, role)
             new = [self._make_node(spec, name, r) for name, r in zip(names, roles, strict=True)]

@@ -25,6 +25,12 @@ starts that layout when no node count is asked for.
     count = 3
     files = { "sentinel.conf" = "port {port.redis}\\nsentinel monitor ..." }
 
+A system may also run from a container image on the docker backend (`launch.image`, or
+`launch.build` with a Dockerfile; a role may have its own): the same command, arguments,
+environment, ports and files apply inside the container, and without `launch.command` the
+image's own entrypoint runs with `launch.args`. `launch.capabilities` (such as NET_ADMIN)
+are granted within the node's own network namespace, on backends that give it one.
+
 `[files]` (and a role's `files`) are templated text files written into the node's data
 dir before its first start. They are not written again on a restart: programs such as
 Redis rewrite their own config files, and a restart must see what they wrote.
@@ -81,6 +87,9 @@ class SystemSpec:
     source: Path | None = None
     files: Mapping[str, str] = field(default_factory=dict)
     capabilities: tuple[str, ...] = ()  # granted within the node's network namespace
+    image: str | None = None  # docker backend: the image nodes run from
+    build: Path | None = None  # docker backend: a Dockerfile or directory that makes it
+    volume: str | None = None  # docker backend: the image's own data path
 
     @property
     def layout(self) -> list[tuple[str, int]]:
@@ -89,7 +98,25 @@ class SystemSpec:
 
     def commands(self) -> list[tuple[str, ...]]:
         """Every program this system may run: launch.command and the roles' own commands."""
-        return [self.command] + [r.command for r in self.roles.values() if r.command]
+        own = [self.command] if self.command else []
+        return own + [r.command for r in self.roles.values() if r.command]
+
+    def images(self) -> dict[str | None, tuple[str | None, Path | None]]:
+        """The image (name, build context) of the system (key None) and of each role."""
+        found: dict[str | None, tuple[str | None, Path | None]] = {None: (self.image, self.build)}
+        for role in self.roles.values():
+            if role.image or role.build:
+                found[role.name] = (role.image, self._context(role.build))
+            else:
+                found[role.name] = (self.image, self.build)
+        return found
+
+    def _context(self, build: str | None) -> Path | None:
+        """A build context as written in the manifest, from the manifest's own folder."""
+        if build is None:
+            return None
+        base = self.source.parent if self.source is not None else Path.cwd()
+        return (base / build).resolve()
 
 
 def parse_manifest(data: Mapping[str, Any], source: str = "<manifest>") -> SystemSpec:
@@ -105,7 +132,7 @@ def system_spec(manifest: Manifest, source: Path | None = None) -> SystemSpec:
         name=manifest.system.name,
         description=manifest.system.description,
         mode=launch.mode,
-        command=launch.command,
+        command=launch.command or (),
         args=launch.args,
         entry=entry,
         preload=entry_module if launch.preload is None else launch.preload,
@@ -120,7 +147,10 @@ def system_spec(manifest: Manifest, source: Path | None = None) -> SystemSpec:
         binary=manifest.system.binary,
         source=source,
         files=manifest.files,
-        capabilities=manifest.launch.capabilities,
+        capabilities=launch.capabilities,
+        image=launch.image,
+        build=Path(launch.build) if launch.build else None,
+        volume=launch.volume,
     )
 
 
@@ -138,7 +168,9 @@ def load_manifest(path: Path) -> SystemSpec:
             field="manifest",
             hint="fix the syntax at the line named",
         ) from None
-    return dataclasses.replace(parse_manifest(raw, str(path)), source=path)
+    spec = parse_manifest(raw, str(path))
+    build = (path.parent / spec.build).resolve() if spec.build is not None else None
+    return dataclasses.replace(spec, source=path, build=build)
 
 
 def render(template: str, fields: Mapping[str, Any]) -> str:

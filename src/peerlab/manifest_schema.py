@@ -96,6 +96,20 @@ def _url_path(value: str) -> str:
     return value
 
 
+def _image_name(value: str) -> str:
+    # What the engine accepts as a name: lowercase path components, an optional tag.
+    if not re.fullmatch(r"[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?", value):
+        raise ValueError(f"is {_shown(value)}, not an image name")
+    return value
+
+
+def _absolute_path(value: str) -> str:
+    path = PurePosixPath(value)
+    if not path.is_absolute() or ".." in path.parts or "\0" in value or path == PurePosixPath("/"):
+        raise ValueError(f"is {_shown(value)}, not an absolute path below /")
+    return value
+
+
 def _capabilities(value: Any) -> Any:
     # "cap_net_admin" and "NET_ADMIN" are the same capability; each is granted once.
     if isinstance(value, list) and all(isinstance(name, str) for name in value):
@@ -125,6 +139,11 @@ Capabilities = Annotated[
     BeforeValidator(_capabilities),
     Shown("list of capability names"),
 ]
+ImageName = Annotated[str, AfterValidator(_image_name), Shown('image name ("repo/name:tag")')]
+BuildContext = Annotated[
+    str, Field(min_length=1), Shown("path: a Dockerfile or a directory, from the manifest")
+]
+AbsolutePath = Annotated[str, AfterValidator(_absolute_path), Shown("absolute path")]
 Command = Annotated[Strings, Field(min_length=1), Shown("non-empty list of strings")]
 Name = Annotated[str, AfterValidator(_name), Shown("name: a-z, 0-9, - and _")]
 ImportPath = Annotated[str, AfterValidator(_import_path), Shown('"module:name"')]
@@ -142,7 +161,7 @@ PortNumber = Annotated[int, Field(ge=1, le=65535), Shown("integer 1-65535")]
 Count = Annotated[int, Field(ge=0), Shown("integer >= 0")]
 Seconds = Annotated[float, Field(gt=0), Shown("seconds > 0")]
 GraceSeconds = Annotated[float, Field(ge=0), Shown("seconds >= 0")]
-ProbeType = Literal["http", "tcp", "log", "none"]
+ProbeType = Literal["http", "tcp", "log", "healthcheck", "none"]
 
 
 class Table(BaseModel):
@@ -170,7 +189,11 @@ class Launch(Table):
     mode: Literal["exec", "fork"] = Field(
         "exec", description="`exec` runs the command; `fork` calls `entry` in a forked launcher"
     )
-    command: Command = Field(description="the program and its first arguments (templated)")
+    command: Command | None = Field(
+        None,
+        description="the program and its first arguments (templated); with an image, "
+        "none runs the image's own entrypoint with `args`",
+    )
     args: Strings = Field((), description="arguments after the command (templated)")
     entry: ImportPath | None = Field(
         None, description="fork mode: `module:function` called with the rendered args"
@@ -182,6 +205,17 @@ class Launch(Table):
         (),
         description="granted within the node's own network namespace (NET_ADMIN: a TUN or "
         "WireGuard device); backends that isolate nodes only",
+    )
+    image: ImageName | None = Field(
+        None, description="docker backend: the image nodes run from (built by `build`, if given)"
+    )
+    build: BuildContext | None = Field(
+        None, description="docker backend: a Dockerfile or a build directory to make the image"
+    )
+    volume: AbsolutePath | None = Field(
+        None,
+        description="docker backend: where the image expects its data; the node's data dir "
+        "is mounted there too",
     )
 
 
@@ -209,6 +243,11 @@ class Readiness(Table):
     port: str | None = Field(None, description="the [ports] name to probe (default: the first)")
     path: UrlPath = Field("/", description="http: the path to GET")
     pattern: Regex | None = Field(None, description="log: a regex over stdout and stderr")
+    command: Command | None = Field(
+        None,
+        description="healthcheck: run in the container, exit 0 means ready (default: the "
+        "image's HEALTHCHECK)",
+    )
     timeout: Seconds = Field(30.0, description="seconds a node has to become ready")
 
 
@@ -230,6 +269,10 @@ class Role(Table):
         None, description="a program of the role's own; launch.args then do not apply"
     )
     count: Count = Field(0, description="nodes of this role in the default layout")
+    image: ImageName | None = Field(None, description="docker backend: an image of the role's own")
+    build: BuildContext | None = Field(
+        None, description="docker backend: a Dockerfile or directory for the role's image"
+    )
     files: Files = Field(
         default_factory=dict,
         description="files of the role (templated), replacing [files] of the same name",
@@ -287,16 +330,20 @@ HINTS: dict[str, str] = {
     "launch.preload": 'write a list of module names, e.g. preload = ["mypkg.node"]',
     "launch.capabilities": f"use some of: {', '.join(GRANTABLE)}, e.g. capabilities = "
     '["NET_ADMIN"]',
+    "launch.image": 'name a local image, e.g. image = "peerlab/etcd" (`peerlab image list`)',
+    "launch.build": 'e.g. build = "./Dockerfile" or build = "./image" (a directory)',
+    "launch.volume": 'write the path the image keeps its data in, e.g. volume = "/var/lib/kvd"',
     "ports": "write [ports] with a line per port, e.g. http = 8080",
     "ports.NAME": "write a port number or { port = N }",
     "ports.NAME.port": "use a port from 1 to 65535",
     "ports.NAME.protocol": 'use "tcp" or "udp"',
     "ports.NAME.proxied": "write true or false, without quotes",
-    "readiness": 'write [readiness] with type = "http", "tcp", "log" or "none"',
-    "readiness.type": 'use "http", "tcp", "log" or "none"',
+    "readiness": 'write [readiness] with type = "http", "tcp", "log", "healthcheck" or "none"',
+    "readiness.type": 'use "http", "tcp", "log", "healthcheck" or "none"',
     "readiness.port": "name one of the [ports]",
     "readiness.path": 'write the path to GET, starting with "/", e.g. path = "/health"',
     "readiness.pattern": 'write a regex a ready node logs, e.g. pattern = "listening on"',
+    "readiness.command": 'e.g. command = ["kvd-ctl", "health"] (run inside the container)',
     "readiness.timeout": "use a positive number of seconds, e.g. timeout = 20",
     "env": 'write [env] with a line per variable, e.g. LOG_LEVEL = "debug"',
     "env.NAME": 'quote the value: variables are text, e.g. LOG_LEVEL = "debug"',
@@ -308,6 +355,8 @@ HINTS: dict[str, str] = {
     "roles.NAME.start_first": "write true or false, without quotes",
     "roles.NAME.command": 'e.g. command = ["redis-sentinel", "{data_dir}/sentinel.conf"]',
     "roles.NAME.count": "use 0 or more; 0 leaves the role out of the default layout",
+    "roles.NAME.image": 'name a local image, e.g. image = "peerlab/redis"',
+    "roles.NAME.build": 'e.g. build = "./sentinel.Dockerfile"',
     "roles.NAME.files": 'e.g. files = { "node.conf" = "port {port.http}" }',
     "roles.NAME.files.NAME": 'use a relative name such as "node.conf" = "its text"',
     "templates": 'write [templates] with e.g. peers = { each = "{address}", join = "," }',
@@ -412,6 +461,14 @@ def _cross_field_problems(manifest: Manifest) -> Iterator[tuple[Loc, str, str | 
     launch, probe = manifest.launch, manifest.probe()
     if launch.mode == "fork" and launch.entry is None:
         yield ("launch", "entry"), 'is required for mode = "fork"', None
+    images = launch.image is not None or launch.build is not None
+    if launch.command is None and not images:
+        yield ("launch", "command"), "is missing", None
+    if launch.mode == "fork" and launch.command is None:
+        yield ("launch", "command"), 'is required for mode = "fork"', None
+    if probe.type == "healthcheck" and not images:
+        problem = "is healthcheck, which only a node run from an image has"
+        yield ("readiness", "type"), problem, 'name the image (launch.image) or use "http"/"tcp"'
     if probe.type in ("http", "tcp") and probe.port not in manifest.ports:
         ports = ", ".join(manifest.ports) or "(add a [ports] entry)"
         problem = f"names {_shown(probe.port)}, not one of the [ports]"
@@ -434,7 +491,7 @@ def _cross_field_problems(manifest: Manifest) -> Iterator[tuple[Loc, str, str | 
 def _templated(manifest: Manifest) -> Iterator[tuple[Loc, str]]:
     """Every templated text with the path of the field it is in."""
     launch = manifest.launch
-    yield from ((("launch", "command"), part) for part in launch.command)
+    yield from ((("launch", "command"), part) for part in launch.command or ())
     yield from ((("launch", "args"), part) for part in launch.args)
     yield from ((("env", key), value) for key, value in manifest.env.items())
     yield from ((("templates", name, "each"), t.each) for name, t in manifest.templates.items())

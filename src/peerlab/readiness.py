@@ -1,8 +1,9 @@
 """Readiness: when a started node counts as ready, by its manifest's probe.
 
 `http` (a 2xx answer on a path), `tcp` (a connection is accepted), `log` (a line of its
-output matches a pattern) or `none`. The harness probes the node where it listens
-(`bind_address`), not through the fabric, so a fault on its links never delays a start.
+output matches a pattern), `healthcheck` (a container's own healthcheck passes) or `none`.
+The harness probes the node where it listens (`bind_address`), not through the fabric, so a
+fault on its links never delays a start.
 """
 
 from __future__ import annotations
@@ -56,6 +57,8 @@ async def probe(node: Node, backend: Backend, session: Callable[[], aiohttp.Clie
     readiness = node.system.readiness
     if readiness.type == "none":
         return True
+    if readiness.type == "healthcheck":
+        return backend.healthy(node)
     if readiness.type == "log":
         assert readiness.pattern is not None
         pattern = re.compile(readiness.pattern)

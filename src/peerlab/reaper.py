@@ -28,7 +28,10 @@ from peerlab import log
 # How each kind of system resource is removed without its owner: "module:function" taking
 # the resource's record, imported only when a sweep meets one (the reaper depends on no
 # backend).
-SWEEPERS = {"network": "peerlab.backends.plumbing:sweep"}
+SWEEPERS = {
+    "network": "peerlab.backends.plumbing:sweep",
+    "docker": "peerlab.backends.engine:sweep",
+}
 
 
 def runtime_dir() -> Path:

@@ -167,9 +167,20 @@ FULL: dict[str, Any] = {
         "args": ["--port", "{port.http}"],
         "entry": "mypkg.kvd:main",
         "preload": ["mypkg.kvd"],
+        "capabilities": ["NET_ADMIN"],
+        "image": "kvd:1",
+        "build": "./Dockerfile",
+        "volume": "/var/lib/kvd",
     },
     "ports": {"http": {"port": 8080, "protocol": "tcp", "proxied": True}},
-    "readiness": {"type": "http", "port": "http", "path": "/", "pattern": "up", "timeout": 5},
+    "readiness": {
+        "type": "http",
+        "port": "http",
+        "path": "/",
+        "pattern": "up",
+        "command": ["kvd-ctl", "health"],
+        "timeout": 5,
+    },
     "env": {"LEVEL": "debug"},
     "roles": {
         "primary": {
@@ -179,6 +190,8 @@ FULL: dict[str, Any] = {
             "command": ["kvd"],
             "count": 1,
             "files": {"a.conf": "x"},
+            "image": "kvd-primary:1",
+            "build": "./primary",
         }
     },
     "templates": {"primary": {"each": "{address}", "join": ",", "role": "primary"}},
@@ -234,6 +247,16 @@ BAD_VALUES: dict[str, st.SearchStrategy[Any]] = {
     ),
     'signal name ("SIGTERM")': st.one_of(
         not_of(str), st.text(max_size=8).filter(lambda s: s not in signal.Signals.__members__)
+    ),
+    "list of capability names": st.one_of(
+        not_of(list), st.lists(st.sampled_from(["SYS_ADMIN", "ALL", "", "NET"]), min_size=1)
+    ),
+    'image name ("repo/name:tag")': st.one_of(
+        not_of(str), st.sampled_from(["", "Kvd", "kvd:", "kvd:a:b", "/kvd", "kvd tag", ":1"])
+    ),
+    "path: a Dockerfile or a directory, from the manifest": st.one_of(not_of(str), st.just("")),
+    "absolute path": st.one_of(
+        not_of(str), st.sampled_from(["", "data", "./data", "/", "/a/../b", "a/b"])
     ),
     "regular expression": st.one_of(not_of(str), st.sampled_from(["(", "[a-", "*", "a)"])),
     'URL path ("/...")': st.one_of(

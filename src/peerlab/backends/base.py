@@ -42,6 +42,8 @@ class Capabilities:
     node_capabilities: bool = False
     # Time is virtual: waits advance it instead of sleeping.
     virtual_time: bool = False
+    # Nodes run from container images (`Launch.image`), every node of a network.
+    images: bool = False
 
 
 @dataclass(frozen=True)
@@ -63,7 +65,10 @@ class Launch:
     node already has them (its own rewrites are kept). `clock_offset` puts the node's wall
     clock that many seconds ahead (negative: behind). `capabilities` (such as NET_ADMIN) are
     granted within the node's own network namespace, on a backend that has
-    `Capabilities.node_capabilities`.
+    `Capabilities.node_capabilities`. On a backend of `Capabilities.images`, a node runs
+    from `image` (made from the `build` context first, when given), with the node's data
+    dir mounted at the same path and at `volume`; `program` False means `argv` holds only
+    arguments, for the image's own entrypoint.
     """
 
     argv: list[str]
@@ -79,6 +84,10 @@ class Launch:
     clock_offset: float | None = None
     stop_signal: signal.Signals = signal.SIGTERM
     capabilities: tuple[str, ...] = ()
+    program: bool = True
+    image: str | None = None
+    build: Path | None = None
+    volume: str | None = None
 
 
 @dataclass(frozen=True)
@@ -133,6 +142,11 @@ class Backend(Protocol):
         """The last `lines` lines the node wrote to `stream` (a backend whose nodes write
         elsewhere copies their output into `node.stdout_path` / `stderr_path` as it comes,
         so the merged timeline and `Node.logs` read the same files)."""
+        ...
+
+    def healthy(self, node: Node) -> bool:
+        """Whether the node's own healthcheck passes (the `healthcheck` readiness probe;
+        asked only of a backend with `Capabilities.images`)."""
         ...
 
     def resources(self, handle: NodeHandle) -> dict[str, Any]:

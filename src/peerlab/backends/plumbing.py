@@ -187,13 +187,14 @@ def _failure(argv: list[str], stdin: str, stderr: str) -> PeerlabError:
 
 
 async def run_async(argv: list[str], stdin: str = "", check: bool = True) -> str:
+    # No input: no pipe (a program that exits before reading would leave a closed one).
     process = await asyncio.create_subprocess_exec(
         *argv,
-        stdin=asyncio.subprocess.PIPE,
+        stdin=asyncio.subprocess.PIPE if stdin else asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    out, err = await process.communicate(stdin.encode())
+    out, err = await process.communicate(stdin.encode() if stdin else None)
     if check and process.returncode != 0:
         raise _failure(argv, stdin, err.decode(errors="replace"))
     return out.decode(errors="replace")

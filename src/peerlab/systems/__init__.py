@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from peerlab.errors import UsageError
-from peerlab.launching import check_installed
 from peerlab.manifest import SystemSpec, load_manifest
 
 if TYPE_CHECKING:
@@ -81,7 +80,6 @@ class Systems:
         """The system `name` (a built-in, a manifest path or a spec), loaded once."""
         spec = name if isinstance(name, SystemSpec) else find_system(name)
         if spec.name not in self.specs:
-            check_installed(spec)
             self.specs[spec.name] = spec  # an adapter may read its own manifest
             try:
                 adapter = load_adapter(spec, self.host)
