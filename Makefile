@@ -5,7 +5,7 @@ BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 PYTEST_WORKERS ?= 2
 
-.PHONY: demo test lint typecheck resilience chaos stress mutants consensus connectivity clean
+.PHONY: demo test test-docker lint typecheck resilience chaos stress mutants consensus connectivity clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,20 @@ test: $(STAMP)
 	$(BIN)/ruff check src tests
 	$(BIN)/ruff format --check src tests
 	$(BIN)/mypy
-	$(BIN)/pytest -n $(PYTEST_WORKERS) -m "not stress" --durations=15
+	$(BIN)/pytest -n $(PYTEST_WORKERS) -m "not stress and not docker" --durations=15
+
+# The docker backend (a running engine; the images are made here first and kept): its own
+# tests, then syncpeer's basic and resilience suites and etcd's short consensus suite with
+# every node in a container.
+DOCKER_SUITES = tests/e2e/basic/test_friend_sync.py tests/e2e/basic/test_discovery.py \
+	tests/e2e/resilience
+test-docker: $(STAMP)
+	$(BIN)/peerlab image build base syncpeer etcd
+	$(BIN)/pytest -m docker --durations=10 tests/integration/test_docker_backend.py
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --peerlab-backend docker -m "not stress" --durations=15 \
+		$(DOCKER_SUITES)
+	$(BIN)/pytest --peerlab-backend docker -m "consensus and not stress" --durations=15 \
+		tests/e2e/consensus
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests
