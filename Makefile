@@ -5,7 +5,7 @@ BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 PYTEST_WORKERS ?= 2
 
-.PHONY: demo test test-docker lint typecheck resilience chaos stress mutants consensus connectivity clean
+.PHONY: demo test unit test-docker lint typecheck resilience chaos stress mutants consensus connectivity clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,10 +30,14 @@ DOCKER_SUITES = tests/e2e/basic/test_friend_sync.py tests/e2e/basic/test_discove
 test-docker: $(STAMP)
 	$(BIN)/peerlab image build base syncpeer etcd
 	$(BIN)/pytest -m docker --durations=10 tests/integration/test_docker_backend.py
-	$(BIN)/pytest -n $(PYTEST_WORKERS) --peerlab-backend docker -m "not stress" --durations=15 \
+	$(BIN)/pytest --peerlab-backend docker -m "not stress" --durations=15 \
 		$(DOCKER_SUITES)
 	$(BIN)/pytest --peerlab-backend docker -m "consensus and not stress" --durations=15 \
 		tests/e2e/consensus
+
+# The fast suite: one process, no network, no nodes (under a minute on 2 workers).
+unit: $(STAMP)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) tests/unit --durations=10
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests

@@ -57,7 +57,7 @@ def in_container(engine: Any, container: str, *argv: str) -> str:
 
 
 def test_lifecycle_maps_to_the_engine(engine: Any, env: Environment) -> None:
-    a, b = env.start("syncpeer", 2)
+    _, b = env.start("syncpeer", 2)
     nodes = containers(engine, env.id, part="node")
     assert sorted(c["Labels"]["peerlab.node"] for c in nodes) == ["A", "B"]
     assert len(containers(engine, env.id, part="sandbox")) == 2
