@@ -34,10 +34,6 @@ from peerlab.readiness import wait_ready
 from peerlab.rpc import rpc
 from peerlab.systems import Systems
 
-# Nodes being started (spawned, not yet ready) at once: beyond this, forks and readiness
-# probes only compete for the CPU with the nodes that are starting.
-START_CONCURRENCY = 32
-
 Run = Callable[..., Any]
 
 
@@ -217,7 +213,7 @@ class NodeControl:
             for node in batch:
                 self.backend.prepare(node, self._launch_plan(node))
                 await self.backend.expose(node, self.net.plane)
-            limit = asyncio.Semaphore(START_CONCURRENCY)
+            limit = asyncio.Semaphore(self.backend.capabilities.parallel_starts)
             await asyncio.gather(*(self._launch(node, wait, limit) for node in batch))
 
     async def _launch(self, node: Node, wait: bool, limit: asyncio.Semaphore) -> None:
@@ -490,7 +486,7 @@ class NodeControl:
                 node.restarts += 1
 
             async def relaunch() -> None:
-                limit = asyncio.Semaphore(START_CONCURRENCY)
+                limit = asyncio.Semaphore(self.backend.capabilities.parallel_starts)
                 await asyncio.gather(*(self._launch(node, True, limit) for node in nodes))
 
             self._run(

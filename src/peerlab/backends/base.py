@@ -44,6 +44,10 @@ class Capabilities:
     virtual_time: bool = False
     # Nodes run from container images (`Launch.image`), every node of a network.
     images: bool = False
+    # Nodes being started (spawned, not yet ready) at once: beyond this, starts and
+    # readiness probes only compete for the CPU with the nodes that are starting (a fork
+    # costs milliseconds; a container's program starts cold, about a CPU-second for Python).
+    parallel_starts: int = 32
 
 
 @dataclass(frozen=True)

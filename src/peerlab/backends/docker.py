@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import os
 import signal
 import sys
 import threading
@@ -49,7 +50,11 @@ class DockerBackend:
 
     name = "docker"
     capabilities = Capabilities(
-        own_ports=True, exact_source=True, node_capabilities=True, images=True
+        own_ports=True,
+        exact_source=True,
+        node_capabilities=True,
+        images=True,
+        parallel_starts=2 * (os.cpu_count() or 1),
     )
 
     def __init__(self, context: BackendContext) -> None:
