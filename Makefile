@@ -24,14 +24,14 @@ test: $(STAMP)
 
 # The docker backend (a running engine; the images are made here first and kept): its own
 # tests, then syncpeer's basic and resilience suites and etcd's short consensus suite with
-# every node in a container.
+# every node in a container (the CLI-only tests of those folders run in `make test`).
 DOCKER_SUITES = tests/e2e/basic/test_friend_sync.py tests/e2e/basic/test_discovery.py \
-	tests/e2e/resilience
+	tests/e2e/basic/test_etcd_manifest.py tests/e2e/resilience
 test-docker: $(STAMP)
 	$(BIN)/peerlab image build base syncpeer etcd
 	$(BIN)/pytest -m docker --durations=10 tests/integration/test_docker_backend.py
-	$(BIN)/pytest --peerlab-backend docker -m "not stress" --durations=15 \
-		$(DOCKER_SUITES)
+	$(BIN)/pytest --peerlab-backend docker -m "not stress" -k "not from_the_cli" \
+		--durations=15 $(DOCKER_SUITES)
 	$(BIN)/pytest --peerlab-backend docker -m "consensus and not stress" --durations=15 \
 		tests/e2e/consensus
 

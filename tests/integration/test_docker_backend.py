@@ -169,3 +169,22 @@ def test_what_a_sigkilled_runner_left_is_swept_by_label(engine: Any, tmp_path: P
     assert f"peerlab-{tag}-" not in namespaces.stdout
     tables = subprocess.run(["nft", "-j", "list", "tables"], capture_output=True, text=True)
     assert f"peerlab_{tag}" not in json.dumps(tables.stdout)
+
+
+def test_an_image_not_on_the_engine_is_refused(
+    engine: Any, env: Environment, tmp_path: Path
+) -> None:
+    manifest = tmp_path / "ghost.toml"
+    manifest.write_text(
+        '[system]\nname = "ghost"\n[launch]\nimage = "peerlab-test/no-such-image:1"\n'
+    )
+    with pytest.raises(UsageError, match="not on the engine") as info:
+        env.start(str(manifest), 1)
+    assert info.value.field == "launch.image"
+    assert containers(engine, env.id, part="node") == []
+
+
+def test_image_build_refuses_an_unknown_name(cli: Any) -> None:
+    result = cli("image", "build", "nosuch", check=False)
+    assert result.returncode == 2
+    assert "base, syncpeer, etcd, redis" in result.stderr
