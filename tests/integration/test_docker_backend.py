@@ -99,6 +99,8 @@ def test_traffic_between_containers_crosses_the_fabric(engine: Any, env: Environ
     assert "200" not in in_container(engine, env["A"].handle.key, *fetch)
     env.net.heal()
     assert in_container(engine, env["A"].handle.key, *fetch) == "200"
+    interceptor = env.net.plane.interceptor  # type: ignore[attr-defined]
+    assert interceptor.refused == 0, "every diverted connection was told to a node"
 
 
 def test_clock_skew_comes_from_the_images_libfaketime(engine: Any, env: Environment) -> None:
@@ -188,3 +190,30 @@ def test_image_build_refuses_an_unknown_name(cli: Any) -> None:
     result = cli("image", "build", "nosuch", check=False)
     assert result.returncode == 2
     assert "base, syncpeer, etcd, redis" in result.stderr
+
+
+def test_a_handed_over_network_is_adopted_and_cleaned_by_its_adopter(engine: Any) -> None:
+    from peerlab.handover import adopt
+
+    env = Environment("docker-keep", backend="docker", seed=5)
+    try:
+        env.start("syncpeer", 2)
+        env.net.partition([["A"], ["B"]])
+        card = env.client("A").identity()
+        state = env.handover()
+    except BaseException:
+        env.close()
+        raise
+    first = env.id
+    assert len(containers(engine, first, part="node")) == 2, "the nodes outlive the handover"
+    adopter = adopt(state, "docker-kept")
+    try:
+        assert [n.state for n in adopter.nodes.values()] == [NodeState.RUNNING] * 2
+        assert adopter.net.show()["partition"]["groups"] == [["A"], ["B"]]
+        adopter.kill("A")
+        assert adopter["A"].returncode == 137, "the adopter sees the exit of a node it adopted"
+        adopter.restart("A")
+        assert adopter.client("A").identity() == card
+    finally:
+        adopter.close()
+    assert containers(engine, first) == [] and containers(engine, adopter.id) == []

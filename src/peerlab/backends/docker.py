@@ -71,13 +71,17 @@ class DockerBackend:
         self.images = Images(self.engine)
         adopted = context.adopt or {}
         self.tag = str(adopted.get("tag") or hashlib.sha1(context.env_id.encode()).hexdigest()[:6])
+        # The ids whose labels this backend's things carry: its own, and those of the
+        # networks it adopted (a container keeps the label it was made with).
+        self.owners = [context.env_id, *adopted.get("owners", [])]
         self._resource = f"docker-{self.tag}"
-        self.reaper.add_resource(self._resource, "docker", {"env": context.env_id})
+        self.reaper.add_resource(self._resource, "docker", {"envs": self.owners})
         self.network = Sandboxes(context, self.engine, self.tag, adopted)
         self._faketime: set[str] = set(adopted.get("faketime", []))
         self._has_faketime: dict[str, bool] = {}  # image id -> libfaketime inside
-        self._volumes: set[str] = set()
+        self._volumes: set[str] = set(adopted.get("volumes", []))
         self._closing = False
+        self._detached = False
 
     # ------------------------------------------------------------------ where nodes are
 
@@ -311,6 +315,8 @@ class DockerBackend:
         return {
             **self.network.detach(),
             "tag": self.tag,
+            "owners": self.owners,
+            "volumes": sorted(self._volumes),
             "faketime": sorted(self._faketime),
         }
 
@@ -324,9 +330,11 @@ class DockerBackend:
 
     async def close(self, detach: bool = False) -> None:
         self._closing = True
-        if detach:
+        if detach or self._detached:
+            self._detached = True  # an adopter owns them now, even when closed again
             return
-        await asyncio.to_thread(engine.remove_owned, self.engine, self.context.env_id)
+        for owner in self.owners:
+            await asyncio.to_thread(engine.remove_owned, self.engine, owner)
         await self.network.close()
         self.reaper.forget_resource(self._resource)
 

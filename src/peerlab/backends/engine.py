@@ -89,15 +89,18 @@ def remove_owned(engine: docker.DockerClient, env_id: str) -> tuple[int, int]:
 
 
 def sweep(record: dict[str, Any]) -> None:
-    """The reaper's sweeper for `{"kind": "docker", "env": ID}`: what a runner killed with
-    SIGKILL left on the engine (an engine that is gone has nothing left to remove)."""
+    """The reaper's sweeper for `{"kind": "docker", "envs": [ID, ...]}`: what a runner killed
+    with SIGKILL left on the engine, by the labels of the networks it owned (an engine that
+    is gone has nothing left to remove)."""
+    envs = [str(env) for env in record.get("envs", [])]
     try:
         engine = client()
     except PeerlabError as exc:
-        log.warning("docker_sweep_skipped", env=record.get("env"), error=exc.message)
+        log.warning("docker_sweep_skipped", envs=envs, error=exc.message)
         return
-    containers, volumes = remove_owned(engine, str(record["env"]))
-    log.info("docker_swept", env=record.get("env"), containers=containers, volumes=volumes)
+    for env in envs:
+        containers, volumes = remove_owned(engine, env)
+        log.info("docker_swept", env=env, containers=containers, volumes=volumes)
 
 
 def _first_line(exc: BaseException) -> str:
