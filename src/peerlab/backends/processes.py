@@ -199,6 +199,10 @@ class ProcessBackend:
         write_skew(self.skew_file(node), seconds)
         return node.name in self._faketime
 
+    def healthy(self, node: Node) -> bool:
+        """A process has no healthcheck of its own (the probe is refused before a start)."""
+        return False
+
     def logs(self, node: Node, lines: int, stream: Literal["stdout", "stderr"]) -> list[str]:
         return node.logs(lines, stream)
 
