@@ -217,3 +217,24 @@ def test_a_handed_over_network_is_adopted_and_cleaned_by_its_adopter(engine: Any
     finally:
         adopter.close()
     assert containers(engine, first) == [] and containers(engine, adopter.id) == []
+
+
+def test_net_admin_is_granted_to_the_nodes_that_ask(
+    engine: Any, env: Environment, tmp_path: Path
+) -> None:
+    def manifest(name: str, capabilities: str) -> str:
+        path = tmp_path / f"{name}.toml"
+        path.write_text(
+            f'[system]\nname = "{name}"\n[launch]\nimage = "peerlab/base"\n'
+            f'command = ["sleep", "infinity"]\ncapabilities = [{capabilities}]\n'
+        )
+        return str(path)
+
+    granted = env.start(manifest("tun", '"NET_ADMIN"'), 1)[0]
+    plain = env.start(manifest("plain", ""), 1)[0]
+
+    def net_admin(node: Any) -> bool:
+        status = in_container(engine, node.handle.key, "grep", "CapEff", "/proc/self/status")
+        return bool(int(status.split()[1], 16) & (1 << 12))
+
+    assert net_admin(granted) and not net_admin(plain)
