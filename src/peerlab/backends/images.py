@@ -3,11 +3,13 @@
 No image registry is needed. `base` is a minimal Debian (`mmdebstrap --variant=minbase`
 into a tarball, imported into the engine) with libfaketime for clock skew; it is tagged
 `peerlab/base:<recipe>` and not made again while that tag exists (the recipe's hash is its
-content key). The built-in systems' images are built FROM it by the engine as usual:
-`syncpeer` from the project's own wheel (with its few dependencies, on Debian's Python),
-`etcd` and `redis` from their Debian packages. A manifest's `launch.build` (a Dockerfile, or
-a directory with one) is built the same way, tagged `launch.image`. Builds use the host's
-network, the only way out to the package mirror when the engine has no bridge of its own.
+content key). The built-in systems' images are built FROM it by the engine, tagged by the
+hash of their content too (the base, the Dockerfile, and for syncpeer the wheel), so an
+unchanged one is not built again: `syncpeer` from the project's own wheel (with its few
+dependencies, on Debian's Python), `etcd` and `redis` from their Debian packages. A
+manifest's `launch.build` (a Dockerfile, or a directory with one) is built the same way,
+tagged `launch.image`. Builds use the host's network, the only way out to the package
+mirror when the engine has no bridge of its own.
 """
 
 from __future__ import annotations
@@ -53,30 +55,42 @@ _APT = (
 
 @dataclass(frozen=True)
 class Recipe:
-    """A built-in image: what it is called and the Dockerfile that makes it FROM base."""
+    """A built-in image: what it is called, the Dockerfile that makes it FROM base, and
+    what its build context holds besides (`key` puts it there and names its content;
+    `fill` adds what follows from it)."""
 
     name: str
     dockerfile: str
-    context: Callable[[Path, Progress], None] | None = None  # fills the build context
+    key: Callable[[Path, Progress], str] = lambda _context, _progress: ""
+    fill: Callable[[Path, Progress], None] = lambda _context, _progress: None
 
     @property
     def tag(self) -> str:
         return f"peerlab/{self.name}"
 
 
-def _syncpeer_context(context: Path, progress: Progress) -> None:
-    """The project's wheel and syncpeer's dependencies, installed into `context/site`."""
-    root = _project_root()
-    wheels = context / "wheels"
+def _syncpeer_wheel(context: Path, progress: Progress) -> str:
+    """The project's wheel (built reproducibly: the same source gives the same bytes) and
+    the pins of syncpeer's dependencies; their hash is the image's content key."""
     progress("building the project's wheel")
-    _pip("wheel", "--no-deps", "--wheel-dir", str(wheels), str(root))
+    _pip("wheel", "--no-deps", "--wheel-dir", str(context / "wheels"), str(_project_root()))
+    wheel = next((context / "wheels").glob("peerlab-*.whl"))
+    pins = " ".join(_syncpeer_pins())
+    return hashlib.sha256(wheel.read_bytes() + pins.encode()).hexdigest()
+
+
+def _syncpeer_site(context: Path, progress: Progress) -> None:
+    """The wheel and syncpeer's dependencies, installed into `context/site`."""
     site = str(context / "site")
-    wheel = next(wheels.glob("peerlab-*.whl"))
-    _pip("install", "--no-deps", "--no-compile", "--target", site, str(wheel))
-    pinned = [f"{name}=={importlib.metadata.version(name)}" for name in SYNCPEER_DEPENDENCIES]
-    progress(f"adding {', '.join(pinned)}")
-    _pip("install", "--no-compile", "--only-binary=:all:", "--target", site, *pinned)
+    wheels = context / "wheels"
+    _pip("install", "--no-deps", "--no-compile", "--target", site, *map(str, wheels.glob("*.whl")))
+    progress(f"adding {', '.join(_syncpeer_pins())}")
+    _pip("install", "--no-compile", "--only-binary=:all:", "--target", site, *_syncpeer_pins())
     shutil.rmtree(wheels)
+
+
+def _syncpeer_pins() -> list[str]:
+    return [f"{name}=={importlib.metadata.version(name)}" for name in SYNCPEER_DEPENDENCIES]
 
 
 RECIPES = {
@@ -88,7 +102,8 @@ RECIPES = {
         # Compiled once here, not by every node at every start.
         + "RUN python3 -m compileall -q -j 0 /opt/syncpeer\n"
         + 'CMD ["python3", "-m", "syncpeer", "--help"]\n',
-        _syncpeer_context,
+        key=_syncpeer_wheel,
+        fill=_syncpeer_site,
     ),
     "etcd": Recipe(
         "etcd", f"FROM {BASE}\n" + _APT.format(packages="etcd-server") + 'CMD ["etcd"]\n'
@@ -156,14 +171,19 @@ class Images:
                 field="image",
                 hint=f"use one of: {', '.join(NAMES)}; build your own with `launch.build`",
             )
-        self.base(progress)
+        base = self.base(progress)
         recipe = RECIPES[name]
         with tempfile.TemporaryDirectory(prefix="peerlab-image-") as directory:
             context = Path(directory)
             (context / "Dockerfile").write_text(recipe.dockerfile)
-            if recipe.context is not None:
-                recipe.context(context, progress)
-            return self._build(context, "Dockerfile", recipe.tag, f"builtin-{name}", progress)
+            content = recipe.key(context, progress)
+            key = hashlib.sha256(f"{base}|{recipe.dockerfile}|{content}".encode()).hexdigest()
+            tag = f"{recipe.tag}:{key[:12]}"
+            if not self.exists(tag):
+                recipe.fill(context, progress)
+                self._build(context, "Dockerfile", tag, f"builtin-{name}", progress)
+        self.engine.api.tag(tag, recipe.tag, "latest")
+        return tag
 
     def base(self, progress: Progress = lambda _: None) -> str:
         """The base image, made from Debian's packages unless this recipe's is there."""
