@@ -286,7 +286,7 @@ class DockerBackend:
         """The engine's figures for the container: CPU, memory without page cache, tasks."""
         try:
             stats = self.engine.api.stats(handle.key, stream=False, one_shot=True)
-        except (engine_errors().APIError, OSError):
+        except (engine_errors().DockerException, OSError):
             return {}
         memory = stats.get("memory_stats") or {}
         cache = (memory.get("stats") or {}).get("cache", 0)

@@ -41,7 +41,8 @@ def client() -> docker.DockerClient:
             hint="pip install 'peerlab[docker]'",
         ) from None
     try:
-        made = docker.from_env(timeout=120)
+        # A connection per node follows its output: more than the default pool of 10.
+        made = docker.from_env(timeout=120, max_pool_size=256)
         made.ping()
     except docker.errors.DockerException as exc:
         raise PeerlabError(

@@ -188,8 +188,11 @@ class Images:
     def base(self, progress: Progress = lambda _: None) -> str:
         """The base image, made from Debian's packages unless this recipe's is there."""
         tag = f"{BASE}:{base_key()}"
+        if tag in self._ready:
+            return tag
         with self._lock(tag):
             if self.exists(tag):
+                self._ready.add(tag)
                 self.engine.api.tag(tag, BASE, "latest")
                 return tag
             if shutil.which("mmdebstrap") is None:
@@ -227,6 +230,7 @@ class Images:
                     changes=[f"LABEL {IMAGE_LABEL}=base-{base_key()}", 'CMD ["/bin/bash"]'],
                 )
             self.engine.api.tag(tag, BASE, "latest")
+            self._ready.add(tag)
             return tag
 
     def ensure(self, image: str | None, build: Path | None, progress: Progress) -> str:
