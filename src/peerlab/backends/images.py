@@ -183,7 +183,19 @@ class Images:
                 recipe.fill(context, progress)
                 self._build(context, "Dockerfile", tag, f"builtin-{name}", progress)
         self.engine.api.tag(tag, recipe.tag, "latest")
+        self._untag_older(recipe, tag)
         return tag
+
+    def _untag_older(self, recipe: Recipe, current: str) -> None:
+        """Drop the tags of this recipe's earlier contents, and the images they leave."""
+        import docker
+
+        for image in self.engine.api.images(recipe.tag):
+            for tag in image.get("RepoTags") or []:
+                if tag not in (current, f"{recipe.tag}:latest"):
+                    with contextlib.suppress(docker.errors.APIError):
+                        self.engine.api.remove_image(tag)
+        self._forget_superseded()
 
     def base(self, progress: Progress = lambda _: None) -> str:
         """The base image, made from Debian's packages unless this recipe's is there."""
@@ -305,13 +317,26 @@ class Images:
                 f"building {tag} failed: {exc.explanation or exc}",
                 hint=f"check the Dockerfile in {context}",
             ) from None
+        self._forget_superseded()
         return tag
+
+    def _forget_superseded(self) -> None:
+        """Remove peerlab's images that a build has just replaced (left with no tag); an
+        image still used by a container, or not labelled by peerlab, is never touched."""
+        import docker
+
+        old = self.engine.api.images(filters={"label": IMAGE_LABEL, "dangling": True})
+        for image in old:
+            with contextlib.suppress(docker.errors.APIError):
+                self.engine.api.remove_image(image["Id"])
 
     def listing(self) -> list[dict[str, str]]:
         """The images peerlab made on this engine."""
         found = []
         for image in self.engine.api.images(filters={"label": IMAGE_LABEL}):
             for tag in image.get("RepoTags") or []:
+                if tag == "<none>:<none>":
+                    continue
                 found.append(
                     {
                         "tag": tag,

@@ -50,6 +50,5 @@ def register(app: typer.Typer) -> None:
             print_json(found)
             return
         for image in found:
-            console.print(
-                f"{image['tag']:40} {image['id']}  {image['mb']:>5} MB  {image['recipe']}"
-            )
+            # One line each, however narrow the terminal: for reading and for grep.
+            typer.echo(f"{image['tag']:44} {image['id']}  {image['mb']:>5} MB  {image['recipe']}")
