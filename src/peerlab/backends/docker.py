@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 
 IMAGE_PYTHON = "python3"  # what `{python}` means inside an image
 HEALTH_INTERVAL_NS = 1_000_000_000  # the engine runs a node's healthcheck this often
+HEALTH_POLL = 0.2  # seconds between two questions about a node's health
 
 
 class DockerBackend:
@@ -80,6 +81,7 @@ class DockerBackend:
         self._faketime: set[str] = set(adopted.get("faketime", []))
         self._has_faketime: dict[str, bool] = {}  # image id -> libfaketime inside
         self._volumes: set[str] = set(adopted.get("volumes", []))
+        self._health: dict[str, tuple[float, bool]] = {}  # container -> (asked, healthy)
         self._closing = False
         self._detached = False
 
@@ -274,10 +276,17 @@ class DockerBackend:
         return node.name in self._faketime
 
     def healthy(self, node: Node) -> bool:
+        """The engine's health status, asked at most a few times a second (it changes once
+        per check, and the readiness loop polls far more often)."""
         if node.handle is None:
             return False
-        state = self.engine.api.inspect_container(node.handle.key)["State"]
-        return bool((state.get("Health") or {}).get("Status") == "healthy")
+        key = node.handle.key
+        asked, answer = self._health.get(key, (0.0, False))
+        if time.monotonic() - asked >= HEALTH_POLL:
+            state = self.engine.api.inspect_container(key)["State"]
+            answer = (state.get("Health") or {}).get("Status") == "healthy"
+            self._health[key] = (time.monotonic(), answer)
+        return answer
 
     def logs(self, node: Node, lines: int, stream: Literal["stdout", "stderr"]) -> list[str]:
         return node.logs(lines, stream)
