@@ -5,7 +5,8 @@ BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 PYTEST_WORKERS ?= 2
 
-.PHONY: demo test unit test-docker lint typecheck resilience chaos stress mutants consensus connectivity clean
+.PHONY: demo test test-netns test-docker unit lint typecheck resilience chaos stress mutants \
+	consensus connectivity clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +21,7 @@ test: $(STAMP)
 	$(BIN)/ruff check src tests
 	$(BIN)/ruff format --check src tests
 	$(BIN)/mypy
-	$(BIN)/pytest -n $(PYTEST_WORKERS) -m "not stress and not docker" --durations=15
+	$(BIN)/pytest -n $(PYTEST_WORKERS) -m "not stress and not netns and not docker" --durations=15
 
 # The docker backend (a running engine; the images are made here first and kept): its own
 # tests, then syncpeer's basic and resilience suites and etcd's short consensus suite with
@@ -34,6 +35,15 @@ test-docker: $(STAMP)
 		--durations=15 $(DOCKER_SUITES)
 	$(BIN)/pytest --peerlab-backend docker -m "consensus and not stress" --durations=15 \
 		tests/e2e/consensus
+
+# The backend-neutral suites again with every node in a network namespace of its own, and the
+# netns backend's own scenarios (cleanup after SIGKILL, capabilities, rootless, the WireGuard
+# mesh). Needs root, or unprivileged user namespaces (docs/backends.md).
+NETNS_SUITES = tests/e2e/basic tests/e2e/resilience tests/e2e/chaos tests/e2e/consensus \
+	tests/e2e/connectivity tests/e2e/netns tests/unit/backends
+test-netns: $(STAMP)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --peerlab-backend netns -m "not stress" --durations=15 \
+		$(NETNS_SUITES)
 
 # The fast suite: one process, no network, no nodes (under a minute on 2 workers).
 unit: $(STAMP)

@@ -110,19 +110,6 @@ def _absolute_path(value: str) -> str:
     return value
 
 
-def _capabilities(value: Any) -> Any:
-    # "cap_net_admin" and "NET_ADMIN" are the same capability; each is granted once.
-    if isinstance(value, list) and all(isinstance(name, str) for name in value):
-        return tuple(dict.fromkeys(name.upper().removeprefix("CAP_") for name in value))
-    return value
-
-
-def _grantable(value: str) -> str:
-    if value not in GRANTABLE:
-        raise ValueError(f"names {_shown(value)}, which a node cannot be granted")
-    return value
-
-
 def _relative_path(value: str) -> str:
     path = PurePosixPath(value)
     if path.is_absolute() or ".." in path.parts or not path.parts or "\0" in value:
@@ -131,14 +118,6 @@ def _relative_path(value: str) -> str:
 
 
 Strings = Annotated[tuple[str, ...], BeforeValidator(_as_tuple)]
-# What a node may be granted within its own network namespace (`launch.capabilities`):
-# devices and raw sockets of its own, nothing that reaches the machine outside it.
-GRANTABLE = ("NET_ADMIN", "NET_RAW", "NET_BIND_SERVICE")
-Capabilities = Annotated[
-    tuple[Annotated[str, AfterValidator(_grantable)], ...],
-    BeforeValidator(_capabilities),
-    Shown("list of capability names"),
-]
 ImageName = Annotated[str, AfterValidator(_image_name), Shown('image name ("repo/name:tag")')]
 BuildContext = Annotated[
     str, Field(min_length=1), Shown("path: a Dockerfile or a directory, from the manifest")
@@ -161,6 +140,14 @@ PortNumber = Annotated[int, Field(ge=1, le=65535), Shown("integer 1-65535")]
 Count = Annotated[int, Field(ge=0), Shown("integer >= 0")]
 Seconds = Annotated[float, Field(gt=0), Shown("seconds > 0")]
 GraceSeconds = Annotated[float, Field(ge=0), Shown("seconds >= 0")]
+# What a node may be granted within its own network namespace: devices and raw sockets of
+# its own, nothing that reaches the machine outside it (peerlab.backends.confine).
+Grantable = Literal["NET_ADMIN", "NET_RAW", "NET_BIND_SERVICE"]
+Capabilities = Annotated[
+    tuple[Grantable, ...],
+    BeforeValidator(_as_tuple),
+    Shown("list of NET_ADMIN, NET_RAW, NET_BIND_SERVICE"),
+]
 ProbeType = Literal["http", "tcp", "log", "healthcheck", "none"]
 
 
@@ -203,8 +190,8 @@ class Launch(Table):
     )
     capabilities: Capabilities = Field(
         (),
-        description="granted within the node's own network namespace (NET_ADMIN: a TUN or "
-        "WireGuard device); backends that isolate nodes only",
+        description="granted within the node's own network namespace (a TUN or WireGuard "
+        "device); only a backend that isolates nodes can grant them (netns, docker)",
     )
     image: ImageName | None = Field(
         None, description="docker backend: the image nodes run from (built by `build`, if given)"
@@ -328,8 +315,8 @@ HINTS: dict[str, str] = {
     "launch.args": 'e.g. args = ["--port", "{port.http}"]',
     "launch.entry": 'name the function that takes argv: entry = "mypkg.main:main"',
     "launch.preload": 'write a list of module names, e.g. preload = ["mypkg.node"]',
-    "launch.capabilities": f"use some of: {', '.join(GRANTABLE)}, e.g. capabilities = "
-    '["NET_ADMIN"]',
+    "launch.capabilities": 'e.g. capabilities = ["NET_ADMIN"]: NET_ADMIN, NET_RAW or '
+    "NET_BIND_SERVICE",
     "launch.image": 'name a local image, e.g. image = "peerlab/etcd" (`peerlab image list`)',
     "launch.build": 'e.g. build = "./Dockerfile" or build = "./image" (a directory)',
     "launch.volume": 'write the path the image keeps its data in, e.g. volume = "/var/lib/kvd"',

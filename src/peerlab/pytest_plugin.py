@@ -57,6 +57,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "peerlab: a scenario that runs a peerlab Environment")
+    # Before pytest (or xdist) starts a thread: the netns backend without root enters a user
+    # namespace here, and the workers xdist starts inherit it.
+    backends.enter(config.getoption("--peerlab-backend"))
     for plugin in plugins():  # systems' own fixtures and helpers (syncpeer: syncpeer_net)
         if plugin.pytest is not None and not config.pluginmanager.has_plugin(plugin.pytest):
             config.pluginmanager.import_plugin(plugin.pytest)

@@ -44,6 +44,12 @@ def test_defaults_that_follow_from_other_fields() -> None:
     assert find_system("syncpeer").preload == ("syncpeer.io.node",)
 
 
+def test_capabilities_are_granted_by_name() -> None:
+    launch = {"command": ["x"], "capabilities": ["NET_ADMIN", "NET_RAW"]}
+    assert parse_manifest({**MINIMAL, "launch": launch}).capabilities == ("NET_ADMIN", "NET_RAW")
+    assert parse_manifest(MINIMAL).capabilities == ()
+
+
 def test_unknown_system_lists_known_ones() -> None:
     with pytest.raises(UsageError) as info:
         find_system("nosuchsystem")

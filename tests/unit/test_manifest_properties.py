@@ -242,14 +242,20 @@ BAD_VALUES: dict[str, st.SearchStrategy[Any]] = {
         st.text(max_size=8).filter(lambda text: ":" not in text),
         st.sampled_from(["mod:", ":name", "a b:c", "a..b:c", "1a:b", "a:b:c"]),
     ),
+    "list of NET_ADMIN, NET_RAW, NET_BIND_SERVICE": st.one_of(
+        not_of(list),
+        st.lists(
+            st.text(max_size=12).filter(
+                lambda s: s not in ("NET_ADMIN", "NET_RAW", "NET_BIND_SERVICE")
+            ),
+            min_size=1,
+        ),
+    ),
     "list of module names": st.one_of(
         not_of(list), st.lists(st.sampled_from(["", "a b", "1a", "a..b", "a.", "a-b"]), min_size=1)
     ),
     'signal name ("SIGTERM")': st.one_of(
         not_of(str), st.text(max_size=8).filter(lambda s: s not in signal.Signals.__members__)
-    ),
-    "list of capability names": st.one_of(
-        not_of(list), st.lists(st.sampled_from(["SYS_ADMIN", "ALL", "", "NET"]), min_size=1)
     ),
     'image name ("repo/name:tag")': st.one_of(
         not_of(str), st.sampled_from(["", "Kvd", "kvd:", "kvd:a:b", "/kvd", "kvd tag", ":1"])

@@ -120,8 +120,8 @@ BAD = [
     row('[system]\nbinary = ["etcd"]', "system.binary", "Debian"),
     row('[templates]\nt = "{name}"', "templates.t", "each ="),
     # Containers and capabilities.
-    row('[launch]\ncapabilities = ["SYS_ADMIN"]', "launch.capabilities", "NET_ADMIN"),
-    row('[launch]\ncapabilities = "NET_ADMIN"', "launch.capabilities", "NET_ADMIN"),
+    row('[launch]\ncapabilities = "NET_ADMIN"', "launch.capabilities", '["NET_ADMIN"]'),
+    row('[launch]\ncapabilities = ["SYS_ADMIN"]', "launch.capabilities", "NET_RAW"),
     row('[launch]\nimage = "My Image"', "launch.image", "peerlab/etcd"),
     row('[launch]\nimage = "kvd:a:b"', "launch.image", "peerlab/etcd"),
     row('[launch]\nbuild = ""', "launch.build", "Dockerfile"),

@@ -1,12 +1,14 @@
-"""Placing a process: into a network namespace, with only the capabilities it was granted.
+"""Placing a process: into a network namespace, with mounts and capabilities of its own.
 
 The launcher calls these in a forked child before it runs a node (so a fork-mode node, which
-never execs, is placed too); `userns.py` uses `unshare`. Python 3.11 has no `os.setns` or
-`os.unshare`, and the standard library no capability calls, hence these few libc calls.
+never execs, is placed too); `userns.py` uses `unshare` and `mount`. Python 3.11 has no
+`os.setns`, `os.unshare` or `mount`, and the standard library no capability calls, hence
+these few libc calls.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import os
@@ -16,8 +18,12 @@ CLONE_NEWNS = 0x00020000
 CLONE_NEWUSER = 0x10000000
 CLONE_NEWNET = 0x40000000
 PR_CAPBSET_DROP = 24
+MS_REC = 0x4000
+MS_PRIVATE = 1 << 18
+MS_SLAVE = 1 << 19
+MNT_DETACH = 2
 _CAPABILITY_VERSION_3 = 0x20080522
-# The capabilities a manifest may grant (peerlab.manifest.GRANTABLE), by number.
+# The capabilities a manifest may grant (peerlab.manifest_schema.Grantable), by number.
 CAPABILITIES = {"NET_BIND_SERVICE": 10, "NET_ADMIN": 12, "NET_RAW": 13}
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
@@ -52,6 +58,35 @@ def enter_netns(path: str) -> None:
         _check(_libc.setns(fd, CLONE_NEWNET), f"setns {path}")
     finally:
         os.close(fd)
+
+
+def mount(
+    source: str | None, target: str, kind: str | None, flags: int = 0, data: str = ""
+) -> None:
+    _check(
+        _libc.mount(
+            source.encode() if source else None,
+            target.encode(),
+            kind.encode() if kind else None,
+            flags,
+            data.encode() if data else None,
+        ),
+        f"mount {target}",
+    )
+
+
+def own_mounts() -> None:
+    """Give this process a mount namespace of its own, as `ip netns exec` does: a /sys that
+    shows its network namespace's devices, and an empty /run for what programs keep there
+    (wireguard-go's control sockets), gone with the process. Where a mount is refused the
+    host's stays: a node runs all the same."""
+    unshare(CLONE_NEWNS)
+    mount(None, "/", None, MS_REC | MS_SLAVE)
+    with contextlib.suppress(OSError):
+        _check(_libc.umount2(b"/sys", MNT_DETACH), "umount /sys")
+        mount("sysfs", "/sys", "sysfs")
+    with contextlib.suppress(OSError):
+        mount("tmpfs", "/run", "tmpfs", 0, "mode=755")
 
 
 def keep_only(names: list[str] | tuple[str, ...]) -> None:

@@ -3,9 +3,10 @@
 It imports the Python systems' modules once (`--preload`), then serves spawn requests as
 JSON lines on stdin: a `fork` spawn forks a child that calls the system's entry point with
 its arguments (a few milliseconds, memory shared copy-on-write with the launcher); an `exec`
-spawn forks and execs any program. A spawn may name a network namespace to enter (`netns`)
-and the capabilities to keep (`capabilities`): the child enters it and drops the rest before
-it runs the node, so one launcher serves the nodes of every namespace. Each node is still its
+spawn forks and execs any program. A spawn may name a network namespace to enter (`netns`;
+the child gets mounts of its own there too) and the capabilities to keep (`capabilities`):
+the child enters it and drops the rest before it runs the node, so one launcher serves the
+nodes of every namespace. Each node is still its
 own process in its own session: its own pid, killable and pausable. The launcher reaps its
 children and reports exits as events on stdout. When its stdin closes (the Environment's
 owner died, even by SIGKILL) it kills every node it started, unless it was told to `detach`.
@@ -128,6 +129,10 @@ class Launcher:
         signal.set_wakeup_fd(-1)
         for sig in (signal.SIGCHLD, signal.SIGINT, signal.SIGTERM, signal.SIGPIPE):
             signal.signal(sig, signal.SIG_DFL)
+        if request.get("entry"):
+            # A Python node writes to a peer that reset its connection: as in any Python
+            # program, that is an error to handle (EPIPE), not a signal that kills it.
+            signal.signal(signal.SIGPIPE, signal.SIG_IGN)
         self.selector.close()
         for fd in (self.wake_r, self.wake_w, self.out):
             os.close(fd)
@@ -139,6 +144,7 @@ class Launcher:
             os.close(fd)
         if request.get("netns"):
             confine.enter_netns(request["netns"])
+            confine.own_mounts()
         if request.get("capabilities") is not None:
             confine.keep_only(request["capabilities"])
         os.chdir(request.get("cwd") or "/")

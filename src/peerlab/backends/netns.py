@@ -25,11 +25,14 @@ from peerlab.backends import userns
 from peerlab.backends.base import Addresses, BackendContext, Capabilities, Launch
 from peerlab.backends.plumbing import Hub
 from peerlab.backends.processes import ProcessBackend
-from peerlab.errors import UsageError
+from peerlab.errors import PeerlabError, UsageError
 
 if TYPE_CHECKING:
     from peerlab.fabric.plane import FaultPlane
-    from peerlab.node import Node
+    from peerlab.node import Node, NodeHandle
+
+# Namespaces plumbed in one batch: the first nodes start while the next batch is plumbed.
+PLUMB_AT_ONCE = 32
 
 
 class NetnsBackend(ProcessBackend):
@@ -70,6 +73,9 @@ class NetnsBackend(ProcessBackend):
         self.reaper.add_resource(self._resource, "network", self.hub.record())
         self._adopted = bool(adopted)
         self._attached: set[int] = {int(i) for i in adopted.get("attached", [])}
+        self._pending: dict[int, str] = {}  # exposed, not yet plumbed: index -> address
+        self._waiting: dict[int, asyncio.Future[None]] = {}  # until plumbed, by index
+        self._plumber: asyncio.Task[None] | None = None
         self._diverted = False
         self._hub_lock: asyncio.Lock | None = None
 
@@ -80,10 +86,12 @@ class NetnsBackend(ProcessBackend):
         return Addresses(address, address)
 
     async def expose(self, node: Node, plane: FaultPlane) -> None:
+        """Into the fabric now; the namespace when the node starts, together with the other
+        nodes exposed by then (a batch of `ip` commands for many of them)."""
         await self._divert(plane)
-        if node.index not in self._attached:
-            await self.hub.attach(node.index, node.address)
-            self._attached.add(node.index)
+        if node.index not in self._attached and node.index not in self._waiting:
+            self._pending[node.index] = node.address
+            self._waiting[node.index] = asyncio.get_running_loop().create_future()
         ports: dict[tuple[str, int], str] = {
             (p.protocol, p.port): p.name for p in node.system.ports.values()
         }
@@ -100,6 +108,38 @@ class NetnsBackend(ProcessBackend):
             # An adopted network keeps its routes; its rules named the old listeners.
             await self.hub.create(tcp, udp, routes=not self._adopted)
             self._diverted = True
+
+    async def _plumbed(self, index: int) -> None:
+        """Node `index`'s namespace is there. The first node to start sets the plumber to
+        work on every node pending, a batch at a time, so the first nodes start while the
+        next batch is plumbed."""
+        if index in self._attached:
+            return
+        future = self._waiting.get(index)
+        if future is None:
+            raise PeerlabError(f"node {index} was never exposed, so it has no namespace")
+        if self._plumber is None or self._plumber.done():
+            self._plumber = asyncio.get_running_loop().create_task(self._plumb())
+        await asyncio.shield(future)
+
+    async def _plumb(self) -> None:
+        while self._pending:
+            batch = dict(list(self._pending.items())[:PLUMB_AT_ONCE])
+            for index in batch:
+                del self._pending[index]
+            try:
+                await self.hub.attach(batch)
+            except Exception as exc:
+                for index in batch:
+                    self._waiting.pop(index).set_exception(exc)
+                continue
+            self._attached.update(batch)
+            for index in batch:
+                self._waiting.pop(index).set_result(None)
+
+    async def start(self, node: Node, launch: Launch) -> NodeHandle:
+        await self._plumbed(node.index)
+        return await super().start(node, launch)
 
     def spawn_options(self, node: Node, launch: Launch) -> dict[str, Any]:
         return {

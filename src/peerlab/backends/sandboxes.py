@@ -85,7 +85,7 @@ class Sandboxes:
                 self.sandboxes[index] = made
                 name = self.hub.netns(index)
                 await run_async(["ip", "-batch", "-"], f"netns attach {name} {pid}\n")
-                await self.hub.attach(index, node.address, create=False)
+                await self.hub.attach({index: node.address}, create=False)
             return self.sandboxes[index]
 
     def _create(self, node: Node, image: str) -> tuple[str, int]:

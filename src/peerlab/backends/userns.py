@@ -17,8 +17,6 @@ device.
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import os
 import subprocess
 from pathlib import Path
@@ -27,13 +25,9 @@ from peerlab.backends import confine
 from peerlab.errors import UsageError
 from peerlab.reaper import runtime_dir
 
-MS_REC = 0x4000
-MS_PRIVATE = 1 << 18
 CAP_NET_ADMIN = 12
 CAP_SYS_ADMIN = 21
 _FULL_MAP = "0 0 4294967295"
-
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 
 
 def privileged() -> bool:
@@ -68,19 +62,6 @@ def _threads() -> int:
     return len(os.listdir("/proc/self/task"))
 
 
-def _mount(source: str | None, target: str, kind: str | None, flags: int, data: str) -> None:
-    result = _libc.mount(
-        source.encode() if source else None,
-        target.encode(),
-        kind.encode() if kind else None,
-        flags,
-        data.encode() if data else None,
-    )
-    if result != 0:
-        errno = ctypes.get_errno()
-        raise OSError(errno, f"mount {target}: {os.strerror(errno)}")
-
-
 def enter() -> None:
     """Make this process root of a private user, mount and network namespace (see above)."""
     reason = available()
@@ -105,7 +86,7 @@ def enter() -> None:
     Path("/proc/self/setgroups").write_text("deny")
     Path("/proc/self/uid_map").write_text(f"0 {uid} 1")
     Path("/proc/self/gid_map").write_text(f"0 {gid} 1")
-    _mount(None, "/", None, MS_REC | MS_PRIVATE, "")
-    _mount("tmpfs", "/run", "tmpfs", 0, "mode=755")
+    confine.mount(None, "/", None, confine.MS_REC | confine.MS_PRIVATE)
+    confine.mount("tmpfs", "/run", "tmpfs", 0, "mode=755")
     Path("/run/netns").mkdir()
     subprocess.run(["ip", "link", "set", "dev", "lo", "up"], check=True)

@@ -67,6 +67,7 @@ def register(app: typer.Typer) -> None:
             backends.DEFAULT,
             "--backend",
             "-b",
+            envvar="PEERLAB_BACKEND",
             help=f"Where nodes run: {', '.join(backends.names())} (docs/backends.md).",
         ),
         timeout: float = typer.Option(120.0, "--timeout", help="Seconds to wait for readiness."),
@@ -175,6 +176,7 @@ def register(app: typer.Typer) -> None:
             return
         console.print(
             f"environment [bold]{result['name']}[/]  seed {result['seed']}  "
-            f"up {result['uptime_s']}s  systems {', '.join(result['systems'])}"
+            f"backend {result['backend']}  up {result['uptime_s']}s  "
+            f"systems {', '.join(result['systems'])}"
         )
         console.print(nodes_table(result["nodes"]))

@@ -107,7 +107,12 @@ class TransparentUdpProxy(UdpProxy):
         if self.links.blocked(flow.src, self.node):
             self.counts["dropped"] += 1
             return
-        self._send(self._endpoint(flow.address), data, self.upstream, flow.delays("upstream"))
+        try:
+            sender = self._endpoint(flow.address)
+        except OSError:  # the source's address and port cannot be bound: lost, as in UDP
+            self.counts["dropped"] += 1
+            return
+        self._send(sender, data, self.upstream, flow.delays("upstream"))
 
 
 class Interceptor:
