@@ -223,34 +223,52 @@ class DockerBackend:
     def _follow(
         self, node: Node, container: str, exited: asyncio.Future[int | None], replay: bool
     ) -> None:
-        """Stream the container's output into the node's files as it comes, then resolve
-        `exited` with its exit code (None: it is gone)."""
+        """Stream the container's stdout and stderr into the node's files as they come (from
+        its start, or from now when `replay` is off), then resolve `exited` with its exit
+        code (None: it is gone)."""
         loop = exited.get_loop()
-        api = self.engine.api
-        errors = engine_errors()
+        since = None if replay else int(time.time())
+        stderr_done = threading.Event()
 
-        def pump() -> None:
+        def copy(stream: Literal["stdout", "stderr"], path: Path) -> None:
+            # The engine's log stream, one per kind: read through the HTTP response (an
+            # attached socket read raw can lose bytes the response had already buffered).
+            try:
+                chunks = self.engine.api.logs(
+                    container,
+                    stdout=stream == "stdout",
+                    stderr=stream == "stderr",
+                    stream=True,
+                    follow=True,
+                    since=since,
+                )
+                with path.open("ab") as out:
+                    for chunk in chunks:
+                        out.write(chunk)
+                        out.flush()
+            except Exception as exc:  # the container is gone, or the engine
+                if not self._closing:
+                    log.debug("container_output_ended", node=node.name, error=str(exc))
+
+        def stderr() -> None:
+            copy("stderr", node.stderr_path)
+            stderr_done.set()
+
+        def stdout_then_exit() -> None:
             code: int | None = None
             try:
-                stream = api.attach(
-                    container, stdout=True, stderr=True, stream=True, logs=replay, demux=True
-                )
-                with node.stdout_path.open("ab") as out, node.stderr_path.open("ab") as err:
-                    for chunk_out, chunk_err in stream:
-                        if chunk_out:
-                            out.write(chunk_out)
-                            out.flush()
-                        if chunk_err:
-                            err.write(chunk_err)
-                            err.flush()
-                code = int(api.wait(container)["StatusCode"])
-            except (errors.NotFound, errors.APIError, OSError) as exc:
+                copy("stdout", node.stdout_path)
+                code = int(self.engine.api.wait(container)["StatusCode"])
+                stderr_done.wait(5)  # its last lines are in the file before the exit is told
+            except Exception as exc:
                 if not self._closing:
                     log.debug("container_watch_ended", node=node.name, error=str(exc))
-            with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits any more
-                loop.call_soon_threadsafe(_resolve, exited, code)
+            finally:
+                with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits
+                    loop.call_soon_threadsafe(_resolve, exited, code)
 
-        threading.Thread(target=pump, name=f"docker-{node.name}", daemon=True).start()
+        for target, name in ((stdout_then_exit, "out"), (stderr, "err")):
+            threading.Thread(target=target, name=f"docker-{node.name}-{name}", daemon=True).start()
 
     # ------------------------------------------------------------------ control
 
