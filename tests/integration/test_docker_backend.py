@@ -238,3 +238,6 @@ def test_net_admin_is_granted_to_the_nodes_that_ask(
         return bool(int(status.split()[1], 16) & (1 << 12))
 
     assert net_admin(granted) and not net_admin(plain)
+    tun = "test -c /dev/net/tun && echo tun"
+    assert in_container(engine, granted.handle.key, "sh", "-c", tun) == "tun"
+    assert in_container(engine, plain.handle.key, "sh", "-c", tun) == ""

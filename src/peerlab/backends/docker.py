@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 
 IMAGE_PYTHON = "python3"  # what `{python}` means inside an image
 HEALTH_INTERVAL_NS = 1_000_000_000  # the engine runs a node's healthcheck this often
+TUN = "/dev/net/tun:/dev/net/tun:rwm"
 HEALTH_POLL = 0.2  # seconds between two questions about a node's health
 
 
@@ -149,6 +150,8 @@ class DockerBackend:
                 network_mode=f"container:{sandbox}",
                 init=True,
                 cap_add=list(launch.capabilities) or None,
+                # A TUN device (wireguard-go, VPNs) needs the node to see /dev/net/tun.
+                devices=[TUN] if "NET_ADMIN" in launch.capabilities else None,
                 mounts=mounts,
             ),
         )
