@@ -27,9 +27,12 @@ from peerlab.checkers.verdict import Verdict
 from peerlab.errors import PeerlabError, UsageError
 from peerlab.fabric.network import Network
 from peerlab.history import History
+from peerlab.init_step import run_init
 from peerlab.launching import check_launchable, plan_launch
 from peerlab.manifest import SystemSpec, node_fields
+from peerlab.names import check_name
 from peerlab.node import Node, NodeHandle, NodeState, node_name
+from peerlab.observe.stamps import save as save_stamps
 from peerlab.readiness import wait_ready
 from peerlab.rpc import rpc
 from peerlab.systems import Systems
@@ -114,14 +117,22 @@ class NodeControl:
         with self._table:
             names, roles = self._plan(spec, peers, role)
             new = [self._make_node(spec, name, r) for name, r in zip(names, roles, strict=True)]
-            # Each node's own fields first: the cluster-wide templates join them.
+            # Each node's own fields first: the init step and the cluster-wide templates
+            # use them.
             for node in new:
                 node.fields = self._node_fields(node, [])
-            cluster = [n.fields for n in self.nodes.values() if n.system is spec]
-            for node in new:
-                node.fields = self._node_fields(node, cluster)
         try:
             with self._locked(*names):
+                if spec.init is not None:
+                    self._run(
+                        self._init_nodes(new),
+                        timeout=spec.init.timeout + 30,
+                        what=f"the init step of {len(new)} {spec.name} nodes",
+                    )
+                with self._table:
+                    cluster = [n.fields for n in self.nodes.values() if n.system is spec]
+                    for node in new:
+                        node.fields = self._node_fields(node, cluster)
                 self._run(
                     self._start_nodes(new, wait),
                     timeout=start_timeout(spec, len(new)),
@@ -140,6 +151,7 @@ class NodeControl:
         if peers is None and role is None and spec.layout:
             roles = [r for r, count in spec.layout for _ in range(count)]
             names = [node_name(self._next_index + i) for i in range(len(roles))]
+            self._check_room(len(names))
             return names, roles
         if spec.layout and role is None:
             layout = ", ".join(f"{r}: {count}" for r, count in spec.layout)
@@ -156,7 +168,8 @@ class NodeControl:
                 raise UsageError(f"peers is {peers}", field="peers", hint="start at least 1 peer")
             names = [node_name(self._next_index + i) for i in range(peers)]
         else:
-            names = list(peers)
+            names = [check_name(name, "peer", "name") for name in peers]
+        self._check_room(len(names))
         for name in names:
             if name in self.nodes:
                 raise UsageError(
@@ -172,7 +185,30 @@ class NodeControl:
             )
         return names, [role] * len(names)
 
+    def _check_room(self, count: int) -> None:
+        """Refuse more nodes than the backend has addresses for, before any is made."""
+        try:
+            self.backend.addresses(self._next_index + count - 1)
+        except PeerlabError as exc:
+            raise UsageError(
+                f"{count} more nodes do not fit: {exc.message}",
+                field="peers",
+                hint="start fewer peers",
+            ) from None
+
+    async def _init_nodes(self, nodes: list[Node]) -> None:
+        """Every new node's init step, side by side; its captures join the node's fields."""
+        limit = asyncio.Semaphore(self.backend.capabilities.parallel_starts)
+
+        async def one(node: Node) -> None:
+            async with limit:
+                node.fields.update(await run_init(node, self.seed))
+
+        await asyncio.gather(*(one(node) for node in nodes))
+
     def _node_fields(self, node: Node, cluster: list[dict[str, Any]]) -> dict[str, Any]:
+        init = node.system.init
+        captures = init.capture if init is not None else {}
         return node_fields(
             node.system,
             name=node.name,
@@ -183,6 +219,7 @@ class NodeControl:
             seed=self.seed,
             role=node.role,
             cluster=cluster,
+            captured={k: v for k, v in node.fields.items() if k in captures},
         )
 
     def _make_node(self, spec: SystemSpec, name: str, role: str | None) -> Node:
@@ -211,6 +248,8 @@ class NodeControl:
             if not batch:
                 continue
             for node in batch:
+                logs = node.system.logs
+                save_stamps(node.stdout_path.parent, logs.timestamp, logs.format)
                 self.backend.prepare(node, self._launch_plan(node))
                 await self.backend.expose(node, self.net.plane)
             limit = asyncio.Semaphore(self.backend.capabilities.parallel_starts)

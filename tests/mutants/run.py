@@ -30,7 +30,8 @@ from syncpeer.core.mutants import MUTANTS
 
 ROOT = Path(__file__).resolve().parents[2]
 
-FAILED = re.compile(r"^FAILED (\S+)", re.MULTILINE)
+# A test fails in its body (FAILED) or in a final check at teardown (ERROR).
+FAILED = re.compile(r"^(?:FAILED|ERROR) (\S+)", re.MULTILINE)
 
 
 @dataclass
@@ -54,7 +55,7 @@ def pytest_run(tests: list[str], mutant: str | None, results: Path) -> Outcome:
         *tests,
         "-x",
         "-q",
-        "-rf",
+        "-rfE",
         "-p",
         "no:cacheprovider",
         "--peerlab-results",

@@ -177,8 +177,11 @@ FULL: dict[str, Any] = {
         "type": "http",
         "port": "http",
         "path": "/",
+        "method": "GET",
+        "headers": {"Accept": "text/plain"},
+        "status": 200,
         "pattern": "up",
-        "command": ["kvd-ctl", "health"],
+        "command": ["kvd-cli", "health"],
         "timeout": 5,
     },
     "env": {"LEVEL": "debug"},
@@ -197,6 +200,15 @@ FULL: dict[str, Any] = {
     "templates": {"primary": {"each": "{address}", "join": ",", "role": "primary"}},
     "files": {"common.conf": "port {port.http}"},
     "stop": {"signal": "SIGTERM", "timeout": 5},
+    "init": {
+        "command": ["kvd", "init"],
+        "capture": {"node_id": "ID: (\\S+)"},
+        "source": "output",
+        "file": "id.txt",
+        "env": {"HOME": "{data_dir}"},
+        "timeout": 5,
+    },
+    "logs": {"timestamp": "^(\\S+)", "format": "iso8601"},
 }
 
 anything = st.one_of(
@@ -265,6 +277,12 @@ BAD_VALUES: dict[str, st.SearchStrategy[Any]] = {
         not_of(str), st.sampled_from(["", "data", "./data", "/", "/a/../b", "a/b"])
     ),
     "regular expression": st.one_of(not_of(str), st.sampled_from(["(", "[a-", "*", "a)"])),
+    "table of regular expressions": anything
+    | st.sampled_from([{"node_id": "("}, {"Bad-Name": "x"}, {"name": "x"}]),
+    "relative path": st.one_of(not_of(str), st.sampled_from(["/etc/passwd", "../x", ""])),
+    "HTTP status 100-599": st.one_of(
+        not_of(int), st.integers(max_value=99), st.integers(min_value=600)
+    ),
     'URL path ("/...")': st.one_of(
         not_of(str), st.text(max_size=8).filter(lambda text: not text.startswith("/"))
     ),

@@ -129,7 +129,7 @@ BAD = [
     row('[launch]\nvolume = "/a/../etc"', "launch.volume", "/var/lib/kvd"),
     row("", "launch.command", "command = [", without="launch.command"),
     row('[readiness]\ntype = "healthcheck"', "readiness.type", "launch.image"),
-    row('[readiness]\ncommand = "kvd-ctl health"', "readiness.command", "kvd-ctl"),
+    row('[readiness]\ncommand = "kvd-ctl health"', "readiness.command", "mysystem-cli"),
     row("[roles.x]\nimage = 3", "roles.x.image", "peerlab/redis"),
     row(
         '[launch]\nimage = "kvd"\nmode = "fork"\nentry = "kvd.main:main"',

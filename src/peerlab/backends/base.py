@@ -11,11 +11,12 @@ new backend is one module plus a registry entry.
 from __future__ import annotations
 
 import signal
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from peerlab.backends.owners import Owner, Request
 from peerlab.node import Node, NodeHandle
 
 if TYPE_CHECKING:
@@ -157,8 +158,11 @@ class Backend(Protocol):
         """CPU seconds, memory and process count of the node (its whole process tree)."""
         ...
 
-    def identify(self, src_ip: str, src_port: int) -> str | None:
-        """The node that owns the connection (datagram source) `src_ip:src_port`, or None."""
+    def identify(self, requests: Sequence[Request]) -> list[Owner | None]:
+        """For each (protocol, source, destination) of a connection or datagram the fabric
+        accepted at `destination`: the node holding the source socket, `Owner(None)` when a
+        process that is no node holds it (a client), None when no live process does (the
+        fabric refuses it). Never a guess: an answer that is not known is not given."""
         ...
 
     def export_data(self, node: Node, target: Path) -> None:

@@ -34,6 +34,7 @@ from peerlab.backends.base import Action, Addresses, BackendContext, Capabilitie
 from peerlab.backends.images import Images, faketime_path
 from peerlab.backends.sandboxes import Sandboxes
 from peerlab.errors import PeerlabError, UsageError
+from peerlab.manifest import render
 from peerlab.nemesis.clock import preload_environment, write_skew
 from peerlab.node import NodeHandle
 
@@ -218,7 +219,8 @@ class DockerBackend:
         if readiness.type != "healthcheck":
             return None
         # No test: the image's own HEALTHCHECK, run often enough to be a readiness probe.
-        test = ["CMD", *readiness.command] if readiness.command else []
+        command = [render(part, node.fields) for part in readiness.command or ()]
+        test = ["CMD", *command] if command else []
         return {"Test": test, "Interval": HEALTH_INTERVAL_NS, "Retries": 1}
 
     # ------------------------------------------------------------------ output and exits

@@ -10,12 +10,12 @@ address or, for programs that dial from 127.0.0.1, by the socket's owner.
 from __future__ import annotations
 
 import socket
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
-
-import psutil
 
 from peerlab.addresses import AddressBlock
 from peerlab.backends.base import Addresses, BackendContext, Capabilities, Launch
+from peerlab.backends.owners import Owner, Request, SocketOwners
 from peerlab.backends.processes import ProcessBackend
 from peerlab.errors import UsageError
 
@@ -35,6 +35,8 @@ class LocalBackend(ProcessBackend):
         adopted = context.adopt or {}
         self.block = AddressBlock.lease(adopted.get("address_block"), wait=10)
         self.reaper.add_callback("address lease", self.block.release)
+        self.owners = SocketOwners(self._roots)
+        self.reaper.add_callback("socket owners", self.owners.close)
 
     def addresses(self, index: int) -> Addresses:
         public = self.block.public(index)
@@ -74,20 +76,16 @@ class LocalBackend(ProcessBackend):
                     (node.bind_address, port.port),
                 )
 
-    def identify(self, src_ip: str, src_port: int) -> str | None:
-        """By socket owner: the process holding `src_ip:src_port`, walked up to a node."""
-        pids = {node.pid: name for name, node in self.context.nodes().items() if node.pid}
-        try:
-            for conn in psutil.net_connections(kind="inet"):
-                if conn.laddr and conn.laddr.port == src_port and conn.laddr.ip == src_ip:
-                    owner = conn.pid
-                    while owner:
-                        if owner in pids:
-                            return pids[owner]
-                        owner = psutil.Process(owner).ppid()
-        except (psutil.Error, OSError):
-            return None
-        return None
+    def identify(self, requests: Sequence[Request]) -> list[Owner | None]:
+        """By socket owner, among the node process trees only (peerlab.backends.owners)."""
+        return self.owners.owners(requests)
+
+    def _roots(self) -> dict[str, int]:
+        return {
+            name: node.pid
+            for name, node in list(self.context.nodes().items())
+            if node.pid is not None and node.alive
+        }
 
     def describe(self) -> dict[str, Any]:
         return {"backend": self.name, "address_block": self.block.block}

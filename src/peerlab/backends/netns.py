@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from peerlab.addresses import NetworkBlock
 from peerlab.backends import userns
 from peerlab.backends.base import Addresses, BackendContext, Capabilities, Launch
+from peerlab.backends.owners import Owner, Request
 from peerlab.backends.plumbing import Hub
 from peerlab.backends.processes import ProcessBackend
 from peerlab.errors import PeerlabError, UsageError
@@ -147,12 +149,15 @@ class NetnsBackend(ProcessBackend):
             "capabilities": list(launch.capabilities),
         }
 
-    def identify(self, src_ip: str, src_port: int) -> str | None:
-        """By address: a node's address is its own."""
-        for name, node in self.context.nodes().items():
-            if node.address == src_ip:
-                return name
-        return None
+    def identify(self, requests: Sequence[Request]) -> list[Owner | None]:
+        """By address, exactly: a node's address is its own. The fabric already knows every
+        node's address (`Links.add_own_address`), so what it asks about comes from no node:
+        no owner is made up for it, and the fabric refuses it."""
+        by_address = {node.address: name for name, node in self.context.nodes().items()}
+        return [
+            Owner(by_address[source[0]]) if source[0] in by_address else None
+            for _, source, _ in requests
+        ]
 
     def describe(self) -> dict[str, Any]:
         return {

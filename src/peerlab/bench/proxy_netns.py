@@ -36,7 +36,7 @@ def run(megabytes: int = 1024, pings: int = 5000, repeats: int = 3) -> dict[str,
     hub = Hub(uuid.uuid4().hex[:6], block.network)
     reaper.add_resource("network", "network", hub.record())
     loop = LoopThread("bench-proxy-netns")
-    fabric = Fabric(1, None, lambda ip, port: None)
+    fabric = Fabric(1, None, lambda requests: [None] * len(requests))  # sources are exact
     reaper.add_callback("loop", loop.close)
     reaper.add_callback("fabric", lambda: loop.run(fabric.close(), 15))
     a, b = block.node(0), block.node(1)

@@ -54,7 +54,17 @@ class FaultPlane(Protocol):
 
     def show(self) -> dict[str, Any]: ...
 
+    def links_view(self) -> dict[str, Any]:
+        """Every directed link: connections and how their source was told, bytes, faults."""
+        ...
+
+    def sample(self) -> None:
+        """Record the bytes forwarded on the cut links now (for the fidelity checker)."""
+        ...
+
     def export(self) -> list[dict[str, Any]]: ...
+
+    def attempts(self, src: str | None, dst: str | None) -> list[dict[str, Any]]: ...
 
     async def close(self) -> None: ...
 
@@ -112,8 +122,17 @@ class NoFabric:
     def show(self) -> dict[str, Any]:
         return {"faults": [], "links": [], "partition": None, "cut": [], "proxies": []}
 
+    def links_view(self) -> dict[str, Any]:
+        return {"links": [], "unattributed": [], "attribution": {"counts": {}}}
+
+    def sample(self) -> None:
+        return None
+
     def export(self) -> list[dict[str, Any]]:
         return []
+
+    def attempts(self, src: str | None, dst: str | None) -> list[dict[str, Any]]:
+        return []  # nodes talk directly: nobody sees their attempts
 
     async def close(self) -> None:
         return None

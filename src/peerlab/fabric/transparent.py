@@ -24,7 +24,7 @@ import contextlib
 import socket
 import struct
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from peerlab.fabric.tcp import (
     CONNECT_TIMEOUT,
@@ -104,15 +104,13 @@ class TransparentUdpProxy(UdpProxy):
         self._inbound(data, source)
 
     def _forward(self, flow: Flow, data: bytes) -> None:
-        if self.links.blocked(flow.src, self.node):
-            self.counts["dropped"] += 1
-            return
+        self.links.attempts.record(flow.src, self.node, "udp")
         try:
             sender = self._endpoint(flow.address)
         except OSError:  # the source's address and port cannot be bound: lost, as in UDP
             self.counts["dropped"] += 1
             return
-        self._send(sender, data, self.upstream, flow.delays("upstream"))
+        self._send(flow, "upstream", sender, data, self.upstream)
 
 
 class Interceptor:
@@ -124,8 +122,10 @@ class Interceptor:
         tcp: Callable[[Address], TransparentTcpProxy | None],
         udp: Callable[[Address], TransparentUdpProxy | None],
         is_node: Callable[[str], bool],
+        on_refused: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self.host = host
+        self._on_refused = on_refused
         self._tcp_proxy = tcp
         self._udp_proxy = udp
         self._is_node = is_node
@@ -193,6 +193,18 @@ class Interceptor:
             if proxy is None:
                 self.refused += 1
                 abort(client)
+                if self._on_refused is not None:
+                    self._on_refused(
+                        {
+                            "protocol": "tcp",
+                            "src": f"{source[0]}:{source[1]}",
+                            "dst": f"{destination[0]}:{destination[1]}",
+                            "node": None,
+                            "reason": "from or to no node of this environment",
+                            "orphaned": False,
+                            "waited_ms": 0.0,
+                        }
+                    )
                 continue
             proxy.take(client, source[:2])
 

@@ -1,4 +1,7 @@
-"""The public HTTP API peers use: health, identity card, file listing, envelope download.
+"""The public HTTP API peers use: health, readiness, identity card, file listing, envelopes.
+
+`/health` answers as soon as the node serves; `/ready` only once it can do its job: with a
+DHT joined through bootstrap nodes, when it has joined and knows at least one contact.
 
 Envelopes are served to anyone: they are ciphertext unless public, and signed either way.
 The listing answers 304 to a matching If-None-Match (the generation ETag the sync loop sends)
@@ -55,6 +58,7 @@ class PublicApi:
     def routes(self) -> list[web.RouteDef]:
         return [
             web.get("/health", self.health),
+            web.get("/ready", self.ready),
             web.get("/identity", self.identity),
             web.get("/files", self.listing),
             web.get("/files/{name}", self.envelope, allow_head=False),
@@ -69,6 +73,19 @@ class PublicApi:
                 "fingerprint": node.identity.fingerprint,
                 "address": node.address,
             }
+        )
+
+    async def ready(self, request: web.Request) -> web.Response:
+        dht = self.node.dht
+        protocol = dht.protocol if dht is not None else None
+        if dht is None and self.node.config.udp_port is None:
+            return web.json_response({"status": "ready"})  # no DHT to join
+        if protocol is not None and protocol.ready:
+            return web.json_response({"status": "ready"})
+        joined = protocol is not None and protocol.joined
+        contacts = len(protocol.table) if protocol is not None else 0
+        return web.json_response(
+            {"status": "joining", "joined": joined, "contacts": contacts}, status=503
         )
 
     async def identity(self, request: web.Request) -> web.Response:

@@ -12,8 +12,11 @@ and mutation tests; an honest node (neither variable set) installs nothing.
                    under the same version and timestamp, and shows it to every other peer
                    (equivocation)
     replay         lists and serves the oldest version it holds of each file as current
+    slowloris      lists honestly and answers downloads honestly (Range and If-Match too),
+                   sends half of what was asked at once, then a few bytes now and then,
+                   forever: the friend that answers and then stalls mid-body
 
-Served envelopes ignore If-Match and Range, as a liar would. `Node.start` calls `install`,
+Other liars' envelopes ignore If-Match and Range, as a liar would. `Node.start` calls `install`,
 whose middleware answers the public routes it lies on before the honest handlers see them;
 it also starts the `rebroadcast` mutant's watcher when the node's mutants (`SYNCPEER_MUTANTS`,
 read by `syncpeer.io.config`) include it.
@@ -35,6 +38,7 @@ from syncpeer.core import envelope
 from syncpeer.core.encoding import canonical_json
 from syncpeer.core.errors import InvalidEnvelope, NotARecipient, UnknownFriend
 from syncpeer.core.store import StoredFile
+from syncpeer.io.api import etag_matches, parse_range
 
 if TYPE_CHECKING:
     from syncpeer.io.node import Node
@@ -46,10 +50,13 @@ MODES: dict[str, str] = {
     "lie-timestamp": "lists every envelope an hour later than it was signed",
     "selective": "shows half of its peers a different signed version of its files",
     "replay": "lists and serves the oldest version it holds as current",
+    "slowloris": "answers downloads, then trickles a few bytes now and then, forever",
 }
 HONEST = "off"
 TIMESTAMP_LIE_S = 3600.0
 SIZE_LIE_BYTES = 100
+TRICKLE_BYTES = 8  # what a slowloris sends ...
+TRICKLE_EVERY_S = 1.0  # ... this often, once the first half of the answer went out
 _HEADER_LENGTH = struct.Struct(">I")
 _BODY_LENGTH = struct.Struct(">Q")
 
@@ -96,9 +103,13 @@ class Liar:
         return lie
 
     async def handle(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        name = request.match_info.get("name")
+        if self.mode == "slowloris":
+            if request.method == "GET" and name is not None and request.path.startswith("/files/"):
+                return await self._trickle(request, name, handler)
+            return await handler(request)
         if request.method == "GET" and request.path == "/files":
             return self._listing(request)
-        name = request.match_info.get("name")
         if request.method == "GET" and name is not None and request.path.startswith("/files/"):
             return self._envelope(request, name)
         response = await handler(request)
@@ -165,18 +176,62 @@ class Liar:
         shown, data = self._shown(current, request)
         if self.mode == "corrupt":
             data = self._corrupt(shown.sha256, data)
-        self.node.log.info(
-            "byzantine_served",
-            component="http",
-            name=name,
-            version=shown.version,
-            mode=self.mode,
-            peer=request.remote,
-        )
+        self._served(request, name, shown.version)
         return web.Response(
             body=data,
             headers={"ETag": f'"{hashlib.sha256(data).hexdigest()}"'},
             content_type="application/octet-stream",
+        )
+
+    async def _trickle(
+        self, request: web.Request, name: str, handler: Handler
+    ) -> web.StreamResponse:
+        """The honest answer's status and headers, half its body at once, then
+        TRICKLE_BYTES every TRICKLE_EVERY_S seconds until the peer gives up."""
+        opened = self.node.files.open_current(name)
+        if opened is None:
+            return await handler(request)  # the honest 404
+        file, handle = opened
+        with handle:
+            etag = f'"{file.sha256}"'
+            if_match = request.headers.get("If-Match")
+            if if_match is not None and not etag_matches(if_match, etag):
+                return await handler(request)  # the honest 412
+            first, status, headers = 0, 200, {"ETag": etag, "Accept-Ranges": "bytes"}
+            if "Range" in request.headers:
+                try:
+                    first = parse_range(request.headers["Range"], file.size)[0]
+                except ValueError:
+                    return await handler(request)  # the honest 416
+                status = 206
+                headers["Content-Range"] = f"bytes {first}-{file.size - 1}/{file.size}"
+            handle.seek(first)
+            body = handle.read()
+        response = web.StreamResponse(status=status, headers=headers)
+        response.content_length = len(body)
+        response.content_type = "application/octet-stream"
+        await response.prepare(request)
+        half = len(body) // 2
+        self._served(request, name, file.version, first=first, fast=half)
+        try:
+            await response.write(body[:half])
+            for at in range(half, len(body), TRICKLE_BYTES):
+                await asyncio.sleep(TRICKLE_EVERY_S)
+                await response.write(body[at : at + TRICKLE_BYTES])
+            await response.write_eof()
+        except ConnectionError:
+            pass  # the peer gave up on us: what a slowloris wants it to take long to do
+        return response
+
+    def _served(self, request: web.Request, name: str, version: int, **fields: int) -> None:
+        self.node.log.info(
+            "byzantine_served",
+            component="http",
+            name=name,
+            version=version,
+            mode=self.mode,
+            peer=request.remote,
+            **fields,
         )
 
     # ------------------------------------------------------------------ forgeries

@@ -6,6 +6,7 @@ tells nodes apart by source IP) and carry X-Trace-Id so the serving node logs th
 
 from __future__ import annotations
 
+import asyncio
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,11 @@ _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+)")
 
 class DownloadError(Exception):
     """A download attempt failed; the partial file is kept when it can be resumed."""
+
+
+class Stalled(DownloadError):
+    """The friend answered, then sent too little for too long (a slowloris): the download
+    gives up, keeping what arrived, so another friend can send the rest."""
 
 
 class SourceLied(DownloadError):
@@ -85,12 +91,16 @@ class PeerClient:
         offset: int,
         trace_id: str,
         timeout_s: float,
+        stall_timeout: float = 0.0,
+        min_rate: int = 0,
     ) -> int:
         """Append the envelope's bytes from `offset` to `partial`; return the bytes received.
 
         If-Match pins the exact envelope: a friend whose current version changed since its
         listing answers 412 instead of sending other bytes onto our partial file.
-        `timeout_s` bounds connecting and each read.
+        `timeout_s` bounds connecting and each read; with `min_rate`, every `stall_timeout`
+        seconds at least `min_rate * stall_timeout` more bytes (or the rest) must arrive,
+        else `Stalled` (a trickle of a few bytes resets a per-read timeout forever).
         """
         headers = {"If-Match": f'"{entry.sha256}"', "X-Trace-Id": trace_id}
         if offset:
@@ -117,13 +127,51 @@ class PeerClient:
                     f"envelope is {entry.size} bytes"
                 )
             received = 0
+            deadline = _ProgressDeadline(stall_timeout, min_rate, entry.size - offset)
             with partial.open("r+b" if partial.exists() else "wb") as out:
                 out.truncate(offset)
                 out.seek(0 if "drop-range-offset" in self.mutants else offset)
-                async for chunk in response.content.iter_chunked(CHUNK_BYTES):
-                    if offset + received + len(chunk) > entry.size:
-                        lie = SourceLied if honest else DownloadError
-                        raise lie("friend sent more bytes than its listing says")
-                    out.write(chunk)
-                    received += len(chunk)
+                try:
+                    async with deadline.timeout:
+                        deadline.progressed(0)
+                        async for chunk in response.content.iter_chunked(CHUNK_BYTES):
+                            if offset + received + len(chunk) > entry.size:
+                                lie = SourceLied if honest else DownloadError
+                                raise lie("friend sent more bytes than its listing says")
+                            out.write(chunk)
+                            received += len(chunk)
+                            deadline.progressed(received)
+                except TimeoutError:
+                    if not deadline.expired():
+                        raise
+                    raise Stalled(deadline.describe(received)) from None
         return received
+
+
+class _ProgressDeadline:
+    """Every `window` seconds, `min_rate * window` more bytes (or all that remain of
+    `expected`) must arrive; the deadline moves on each time they have."""
+
+    def __init__(self, window: float, min_rate: int, expected: int) -> None:
+        self.window = window
+        self.step = int(min_rate * window)
+        self.expected = expected
+        self.timeout = asyncio.timeout(None)
+        self._mark = 0  # bytes received when the deadline last moved
+        self._armed = False
+
+    def progressed(self, received: int) -> None:
+        if self.step <= 0:
+            return
+        if not self._armed or received - self._mark >= min(self.step, self.expected - self._mark):
+            self._mark, self._armed = received, True
+            self.timeout.reschedule(asyncio.get_running_loop().time() + self.window)
+
+    def expired(self) -> bool:
+        return self.step > 0 and self.timeout.expired()
+
+    def describe(self, received: int) -> str:
+        return (
+            f"stalled: {received - self._mark} bytes in the last {self.window:g}s "
+            f"(at least {min(self.step, self.expected - self._mark)} expected)"
+        )
