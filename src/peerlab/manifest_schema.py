@@ -482,6 +482,15 @@ def _type_error(source: str, error: ErrorDetails) -> UsageError:
     if loc and isinstance(loc[-1], int):
         item = int(loc.pop()) + 1
     names = tuple(str(part) for part in loc)
+    if error["type"] == "extra_forbidden" and names[-1] == "backend":
+        return _usage_error(
+            source,
+            names,
+            "cannot choose a backend: one network runs on one backend, and mixing backends "
+            "(processes beside containers) is not supported",
+            "remove it, and choose the backend for the whole run: --backend NAME, "
+            "Environment(backend=NAME) or pytest --peerlab-backend NAME",
+        )
     if error["type"] == "extra_forbidden":
         known = list(_model_fields(_locate(names[:-1])[1]))
         close = difflib.get_close_matches(names[-1], known, n=1)

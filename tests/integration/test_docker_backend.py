@@ -241,3 +241,41 @@ def test_net_admin_is_granted_to_the_nodes_that_ask(
     tun = "test -c /dev/net/tun && echo tun"
     assert in_container(engine, granted.handle.key, "sh", "-c", tun) == "tun"
     assert in_container(engine, plain.handle.key, "sh", "-c", tun) == ""
+
+
+def test_partitions_of_containers_reach_every_link_they_name(engine: Any) -> None:
+    from peerlab.bench import fidelity
+
+    result = fidelity.run("syncpeer", backend="docker", cuts=4, load=0)
+    assert result["backend"] == "docker" and result["links_cut"] > 0
+    assert result["leaked_bytes"] == 0 and result["unattributed"] == 0
+    assert result["verdict"] == "valid"
+
+
+KEYED = r"""
+[system]
+name = "keyed"
+
+[launch]
+image = "peerlab/base"
+command = ["sh", "-c", "echo started as {key_id}; exec sleep infinity"]
+
+[init]
+command = ["sh", "-c", "echo key-of-$PEERLAB_NODE > key && echo id=$PEERLAB_NODE-made"]
+capture = { key_id = 'id=(\S+)' }
+
+[readiness]
+type = "log"
+pattern = "started as"
+"""
+
+
+def test_the_init_step_runs_here_and_its_node_sees_what_it_made(
+    engine: Any, env: Environment, tmp_path: Path
+) -> None:
+    manifest = tmp_path / "keyed.toml"
+    manifest.write_text(KEYED)
+    node = env.start(str(manifest), 1)[0]
+    assert any("started as A-made" in line for line in env.logs("A", 5)), "the captured field"
+    key = in_container(engine, node.handle.key, "cat", str(node.data_dir / "key"))
+    assert key == "key-of-A", "the file init wrote is in the container's data dir"

@@ -41,6 +41,37 @@ def test_a_role_without_an_image_is_refused_on_containers_as_mixing() -> None:
     assert "mixing processes and containers" in error.message
 
 
+@pytest.mark.parametrize(
+    ("text", "field"),
+    [
+        ('backend = "docker"\n[launch]\ncommand = ["true"]', "system.backend"),
+        ('[launch]\ncommand = ["true"]\nbackend = "docker"', "launch.backend"),
+        ('[launch]\ncommand = ["true"]\n[roles.r]\nbackend = "docker"', "roles.r.backend"),
+    ],
+)
+def test_a_manifest_that_asks_for_a_backend_is_told_mixing_is_not_supported(
+    text: str, field: str
+) -> None:
+    with pytest.raises(UsageError) as info:
+        spec(text)
+    assert info.value.field == field
+    assert "mixing backends" in info.value.message
+    assert "--backend" in str(info.value.hint)
+
+
+def test_on_containers_only_what_runs_here_must_be_installed_here() -> None:
+    image = '[launch]\ncommand = ["kvd-not-here"]\nimage = "kvd:1"\n'
+    check_launchable(spec(image), CONTAINERS, "docker")  # the image holds kvd-not-here
+    assert refusal(image, PROCESSES).field == "launch.command"
+    init = image + '[init]\ncommand = ["kvd-keygen-not-here"]\n'
+    error = refusal(init, CONTAINERS)
+    assert error.field == "init.command" and "kvd-keygen-not-here" in error.message
+    probe = image + '[readiness]\ntype = "command"\ncommand = ["kvd-cli-not-here"]\n'
+    assert refusal(probe, CONTAINERS).field == "readiness.command"
+    healthcheck = image + '[readiness]\ntype = "healthcheck"\ncommand = ["kvd-cli-not-here"]\n'
+    check_launchable(spec(healthcheck), CONTAINERS, "docker")  # run inside the container
+
+
 def test_a_healthcheck_needs_a_container() -> None:
     text = '[launch]\ncommand = ["true"]\nimage = "kvd:1"\n[readiness]\ntype = "healthcheck"'
     assert refusal(text, NAMESPACES).field == "readiness.type"
