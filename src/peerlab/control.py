@@ -17,6 +17,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal
 
@@ -38,6 +39,7 @@ from peerlab.rpc import rpc
 from peerlab.systems import Systems
 
 Run = Callable[..., Any]
+PEERS_AT_ONCE = 32  # nodes whose resources are asked at the same time
 
 
 class NodeControl:
@@ -640,7 +642,13 @@ class NodeControl:
     @rpc
     def peers(self) -> list[dict[str, Any]]:
         """Every node, with its state and resources."""
-        return [self.describe(node) for node in self.nodes.values()]
+        nodes = list(self.nodes.values())
+        if len(nodes) < 2:
+            return [self.describe(node) for node in nodes]
+        # Asked of every node at once: a backend may take its time per node (the engine's
+        # stats of a container come about a second apart), and churn asks every period.
+        with ThreadPoolExecutor(min(len(nodes), PEERS_AT_ONCE), "peers") as pool:
+            return list(pool.map(self.describe, nodes))
 
 
 def start_timeout(spec: SystemSpec, count: int) -> float:
