@@ -155,7 +155,8 @@ class Backend(Protocol):
         ...
 
     def resources(self, handle: NodeHandle) -> dict[str, Any]:
-        """CPU seconds, memory and process count of the node (its whole process tree)."""
+        """CPU seconds, memory and process count of the node (its whole process tree).
+        Called for several nodes at once, from threads (`peers` asks every node together)."""
         ...
 
     def identify(self, requests: Sequence[Request]) -> list[Owner | None]:
