@@ -1,8 +1,8 @@
 """`peerlab bench fidelity`: do partitions reach every link they name, under load?
 
-Brings up a cluster on a backend (etcd: 3 members, on `local` dialing from 127.0.0.1, so told
-by socket owner; syncpeer: 5 peers that sync files and talk DHT, told by address; on netns
-and docker every node has an address of its own), keeps a workload going,
+Brings up a cluster (etcd: 3 members, dialing from 127.0.0.1, so told by socket owner;
+syncpeer: 5 peers that sync files and talk DHT, told by address; on `--backend netns` or
+`docker` every node has an address of its own and is told by it), keeps a workload going,
 starts K busy processes, then applies and heals N partitions of varied shapes (split,
 isolate one, one-way, bridge). The fault-fidelity checker then reads the run's history:
 bytes forwarded on a cut link while it was cut, and connections refused because their

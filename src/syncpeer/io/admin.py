@@ -174,6 +174,11 @@ class AdminApi:
                 "in_flight": node.engine.in_flight,
                 **node.counters.to_json(),
                 "dht": node.dht.status() if node.dht is not None else None,
+                "protocol": {
+                    "speaks": list(node.versions.speaks),
+                    "friends": node.engine.protocols(),
+                    "mismatches": node.engine.mismatches(),
+                },
             }
         )
 

@@ -16,8 +16,11 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from syncpeer.core import protocol
+from syncpeer.core.chunks import ChunkList
 from syncpeer.core.errors import InvalidName
 from syncpeer.core.names import validate_name
+from syncpeer.core.protocol import Mismatch
 from syncpeer.io.client import CHUNK_BYTES
 from syncpeer.io.httperrors import ApiError, json_error
 
@@ -54,15 +57,20 @@ class PublicApi:
     def __init__(self, node: Node) -> None:
         self.node = node
         self.log = node.log.bind(component="http")
+        self._refused: dict[str | None, str] = {}  # peer -> the mismatch logged for it
+        self._chunk_lists: dict[str, ChunkList] = {}  # envelope sha256 -> its chunks
 
     def routes(self) -> list[web.RouteDef]:
-        return [
+        routes = [
             web.get("/health", self.health),
             web.get("/ready", self.ready),
             web.get("/identity", self.identity),
             web.get("/files", self.listing),
             web.get("/files/{name}", self.envelope, allow_head=False),
         ]
+        if protocol.V1_1 in self.node.versions.speaks:
+            routes.append(web.get("/files/{name}/chunks", self.chunks, allow_head=False))
+        return routes
 
     async def health(self, request: web.Request) -> web.Response:
         node = self.node
@@ -72,6 +80,7 @@ class PublicApi:
                 "name": node.identity.name,
                 "fingerprint": node.identity.fingerprint,
                 "address": node.address,
+                "protocols": list(node.versions.speaks),
             }
         )
 
@@ -92,6 +101,11 @@ class PublicApi:
         return web.json_response(self.node.identity.card.to_json())
 
     async def listing(self, request: web.Request) -> web.Response:
+        offered = protocol.parse_header(request.headers.get(protocol.HEADER))
+        agreed = protocol.answer(self.node.versions, offered)
+        if isinstance(agreed, Mismatch):
+            return self._refuse(request, agreed)
+        self._refused.pop(request.remote, None)
         store = self.node.files.model
         generation = 0 if "stale-etag" in self.node.mutants else store.generation
         etag = f'"{self.node.instance}-{generation}"'
@@ -99,6 +113,7 @@ class PublicApi:
             "ETag": etag,
             "Last-Modified": email.utils.formatdate(store.last_modified, usegmt=True),
             "Cache-Control": "no-cache",
+            protocol.HEADER: agreed.version,
         }
         if_none_match = request.headers.get("If-None-Match")
         if if_none_match is not None:
@@ -112,6 +127,50 @@ class PublicApi:
         hide_deletes = "forget-tombstone" in self.node.mutants
         files = [f.listing_json() for f in store.files(author) if not (f.deleted and hide_deletes)]
         return web.json_response({"files": files, "generation": store.generation}, headers=headers)
+
+    def _refuse(self, request: web.Request, mismatch: Mismatch) -> web.Response:
+        """426 with the versions this node speaks; logged once per peer, not every poll."""
+        peer = request.remote
+        if self._refused.get(peer) != mismatch.message:
+            self._refused[peer] = mismatch.message
+            self.log.error(
+                "protocol_mismatch",
+                trace_id=request.headers.get("X-Trace-Id"),
+                peer=peer,
+                error=mismatch.message,
+            )
+        return web.json_response(
+            {
+                "error": mismatch.message,
+                "code": protocol.MISMATCH_CODE,
+                "protocols": list(mismatch.ours),
+            },
+            status=protocol.MISMATCH_STATUS,
+            headers={protocol.HEADER: self.node.versions.header()},
+        )
+
+    async def chunks(self, request: web.Request) -> web.Response:
+        """v1.1: the current envelope's chunk hashes (If-Match pins which envelope)."""
+        try:
+            name = validate_name(request.match_info["name"])
+        except InvalidName as error:
+            raise ApiError(400, str(error)) from None
+        opened = self.node.files.open_current(name)
+        if opened is None:
+            raise ApiError(404, f"no file named {name!r}")
+        file, handle = opened
+        with handle:
+            etag = f'"{file.sha256}"'
+            if_match = request.headers.get("If-Match")
+            if if_match is not None and not etag_matches(if_match, etag):
+                return json_error(412, f"current envelope of {name!r} is {etag}, not {if_match}")
+            chunks = self._chunk_lists.get(file.sha256)
+            if chunks is None:
+                chunks = ChunkList.of(handle.read())
+                if len(self._chunk_lists) >= 256:
+                    self._chunk_lists.pop(next(iter(self._chunk_lists)))
+                self._chunk_lists[file.sha256] = chunks
+        return web.json_response(chunks.to_json(), headers={"ETag": etag})
 
     async def envelope(self, request: web.Request) -> web.StreamResponse:
         try:

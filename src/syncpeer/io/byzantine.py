@@ -105,7 +105,15 @@ class Liar:
     async def handle(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         name = request.match_info.get("name")
         if self.mode == "slowloris":
-            if request.method == "GET" and name is not None and request.path.startswith("/files/"):
+            # The file's bytes trickle; its v1.1 chunk list is answered honestly, so the
+            # stall comes mid-body, where a download has something to keep.
+            resource = request.match_info.route.resource
+            if (
+                request.method == "GET"
+                and name is not None
+                and resource is not None
+                and resource.canonical == "/files/{name}"
+            ):
                 return await self._trickle(request, name, handler)
             return await handler(request)
         if request.method == "GET" and request.path == "/files":

@@ -7,15 +7,21 @@ tells nodes apart by source IP) and carry X-Trace-Id so the serving node logs th
 from __future__ import annotations
 
 import asyncio
+import json
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import aiohttp
 from yarl import URL
 
+from syncpeer.core import protocol
+from syncpeer.core.chunks import MIN_CHUNK_SIZE, ChunkList
 from syncpeer.core.listing import ListingEntry
 from syncpeer.core.mutants import NO_MUTANTS, Mutants
+from syncpeer.core.protocol import Mismatch, Versions
 
 CHUNK_BYTES = 64 * 1024
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+)")
@@ -23,6 +29,10 @@ _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+)")
 
 class DownloadError(Exception):
     """A download attempt failed; the partial file is kept when it can be resumed."""
+
+
+class ProtocolMismatch(Exception):
+    """The friend and this node share no protocol version (either side found it)."""
 
 
 class Stalled(DownloadError):
@@ -42,6 +52,7 @@ class Listing:
     entries: list[ListingEntry] | None
     etag: str | None
     invalid: list[str] = field(default_factory=list)  # why entries were skipped
+    protocol: str = protocol.V1_0  # the version agreed on with the friend
 
 
 def new_session(source_address: str | None, limit: int = 32) -> aiohttp.ClientSession:
@@ -50,27 +61,52 @@ def new_session(source_address: str | None, limit: int = 32) -> aiohttp.ClientSe
     return aiohttp.ClientSession(connector=connector, trust_env=False)
 
 
-class PeerClient:
-    """`mutants`: the deliberate bugs of the downloads (`trust-size`, `drop-range-offset`)."""
+@dataclass
+class Fetched:
+    """What a download got: the bytes received, and for a chunked one what it found."""
 
-    def __init__(self, session: aiohttp.ClientSession, mutants: Mutants = NO_MUTANTS) -> None:
+    received: int
+    chunks: int = 0  # v1.1: chunks in the envelope
+    refetched: int = 0  # v1.1: chunks fetched (missing or not matching their hash)
+
+
+class PeerClient:
+    """`mutants`: the deliberate bugs of the downloads (`trust-size`, `drop-range-offset`);
+    `versions`: the protocol versions offered on every poll."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        mutants: Mutants = NO_MUTANTS,
+        versions: Versions = protocol.ALL,
+    ) -> None:
         self.session = session
         self.mutants = mutants
+        self.versions = versions
 
     async def listing(
         self, address: str, etag: str | None, trace_id: str, timeout_s: float
     ) -> Listing:
         """GET /files, the whole request within `timeout_s` seconds."""
-        headers = {"X-Trace-Id": trace_id}
+        headers = {"X-Trace-Id": trace_id, protocol.HEADER: self.versions.header()}
         if etag:
             headers["If-None-Match"] = etag
         timeout = aiohttp.ClientTimeout(total=timeout_s)
         url = URL(f"http://{address}/files")
         async with self.session.get(url, headers=headers, timeout=timeout) as response:
-            if response.status == 304:
-                return Listing(None, response.headers.get("ETag", etag))
-            if response.status != 200:
+            if response.status == protocol.MISMATCH_STATUS:
+                # Said from this node's side: the friend's own message says "this node" of it.
+                theirs = protocol.parse_header(response.headers.get(protocol.HEADER))
+                raise ProtocolMismatch(protocol.refused(self.versions, theirs).message)
+            if response.status not in (200, 304):
                 raise DownloadError(f"GET /files answered HTTP {response.status}")
+            agreed = protocol.accept(
+                self.versions, protocol.parse_header(response.headers.get(protocol.HEADER))
+            )
+            if isinstance(agreed, Mismatch):
+                raise ProtocolMismatch(agreed.message)
+            if response.status == 304:
+                return Listing(None, response.headers.get("ETag", etag), protocol=agreed.version)
             body = await response.json(content_type=None)
         files = body.get("files") if isinstance(body, dict) else None
         if not isinstance(files, list):
@@ -81,7 +117,7 @@ class PeerClient:
                 entries.append(ListingEntry.from_json(item))
             except ValueError as error:
                 invalid.append(str(error))
-        return Listing(entries, response.headers.get("ETag"), invalid)
+        return Listing(entries, response.headers.get("ETag"), invalid, agreed.version)
 
     async def download(
         self,
@@ -146,6 +182,110 @@ class PeerClient:
                         raise
                     raise Stalled(deadline.describe(received)) from None
         return received
+
+    async def download_chunked(
+        self,
+        address: str,
+        entry: ListingEntry,
+        partial: Path,
+        trace_id: str,
+        timeout_s: float,
+        stall_timeout: float = 5.0,
+        min_rate: int = 0,
+    ) -> Fetched:
+        """Protocol v1.1: fetch the friend's chunk list, keep the chunks of `partial` that
+        match it, and fetch the others (neighbours in one Range request each), checking
+        every chunk as it arrives. A chunk that does not match the list is the friend's lie.
+        """
+        headers = {"If-Match": f'"{entry.sha256}"', "X-Trace-Id": trace_id}
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=timeout_s, sock_read=timeout_s)
+        url = URL(f"http://{address}") / "files" / entry.name
+        async with self.session.get(url / "chunks", headers=headers, timeout=timeout) as response:
+            if response.status != 200:
+                raise DownloadError(
+                    f"GET /files/{entry.name}/chunks answered HTTP {response.status}"
+                )
+            # Under the same progress deadline as the chunks: a list trickled a few bytes
+            # at a time would hold the download's slot forever.
+            # Bounded too: the longest honest list (the smallest chunks) and some room.
+            most = 1024 + 80 * (entry.size // MIN_CHUNK_SIZE + 1)
+            deadline = _ProgressDeadline(
+                stall_timeout, min_rate, response.content_length or sys.maxsize
+            )
+            listed = bytearray()
+            try:
+                async with deadline.timeout:
+                    deadline.progressed(0)
+                    async for piece in response.content.iter_any():
+                        listed += piece
+                        if len(listed) > most:
+                            raise SourceLied(f"chunk list: more than {most} bytes")
+                        deadline.progressed(len(listed))
+            except TimeoutError:
+                if not deadline.expired():
+                    raise
+                raise Stalled(deadline.describe(len(listed))) from None
+        try:
+            chunks = ChunkList.from_json(json.loads(listed), entry.sha256, entry.size)
+        except ValueError as error:  # json's errors are ValueErrors too
+            raise SourceLied(f"chunk list: {error}") from None
+        have = partial.read_bytes()[: entry.size] if partial.exists() else b""
+        fetched = Fetched(0, len(chunks.hashes))
+        with partial.open("r+b" if partial.exists() else "wb") as out:
+            out.truncate(len(have))  # never past the envelope; gaps fill as chunks arrive
+            for first, last in chunks.plan(have):
+                ranged = headers | {"Range": f"bytes={first}-{last}"}
+                deadline = _ProgressDeadline(stall_timeout, min_rate, last - first + 1)
+                async with self.session.get(url, headers=ranged, timeout=timeout) as response:
+                    _check_range(response, first, last)
+                    try:
+                        async with deadline.timeout:
+                            deadline.progressed(0)
+                            await self._chunks(
+                                response, chunks, first, last, out, fetched, deadline
+                            )
+                    except TimeoutError:
+                        if not deadline.expired():
+                            raise
+                        raise Stalled(deadline.describe(fetched.received)) from None
+        return fetched
+
+    @staticmethod
+    async def _chunks(
+        response: aiohttp.ClientResponse,
+        chunks: ChunkList,
+        first: int,
+        last: int,
+        out: BinaryIO,
+        fetched: Fetched,
+        deadline: _ProgressDeadline,
+    ) -> None:
+        """One range's chunks, each checked and written as it arrives: a download cut off
+        later keeps every whole chunk it got."""
+        for index in chunks.chunks_in(first, last):
+            start, end = chunks.span(index)
+            try:
+                data = await response.content.readexactly(end - start + 1)
+            except asyncio.IncompleteReadError as error:
+                raise DownloadError(f"chunk {index} cut off: {error}") from None
+            if not chunks.matches(index, data):
+                raise SourceLied(f"chunk {index} does not match the friend's list")
+            out.seek(start)
+            out.write(data)
+            out.flush()
+            fetched.received += len(data)
+            fetched.refetched += 1
+            deadline.progressed(end + 1 - first)
+
+
+def _check_range(response: aiohttp.ClientResponse, first: int, last: int) -> None:
+    if response.status != 206:
+        raise DownloadError(f"GET {response.url.path} answered HTTP {response.status}")
+    match = _CONTENT_RANGE.fullmatch(response.headers.get("Content-Range", ""))
+    if match is None or (int(match.group(1)), int(match.group(2))) != (first, last):
+        raise DownloadError("206 answer is not the requested range")
+    if response.content_length not in (None, last - first + 1):
+        raise SourceLied(f"range {first}-{last} answered with {response.content_length} bytes")
 
 
 class _ProgressDeadline:
