@@ -132,6 +132,7 @@ def against_local(peers: int, fabric: bool, seed: int, backend: str) -> dict[str
             (
                 "seconds_to_ready",
                 "pss_mb_per_peer",
+                "overhead_mb_per_peer",
                 "local_seconds_to_ready",
                 "local_pss_mb_per_peer",
             ),
