@@ -48,7 +48,7 @@ def plan_launch(
         env.update({k: render(v, node.fields) for k, v in version.env.items()})
     env.update({"PEERLAB_NODE": node.name, "PEERLAB_SEED": str(seed), "PYTHONUNBUFFERED": "1"})
     env.update(extra_env)
-    fork = spec.mode == "fork" and not own
+    fork = spec.mode == "fork" and command is spec.command  # a role's or version's: exec
     image, build = spec.images()[node.role]
     return Launch(
         argv=[render(part, node.fields) for part in command] + args,
