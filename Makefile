@@ -5,8 +5,8 @@ BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 PYTEST_WORKERS ?= 2
 
-.PHONY: demo test test-netns test-under-load unit lint typecheck resilience chaos stress \
-	mutants consensus connectivity dht-properties coverage clean
+.PHONY: demo test test-netns test-docker test-under-load unit lint typecheck resilience chaos \
+	stress mutants consensus connectivity dht-properties coverage clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,20 @@ test: $(STAMP)
 	$(BIN)/ruff check src tests
 	$(BIN)/ruff format --check src tests
 	$(BIN)/mypy
-	$(BIN)/pytest -n $(PYTEST_WORKERS) -m "not stress and not netns" --durations=15
+	$(BIN)/pytest -n $(PYTEST_WORKERS) -m "not stress and not netns and not docker" --durations=15
+
+# The docker backend (a running engine; the images are made here first and kept): its own
+# tests, then syncpeer's basic and resilience suites and etcd's short consensus suite with
+# every node in a container (the CLI-only tests of those folders run in `make test`).
+DOCKER_SUITES = tests/e2e/basic/test_friend_sync.py tests/e2e/basic/test_discovery.py \
+	tests/e2e/basic/test_etcd_manifest.py tests/e2e/resilience
+test-docker: $(STAMP)
+	$(BIN)/peerlab image build base syncpeer etcd
+	$(BIN)/pytest -m docker --durations=10 tests/integration/test_docker_backend.py
+	$(BIN)/pytest --peerlab-backend docker -m "not stress" -k "not from_the_cli" \
+		--durations=15 $(DOCKER_SUITES)
+	$(BIN)/pytest --peerlab-backend docker -m "consensus and not stress" --durations=15 \
+		tests/e2e/consensus
 
 # The backend-neutral suites again with every node in a network namespace of its own, and the
 # netns backend's own scenarios (cleanup after SIGKILL, capabilities, rootless, the WireGuard

@@ -17,6 +17,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal
 
@@ -28,7 +29,7 @@ from peerlab.errors import PeerlabError, UsageError
 from peerlab.fabric.network import Network
 from peerlab.history import History
 from peerlab.init_step import run_init
-from peerlab.launching import plan_launch
+from peerlab.launching import check_launchable, plan_launch
 from peerlab.manifest import SystemSpec, node_fields
 from peerlab.names import check_name
 from peerlab.node import Node, NodeHandle, NodeState, node_name
@@ -37,11 +38,8 @@ from peerlab.readiness import wait_ready
 from peerlab.rpc import rpc
 from peerlab.systems import Systems
 
-# Nodes being started (spawned, not yet ready) at once: beyond this, forks and readiness
-# probes only compete for the CPU with the nodes that are starting.
-START_CONCURRENCY = 32
-
 Run = Callable[..., Any]
+PEERS_AT_ONCE = 32  # nodes whose resources are asked at the same time
 
 
 class NodeControl:
@@ -122,14 +120,7 @@ class NodeControl:
         before they start get theirs too.
         """
         spec = self.registry.add(system)
-        if spec.capabilities and not self.backend.capabilities.node_capabilities:
-            raise UsageError(
-                f"system {spec.name!r} asks for capabilities {', '.join(spec.capabilities)}, "
-                f"which the {self.backend.name} backend cannot grant",
-                field="launch.capabilities",
-                hint="run it on a backend that gives each node its own network namespace "
-                "(--backend netns; docs/backends.md)",
-            )
+        check_launchable(spec, self.backend.capabilities, self.backend.name)
         with self._table:
             names, roles = self._plan(spec, peers, role)
             chosen = dict.fromkeys(names, version) if isinstance(version, str) else version
@@ -220,7 +211,7 @@ class NodeControl:
 
     async def _init_nodes(self, nodes: list[Node]) -> None:
         """Every new node's init step, side by side; its captures join the node's fields."""
-        limit = asyncio.Semaphore(START_CONCURRENCY)
+        limit = asyncio.Semaphore(self.backend.capabilities.parallel_starts)
 
         async def one(node: Node) -> None:
             async with limit:
@@ -275,7 +266,7 @@ class NodeControl:
                 save_stamps(node.stdout_path.parent, logs.timestamp, logs.format)
                 self.backend.prepare(node, self._launch_plan(node))
                 await self.backend.expose(node, self.net.plane)
-            limit = asyncio.Semaphore(START_CONCURRENCY)
+            limit = asyncio.Semaphore(self.backend.capabilities.parallel_starts)
             await asyncio.gather(*(self._launch(node, wait, limit) for node in batch))
 
     async def _launch(self, node: Node, wait: bool, limit: asyncio.Semaphore) -> None:
@@ -548,7 +539,7 @@ class NodeControl:
                 node.restarts += 1
 
             async def relaunch() -> None:
-                limit = asyncio.Semaphore(START_CONCURRENCY)
+                limit = asyncio.Semaphore(self.backend.capabilities.parallel_starts)
                 await asyncio.gather(*(self._launch(node, True, limit) for node in nodes))
 
             self._run(
@@ -663,7 +654,13 @@ class NodeControl:
     @rpc
     def peers(self) -> list[dict[str, Any]]:
         """Every node, with its state and resources."""
-        return [self.describe(node) for node in self.nodes.values()]
+        nodes = list(self.nodes.values())
+        if len(nodes) < 2:
+            return [self.describe(node) for node in nodes]
+        # Asked of every node at once: a backend may take its time per node (the engine's
+        # stats of a container come about a second apart), and churn asks every period.
+        with ThreadPoolExecutor(min(len(nodes), PEERS_AT_ONCE), "peers") as pool:
+            return list(pool.map(self.describe, nodes))
 
 
 def start_timeout(spec: SystemSpec, count: int) -> float:

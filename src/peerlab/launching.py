@@ -15,7 +15,7 @@ import signal
 from collections.abc import Mapping, Sequence
 from pathlib import PurePosixPath
 
-from peerlab.backends.base import Launch
+from peerlab.backends.base import Capabilities, Launch
 from peerlab.errors import UsageError
 from peerlab.manifest import SystemSpec, node_files, render
 from peerlab.node import Node
@@ -33,7 +33,8 @@ def plan_launch(
     role = spec.roles[node.role] if node.role else None
     # A role with a program of its own runs it by exec, without launch.args.
     command = role.command if role is not None and role.command else spec.command
-    args = [] if command is not spec.command else [render(p, node.fields) for p in spec.args]
+    own = command is not spec.command
+    args = [] if own else [render(p, node.fields) for p in spec.args]
     if role is not None:
         args += [render(part, node.fields) for part in role.args]
     env = {k: render(v, node.fields) for k, v in spec.env.items()}
@@ -47,7 +48,8 @@ def plan_launch(
         env.update({k: render(v, node.fields) for k, v in version.env.items()})
     env.update({"PEERLAB_NODE": node.name, "PEERLAB_SEED": str(seed), "PYTHONUNBUFFERED": "1"})
     env.update(extra_env)
-    fork = spec.mode == "fork" and command is spec.command
+    fork = spec.mode == "fork" and command is spec.command  # a role's or version's: exec
+    image, build = spec.images()[node.role]
     return Launch(
         argv=[render(part, node.fields) for part in command] + args,
         env=env,
@@ -62,7 +64,55 @@ def plan_launch(
         clock_offset=clock_offset,
         stop_signal=signal.Signals[spec.stop_signal],
         capabilities=spec.capabilities,
+        program=bool(command),
+        image=image,
+        build=build,
+        volume=spec.volume,
     )
+
+
+def check_launchable(spec: SystemSpec, capabilities: Capabilities, backend: str) -> None:
+    """Refuse, before anything starts, a system that `backend` cannot run: its programs
+    missing here, capabilities it cannot grant, or nodes from images on a backend of
+    processes (and processes on a backend of containers: one backend runs a whole network)."""
+    if spec.capabilities and not capabilities.node_capabilities:
+        raise UsageError(
+            f"system {spec.name!r} asks for capabilities {', '.join(spec.capabilities)}, "
+            f"which the {backend} backend cannot grant",
+            field="launch.capabilities",
+            hint="run it on a backend that gives each node its own network namespace "
+            "(--backend netns or docker; docs/backends.md)",
+        )
+    if capabilities.images:
+        for role, (image, build) in spec.images().items():
+            if image is None and build is None:
+                where = (
+                    f"role {role!r} of system {spec.name!r}" if role else f"system {spec.name!r}"
+                )
+                raise UsageError(
+                    f"{where} names no image, and on the {backend} backend every node runs "
+                    "from one (mixing processes and containers in one network is not supported)",
+                    field=f"roles.{role}.image" if role else "launch.image",
+                    hint='add image = "NAME" or build = "./Dockerfile" to [launch], '
+                    "or run it with --backend local",
+                )
+        check_installed(spec, here_only=True)
+        return
+    if spec.readiness.type == "healthcheck":
+        raise UsageError(
+            f"system {spec.name!r} is ready by its image's healthcheck, which a node of the "
+            f"{backend} backend has not",
+            field="readiness.type",
+            hint="run it with --backend docker, or probe it by http or tcp",
+        )
+    if not spec.command or any(not role.command for role in spec.roles.values() if role.image):
+        raise UsageError(
+            f"system {spec.name!r} runs from its image only (no launch.command for it), and "
+            f"the {backend} backend runs processes",
+            field="launch.command",
+            hint="run it with --backend docker, or give it a command installed here",
+        )
+    check_installed(spec)
 
 
 SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "ash"})
@@ -97,21 +147,25 @@ def _is_c_flag(word: str) -> bool:
     return word.startswith("-") and not word.startswith("--") and "c" in word[1:]
 
 
-def check_installed(spec: SystemSpec) -> None:
-    """Refuse a system whose programs are not installed, naming the package to install."""
+def check_installed(spec: SystemSpec, here_only: bool = False) -> None:
+    """Refuse a system whose programs are not installed, naming the package to install.
+    `here_only`: the nodes run from images, so only what runs on this machine counts (the
+    init step and a command probe)."""
     # Roles may run programs of their own (redis-sentinel next to redis-server); the init
     # step and a command probe run programs too.
-    commands = spec.commands() if spec.mode == "exec" else spec.commands()[1:]
+    commands = [("launch.command", c) for c in spec.commands()] if not here_only else []
+    if spec.mode == "fork":
+        commands = commands[1:]
     if spec.init is not None:
-        commands.append(spec.init.command)
-    if spec.readiness.command is not None:
-        commands.append(spec.readiness.command)
-    for command in commands:
+        commands.append(("init.command", spec.init.command))
+    if spec.readiness.type == "command" and spec.readiness.command is not None:
+        commands.append(("readiness.command", spec.readiness.command))
+    for field, command in commands:
         program = real_program(command)
         if program is not None and shutil.which(program) is None:
             raise UsageError(
                 f"system {spec.name!r} needs the program {program!r}, which is not installed",
-                field="launch.command",
+                field=field,
                 hint=f"install it (for example `apt-get install {spec.binary or program}`) "
                 "or put it on PATH",
             )

@@ -25,6 +25,12 @@ starts that layout when no node count is asked for.
     count = 3
     files = { "sentinel.conf" = "port {port.redis}\\nsentinel monitor ..." }
 
+A system may also run from a container image on the docker backend (`launch.image`, or
+`launch.build` with a Dockerfile; a role may have its own): the same command, arguments,
+environment, ports and files apply inside the container, and without `launch.command` the
+image's own entrypoint runs with `launch.args`. `launch.capabilities` (such as NET_ADMIN)
+are granted within the node's own network namespace, on backends that give it one.
+
 Versions let one network mix releases of a system (`peerlab up --version A,B=1.0`): each
 `[versions."X.Y"]` table says what a node of that version runs differently, its own
 `command` (by exec; `launch.args` still apply), extra `args` or `env`.
@@ -103,6 +109,9 @@ class SystemSpec:
     files: Mapping[str, str] = field(default_factory=dict)
     versions: Mapping[str, Version] = field(default_factory=dict)
     capabilities: tuple[str, ...] = ()  # granted within the node's network namespace
+    image: str | None = None  # docker backend: the image nodes run from
+    build: Path | None = None  # docker backend: a Dockerfile or directory that makes it
+    volume: str | None = None  # docker backend: the image's own data path
     init: Init | None = None
     logs: Logs = field(default_factory=Logs)
 
@@ -113,11 +122,29 @@ class SystemSpec:
 
     def commands(self) -> list[tuple[str, ...]]:
         """Every program this system may run: launch.command and the roles' own commands."""
+        own = [self.command] if self.command else []
         return (
-            [self.command]
+            own
             + [r.command for r in self.roles.values() if r.command]
             + [v.command for v in self.versions.values() if v.command]
         )
+
+    def images(self) -> dict[str | None, tuple[str | None, Path | None]]:
+        """The image (name, build context) of the system (key None) and of each role."""
+        found: dict[str | None, tuple[str | None, Path | None]] = {None: (self.image, self.build)}
+        for role in self.roles.values():
+            if role.image or role.build:
+                found[role.name] = (role.image, self._context(role.build))
+            else:
+                found[role.name] = (self.image, self.build)
+        return found
+
+    def _context(self, build: str | None) -> Path | None:
+        """A build context as written in the manifest, from the manifest's own folder."""
+        if build is None:
+            return None
+        base = self.source.parent if self.source is not None else Path.cwd()
+        return (base / build).resolve()
 
     def check_version(self, version: str, field: str = "version") -> str:
         """`version` when the manifest's [versions] has it; else a UsageError naming them."""
@@ -144,7 +171,7 @@ def system_spec(manifest: Manifest, source: Path | None = None) -> SystemSpec:
         name=manifest.system.name,
         description=manifest.system.description,
         mode=launch.mode,
-        command=launch.command,
+        command=launch.command or (),
         args=launch.args,
         entry=entry,
         preload=entry_module if launch.preload is None else launch.preload,
@@ -161,6 +188,9 @@ def system_spec(manifest: Manifest, source: Path | None = None) -> SystemSpec:
         files=manifest.files,
         versions=manifest.versions,
         capabilities=launch.capabilities,
+        image=launch.image,
+        build=Path(launch.build) if launch.build else None,
+        volume=launch.volume,
         init=manifest.init,
         logs=manifest.logs,
     )
@@ -180,7 +210,9 @@ def load_manifest(path: Path) -> SystemSpec:
             field="manifest",
             hint="fix the syntax at the line named",
         ) from None
-    return dataclasses.replace(parse_manifest(raw, str(path)), source=path)
+    spec = parse_manifest(raw, str(path))
+    build = (path.parent / spec.build).resolve() if spec.build is not None else None
+    return dataclasses.replace(spec, source=path, build=build)
 
 
 def render(template: str, fields: Mapping[str, Any]) -> str:

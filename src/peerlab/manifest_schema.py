@@ -116,6 +116,20 @@ def _url_path(value: str) -> str:
     return value
 
 
+def _image_name(value: str) -> str:
+    # What the engine accepts as a name: lowercase path components, an optional tag.
+    if not re.fullmatch(r"[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?", value):
+        raise ValueError(f"is {_shown(value)}, not an image name")
+    return value
+
+
+def _absolute_path(value: str) -> str:
+    path = PurePosixPath(value)
+    if not path.is_absolute() or ".." in path.parts or "\0" in value or path == PurePosixPath("/"):
+        raise ValueError(f"is {_shown(value)}, not an absolute path below /")
+    return value
+
+
 def _relative_path(value: str) -> str:
     path = PurePosixPath(value)
     if path.is_absolute() or ".." in path.parts or not path.parts or "\0" in value:
@@ -124,6 +138,11 @@ def _relative_path(value: str) -> str:
 
 
 Strings = Annotated[tuple[str, ...], BeforeValidator(_as_tuple)]
+ImageName = Annotated[str, AfterValidator(_image_name), Shown('image name ("repo/name:tag")')]
+BuildContext = Annotated[
+    str, Field(min_length=1), Shown("path: a Dockerfile or a directory, from the manifest")
+]
+AbsolutePath = Annotated[str, AfterValidator(_absolute_path), Shown("absolute path")]
 Command = Annotated[Strings, Field(min_length=1), Shown("non-empty list of strings")]
 Name = Annotated[str, AfterValidator(_name), Shown("name: a-z, 0-9, - and _")]
 ImportPath = Annotated[str, AfterValidator(_import_path), Shown('"module:name"')]
@@ -149,7 +168,7 @@ Capabilities = Annotated[
     BeforeValidator(_as_tuple),
     Shown("list of NET_ADMIN, NET_RAW, NET_BIND_SERVICE"),
 ]
-ProbeType = Literal["http", "tcp", "log", "command", "none"]
+ProbeType = Literal["http", "tcp", "log", "command", "healthcheck", "none"]
 HttpMethod = Literal["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"]
 Status = Annotated[int, Field(ge=100, le=599), Shown("HTTP status 100-599")]
 
@@ -188,7 +207,11 @@ class Launch(Table):
     mode: Literal["exec", "fork"] = Field(
         "exec", description="`exec` runs the command; `fork` calls `entry` in a forked launcher"
     )
-    command: Command = Field(description="the program and its first arguments (templated)")
+    command: Command | None = Field(
+        None,
+        description="the program and its first arguments (templated); with an image, "
+        "none runs the image's own entrypoint with `args`",
+    )
     args: Strings = Field((), description="arguments after the command (templated)")
     entry: ImportPath | None = Field(
         None, description="fork mode: `module:function` called with the rendered args"
@@ -199,7 +222,18 @@ class Launch(Table):
     capabilities: Capabilities = Field(
         (),
         description="granted within the node's own network namespace (a TUN or WireGuard "
-        "device); only a backend that isolates nodes can grant them (`--backend netns`)",
+        "device); only a backend that isolates nodes can grant them (netns, docker)",
+    )
+    image: ImageName | None = Field(
+        None, description="docker backend: the image nodes run from (built by `build`, if given)"
+    )
+    build: BuildContext | None = Field(
+        None, description="docker backend: a Dockerfile or a build directory to make the image"
+    )
+    volume: AbsolutePath | None = Field(
+        None,
+        description="docker backend: where the image expects its data; the node's data dir "
+        "is mounted there too",
     )
 
 
@@ -237,7 +271,9 @@ class Readiness(Table):
     )
     pattern: Regex | None = Field(None, description="log: a regex over stdout and stderr")
     command: Command | None = Field(
-        None, description="command: a program run in the data dir; exit 0 means ready (templated)"
+        None,
+        description="command: a program run in the data dir, exit 0 means ready (templated); "
+        "healthcheck: run in the container (default: the image's HEALTHCHECK)",
     )
     timeout: Seconds = Field(30.0, description="seconds a node has to become ready")
 
@@ -296,6 +332,10 @@ class Role(Table):
         None, description="a program of the role's own; launch.args then do not apply"
     )
     count: Count = Field(0, description="nodes of this role in the default layout")
+    image: ImageName | None = Field(None, description="docker backend: an image of the role's own")
+    build: BuildContext | None = Field(
+        None, description="docker backend: a Dockerfile or directory for the role's image"
+    )
     files: Files = Field(
         default_factory=dict,
         description="files of the role (templated), replacing [files] of the same name",
@@ -366,20 +406,25 @@ HINTS: dict[str, str] = {
     "launch.preload": 'write a list of module names, e.g. preload = ["mypkg.node"]',
     "launch.capabilities": 'e.g. capabilities = ["NET_ADMIN"]: NET_ADMIN, NET_RAW or '
     "NET_BIND_SERVICE",
+    "launch.image": 'name a local image, e.g. image = "peerlab/etcd" (`peerlab image list`)',
+    "launch.build": 'e.g. build = "./Dockerfile" or build = "./image" (a directory)',
+    "launch.volume": 'write the path the image keeps its data in, e.g. volume = "/var/lib/kvd"',
     "ports": "write [ports] with a line per port, e.g. http = 8080",
     "ports.NAME": "write a port number or { port = N }",
     "ports.NAME.port": "use a port from 1 to 65535",
     "ports.NAME.protocol": 'use "tcp" or "udp"',
     "ports.NAME.proxied": "write true or false, without quotes",
-    "readiness": 'write [readiness] with type = "http", "tcp", "log", "command" or "none"',
-    "readiness.type": 'use "http", "tcp", "log", "command" or "none"',
+    "readiness": 'write [readiness] with type = "http", "tcp", "log", "command", '
+    '"healthcheck" or "none"',
+    "readiness.type": 'use "http", "tcp", "log", "command", "healthcheck" or "none"',
     "readiness.port": "name one of the [ports]",
     "readiness.path": 'write the path to ask for, starting with "/", e.g. path = "/health"',
     "readiness.method": 'use "GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS" or "PATCH"',
     "readiness.headers": 'e.g. headers = { Authorization = "Bearer {name}" }',
     "readiness.headers.NAME": 'quote the value, e.g. Accept = "application/json"',
     "readiness.status": "use the status a ready node answers, e.g. status = 200",
-    "readiness.command": 'e.g. command = ["mysystem-cli", "health"]; exit 0 means ready',
+    "readiness.command": 'e.g. command = ["mysystem-cli", "health"]; exit 0 means ready '
+    "(a healthcheck's runs inside the container)",
     "readiness.pattern": 'write a regex a ready node logs, e.g. pattern = "listening on"',
     "readiness.timeout": "use a positive number of seconds, e.g. timeout = 20",
     "env": 'write [env] with a line per variable, e.g. LOG_LEVEL = "debug"',
@@ -392,6 +437,8 @@ HINTS: dict[str, str] = {
     "roles.NAME.start_first": "write true or false, without quotes",
     "roles.NAME.command": 'e.g. command = ["redis-sentinel", "{data_dir}/sentinel.conf"]',
     "roles.NAME.count": "use 0 or more; 0 leaves the role out of the default layout",
+    "roles.NAME.image": 'name a local image, e.g. image = "peerlab/redis"',
+    "roles.NAME.build": 'e.g. build = "./sentinel.Dockerfile"',
     "roles.NAME.files": 'e.g. files = { "node.conf" = "port {port.http}" }',
     "roles.NAME.files.NAME": 'use a relative name such as "node.conf" = "its text"',
     "templates": 'write [templates] with e.g. peers = { each = "{address}", join = "," }',
@@ -453,6 +500,15 @@ def _type_error(source: str, error: ErrorDetails) -> UsageError:
     if loc and isinstance(loc[-1], int):
         item = int(loc.pop()) + 1
     names = tuple(str(part) for part in loc)
+    if error["type"] == "extra_forbidden" and names[-1] == "backend":
+        return _usage_error(
+            source,
+            names,
+            "cannot choose a backend: one network runs on one backend, and mixing backends "
+            "(processes beside containers) is not supported",
+            "remove it, and choose the backend for the whole run: --backend NAME, "
+            "Environment(backend=NAME) or pytest --peerlab-backend NAME",
+        )
     if error["type"] == "extra_forbidden":
         known = list(_model_fields(_locate(names[:-1])[1]))
         close = difflib.get_close_matches(names[-1], known, n=1)
@@ -514,6 +570,14 @@ def _cross_field_problems(manifest: Manifest) -> Iterator[tuple[Loc, str, str | 
     launch, probe = manifest.launch, manifest.probe()
     if launch.mode == "fork" and launch.entry is None:
         yield ("launch", "entry"), 'is required for mode = "fork"', None
+    images = launch.image is not None or launch.build is not None
+    if launch.command is None and not images:
+        yield ("launch", "command"), "is missing", None
+    if launch.mode == "fork" and launch.command is None:
+        yield ("launch", "command"), 'is required for mode = "fork"', None
+    if probe.type == "healthcheck" and not images:
+        problem = "is healthcheck, which only a node run from an image has"
+        yield ("readiness", "type"), problem, 'name the image (launch.image) or use "http"/"tcp"'
     if probe.type in ("http", "tcp") and probe.port not in manifest.ports:
         ports = ", ".join(manifest.ports) or "(add a [ports] entry)"
         problem = f"names {_shown(probe.port)}, not one of the [ports]"
@@ -572,7 +636,7 @@ def _templated(manifest: Manifest) -> Iterator[tuple[Loc, str]]:
     probe = manifest.readiness
     yield from ((("readiness", "headers", key), v) for key, v in probe.headers.items())
     yield from ((("readiness", "command"), part) for part in probe.command or ())
-    yield from ((("launch", "command"), part) for part in launch.command)
+    yield from ((("launch", "command"), part) for part in launch.command or ())
     yield from ((("launch", "args"), part) for part in launch.args)
     yield from ((("env", key), value) for key, value in manifest.env.items())
     yield from ((("templates", name, "each"), t.each) for name, t in manifest.templates.items())

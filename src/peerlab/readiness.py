@@ -2,9 +2,10 @@
 
 `http` (an answer with the expected status, any 2xx by default, to a request of the
 manifest's method, path and headers), `tcp` (a connection is accepted), `log` (a line of its
-output matches a pattern), `command` (a program that exits 0) or `none`. The harness probes
-the node where it listens (`bind_address`), not through the fabric, so a fault on its links
-never delays a start. Each probe says what it saw, so a timeout can tell the last answer.
+output matches a pattern), `command` (a program that exits 0), `healthcheck` (a container's
+own healthcheck passes) or `none`. The harness probes the node where it listens
+(`bind_address`), not through the fabric, so a fault on its links never delays a start. Each
+probe says what it saw, so a timeout can tell the last answer.
 """
 
 from __future__ import annotations
@@ -69,6 +70,9 @@ async def probe(node: Node, backend: Backend, session: Callable[[], aiohttp.Clie
     readiness = node.system.readiness
     if readiness.type == "none":
         return True, "no probe"
+    if readiness.type == "healthcheck":
+        healthy = backend.healthy(node)
+        return healthy, "healthy" if healthy else "the engine's healthcheck has not passed yet"
     if readiness.type == "log":
         assert readiness.pattern is not None
         pattern = re.compile(readiness.pattern)

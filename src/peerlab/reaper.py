@@ -30,7 +30,10 @@ from peerlab.names import inside
 # How each kind of system resource is removed without its owner: "module:function" taking
 # the resource's record, imported only when a sweep meets one (the reaper depends on no
 # backend).
-SWEEPERS = {"network": "peerlab.backends.plumbing:sweep"}
+SWEEPERS = {
+    "network": "peerlab.backends.plumbing:sweep",
+    "docker": "peerlab.backends.engine:sweep",
+}
 
 
 def _start_time(pid: int) -> float | None:

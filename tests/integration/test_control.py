@@ -134,3 +134,20 @@ def test_a_failure_inside_an_operation_is_never_a_usage_error(tmp_path: Path) ->
     unknown = asyncio.run(answer(services, "env.nothing", {}))
     assert unknown["usage"] is True, unknown
     assert asyncio.run(answer(services, "env.fine", {"name": "a"})) == {"result": "A"}
+
+
+def test_peers_asks_every_nodes_resources_at_once(
+    httpd_manifest: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with Environment("peers-at-once", fabric=False) as env:
+        env.start(str(httpd_manifest), 3)
+        # Each answer waits for the other two: asked one after another, none would come.
+        together = threading.Barrier(3, timeout=30)
+
+        def resources(handle: Any) -> dict[str, Any]:
+            together.wait()
+            return {"rss_mb": 1.0}
+
+        monkeypatch.setattr(env.backend, "resources", resources)
+        assert [p["rss_mb"] for p in env.peers()] == [1.0, 1.0, 1.0]
+        assert [p["name"] for p in env.peers()] == ["A", "B", "C"]

@@ -167,6 +167,10 @@ FULL: dict[str, Any] = {
         "args": ["--port", "{port.http}"],
         "entry": "mypkg.kvd:main",
         "preload": ["mypkg.kvd"],
+        "capabilities": ["NET_ADMIN"],
+        "image": "kvd:1",
+        "build": "./Dockerfile",
+        "volume": "/var/lib/kvd",
     },
     "ports": {"http": {"port": 8080, "protocol": "tcp", "proxied": True}},
     "readiness": {
@@ -189,6 +193,8 @@ FULL: dict[str, Any] = {
             "command": ["kvd"],
             "count": 1,
             "files": {"a.conf": "x"},
+            "image": "kvd-primary:1",
+            "build": "./primary",
         }
     },
     "templates": {"primary": {"each": "{address}", "join": ",", "role": "primary"}},
@@ -263,6 +269,13 @@ BAD_VALUES: dict[str, st.SearchStrategy[Any]] = {
     ),
     'signal name ("SIGTERM")': st.one_of(
         not_of(str), st.text(max_size=8).filter(lambda s: s not in signal.Signals.__members__)
+    ),
+    'image name ("repo/name:tag")': st.one_of(
+        not_of(str), st.sampled_from(["", "Kvd", "kvd:", "kvd:a:b", "/kvd", "kvd tag", ":1"])
+    ),
+    "path: a Dockerfile or a directory, from the manifest": st.one_of(not_of(str), st.just("")),
+    "absolute path": st.one_of(
+        not_of(str), st.sampled_from(["", "data", "./data", "/", "/a/../b", "a/b"])
     ),
     "regular expression": st.one_of(not_of(str), st.sampled_from(["(", "[a-", "*", "a)"])),
     "table of regular expressions": anything

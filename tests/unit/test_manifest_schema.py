@@ -119,8 +119,24 @@ BAD = [
     row("[ports]\nhttp = { port = true }", "ports.http.port", "65535"),
     row('[system]\nbinary = ["etcd"]', "system.binary", "Debian"),
     row('[templates]\nt = "{name}"', "templates.t", "each ="),
+    # Containers and capabilities.
     row('[launch]\ncapabilities = "NET_ADMIN"', "launch.capabilities", '["NET_ADMIN"]'),
     row('[launch]\ncapabilities = ["SYS_ADMIN"]', "launch.capabilities", "NET_RAW"),
+    row('[launch]\nimage = "My Image"', "launch.image", "peerlab/etcd"),
+    row('[launch]\nimage = "kvd:a:b"', "launch.image", "peerlab/etcd"),
+    row('[launch]\nbuild = ""', "launch.build", "Dockerfile"),
+    row('[launch]\nvolume = "data"', "launch.volume", "/var/lib/kvd"),
+    row('[launch]\nvolume = "/a/../etc"', "launch.volume", "/var/lib/kvd"),
+    row("", "launch.command", "command = [", without="launch.command"),
+    row('[readiness]\ntype = "healthcheck"', "readiness.type", "launch.image"),
+    row('[readiness]\ncommand = "kvd-ctl health"', "readiness.command", "mysystem-cli"),
+    row("[roles.x]\nimage = 3", "roles.x.image", "peerlab/redis"),
+    row(
+        '[launch]\nimage = "kvd"\nmode = "fork"\nentry = "kvd.main:main"',
+        "launch.command",
+        "command",
+        without="launch.command",
+    ),
 ]
 
 

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 REGISTRY: dict[str, str] = {
     "local": "peerlab.backends.local:LocalBackend",
     "netns": "peerlab.backends.netns:NetnsBackend",
+    "docker": "peerlab.backends.docker:DockerBackend",
 }
 DEFAULT = "local"
 

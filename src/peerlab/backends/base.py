@@ -43,6 +43,12 @@ class Capabilities:
     node_capabilities: bool = False
     # Time is virtual: waits advance it instead of sleeping.
     virtual_time: bool = False
+    # Nodes run from container images (`Launch.image`), every node of a network.
+    images: bool = False
+    # Nodes being started (spawned, not yet ready) at once: beyond this, starts and
+    # readiness probes only compete for the CPU with the nodes that are starting (a fork
+    # costs milliseconds; a container's program starts cold, about a CPU-second for Python).
+    parallel_starts: int = 32
 
 
 @dataclass(frozen=True)
@@ -64,7 +70,10 @@ class Launch:
     node already has them (its own rewrites are kept). `clock_offset` puts the node's wall
     clock that many seconds ahead (negative: behind). `capabilities` (such as NET_ADMIN) are
     granted within the node's own network namespace, on a backend that has
-    `Capabilities.node_capabilities`.
+    `Capabilities.node_capabilities`. On a backend of `Capabilities.images`, a node runs
+    from `image` (made from the `build` context first, when given), with the node's data
+    dir mounted at the same path and at `volume`; `program` False means `argv` holds only
+    arguments, for the image's own entrypoint.
     """
 
     argv: list[str]
@@ -80,6 +89,10 @@ class Launch:
     clock_offset: float | None = None
     stop_signal: signal.Signals = signal.SIGTERM
     capabilities: tuple[str, ...] = ()
+    program: bool = True
+    image: str | None = None
+    build: Path | None = None
+    volume: str | None = None
 
 
 @dataclass(frozen=True)
@@ -136,8 +149,14 @@ class Backend(Protocol):
         so the merged timeline and `Node.logs` read the same files)."""
         ...
 
+    def healthy(self, node: Node) -> bool:
+        """Whether the node's own healthcheck passes (the `healthcheck` readiness probe;
+        asked only of a backend with `Capabilities.images`)."""
+        ...
+
     def resources(self, handle: NodeHandle) -> dict[str, Any]:
-        """CPU seconds, memory and process count of the node (its whole process tree)."""
+        """CPU seconds, memory and process count of the node (its whole process tree).
+        Called for several nodes at once, from threads (`peers` asks every node together)."""
         ...
 
     def identify(self, requests: Sequence[Request]) -> list[Owner | None]:

@@ -15,7 +15,6 @@ import contextlib
 import itertools
 import json
 import os
-import shutil
 import signal
 import sys
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import psutil
 
+from peerlab.backends import datadir
 from peerlab.backends.base import Action, BackendContext, Capabilities, Launch
 from peerlab.errors import PeerlabError
 from peerlab.nemesis.clock import preload_environment, write_skew
@@ -124,12 +124,7 @@ class ProcessBackend:
         self._watchers: set[asyncio.Task[None]] = set()
 
     def prepare(self, node: Node, launch: Launch) -> None:
-        launch.data_dir.mkdir(parents=True, exist_ok=True)
-        for name, text in launch.files.items():
-            path = launch.data_dir / name
-            if not path.exists():
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_text(text, encoding="utf-8")
+        datadir.write_files(launch)
 
     def spawn_options(self, node: Node, launch: Launch) -> dict[str, Any]:
         """What the launcher's spawn request adds for this backend (a namespace to enter)."""
@@ -204,6 +199,10 @@ class ProcessBackend:
         write_skew(self.skew_file(node), seconds)
         return node.name in self._faketime
 
+    def healthy(self, node: Node) -> bool:
+        """A process has no healthcheck of its own (the probe is refused before a start)."""
+        return False
+
     def logs(self, node: Node, lines: int, stream: Literal["stdout", "stderr"]) -> list[str]:
         return node.logs(lines, stream)
 
@@ -234,16 +233,10 @@ class ProcessBackend:
         }
 
     def export_data(self, node: Node, target: Path) -> None:
-        if node.data_dir.exists():
-            shutil.copytree(node.data_dir, target, symlinks=True, ignore=_special_files)
+        datadir.export_data(node, target)
 
     def import_data(self, node: Node, source: Path) -> None:
-        if node.data_dir.exists():
-            shutil.rmtree(node.data_dir)
-        if source.exists():
-            shutil.copytree(source, node.data_dir, symlinks=True)
-        else:
-            node.data_dir.mkdir(parents=True)
+        datadir.import_data(node, source)
 
     # ------------------------------------------------------------------ handover
 
@@ -289,14 +282,3 @@ class ProcessBackend:
             if not detach:
                 self.reaper.forget_process(launcher.process.pid)
         self._launchers.clear()
-
-
-def _special_files(directory: str, names: list[str]) -> list[str]:
-    """Sockets and pipes in a data dir cannot be copied, and mean nothing once copied."""
-    skipped = []
-    for name in names:
-        path = Path(directory) / name
-        with contextlib.suppress(OSError):
-            if not (path.is_file() or path.is_dir() or path.is_symlink()):
-                skipped.append(name)
-    return skipped

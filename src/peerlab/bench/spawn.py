@@ -4,11 +4,14 @@ or (`--backend NAME`) on another backend beside the local one.
 Both contenders run in the same invocation, one after the other, so the machine's noise hits
 both. Memory is the median proportional set size (PSS) per node: shared pages are split
 among the processes that share them, so it is the honest per-peer cost of forking from a
-launcher (and of whatever a backend adds around a node).
+launcher. A node's figure is its whole process tree; for a container it also counts what
+the engine runs for it (`containerd-shim`s, the sandbox holding its network namespace),
+shown apart as `overhead_mb_per_peer`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import statistics
@@ -20,14 +23,39 @@ import typer
 
 from peerlab import backends
 from peerlab.env import Environment
+from peerlab.node import Node
 from peerlab.systems import find_system
 
 
 def _pss_mb(pid: int) -> float | None:
+    """PSS of the process `pid` and everything it started."""
     try:
-        return float(psutil.Process(pid).memory_full_info().pss) / 2**20
+        root = psutil.Process(pid)
+        tree = [root, *root.children(recursive=True)]
+        return sum(float(p.memory_full_info().pss) for p in tree) / 2**20
     except (psutil.Error, AttributeError):
         return None
+
+
+def _container_overhead_mb(node: Node) -> float:
+    """What the engine runs for a container node beside its own tree: the shim of its
+    container, and its sandbox with that one's shim."""
+    from peerlab.backends.engine import client
+
+    assert node.handle is not None and node.pid is not None
+    pids = [node.pid]
+    sandbox = node.handle.state.get("sandbox")
+    if sandbox:
+        pids.append(int(client().api.inspect_container(sandbox)["State"]["Pid"]))
+    total = 0.0
+    for pid in pids:
+        with contextlib.suppress(psutil.Error):
+            shim = psutil.Process(pid).parent()
+            if shim is not None and "shim" in shim.name():
+                total += float(shim.memory_full_info().pss) / 2**20
+        if pid != node.pid:
+            total += _pss_mb(pid) or 0.0
+    return total
 
 
 def measure(
@@ -40,12 +68,19 @@ def measure(
         began = time.perf_counter()
         nodes = env.start(spec, peers)
         seconds = time.perf_counter() - began
-        samples = [p for p in (_pss_mb(n.pid) for n in nodes if n.pid) if p is not None]
+        own = [p for p in (_pss_mb(n.pid) for n in nodes if n.pid) if p is not None]
+        overhead = (
+            [_container_overhead_mb(n) for n in nodes if n.pid]
+            if env.backend.capabilities.images
+            else []
+        )
         ready = sum(1 for n in nodes if n.state == "running")
+    samples = [a + b for a, b in zip(own, overhead, strict=True)] if overhead else own
     return {
         "seconds_to_ready": round(seconds, 3),
         "ready": ready,
         "pss_mb_per_peer": round(statistics.median(samples), 2) if samples else None,
+        "overhead_mb_per_peer": round(statistics.median(overhead), 2) if overhead else None,
     }
 
 
@@ -88,6 +123,7 @@ def against_local(peers: int, fabric: bool, seed: int, backend: str) -> dict[str
         "fabric": fabric,
         "seconds_to_ready": chosen["seconds_to_ready"],
         "pss_mb_per_peer": chosen["pss_mb_per_peer"],
+        "overhead_mb_per_peer": chosen["overhead_mb_per_peer"],
         "local_seconds_to_ready": local["seconds_to_ready"],
         "local_pss_mb_per_peer": local["pss_mb_per_peer"],
         "all_ready": chosen["ready"] == peers and local["ready"] == peers,
@@ -96,6 +132,7 @@ def against_local(peers: int, fabric: bool, seed: int, backend: str) -> dict[str
             (
                 "seconds_to_ready",
                 "pss_mb_per_peer",
+                "overhead_mb_per_peer",
                 "local_seconds_to_ready",
                 "local_pss_mb_per_peer",
             ),

@@ -92,6 +92,7 @@ COMMANDS = {
     ),
     "api": Lazy("peerlab.cli.api", "The HTTP/JSON control API (docs/api.md)."),
     "env": Lazy("peerlab.cli.envs", "The environments kept under $PEERLAB_HOME."),
+    "image": Lazy("peerlab.cli.image", "Container images for the docker backend, built here."),
 }
 # `peerlab bench NAME`: the same, for benchmarks (modules in peerlab.bench).
 BENCHMARKS = {

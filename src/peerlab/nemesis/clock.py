@@ -70,10 +70,11 @@ def _from_dpkg() -> str | None:
     return next((line for line in listing.splitlines() if line.endswith("/libfaketime.so.1")), None)
 
 
-def preload_environment(skew_file: Path) -> dict[str, str]:
-    """The environment variables that run a process on the offset held in `skew_file`."""
+def preload_environment(skew_file: Path, library: str | None = None) -> dict[str, str]:
+    """The environment variables that run a process on the offset held in `skew_file`
+    (with the libfaketime at `library`: a container's own; default: this machine's)."""
     return {
-        "LD_PRELOAD": libfaketime(),
+        "LD_PRELOAD": library or libfaketime(),
         "FAKETIME_TIMESTAMP_FILE": str(skew_file),
         "FAKETIME_CACHE_DURATION": "1",
         "FAKETIME_DONT_FAKE_MONOTONIC": "1",

@@ -84,12 +84,10 @@ class Systems:
 
     def add(self, name: str | SystemSpec) -> SystemSpec:
         """The system `name` (a built-in, a manifest path or a spec), loaded once."""
-        from peerlab.launching import check_installed
         from peerlab.manifest import SystemSpec
 
         spec = name if isinstance(name, SystemSpec) else find_system(name)
         if spec.name not in self.specs:
-            check_installed(spec)
             self.specs[spec.name] = spec  # an adapter may read its own manifest
             try:
                 adapter = load_adapter(spec, self.host)
