@@ -1,22 +1,12 @@
-"""Lying peers and deliberate bugs, switched on by environment variables for peerlab's chaos
-and mutation tests; an honest node (neither variable set) installs nothing.
+"""Lying peers and deliberate bugs in front of the aiohttp API, switched on by environment
+variables for peerlab's chaos and mutation tests; an honest node (neither variable set)
+installs nothing.
 
-`SYNCPEER_BYZANTINE=<mode>` makes the node lie to its friends on the public API:
-
-    corrupt        serves every envelope with altered bytes, listed under the altered
-                   bytes' size and SHA-256: only the author's signature shows the forgery
-    lie-size       lists every envelope 100 bytes longer than it is
-    lie-hash       lists every envelope under a SHA-256 that is not its own
-    lie-timestamp  lists every envelope an hour later than its signed timestamp
-    selective      for each file it publishes, signs a second envelope with other content
-                   under the same version and timestamp, and shows it to every other peer
-                   (equivocation)
-    replay         lists and serves the oldest version it holds of each file as current
-
-Served envelopes ignore If-Match and Range, as a liar would. `Node.start` calls `install`,
-whose middleware answers the public routes it lies on before the honest handlers see them;
-it also starts the `rebroadcast` mutant's watcher when the node's mutants (`SYNCPEER_MUTANTS`,
-read by `syncpeer.io.config`) include it.
+`SYNCPEER_BYZANTINE=<mode>` makes the node lie to its friends on the public API; what each
+mode lists and serves is `syncpeer.core.byzantine`. `Node.start` calls `install`, whose
+middleware answers the public routes it lies on before the honest handlers see them; it also
+starts the `rebroadcast` mutant's watcher when the node's mutants (`SYNCPEER_MUTANTS`, read
+by `syncpeer.io.config`) include it.
 """
 
 from __future__ import annotations
@@ -25,33 +15,19 @@ import asyncio
 import hashlib
 import json
 import os
-import struct
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from syncpeer.core import envelope
-from syncpeer.core.encoding import canonical_json
+from syncpeer.core.byzantine import MODES, VARIABLE, Liar, mode_of
 from syncpeer.core.errors import InvalidEnvelope, NotARecipient, UnknownFriend
 from syncpeer.core.store import StoredFile
 
 if TYPE_CHECKING:
     from syncpeer.io.node import Node
 
-MODES: dict[str, str] = {
-    "corrupt": "serves altered envelope bytes under matching listing hashes",
-    "lie-size": "lists every envelope with a wrong size",
-    "lie-hash": "lists every envelope with a wrong SHA-256",
-    "lie-timestamp": "lists every envelope an hour later than it was signed",
-    "selective": "shows half of its peers a different signed version of its files",
-    "replay": "lists and serves the oldest version it holds as current",
-}
-HONEST = "off"
-TIMESTAMP_LIE_S = 3600.0
-SIZE_LIE_BYTES = 100
-_HEADER_LENGTH = struct.Struct(">I")
-_BODY_LENGTH = struct.Struct(">Q")
+__all__ = ["MODES", "install"]
 
 # The rebroadcast watcher runs for the life of the process; asyncio keeps only weak
 # references to tasks, so this set keeps it alive.
@@ -67,195 +43,62 @@ def install(node: Node) -> list[Middleware]:
         watcher = asyncio.get_running_loop().create_task(_rebroadcast(node))
         _WATCHERS.add(watcher)
         watcher.add_done_callback(_WATCHERS.discard)
-    mode = os.environ.get("SYNCPEER_BYZANTINE", "").strip() or HONEST
-    if mode == HONEST:
+    mode = mode_of(os.environ.get(VARIABLE))
+    if mode is None:
         return []
-    if mode not in MODES:
-        raise ValueError(
-            f"SYNCPEER_BYZANTINE is {mode!r}; use one of {', '.join(MODES)} or {HONEST!r}"
-        )
     node.log.warning("byzantine_mode", mode=mode, behaviour=MODES[mode])
-    return [Liar(node, mode).middleware()]
+    return [_middleware(node, Liar(mode, node.files.model, lambda file: _read(node, file)))]
 
 
-class Liar:
-    """The public API of a node in byzantine `mode`."""
+def _read(node: Node, file: StoredFile) -> bytes:
+    files = node.files
+    current = files.model.current(file.name)
+    path = files.current_path(file.name) if current == file else files.history_path(file)
+    return path.read_bytes()
 
-    def __init__(self, node: Node, mode: str) -> None:
-        self.node = node
-        self.mode = mode
-        self._peers: dict[str, int] = {}  # peer address -> order of first contact
-        self._alternates: dict[str, tuple[StoredFile, bytes]] = {}
-        self._corrupted: dict[str, bytes] = {}  # envelope sha256 -> altered bytes
 
-    def middleware(self) -> Middleware:
-        @web.middleware
-        async def lie(request: web.Request, handler: Handler) -> web.StreamResponse:
-            return await self.handle(request, handler)
+def _requester(request: web.Request) -> str | None:
+    """Requests without a trace id (the test harness, not a syncpeer peer) name no peer."""
+    return request.remote if "X-Trace-Id" in request.headers else None
 
-        return lie
 
-    async def handle(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+def _middleware(node: Node, liar: Liar) -> Middleware:
+    @web.middleware
+    async def lie(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.method == "GET" and request.path == "/files":
-            return self._listing(request)
+            # No ETag: every poll gets the (lying) listing in full.
+            return web.json_response(liar.listing(_requester(request)))
         name = request.match_info.get("name")
         if request.method == "GET" and name is not None and request.path.startswith("/files/"):
-            return self._envelope(request, name)
+            served = liar.envelope(name, _requester(request))
+            if served is None:
+                return web.json_response({"error": f"no file named {name!r}"}, status=404)
+            event = liar.served_event(name, served[0], request.remote)
+            node.log.info(event.event, **event.fields)
+            data = served[1]
+            return web.Response(
+                body=data,
+                headers={"ETag": f'"{hashlib.sha256(data).hexdigest()}"'},
+                content_type="application/octet-stream",
+            )
         response = await handler(request)
         if (
-            self.mode == "selective"
-            and request.method == "POST"
+            request.method == "POST"
             and request.path == "/admin/files"
             and response.status == 200
             and isinstance(response, web.Response)
             and isinstance(response.body, bytes)
         ):
-            self._equivocate(json.loads(response.body)["name"])
+            _equivocate(node, liar, json.loads(response.body)["name"])
         return response
 
-    # ------------------------------------------------------------------ what each peer sees
-
-    def _second_group(self, request: web.Request) -> bool:
-        """Peers alternate between two groups in the order they first asked; requests
-        without a trace id (the test harness, not a syncpeer peer) stay in the first."""
-        if "X-Trace-Id" not in request.headers or request.remote is None:
-            return False
-        order = self._peers.setdefault(request.remote, len(self._peers))
-        return order % 2 == 1
-
-    def _shown(self, file: StoredFile, request: web.Request) -> tuple[StoredFile, bytes]:
-        """The version of `file`'s name this peer is shown, and the bytes it is served."""
-        files = self.node.files
-        if self.mode == "replay" and (kept := files.model.history(file.name)):
-            oldest = kept[-1]
-            return oldest, files.history_path(oldest).read_bytes()
-        alternate = self._alternates.get(file.name)
-        if (
-            alternate is not None
-            and alternate[0].key[:3] == file.key[:3]
-            and self._second_group(request)
-        ):
-            return alternate
-        found = files.read_current(file.name)
-        assert found is not None
-        return found
-
-    def _listing(self, request: web.Request) -> web.Response:
-        entries = []
-        for file in self.node.files.model.files():
-            shown, data = self._shown(file, request)
-            entry: dict[str, Any] = shown.listing_json()
-            if self.mode == "corrupt":
-                bad = self._corrupt(shown.sha256, data)
-                entry["size"], entry["sha256"] = len(bad), hashlib.sha256(bad).hexdigest()
-            elif self.mode == "lie-size":
-                entry["size"] += SIZE_LIE_BYTES
-            elif self.mode == "lie-hash":
-                entry["sha256"] = hashlib.sha256(b"lie" + shown.sha256.encode()).hexdigest()
-            elif self.mode == "lie-timestamp":
-                entry["timestamp"] += TIMESTAMP_LIE_S
-            entries.append(entry)
-        # No ETag: every poll gets the (lying) listing in full.
-        return web.json_response({"files": entries, "generation": self.node.files.model.generation})
-
-    def _envelope(self, request: web.Request, name: str) -> web.Response:
-        current = self.node.files.model.current(name)
-        if current is None:
-            return web.json_response({"error": f"no file named {name!r}"}, status=404)
-        shown, data = self._shown(current, request)
-        if self.mode == "corrupt":
-            data = self._corrupt(shown.sha256, data)
-        self.node.log.info(
-            "byzantine_served",
-            component="http",
-            name=name,
-            version=shown.version,
-            mode=self.mode,
-            peer=request.remote,
-        )
-        return web.Response(
-            body=data,
-            headers={"ETag": f'"{hashlib.sha256(data).hexdigest()}"'},
-            content_type="application/octet-stream",
-        )
-
-    # ------------------------------------------------------------------ forgeries
-
-    def _corrupt(self, sha256: str, data: bytes) -> bytes:
-        """`data` with other content, header fixed to match it, original signature kept."""
-        if sha256 not in self._corrupted:
-            self._corrupted[sha256] = _forge(data)
-        return self._corrupted[sha256]
-
-    def _equivocate(self, name: str) -> None:
-        """Sign a second envelope of the version just published, with other content."""
-        node = self.node
-        current = node.files.model.current(name)
-        if current is None or current.author != node.fingerprint or current.deleted:
-            return
-        try:
-            content = node.plaintext(name) + b"\n(what the other half of my peers see)"
-            cards = (
-                None
-                if current.public
-                else node.keyring.cards_for(
-                    [r for r in current.recipients if r != node.fingerprint]
-                )
-            )
-        except (KeyError, NotARecipient, InvalidEnvelope, UnknownFriend):
-            return
-        data = envelope.seal(
-            node.identity,
-            name=name,
-            version=current.version,
-            timestamp=current.timestamp,
-            plaintext=content,
-            recipients=cards,
-            random=node.random,
-            trace_id=current.trace_id,
-        )
-        file = StoredFile.from_envelope(
-            envelope.verify(data), len(data), hashlib.sha256(data).hexdigest()
-        )
-        self._alternates[name] = (file, data)
-        node.log.warning(
-            "byzantine_equivocated",
-            name=name,
-            version=file.version,
-            sha256=current.sha256,
-            other=file.sha256,
-        )
+    return lie
 
 
-def _forge(data: bytes) -> bytes:
-    """Alter an envelope's content and re-frame it under its original signature.
-
-    A public body is replaced and the header's size and SHA-256 follow it, so the only check
-    left that can tell is the signature; an encrypted body has one byte flipped (its size
-    stays), which the signature catches first and AES-GCM only at decryption.
-    """
-    (header_length,) = _HEADER_LENGTH.unpack_from(data, 4)
-    header_end = 8 + header_length
-    header = json.loads(data[8:header_end])
-    (body_length,) = _BODY_LENGTH.unpack_from(data, header_end)
-    body = data[header_end + 8 : header_end + 8 + body_length]
-    signature = data[header_end + 8 + body_length :]
-    if header.get("public"):
-        body = body[::-1] + b"forged"
-        header["size"], header["sha256"] = len(body), hashlib.sha256(body).hexdigest()
-    else:
-        body = bytes([body[0] ^ 0xFF]) + body[1:]
-    header_bytes = canonical_json(header)
-    return b"".join(
-        (
-            data[:4],
-            _HEADER_LENGTH.pack(len(header_bytes)),
-            header_bytes,
-            _BODY_LENGTH.pack(len(body)),
-            body,
-            signature,
-        )
-    )
+def _equivocate(node: Node, liar: Liar, name: str) -> None:
+    event = liar.equivocate(node.identity, node.keyring, name, node.plaintext, node.random)
+    if event is not None:
+        getattr(node.log, event.level)(event.event, **event.fields)
 
 
 async def _rebroadcast(node: Node) -> None:

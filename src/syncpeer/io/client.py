@@ -1,41 +1,33 @@
 """HTTP client for a friend's API: fetch its listing and download envelopes with resume.
 
+What the answers mean (304s, Ranges, lies about lengths, the fetching side's mutants) is
+`syncpeer.core.fetch`; this module sends the requests with aiohttp and writes the bytes.
 All requests leave from the node's --source-address when one is given (the test framework
 tells nodes apart by source IP) and carry X-Trace-Id so the serving node logs the same trace.
 """
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
 from yarl import URL
 
+from syncpeer.core.fetch import (
+    DownloadError,
+    Listing,
+    SourceLied,
+    begin_download,
+    download_headers,
+    listing_headers,
+    read_listing,
+)
 from syncpeer.core.listing import ListingEntry
 from syncpeer.core.mutants import NO_MUTANTS, Mutants
 
+__all__ = ["CHUNK_BYTES", "DownloadError", "Listing", "PeerClient", "SourceLied", "new_session"]
+
 CHUNK_BYTES = 64 * 1024
-_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+)")
-
-
-class DownloadError(Exception):
-    """A download attempt failed; the partial file is kept when it can be resumed."""
-
-
-class SourceLied(DownloadError):
-    """The friend answered with another number of bytes than its listing said: not a network
-    accident (a cut-off body has no such header), so the friend is not asked again."""
-
-
-@dataclass
-class Listing:
-    """A friend's GET /files answer; `entries` is None when unchanged (304)."""
-
-    entries: list[ListingEntry] | None
-    etag: str | None
-    invalid: list[str] = field(default_factory=list)  # why entries were skipped
 
 
 def new_session(source_address: str | None, limit: int = 32) -> aiohttp.ClientSession:
@@ -55,27 +47,12 @@ class PeerClient:
         self, address: str, etag: str | None, trace_id: str, timeout_s: float
     ) -> Listing:
         """GET /files, the whole request within `timeout_s` seconds."""
-        headers = {"X-Trace-Id": trace_id}
-        if etag:
-            headers["If-None-Match"] = etag
         timeout = aiohttp.ClientTimeout(total=timeout_s)
         url = URL(f"http://{address}/files")
+        headers = listing_headers(etag, trace_id)
         async with self.session.get(url, headers=headers, timeout=timeout) as response:
-            if response.status == 304:
-                return Listing(None, response.headers.get("ETag", etag))
-            if response.status != 200:
-                raise DownloadError(f"GET /files answered HTTP {response.status}")
-            body = await response.json(content_type=None)
-        files = body.get("files") if isinstance(body, dict) else None
-        if not isinstance(files, list):
-            raise DownloadError("GET /files answer has no 'files' list")
-        entries, invalid = [], []
-        for item in files:
-            try:
-                entries.append(ListingEntry.from_json(item))
-            except ValueError as error:
-                invalid.append(str(error))
-        return Listing(entries, response.headers.get("ETag"), invalid)
+            body = await response.json(content_type=None) if response.status == 200 else None
+            return read_listing(response.status, response.headers.get("ETag"), etag, body)
 
     async def download(
         self,
@@ -87,43 +64,28 @@ class PeerClient:
         timeout_s: float,
     ) -> int:
         """Append the envelope's bytes from `offset` to `partial`; return the bytes received.
-
-        If-Match pins the exact envelope: a friend whose current version changed since its
-        listing answers 412 instead of sending other bytes onto our partial file.
-        `timeout_s` bounds connecting and each read.
-        """
-        headers = {"If-Match": f'"{entry.sha256}"', "X-Trace-Id": trace_id}
-        if offset:
-            headers["Range"] = f"bytes={offset}-"
+        `timeout_s` bounds connecting and each read."""
+        headers = download_headers(entry, offset, trace_id)
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=timeout_s, sock_read=timeout_s)
         url = URL(f"http://{address}") / "files" / entry.name
         async with self.session.get(url, headers=headers, timeout=timeout) as response:
-            if response.status == 206:
-                match = _CONTENT_RANGE.fullmatch(response.headers.get("Content-Range", ""))
-                if match is None or int(match.group(1)) != offset:
-                    raise DownloadError("206 answer does not start at the requested offset")
-            elif response.status == 200:
-                offset = 0  # the friend ignored our Range: start over
-            elif response.status == 416:
-                partial.unlink(missing_ok=True)
-                raise DownloadError("range not satisfiable; partial file dropped")
-            else:
-                raise DownloadError(f"GET /files/{entry.name} answered HTTP {response.status}")
-            honest = "trust-size" not in self.mutants
-            length = response.content_length
-            if honest and length is not None and length != entry.size - offset:
-                raise SourceLied(
-                    f"answer is {length} bytes from offset {offset}, but the listing says the "
-                    f"envelope is {entry.size} bytes"
+            try:
+                receiving = begin_download(
+                    entry,
+                    offset,
+                    response.status,
+                    response.headers.get("Content-Range"),
+                    response.content_length,
+                    self.mutants,
                 )
-            received = 0
+            except DownloadError:
+                if response.status == 416:
+                    partial.unlink(missing_ok=True)
+                raise
             with partial.open("r+b" if partial.exists() else "wb") as out:
-                out.truncate(offset)
-                out.seek(0 if "drop-range-offset" in self.mutants else offset)
+                out.truncate(receiving.offset)
+                out.seek(receiving.write_at)
                 async for chunk in response.content.iter_chunked(CHUNK_BYTES):
-                    if offset + received + len(chunk) > entry.size:
-                        lie = SourceLied if honest else DownloadError
-                        raise lie("friend sent more bytes than its listing says")
+                    receiving.take(len(chunk))
                     out.write(chunk)
-                    received += len(chunk)
-        return received
+        return receiving.received

@@ -1,0 +1,163 @@
+"""The server side of the sync protocol, sans-IO: what a node answers a friend's `GET /files`
+(its listing, with ETags, Last-Modified and 304s) and `GET /files/{name}` (an envelope,
+with If-Match and Range), decided from the store alone.
+
+A driver (`syncpeer.io.api` over aiohttp, or a simulator) turns a request into the few
+values these functions take and sends what they return: an `Answer` (status, headers, a
+JSON body) or, for an envelope, an `Answer` for the head and the `Slice` of the envelope's
+bytes to send after it, which the driver reads from wherever it keeps them. The mutants of
+the serving side (`stale-etag`, `forget-tombstone`) are decided here, so every driver has
+them.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from syncpeer.core.errors import InvalidName
+from syncpeer.core.logevent import LogEvent
+from syncpeer.core.mutants import Mutants
+from syncpeer.core.names import validate_name
+from syncpeer.core.store import Store, StoredFile
+
+_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+
+
+@dataclass(frozen=True)
+class Answer:
+    """An HTTP answer: `status`, `headers`, and a JSON `body` (None: empty, or the bytes
+    of a `Slice` follow)."""
+
+    status: int
+    headers: dict[str, str] = field(default_factory=dict)
+    body: Any = None
+
+
+@dataclass(frozen=True)
+class Slice:
+    """Bytes `first` to `last` (inclusive) of `file`'s envelope: what follows the head."""
+
+    file: StoredFile
+    first: int
+    last: int
+
+    @property
+    def length(self) -> int:
+        return self.last - self.first + 1
+
+
+def error(status: int, message: str, headers: dict[str, str] | None = None) -> Answer:
+    """Every error answer is `{"error": message}`."""
+    return Answer(status, dict(headers or {}), {"error": message})
+
+
+def parse_range(header: str, size: int) -> tuple[int, int]:
+    """Inclusive (first, last) byte positions of a single range; ValueError when unservable."""
+    match = _RANGE.fullmatch(header.strip())
+    if match is None or match.group(1) == match.group(2) == "":
+        raise ValueError(f"unsupported Range {header!r}; use bytes=N- or bytes=N-M")
+    if match.group(1) == "":
+        suffix = int(match.group(2))
+        if suffix == 0:
+            raise ValueError("empty suffix range")
+        return max(0, size - suffix), size - 1
+    first = int(match.group(1))
+    last = int(match.group(2)) if match.group(2) else size - 1
+    if first >= size or last < first:
+        raise ValueError(f"range {header!r} is outside 0..{size - 1}")
+    return first, min(last, size - 1)
+
+
+def etag_matches(header: str, etag: str) -> bool:
+    """Whether an If-None-Match / If-Match header names `etag` (weak or strong) or is "*"."""
+    tokens = [token.strip().removeprefix("W/") for token in header.split(",")]
+    return "*" in tokens or etag in tokens
+
+
+def listing(
+    store: Store,
+    instance: str,
+    mutants: Mutants,
+    *,
+    if_none_match: str | None = None,
+    if_modified_since: float | None = None,
+    author: str | None = None,
+) -> Answer:
+    """`GET /files`: the current files (of `author`, when given), or 304 when the friend's
+    ETag (else its If-Modified-Since, in epoch seconds) says it has them already.
+
+    The ETag is `"<instance>-<generation>"`: the instance (random per start) keeps a
+    restarted node from matching an ETag of its previous life.
+    """
+    generation = 0 if "stale-etag" in mutants else store.generation
+    etag = f'"{instance}-{generation}"'
+    headers = {
+        "ETag": etag,
+        "Last-Modified": email.utils.formatdate(store.last_modified, usegmt=True),
+        "Cache-Control": "no-cache",
+    }
+    if if_none_match is not None:
+        if etag_matches(if_none_match, etag):
+            return Answer(304, headers)
+    elif if_modified_since is not None and int(store.last_modified) <= if_modified_since:
+        return Answer(304, headers)
+    hide_deletes = "forget-tombstone" in mutants
+    files = [f.listing_json() for f in store.files(author) if not (f.deleted and hide_deletes)]
+    return Answer(200, headers, {"files": files, "generation": store.generation})
+
+
+def envelope(
+    store: Store, name: str, *, if_match: str | None = None, range_header: str | None = None
+) -> tuple[Answer, Slice | None]:
+    """`GET /files/{name}`: the head of the answer and the slice of the current envelope to
+    send after it (None: the answer is an error, with its JSON body).
+
+    If-Match not naming the current envelope is 412 (its version changed since the
+    friend's listing); a Range is answered 206 with Content-Range, or 416 when it cannot be.
+    """
+    try:
+        name = validate_name(name)
+    except InvalidName as problem:
+        return error(400, str(problem)), None
+    file = store.current(name)
+    if file is None:
+        return error(404, f"no file named {name!r}"), None
+    etag = f'"{file.sha256}"'
+    if if_match is not None and not etag_matches(if_match, etag):
+        return error(412, f"current envelope of {name!r} is {etag}, not {if_match}"), None
+    headers = {"ETag": etag, "Accept-Ranges": "bytes", "Content-Type": "application/octet-stream"}
+    if file.trace_id:
+        headers["X-Trace-Id"] = file.trace_id
+    first, last, status = 0, file.size - 1, 200
+    if range_header is not None:
+        try:
+            first, last = parse_range(range_header, file.size)
+        except ValueError as problem:
+            return error(416, str(problem), {"Content-Range": f"bytes */{file.size}"}), None
+        status = 206
+        headers["Content-Range"] = f"bytes {first}-{last}/{file.size}"
+    part = Slice(file, first, last)
+    headers["Content-Length"] = str(part.length)
+    return Answer(status, headers), part
+
+
+def served_event(part: Slice, trace_id: str | None, outcome: str, peer: str | None) -> LogEvent:
+    """The `file_served` log line of an envelope's bytes sent (or cut off: `outcome`)."""
+    file = part.file
+    return LogEvent(
+        "file_served",
+        "info",
+        {
+            "trace_id": trace_id or file.trace_id,
+            "name": file.name,
+            "version": file.version,
+            "author": file.author,
+            "first": part.first,
+            "last": part.last,
+            "outcome": outcome,
+            "peer": peer,
+        },
+    )
