@@ -15,15 +15,13 @@ import asyncio
 import contextlib
 import signal
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-import aiohttp
-
 from peerlab.backends.base import Backend, Launch
 from peerlab.checkers.verdict import Verdict
+from peerlab.clock import Clock
 from peerlab.errors import PeerlabError, UsageError
 from peerlab.fabric.network import Network
 from peerlab.history import History
@@ -33,6 +31,7 @@ from peerlab.node import Node, NodeHandle, NodeState, node_name
 from peerlab.readiness import wait_ready
 from peerlab.rpc import rpc
 from peerlab.systems import Systems
+from peerlab.transport import Transport
 
 # Nodes being started (spawned, not yet ready) at once: beyond this, forks and readiness
 # probes only compete for the CPU with the nodes that are starting.
@@ -52,7 +51,8 @@ class NodeControl:
         registry: Systems,
         history: History,
         run: Run,
-        session: Callable[[], aiohttp.ClientSession],
+        transport: Transport,
+        clock: Clock,
         workdir_nodes: Callable[[str], Any],
         seed: int,
     ) -> None:
@@ -61,7 +61,8 @@ class NodeControl:
         self.registry = registry
         self.history = history
         self._run = run
-        self._session = session
+        self.transport = transport
+        self.clock = clock
         self._node_dir = workdir_nodes
         self.seed = seed
         self.nodes: dict[str, Node] = {}
@@ -223,7 +224,7 @@ class NodeControl:
         async with limit:
             await self._spawn(node)
             if wait:
-                await wait_ready(node, self.backend, self._session)
+                await wait_ready(node, self.backend, self.transport)
 
     def _launch_plan(self, node: Node) -> Launch:
         return plan_launch(
@@ -240,7 +241,7 @@ class NodeControl:
         node.returncode = None
         handle = await self.backend.start(node, launch)
         self._track(node, handle)
-        node.started_at = time.time()
+        node.started_at = self.clock.time()
         self.history.event("node_started", node.name, pid=node.pid)
 
     def _track(self, node: Node, handle: NodeHandle) -> None:
@@ -369,7 +370,7 @@ class NodeControl:
 
             async def again() -> None:
                 await self._spawn(node)
-                await wait_ready(node, self.backend, self._session)
+                await wait_ready(node, self.backend, self.transport)
 
             self._run(again(), timeout or start_timeout(node.system, 1), what=f"restarting {name}")
         self.history.event("node_restarted", name)
@@ -526,7 +527,7 @@ class NodeControl:
         info = node.describe()
         if node.handle is not None and node.alive:
             info.update(self.backend.resources(node.handle))
-            info["uptime_s"] = round(time.time() - node.started_at, 1)
+            info["uptime_s"] = round(self.clock.time() - node.started_at, 1)
         return info
 
     @rpc

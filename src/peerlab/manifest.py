@@ -69,6 +69,7 @@ class SystemSpec:
     args: tuple[str, ...]
     entry: str | None
     preload: tuple[str, ...]
+    sim: str | None
     ports: Mapping[str, PortSpec]
     readiness: Readiness
     env: Mapping[str, str]
@@ -108,6 +109,7 @@ def system_spec(manifest: Manifest, source: Path | None = None) -> SystemSpec:
         args=launch.args,
         entry=entry,
         preload=entry_module if launch.preload is None else launch.preload,
+        sim=launch.sim,
         ports={name: PortSpec(name=name, **dict(port)) for name, port in manifest.ports.items()},
         readiness=manifest.probe(),
         env=manifest.env,

@@ -1,7 +1,10 @@
 """peerlab's pytest face (registered through the `pytest11` entry point).
 
 Fixtures: `peerlab_env` (a fresh, isolated Environment per test; closed even when the test
-fails) and `peerlab_seed`. Every test that uses them writes
+fails), `peerlab_seed` and `peerlab_backend`. Tests run on `--peerlab-backend` (default
+local); a test marked `sim` also runs on the simulator (its id says which: `[local]`,
+`[sim]`), the same scenario code on both; with `--peerlab-backend sim`, only the tests marked
+`sim` run, and the others are skipped. Every test that uses them writes
 `peerlab-results/<test id>/`: result.json (seed, verdicts, timings, versions), the history,
 the merged timeline and junit.xml; a failing one also keeps its node logs, a snapshot of each
 node's data dir and state, and report.html there, and prints its seed and the command that
@@ -26,6 +29,7 @@ from peerlab.seed import new_seed
 from peerlab.systems.plugins import plugins
 
 RESULTS_KEY = pytest.StashKey[dict[str, pytest.TestReport]]()
+SIM = "sim"  # the marker, and the backend it adds
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -57,6 +61,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "peerlab: a scenario that runs a peerlab Environment")
+    config.addinivalue_line(
+        "markers", f"{SIM}: the scenario runs on the sim backend too (docs/sim.md)"
+    )
     for plugin in plugins():  # systems' own fixtures and helpers (syncpeer: syncpeer_net)
         if plugin.pytest is not None and not config.pluginmanager.has_plugin(plugin.pytest):
             config.pluginmanager.import_plugin(plugin.pytest)
@@ -76,6 +83,34 @@ def test_dir_name(nodeid: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", nodeid.replace("::", "__")).strip("_")[:150]
 
 
+def backends_for(chosen: str, marked_sim: bool) -> list[str]:
+    """The backends a test runs on: the chosen one, and the simulator for a test marked
+    `sim`; none for an unmarked test when the simulator was chosen."""
+    if not marked_sim:
+        return [] if chosen == SIM else [chosen]
+    return [chosen] if chosen == SIM else [chosen, SIM]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "peerlab_backend" not in metafunc.fixturenames:
+        return
+    chosen = metafunc.config.getoption("--peerlab-backend")
+    marked = metafunc.definition.get_closest_marker(SIM) is not None
+    runs = backends_for(chosen, marked)
+    if marked and chosen != SIM:
+        metafunc.parametrize("peerlab_backend", runs, ids=runs, scope="function")
+
+
+@pytest.fixture
+def peerlab_backend(request: pytest.FixtureRequest) -> str:
+    """Where this test's nodes run (a test marked `sim` gets each backend in turn)."""
+    chosen = str(request.config.getoption("--peerlab-backend"))
+    marked = request.node.get_closest_marker(SIM) is not None
+    if not backends_for(chosen, marked):
+        pytest.skip(f"not marked `{SIM}`: the scenario needs real processes")
+    return chosen
+
+
 @pytest.fixture
 def peerlab_seed(request: pytest.FixtureRequest) -> int:
     seed = request.config.getoption("--peerlab-seed")
@@ -83,7 +118,9 @@ def peerlab_seed(request: pytest.FixtureRequest) -> int:
 
 
 @pytest.fixture
-def peerlab_env(request: pytest.FixtureRequest, peerlab_seed: int) -> Iterator[Environment]:
+def peerlab_env(
+    request: pytest.FixtureRequest, peerlab_seed: int, peerlab_backend: str
+) -> Iterator[Environment]:
     """A fresh Environment for this test: own addresses, ports and dirs; always cleaned up."""
     item = request.node
     results = Path(request.config.getoption("--peerlab-results")) / test_dir_name(item.nodeid)
@@ -92,7 +129,7 @@ def peerlab_env(request: pytest.FixtureRequest, peerlab_seed: int) -> Iterator[E
         test_dir_name(item.name)[:40],
         seed=peerlab_seed,
         artifacts=results,
-        backend=request.config.getoption("--peerlab-backend"),
+        backend=peerlab_backend,
     )
     try:
         yield env

@@ -10,20 +10,16 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Callable
-
-import aiohttp
 
 from peerlab.backends.base import Backend
 from peerlab.errors import PeerlabError
 from peerlab.node import Node, NodeState
+from peerlab.transport import HttpRequest, NoAnswer, Transport, Unreachable
 
 POLL = 0.02  # seconds between probes
 
 
-async def wait_ready(
-    node: Node, backend: Backend, session: Callable[[], aiohttp.ClientSession]
-) -> None:
+async def wait_ready(node: Node, backend: Backend, transport: Transport) -> None:
     """Probe `node` until it is ready (its state becomes running), it exits, or the probe's
     timeout passes; PeerlabError with what was seen otherwise."""
     readiness = node.system.readiness
@@ -39,7 +35,7 @@ async def wait_ready(
                 f"{node.returncode} before it was ready",
                 hint="its last output: " + (" | ".join(last[-5:]) or "(none)"),
             )
-        if await probe(node, backend, session):
+        if await probe(node, backend, transport):
             node.state = NodeState.RUNNING
             return
         if time.monotonic() > deadline:
@@ -51,7 +47,7 @@ async def wait_ready(
         await asyncio.sleep(POLL)
 
 
-async def probe(node: Node, backend: Backend, session: Callable[[], aiohttp.ClientSession]) -> bool:
+async def probe(node: Node, backend: Backend, transport: Transport) -> bool:
     """One probe of the node's readiness."""
     readiness = node.system.readiness
     if readiness.type == "none":
@@ -62,8 +58,8 @@ async def probe(node: Node, backend: Backend, session: Callable[[], aiohttp.Clie
         lines = backend.logs(node, 200, "stdout") + backend.logs(node, 200, "stderr")
         return any(pattern.search(line) for line in lines)
     assert readiness.port is not None
-    port = node.system.ports[readiness.port].port
     if readiness.type == "tcp":
+        port = node.system.ports[readiness.port].port
         try:
             _, writer = await asyncio.wait_for(asyncio.open_connection(node.bind_address, port), 1)
         except (OSError, TimeoutError):
@@ -71,10 +67,7 @@ async def probe(node: Node, backend: Backend, session: Callable[[], aiohttp.Clie
         writer.close()
         return True
     try:
-        async with session().get(
-            f"http://{node.bind_address}:{port}{readiness.path}",
-            timeout=aiohttp.ClientTimeout(total=2),
-        ) as response:
-            return response.status < 300
-    except (aiohttp.ClientError, TimeoutError, OSError):
+        answer = await transport.fetch(node, readiness.port, HttpRequest("GET", readiness.path), 2)
+    except (Unreachable, NoAnswer):
         return False
+    return answer.status < 300

@@ -2,22 +2,38 @@
 the default; `Environment(backend=NAME)`, `peerlab up --backend NAME` and
 `pytest --peerlab-backend NAME` choose another. A backend is one module with a class that
 implements `peerlab.backends.base.Backend`, plus one line in `REGISTRY`.
+
+Three hooks are optional, with the defaults real backends want; a backend that simulates
+the world (`sim`) brings its own: what time is (`make_clock(seed)`, a classmethod; default
+the machine's clock), what carries traffic between nodes (`fault_plane()`; default the
+fabric's proxies) and how the harness reaches its nodes (`transport(run, session)`; default
+HTTP to each node's address).
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
+from peerlab.clock import REAL_CLOCK, Clock
 from peerlab.errors import UsageError
+from peerlab.fabric.fabric import Fabric
+from peerlab.fabric.plane import NoFabric
+from peerlab.transport import HttpTransport, Transport
 
 if TYPE_CHECKING:
+    import aiohttp
+
     from peerlab.backends.base import Backend, BackendContext
+    from peerlab.fabric.plane import FaultPlane
+    from peerlab.history import History
 
 # name -> "module:Class"; imported only when chosen, so a backend's dependencies cost
 # nothing to users of the others.
 REGISTRY: dict[str, str] = {
     "local": "peerlab.backends.local:LocalBackend",
+    "sim": "peerlab.backends.sim:SimBackend",
 }
 DEFAULT = "local"
 
@@ -37,9 +53,44 @@ def check(name: str) -> str:
     return name
 
 
+def _class(name: str) -> Any:
+    module_name, _, attr = REGISTRY[check(name)].partition(":")
+    return getattr(importlib.import_module(module_name), attr)
+
+
 def create(name: str, context: BackendContext) -> Backend:
     """A new backend `name` for one Environment."""
-    module_name, _, attr = REGISTRY[check(name)].partition(":")
-    factory = getattr(importlib.import_module(module_name), attr)
-    backend: Backend = factory(context)
+    backend: Backend = _class(name)(context)
     return backend
+
+
+def clock(name: str, seed: int) -> Clock:
+    """The clock of an Environment on backend `name`: its own (`make_clock`), or real."""
+    make = getattr(_class(name), "make_clock", None)
+    made: Clock = make(seed) if make is not None else REAL_CLOCK
+    return made
+
+
+def transport(
+    backend: Backend, run: Callable[..., Any], session: Callable[[], aiohttp.ClientSession]
+) -> Transport:
+    """How the harness reaches the backend's nodes: its own (`transport`), or HTTP."""
+    make = getattr(backend, "transport", None)
+    made: Transport = make(run, session) if make is not None else HttpTransport(run, session)
+    return made
+
+
+def fault_plane(
+    backend: Backend,
+    fabric: bool,
+    seed: int,
+    history: History,
+    identify: Callable[[str, int], str | None],
+) -> FaultPlane:
+    """What carries the nodes' traffic and its faults: the backend's own plane, or the
+    fabric's proxies; without a fabric, a plane that refuses every fault."""
+    if not fabric:
+        return NoFabric()
+    own = getattr(backend, "fault_plane", None)
+    plane: FaultPlane = own() if own is not None else Fabric(seed, history, identify)
+    return plane

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import time
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -201,11 +200,12 @@ def wait_converged(
 ) -> Verdict:
     """Poll until the live peers hold the same current versions, at most `timeout` seconds;
     the convergence verdict, with when it happened and how long it took in `stats`."""
-    began = time.monotonic()
+    clock = env.clock
+    began = clock.monotonic()
     deadline = began + timeout
     snapshots: list[tuple[float, Any]] = []
     while True:
-        now = time.monotonic()
+        now = clock.monotonic()
         try:
             states = held_states(env, nodes)
         except PeerlabError:
@@ -225,7 +225,7 @@ def wait_converged(
             return Verdict(
                 "convergence", "unknown", f"Could not read every peer's files within {timeout:g}s."
             )
-        time.sleep(0.25)
+        clock.sleep(0.25)
 
 
 def check_sync(

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable, Sequence
 import pytest
 
 from peerlab.api import EnvironmentAPI
+from peerlab.clock import Scheduler
 from peerlab.systems.syncpeer import SyncpeerAdapter, assert_file_synced, assert_friends
 from peerlab.testing import require_libfaketime
 
@@ -30,7 +31,8 @@ def syncpeer_net(peerlab_env: EnvironmentAPI) -> Callable[..., SyncpeerAdapter]:
     def start(count: int, edges: Edges | None = None, *, skewable: bool = False) -> SyncpeerAdapter:
         names = [chr(ord("A") + i) for i in range(count)]
         if skewable:
-            require_libfaketime()
+            if not isinstance(peerlab_env.clock, Scheduler):  # the simulator skews by itself
+                require_libfaketime()
             for name in names:
                 peerlab_env.clock_skews[name] = 0.0
         peerlab_env.start("syncpeer", names)

@@ -9,17 +9,18 @@ counter), except a re-save, which publishes the current content again (a metadat
 change, the classic trigger of sync loops). Which operation, which name and which of the
 live peers come from `derive_rng(seed, "workload", "files")`; the live peers themselves
 depend on the faults, so two runs with one seed make the same choices only while the
-same peers are up. Each client records its operations in the history.
+same peers are up. Each client records its operations in the history. Time is `clock`'s
+(the environment's: virtual on the simulator).
 """
 
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from peerlab.clock import REAL_CLOCK, Clock
 from peerlab.errors import PeerlabError
 from peerlab.seed import derive_rng
 
@@ -84,18 +85,19 @@ def run_files(
     live_peers: Callable[[], list[str]],
     duration: float,
     stop: threading.Event | None = None,
+    clock: Clock = REAL_CLOCK,
 ) -> dict[str, int]:
     """Run operations for `duration` seconds (or until `stop`); counts of outcomes."""
     stop = stop or threading.Event()
-    deadline = time.monotonic() + duration
+    deadline = clock.monotonic() + duration
     outcomes: dict[str, int] = {}
-    while time.monotonic() < deadline and not stop.is_set():
+    while clock.monotonic() < deadline and not stop.is_set():
         op = workload.next_op(live_peers())
         if op is not None:
             outcome = _perform(op, client_for(op.node))
             key = f"{op.f}:{outcome}"
             outcomes[key] = outcomes.get(key, 0) + 1
-        stop.wait(workload.pause())
+        clock.wait(stop, workload.pause())
     return outcomes
 
 
