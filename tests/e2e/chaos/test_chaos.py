@@ -14,7 +14,7 @@ from peerlab.systems.syncpeer import SyncpeerAdapter, SyncpeerClient
 from peerlab.systems.syncpeer_checks import check_sync, explain
 from peerlab.workload.files import FileWorkload, run_files
 
-pytestmark = pytest.mark.chaos
+pytestmark = [pytest.mark.chaos, pytest.mark.sim]
 
 PEERS = 5
 KINDS = ("all",)  # every fault kind: processes, partitions, toxics, clock skew, byzantine
@@ -38,9 +38,13 @@ def run_chaos(
     print("\n".join(schedule.describe()))  # shown with the failure, with the replay line
     clients = {name: SyncpeerClient(env, env.node(name), timeout=WRITE_TIMEOUT) for name in names}
     workload = FileWorkload(env.seed)
-    with NemesisRunner(env, schedule) as nemesis:
+    with NemesisRunner(env, schedule, clock=env.clock) as nemesis:
         outcomes = run_files(
-            workload, clients.__getitem__, lambda: [n.name for n in env.live_nodes()], seconds
+            workload,
+            clients.__getitem__,
+            lambda: [n.name for n in env.live_nodes()],
+            seconds,
+            clock=env.clock,
         )
         assert nemesis.wait(seconds + 120), "the nemesis did not finish its schedule"
     report = nemesis.report()

@@ -13,7 +13,7 @@ from peerlab.systems.syncpeer_checks import check_sync, explain
 
 from .conftest import wait_holds
 
-pytestmark = pytest.mark.chaos
+pytestmark = [pytest.mark.chaos, pytest.mark.sim]
 
 
 def versions_held(env: Environment, node: str, name: str) -> set[int]:
