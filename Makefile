@@ -5,7 +5,7 @@ BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 PYTEST_WORKERS ?= 2
 
-.PHONY: demo test lint typecheck resilience chaos stress mutants consensus connectivity clean
+.PHONY: demo test unit lint typecheck resilience chaos stress mutants consensus connectivity clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,10 @@ test: $(STAMP)
 	$(BIN)/ruff format --check src tests
 	$(BIN)/mypy
 	$(BIN)/pytest -n $(PYTEST_WORKERS) -m "not stress" --durations=15
+
+# The fast suite: one process, no network, no nodes (under a minute on 2 workers).
+unit: $(STAMP)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) tests/unit --durations=10
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests

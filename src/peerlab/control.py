@@ -331,33 +331,36 @@ class NodeControl:
     @rpc
     def pause(self, name: str) -> dict[str, Any]:
         """Freeze the node (SIGSTOP): its sockets stay open, it answers nothing."""
-        node = self.node(name)
         self._require("pause", "pause nodes")
-        with self._locked(name):
-            if node.state != NodeState.RUNNING or node.handle is None:
-                raise UsageError(
-                    f"peer {name} is {node.state}, not running",
-                    field="peer",
-                    hint="only a running peer can be paused",
-                )
-            self.backend.act(node.handle, "pause")
-            node.state = NodeState.PAUSED
-        self.history.event("node_paused", name)
-        return self.describe(node)
+        hint = "only a running peer can be paused"
+        return self._switch(name, "pause", NodeState.RUNNING, NodeState.PAUSED, hint)
 
     @rpc
     def resume(self, name: str) -> dict[str, Any]:
+        """Unfreeze a paused node."""
+        hint = "resume undoes `pause`"
+        return self._switch(name, "resume", NodeState.PAUSED, NodeState.RUNNING, hint)
+
+    def _switch(
+        self,
+        name: str,
+        action: Literal["pause", "resume"],
+        before: NodeState,
+        after: NodeState,
+        hint: str,
+    ) -> dict[str, Any]:
+        """Move a node from `before` to `after` by `action`; refused in any other state."""
         node = self.node(name)
         with self._locked(name):
-            if node.state != NodeState.PAUSED or node.handle is None:
+            if node.state != before or node.handle is None:
                 raise UsageError(
-                    f"peer {name} is {node.state}, not paused",
+                    f"peer {name} is {node.state}, not {before}",
                     field="peer",
-                    hint="resume undoes `pause`",
+                    hint=hint,
                 )
-            self.backend.act(node.handle, "resume")
-            node.state = NodeState.RUNNING
-        self.history.event("node_resumed", name)
+            self.backend.act(node.handle, action)
+            node.state = after
+        self.history.event("node_paused" if action == "pause" else "node_resumed", name)
         return self.describe(node)
 
     @rpc

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from peerlab.errors import PeerlabError, UsageError
 from peerlab.home import peerlab_home
+from peerlab.node import NodeRecord, NodeState
 
 if TYPE_CHECKING:
     from peerlab.api import EnvironmentAPI
@@ -100,18 +101,7 @@ def save(
         "seed": env.seed,
         "backend": env.backend_info(),
         "systems": {name: str(spec.source) for name, spec in env.systems.items()},
-        "nodes": [
-            {
-                "name": n.name,
-                "index": n.index,
-                "system": n.system.name,
-                "role": n.role,
-                "state": n.state,
-                "address": n.address,
-                "restarts": n.restarts,
-            }
-            for n in env.nodes.values()
-        ],
+        "nodes": [n.record().to_json() for n in env.nodes.values()],
         "faults": faults,
         "data": copy_data,
     }
@@ -182,13 +172,13 @@ def restore(
             hint="nodes store each other's addresses in their data; restore it "
             "into the network that saved it, or pass --force to restore anyway",
         )
-    saved = {raw["name"]: raw for raw in manifest["nodes"]}
+    saved = {record.name: record for record in map(NodeRecord.from_json, manifest["nodes"])}
     for name, raw in saved.items():
         node = env.nodes.get(name)
-        if node is not None and node.address != raw["address"] and not force:
+        if node is not None and node.address != raw.address and not force:
             raise UsageError(
                 f"peer {name} has address {node.address} here but "
-                f"{raw['address']} in snapshot {source.name!r}",
+                f"{raw.address} in snapshot {source.name!r}",
                 field="NAME",
                 hint="pass --force to restore anyway",
             )
@@ -199,7 +189,7 @@ def restore(
     for name, raw in saved.items():
         if name not in env.nodes:
             progress(f"creating {name}")
-            env.start(raw["system"], [name], role=raw.get("role"), wait=False)
+            env.start(raw.system, [name], role=raw.role, wait=False)
             env.stop(name)
     env.net.clear()
     for name in saved:
@@ -209,10 +199,10 @@ def restore(
         env.net.restore(manifest["faults"])
     started, left_stopped = [], []
     for name, raw in saved.items():
-        if raw["state"] in ("running", "paused", "starting"):
+        if raw.state.alive:
             progress(f"starting {name}")
             env.restart(name)
-            if raw["state"] == "paused":
+            if raw.state == NodeState.PAUSED:
                 env.pause(name)
             started.append(name)
         else:
