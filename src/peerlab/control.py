@@ -277,10 +277,13 @@ class NodeControl:
         action: Literal["kill", "terminate"],
         state: NodeState,
     ) -> None:
-        if node.handle is not None and node.alive:
-            sig = None if action == "kill" else signal.Signals[node.system.stop_signal]
-            self.backend.act(node.handle, action, sig)
+        # The state changes first: the exit that follows is the one asked for, not a node
+        # that ended by itself (whichever thread hears of the exit first).
+        handle, alive = node.handle, node.alive
         node.state = state
+        if handle is not None and alive:
+            sig = None if action == "kill" else signal.Signals[node.system.stop_signal]
+            self.backend.act(handle, action, sig)
 
     def _await_exit(self, node: Node, timeout: float) -> bool:
         if node.handle is None:

@@ -9,7 +9,9 @@ local); a test marked `sim` also runs on the simulator (its id says which: `[loc
 the merged timeline and junit.xml; a failing one also keeps its node logs, a snapshot of each
 node's data dir and state, and report.html there, and prints its seed and the command that
 replays it. `--peerlab-keep` leaves a failed test's network running under a supervisor, so
-the CLI can attach to it.
+the CLI can attach to it. A failed test on the simulator whose scenario left its plan in the
+history is shrunk (`--peerlab-shrink N` runs at most, 0: never): the smallest plan that
+fails the same way is written beside the artifacts and printed as a replay command.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from peerlab.systems.plugins import plugins
 
 RESULTS_KEY = pytest.StashKey[dict[str, pytest.TestReport]]()
 SIM = "sim"  # the marker, and the backend it adds
+SHRINK_TRIES = 40
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -51,6 +54,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         default=False,
         help="Leave a failed test's network running; prints how to attach.",
+    )
+    group.addoption(
+        "--peerlab-shrink",
+        type=int,
+        default=SHRINK_TRIES,
+        help=f"Runs a failed simulated test may spend shrinking its plan (default {SHRINK_TRIES}; "
+        "0: do not shrink).",
     )
     group.addoption(
         "--peerlab-results",
@@ -161,6 +171,9 @@ def peerlab_env(
         finally:
             if kept is None:
                 env.close()
+            tries = request.config.getoption("--peerlab-shrink")
+            if failed and peerlab_backend == SIM and tries > 0:
+                outcome["shrunk"] = _shrink(env, item, results, tries)
             results.mkdir(parents=True, exist_ok=True)
             (results / "result.json").write_text(json.dumps(outcome, indent=2, default=str))
 
@@ -208,6 +221,39 @@ def _observe(
     except Exception as exc:  # the test's outcome stands; the problem is shown beside it
         item.add_report_section("teardown", "peerlab", f"results were not all written: {exc!r}")
         return {"results_error": repr(exc)}
+
+
+def _shrink(env: Environment, item: pytest.Item, results: Path, tries: int) -> dict[str, Any]:
+    """Shrink the plan the failed test's scenario ran; what came of it (also shown with the
+    failure). A problem here is reported, never raised: the test's outcome stands."""
+    from peerlab.plan import Plan
+    from peerlab.sim.runs import run
+    from peerlab.sim.shrink import shrink
+
+    try:
+        plan = Plan.last_in(env.history.entries())
+        if plan is None:
+            return {"shrunk": False, "why": "the test ran no plan"}
+        first = run(plan)
+        if not first.failed:
+            why = "its plan passes on its own: the test's own assertions failed"
+            return {"shrunk": False, "why": why}
+        shrunk = shrink(first.plan, first.failed, tries=tries)
+        plan.save(results / "plan.json")
+        target = shrunk.plan.save(results / "plan.shrunk.json")
+        steps = "\n".join(f"  {step.describe()}" for step in shrunk.plan.steps or ())
+        summary = shrunk.summary()
+        item.add_report_section(
+            "teardown",
+            "peerlab shrink",
+            f"the smallest failing plan found ({summary['failed']}; faults {summary['steps']},"
+            f" writes {summary['ops']}, {shrunk.tries} runs):\n{steps}\n"
+            f"replay: peerlab sim run --plan {target}",
+        )
+        return {"shrunk": True, **summary, "plan": str(target)}
+    except Exception as exc:
+        item.add_report_section("teardown", "peerlab shrink", f"not shrunk: {exc!r}")
+        return {"shrunk": False, "why": repr(exc)}
 
 
 def _keep(env: Environment, nodeid: str) -> str:

@@ -52,6 +52,7 @@ COMMAND_MODULES = [
     "peerlab.cli.net",
     "peerlab.cli.proxy",
     "peerlab.cli.nemesis",
+    "peerlab.cli.sim",
 ]
 BENCH_MODULES = [
     "peerlab.bench.spawn",
