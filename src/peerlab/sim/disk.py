@@ -1,10 +1,12 @@
 """A simulated node's disk: what the node sees now, and what a crash leaves of it.
 
 Writes, renames and deletes change the live view at once; they become durable only when the
-node syncs them (`sync(path)`: the path's content, or its absence, as it is now), as fsync
-and a directory sync would make them. A clean exit keeps everything (the machine stays up;
-its page cache reaches the disk), a crash (`kill`) keeps only what was synced. Contents are
-bytes shared, not copied: the same envelope held by a thousand nodes is one object (`Blobs`).
+node syncs them, as fsync does: `sync(path)` a file's content (or its absence) as it is now,
+`sync_dir(directory)` every entry directly in a directory, as it is now (what a directory's
+fsync makes of the renames and deletes into and out of it). A clean exit keeps everything
+(the machine stays up; its page cache reaches the disk), a crash (`kill`) keeps only what
+was synced. Contents are bytes shared, not copied: the same envelope held by a thousand
+nodes is one object (`Blobs`).
 """
 
 from __future__ import annotations
@@ -96,6 +98,18 @@ class Disk:
             self._durable.pop(path, None)
         else:
             self._durable[path] = bytes(data)
+
+    def sync_dir(self, directory: str) -> None:
+        """Make the directory's entries (`directory` ends with "/") survive a crash."""
+
+        def inside(path: str) -> bool:
+            return path.startswith(directory) and "/" not in path[len(directory) :]
+
+        for path in [p for p in self._durable if inside(p) and p not in self._live]:
+            del self._durable[path]
+        for path, data in self._live.items():
+            if inside(path):
+                self._durable[path] = bytes(data)
 
     def sync_all(self) -> None:
         """Everything survives (the process exited; the machine's cache reaches the disk)."""

@@ -1,8 +1,9 @@
 """Envelopes on the simulated disk, kept in step with the core store model: what
 `syncpeer.io.filestore` does on a real disk, with the same layout and the same durability.
 
-A published (or deleted) envelope and the moves it causes are synced before the publish is
-acknowledged; a received one is not (a crash loses it, and it is fetched again).
+A published (or deleted) envelope is synced, and with it the directories it moved files in
+(so every rename into them so far), before the publish is acknowledged; a received one is
+not (a crash may lose it, and it is fetched again).
 """
 
 from __future__ import annotations
@@ -66,15 +67,18 @@ class SimFiles:
         file = decision.file
         if decision.placement is Placement.DUPLICATE:
             if source.startswith(PARTIAL):
-                self.disk.delete(source, sync=durable)
+                self.disk.delete(source)
             return
         if decision.placement is Placement.HISTORY:
-            self._move(source, self.history_path(file), durable)
+            self._move(source, self.history_path(file))
         else:
             if decision.displaced is not None:
                 current = self.current_path(file.name)
-                self._move(current, self.history_path(decision.displaced), durable)
-            self._move(source, self.current_path(file.name), durable)
+                self._move(current, self.history_path(decision.displaced))
+            self._move(source, self.current_path(file.name))
+        if durable:
+            self.disk.sync_dir(FILES)
+            self.disk.sync_dir(HISTORY)
         self.model.commit(decision, wall=self.clock())
 
     def accept_bytes(self, decision: Decision, data: bytes) -> None:
@@ -82,9 +86,9 @@ class SimFiles:
         self.disk.write(SEALED, data, sync=True, share=True)
         self.accept(decision, SEALED, durable=True)
 
-    def _move(self, source: str, target: str, durable: bool) -> None:
+    def _move(self, source: str, target: str) -> None:
         if source != target:
-            self.disk.rename(source, target, sync=durable, share=True)
+            self.disk.rename(source, target, share=True)
 
     @staticmethod
     def current_path(name: str) -> str:
