@@ -233,7 +233,8 @@ class Network:
             counters.datagrams_dropped += 1
             return
         delays = [0.0]
-        for item in self.links.toxics.select(src, dst, "upstream", "udp"):
+        toxics = self.links.toxics
+        for item in toxics.select(src, dst, "upstream", "udp") if len(toxics) else ():
             draws = self._flow(src, dst, item)
             if draws.enabled:
                 delays = [d + extra for d in delays for extra in item.spec.toxic.deliver(draws)]
@@ -370,7 +371,7 @@ class Network:
     # ------------------------------------------------------------------ toxics on a stream
 
     def _chain(self, exchange: Exchange, stream: str) -> list[tuple[Toxic, _Draws]]:
-        if exchange.src is None:
+        if exchange.src is None or not len(self.links.toxics):
             return []
         chain = []
         for item in self.links.toxics.select(exchange.src, exchange.dst, stream, "tcp"):

@@ -13,6 +13,7 @@ them.
 from __future__ import annotations
 
 import email.utils
+import functools
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -71,6 +72,11 @@ def parse_range(header: str, size: int) -> tuple[int, int]:
     return first, min(last, size - 1)
 
 
+@functools.lru_cache(maxsize=1024)
+def _http_date(seconds: float) -> str:
+    return email.utils.formatdate(seconds, usegmt=True)
+
+
 def etag_matches(header: str, etag: str) -> bool:
     """Whether an If-None-Match / If-Match header names `etag` (weak or strong) or is "*"."""
     tokens = [token.strip().removeprefix("W/") for token in header.split(",")]
@@ -96,7 +102,7 @@ def listing(
     etag = f'"{instance}-{generation}"'
     headers = {
         "ETag": etag,
-        "Last-Modified": email.utils.formatdate(store.last_modified, usegmt=True),
+        "Last-Modified": _http_date(store.last_modified),
         "Cache-Control": "no-cache",
     }
     if if_none_match is not None:

@@ -119,23 +119,35 @@ class SimApi:
             ("admin", "dht", "table"): {"GET": self.dht_table},
             ("admin", "dht", "lookup"): {"POST": self.dht_lookup},
         }
+        # The routes with a name in them, by length: tried after the exact paths.
+        self._patterns: dict[int, list[tuple[tuple[str, ...], dict[str, Route]]]] = {}
+        for shape, methods in self.routes.items():
+            if "*" in shape:
+                self._patterns.setdefault(len(shape), []).append((shape, methods))
 
     def handle(self, request: Request, peer: str | None, reply: Reply) -> None:
         path = request.path.partition("?")[0]
         segments = [unquote(part) for part in path.strip("/").split("/")]
-        for shape, methods in self.routes.items():
-            if len(shape) != len(segments):
-                continue
-            params = [s for s, want in zip(segments, shape, strict=True) if want == "*"]
-            if all(want in ("*", s) for s, want in zip(segments, shape, strict=True)):
-                call = Call(request, peer, reply, params)
-                route = methods.get(request.method)
-                if route is None:
-                    call.fail(405, "Method Not Allowed", {"Allow": ",".join(methods)})
-                    return
-                self._run(route, call)
-                return
-        Call(request, peer, reply, []).fail(404, "Not Found")
+        shape = tuple(segments)
+        methods = self.routes.get(shape)
+        params: list[str] = []
+        if methods is None:
+            for pattern, wild in self._patterns.get(len(segments), ()):
+                if all(p == "*" or p == s for s, p in zip(segments, pattern, strict=True)):
+                    methods, params = (
+                        wild,
+                        [s for s, p in zip(segments, pattern, strict=True) if p == "*"],
+                    )
+                    break
+        call = Call(request, peer, reply, params)
+        if methods is None:
+            call.fail(404, "Not Found")
+            return
+        route = methods.get(request.method)
+        if route is None:
+            call.fail(405, "Method Not Allowed", {"Allow": ",".join(methods)})
+            return
+        self._run(route, call)
 
     def _run(self, route: Route, call: Call) -> None:
         try:
