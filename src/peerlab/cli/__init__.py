@@ -60,6 +60,7 @@ BENCH_MODULES = [
     "peerlab.bench.failover",
     "peerlab.bench.dht",
     "peerlab.bench.proxy",
+    "peerlab.bench.sim",
 ]
 
 for module_name in COMMAND_MODULES:

@@ -115,11 +115,10 @@ def swarm(env: EnvironmentAPI, plan: Plan) -> Ran:
             if env.node(author).alive and friends[author]:
                 recipients = sorted(friends[author])
                 content = f"file {number} from {author} (seed {plan.seed})\n".encode() * 8
-                fingerprints = adapter.fingerprints(recipients)
-                adapter.client(env.node(author)).publish(f"f{number}.txt", content, fingerprints)
-                published.append(
-                    (f"f{number}.txt", hashlib.sha256(content).hexdigest(), recipients)
-                )
+                fingerprints = [cards[peer]["fingerprint"] for peer in recipients]
+                name = f"f{number}.txt"
+                adapter.client(env.node(author)).publish(name, content, fingerprints)
+                published.append((name, hashlib.sha256(content).hexdigest(), recipients))
             clock.sleep(gap)
     clock.sleep(max(0.0, seconds - (clock.monotonic() - began)))
     verdict = _delivery(env, adapter, published)

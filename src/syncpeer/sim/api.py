@@ -50,9 +50,12 @@ class Call:
         self.peer = peer
         self._reply = reply
         self.params = params
-        query = request.path.partition("?")[2]
-        self.query = {key: values[0] for key, values in parse_qs(query).items()}
         self.answered = False
+
+    @property
+    def query(self) -> dict[str, str]:
+        query = self.request.path.partition("?")[2]
+        return {key: values[0] for key, values in parse_qs(query).items()} if query else {}
 
     @property
     def header(self) -> Mapping[str, str]:
