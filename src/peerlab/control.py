@@ -26,7 +26,7 @@ from peerlab.errors import PeerlabError, UsageError
 from peerlab.fabric.network import Network
 from peerlab.history import History
 from peerlab.launching import plan_launch
-from peerlab.manifest import SystemSpec, node_fields
+from peerlab.manifest import SystemSpec, cluster_joins, node_fields
 from peerlab.node import Node, NodeHandle, NodeState, node_name
 from peerlab.readiness import wait_ready
 from peerlab.rpc import rpc
@@ -118,12 +118,13 @@ class NodeControl:
         with self._table:
             names, roles = self._plan(spec, peers, role)
             new = [self._make_node(spec, name, r) for name, r in zip(names, roles, strict=True)]
-            # Each node's own fields first: the cluster-wide templates join them.
+            # Each node's own fields first: the cluster-wide templates join them (rendered
+            # once for the batch: a thousand nodes each joining a thousand would be a million).
             for node in new:
-                node.fields = self._node_fields(node, [])
-            cluster = [n.fields for n in self.nodes.values() if n.system is spec]
+                node.fields = self._node_fields(node, cluster_joins(spec, []))
+            joins = cluster_joins(spec, [n.fields for n in self.nodes.values() if n.system is spec])
             for node in new:
-                node.fields = self._node_fields(node, cluster)
+                node.fields = self._node_fields(node, joins)
         try:
             with self._locked(*names):
                 self._run(
@@ -176,7 +177,7 @@ class NodeControl:
             )
         return names, [role] * len(names)
 
-    def _node_fields(self, node: Node, cluster: list[dict[str, Any]]) -> dict[str, Any]:
+    def _node_fields(self, node: Node, joins: dict[str, str]) -> dict[str, Any]:
         return node_fields(
             node.system,
             name=node.name,
@@ -186,7 +187,7 @@ class NodeControl:
             data_dir=node.data_dir,
             seed=self.seed,
             role=node.role,
-            cluster=cluster,
+            joins=joins,
         )
 
     def _make_node(self, spec: SystemSpec, name: str, role: str | None) -> Node:

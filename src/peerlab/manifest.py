@@ -156,9 +156,10 @@ def node_fields(
     data_dir: Path,
     seed: int,
     role: str | None,
-    cluster: Sequence[Mapping[str, Any]],
+    joins: Mapping[str, str],
 ) -> dict[str, Any]:
-    """The template fields for one node; `cluster` holds the fields of every node (for joins)."""
+    """The template fields for one node; `joins` are the cluster-wide templates rendered
+    over every node (`cluster_joins`)."""
     fields: dict[str, Any] = {
         "name": name,
         "index": index,
@@ -170,10 +171,18 @@ def node_fields(
         "role": role or "",
     }
     fields.update({f"port.{p.name}": p.port for p in spec.ports.values()})
+    fields.update(joins)
+    return fields
+
+
+def cluster_joins(spec: SystemSpec, cluster: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    """Each `[templates]` entry rendered over the nodes of `cluster` (their fields) it
+    names, joined."""
+    joins = {}
     for tname, template in spec.templates.items():
         members = [m for m in cluster if template.role is None or m.get("role") == template.role]
-        fields[tname] = template.join.join(render(template.each, member) for member in members)
-    return fields
+        joins[tname] = template.join.join(render(template.each, member) for member in members)
+    return joins
 
 
 def node_files(spec: SystemSpec, role: str | None, fields: Mapping[str, Any]) -> dict[str, str]:

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from peerlab.errors import UsageError
-from peerlab.manifest import load_manifest, node_fields, parse_manifest, render
+from peerlab.manifest import cluster_joins, load_manifest, node_fields, parse_manifest, render
 from peerlab.manifest_schema import NODE_FIELDS
 from peerlab.systems import builtin_systems, find_system
 
@@ -70,7 +70,7 @@ def test_cluster_template_joins_every_node() -> None:
             data_dir=Path("/d"),
             seed=1,
             role=None,
-            cluster=[],
+            joins=cluster_joins(spec, []),
         )
         for i, n in enumerate("ABC")
     ]
@@ -83,7 +83,7 @@ def test_cluster_template_joins_every_node() -> None:
         data_dir=Path("/d"),
         seed=1,
         role=None,
-        cluster=members,
+        joins=cluster_joins(spec, members),
     )
     assert fields["initial_cluster"] == (
         "A=http://127.0.0.2:2380,B=http://127.0.0.3:2380,C=http://127.0.0.4:2380"

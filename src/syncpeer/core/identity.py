@@ -142,7 +142,9 @@ class Identity:
         sign_key = self._sign.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
         box_key = self._box.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
         fingerprint = fingerprint_of(sign_key)
-        signature = self._sign.sign(_card_payload(name, fingerprint, sign_key, box_key))
+        payload = _card_payload(name, fingerprint, sign_key, box_key)
+        signature = self._sign.sign(payload)
+        _remember(sign_key, payload, signature)
         self.card = IdentityCard(name, fingerprint, sign_key, box_key, signature)
 
     @classmethod

@@ -126,8 +126,9 @@ class SimPeer:
         return Keyring.from_json(self.fingerprint, json.loads(raw))
 
     def _save(self, path: str, value: Any) -> None:
-        # As syncpeer.io.datadir: written whole and synced, so a crash keeps one or the other.
-        self.host.disk.write(path, json.dumps(value, indent=2).encode(), sync=True)
+        # As syncpeer.io.datadir: written whole and synced, so a crash keeps one or the other
+        # (compact: nobody reads a simulated disk by eye, and indenting is Python's slow path).
+        self.host.disk.write(path, json.dumps(value).encode(), sync=True)
 
     @property
     def fingerprint(self) -> str:
