@@ -5,7 +5,7 @@ BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 PYTEST_WORKERS ?= 2
 
-.PHONY: demo test unit lint typecheck resilience chaos stress mutants consensus connectivity clean
+.PHONY: demo test unit lint typecheck resilience chaos stress mutants mutants-sim mutants-both sim-explore consensus connectivity clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,19 @@ chaos: $(STAMP)
 # catch it; prints mutant -> killing test, fails if one survives (tests/mutants/run.py).
 mutants: $(STAMP)
 	$(BIN)/python tests/mutants/run.py --jobs $(PYTEST_WORKERS)
+
+# The same catalog on the simulator, and both side by side with their wall times.
+mutants-sim: $(STAMP)
+	$(BIN)/python tests/mutants/run.py --backends sim --jobs $(PYTEST_WORKERS)
+
+mutants-both: $(STAMP)
+	$(BIN)/python tests/mutants/run.py --backends local,sim --jobs $(PYTEST_WORKERS)
+
+# Many seeds of the randomized chaos scenario on the simulator, in worker processes; each
+# failing seed is listed with the line that replays it (SIM_SEEDS=200 by default).
+SIM_SEEDS ?= 200
+sim-explore: $(STAMP)
+	$(BIN)/peerlab sim explore --scenario chaos --seeds $(SIM_SEEDS) --jobs $(PYTEST_WORKERS)
 
 clean:
 	rm -rf $(VENV) peerlab-results .mypy_cache .ruff_cache .pytest_cache

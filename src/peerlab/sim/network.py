@@ -48,7 +48,7 @@ from peerlab.fabric.toxics.loss import SEGMENT
 from peerlab.seed import derive_rng
 from peerlab.sim.loop import EventLoop
 
-CHUNK = 64 * 1024  # bytes of an answer that travel together (a read of the proxy)
+CHUNK = 64 * 1024  # bytes of an answer that travel together (a read of the proxy), at most
 BASE_LATENCY = 0.0005  # seconds one way between two nodes, with no toxic
 
 
@@ -335,7 +335,8 @@ class Network:
         if not chain:  # the fast path: the whole answer arrives after one latency
             exchange._at(now + BASE_LATENCY, self._arrive_whole, exchange, answer)
             return
-        pieces = [body[i : i + CHUNK] for i in range(0, len(body), CHUNK)] or [b""]
+        size = _chunk(chain)
+        pieces = [body[i : i + size] for i in range(0, len(body), size)] or [b""]
         ready = now + BASE_LATENCY
         plan = self._plan(exchange, "downstream", [(len(p), ready) for p in pieces], chain)
         for index, (when, length) in enumerate(plan.chunks):
@@ -444,6 +445,13 @@ class Network:
                 exchange.fail("connection reset by peer")
             else:
                 exchange.cancel()
+
+
+def _chunk(chain: list[tuple[Toxic, _Draws]]) -> int:
+    """How many bytes travel together: a read of the proxy, or a tenth of a second of the
+    slowest bandwidth on the way (so a cut transfer leaves the bytes that had arrived)."""
+    rates = [toxic.rate * 1000 for toxic, _ in chain if isinstance(toxic, Bandwidth)]
+    return max(1024, min(CHUNK, int(min(rates) / 10))) if rates else CHUNK
 
 
 def _carries(client: str, server: str, src: str | None, dst: str | None) -> bool:
