@@ -5,6 +5,12 @@ Environment's `@rpc` methods over HTTP on a unix socket there, so that separate 
 act on the same running network. `remote(name).call("net.partition", groups=...)` is the
 client side. `peerlab down` asks it to close the Environment and exit; if it was killed,
 `down` kills what its state file names.
+
+A simulated network (`--backend sim`) lives on virtual time, which moves only while someone
+waits: here a thread lets it follow the wall clock between commands (a tenth of a second at
+a time, as fast as the simulation can go), and each command runs alone, so the simulation
+has one driver at a time. Commands typed by hand arrive at wall-clock moments: such a
+session is not replayable; a scenario run from a test or `peerlab sim run` is.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ import aiohttp
 from aiohttp import web
 
 from peerlab.api import ControlAPI, ControlTarget, NetAPI
+from peerlab.clock import Scheduler
 from peerlab.errors import PeerlabError, UsageError
 from peerlab.home import peerlab_home
 from peerlab.reaper import kill_tree, runtime_dir, same_process
@@ -165,9 +172,40 @@ def remote(name: str = "default") -> Remote:
 # ------------------------------------------------------------------ supervisor side
 
 
-async def answer(services: Services, path: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+class Pacer:
+    """Virtual time that follows the wall clock while the supervisor serves commands."""
+
+    STEP = 0.1  # seconds of virtual time per step (and of wall time between steps)
+
+    def __init__(self, clock: Scheduler) -> None:
+        self.clock = clock
+        self.lock = threading.Lock()  # one driver of the simulation at a time
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="peerlab-pacer", daemon=True)
+
+    def start(self) -> Pacer:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.STEP):
+            with self.lock:
+                self.clock.sleep(self.STEP)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+
+async def answer(
+    services: Services,
+    path: str,
+    kwargs: dict[str, Any],
+    lock: threading.Lock | None = None,
+) -> dict[str, Any]:
     """One call's answer: `{"result": ...}`, or `{"error", "hint", "usage"}`. A call that
-    does not fit the operation is a usage error; anything raised inside it is not."""
+    does not fit the operation is a usage error; anything raised inside it is not. With
+    `lock`, the call runs while holding it."""
     try:
         func = services.resolve(path)
         try:
@@ -175,9 +213,12 @@ async def answer(services: Services, path: str, kwargs: dict[str, Any]) -> dict[
         except TypeError as exc:  # the call does not fit: the caller's mistake
             raise UsageError(f"{path}: {exc}", field="path") from None
         loop = asyncio.get_running_loop()
-        return {
-            "result": await loop.run_in_executor(None, lambda: func(*bound.args, **bound.kwargs))
-        }
+
+        def call() -> Any:
+            with lock if lock is not None else contextlib.nullcontext():
+                return func(*bound.args, **bound.kwargs)
+
+        return {"result": await loop.run_in_executor(None, call)}
     except PeerlabError as exc:
         return {"error": exc.message, "hint": exc.hint, "usage": isinstance(exc, UsageError)}
     except Exception as exc:  # a bug inside the operation, never a usage error
@@ -186,6 +227,7 @@ async def answer(services: Services, path: str, kwargs: dict[str, Any]) -> dict[
 
 
 async def _serve(env: Any, name: str) -> None:
+    pacer = Pacer(env.clock).start() if isinstance(env.clock, Scheduler) else None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -197,7 +239,8 @@ async def _serve(env: Any, name: str) -> None:
         if path == "shutdown":
             stop.set()
             return web.json_response({"result": "stopping"})
-        reply = await answer(env.services, path, body.get("kwargs", {}))
+        lock = pacer.lock if pacer is not None else None
+        reply = await answer(env.services, path, body.get("kwargs", {}), lock)
         return web.json_response(reply, dumps=lambda o: json.dumps(o, default=str))
 
     app = web.Application()
@@ -210,6 +253,8 @@ async def _serve(env: Any, name: str) -> None:
     state = read_state(name) or {}
     write_state(name, {**state, "state": "ready", "status": env.status()})
     await stop.wait()
+    if pacer is not None:
+        pacer.stop()
     await runner.cleanup()
     sock.unlink(missing_ok=True)
 

@@ -77,7 +77,9 @@ class Disk:
     def rename(self, source: str, target: str, *, sync: bool = False, share: bool = False) -> None:
         data = self._live.pop(source)
         whole = bytes(data) if isinstance(data, bytearray) else data
-        self._live[target] = self._blobs.intern(whole) if share and self._blobs is not None else whole
+        self._live[target] = (
+            self._blobs.intern(whole) if share and self._blobs is not None else whole
+        )
         if sync:
             self.sync(source)
             self.sync(target)
