@@ -6,14 +6,16 @@ joining the DHT through them in waves, a friend graph of average degree 5, 100 f
 friends, a partition of a tenth of the peers, churn. It runs twice with one seed, one run
 after the other in this process; `replay_identical` says whether both wrote the same
 history (by SHA-256). `wall_seconds`, `speedup` (simulated seconds per wall second) and
-`events_per_second` are the first run's (the second's are beside them); `peak_rss_mb` is
-this process's peak resident memory.
+`events_per_second` are the first run's (the second's are beside them); `cpu_seconds` is
+the processor time the first run took (on a machine shared with other work, wall time is
+longer than that); `peak_rss_mb` is this process's peak resident memory.
 """
 
 from __future__ import annotations
 
 import json
 import resource
+import time
 from typing import Any
 
 import typer
@@ -25,7 +27,10 @@ from peerlab.sim.runs import run
 
 def bench(peers: int, sim_seconds: float, seed: int, poll: float) -> dict[str, Any]:
     plan = Plan("swarm", seed, {"peers": peers, "seconds": sim_seconds, "poll": poll})
-    first, second = run(plan), run(plan)
+    began = time.process_time()
+    first = run(plan)
+    cpu = time.process_time() - began
+    second = run(plan)
     wall = first.wall_seconds
     return {
         "peers": peers,
@@ -34,6 +39,7 @@ def bench(peers: int, sim_seconds: float, seed: int, poll: float) -> dict[str, A
         "speedup": round(first.sim_seconds / wall, 2) if wall else None,
         "events": first.events,
         "events_per_second": round(first.events / wall) if wall else None,
+        "cpu_seconds": round(cpu, 3),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "history_sha256": first.history_sha256,
         "replay_identical": first.history_sha256 == second.history_sha256,
