@@ -46,7 +46,7 @@ from peerlab.fabric.toxics import (
 from peerlab.fabric.toxics.latency import Latency
 from peerlab.fabric.toxics.loss import SEGMENT
 from peerlab.seed import derive_rng
-from peerlab.sim.loop import EventLoop
+from peerlab.sim.loop import EventLoop, Timer
 
 CHUNK = 64 * 1024  # bytes of an answer that travel together (a read of the proxy), at most
 BASE_LATENCY = 0.0005  # seconds one way between two nodes, with no toxic
@@ -152,7 +152,7 @@ class Exchange:
         self.number = number  # the connection's number on its link (seeds its toxics)
         self.done = False
         self.answered = False
-        self._timers: list[object] = []
+        self._timers: list[Timer] = []
 
     @property
     def peer(self) -> str | None:
@@ -182,7 +182,7 @@ class Exchange:
         self.done = True
         self.network._close(self)
         for timer in self._timers:
-            timer.cancel()  # type: ignore[attr-defined]
+            timer.cancel()
         self._timers.clear()
 
     def _at(self, when: float, callback: Callable[..., None], *args: object) -> None:

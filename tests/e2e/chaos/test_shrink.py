@@ -21,7 +21,7 @@ def test_a_mutant_run_shrinks_to_a_minimal_plan_that_fails_alike() -> None:
     first = run(Plan("chaos", SEED, {"mutants": MUTANT}))
     assert first.failed == ("convergence",), first.summary()
     assert first.plan.steps is not None and first.plan.ops is not None
-    shrunk = shrink(first.plan, first.failed, tries=80)
+    shrunk = shrink(first.plan, first.failed, tries=60)
     small = shrunk.plan
     assert small.steps is not None and small.ops is not None
     assert len(small.steps) < len(first.plan.steps), shrunk.summary()
@@ -56,7 +56,7 @@ def test_deletes_reach_everyone(peerlab_env):
 def test_a_failing_sim_test_is_shrunk_by_itself(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_broken=FAILING_TEST)
     result = pytester.runpytest_subprocess(
-        "-p", "no:cacheprovider", "--peerlab-backend", "sim", "--peerlab-shrink", "30"
+        "-p", "no:cacheprovider", "--peerlab-backend", "sim", "--peerlab-shrink", "12"
     )
     text = result.stdout.str()
     assert result.ret == 1, text[-3000:]

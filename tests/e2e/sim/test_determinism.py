@@ -14,30 +14,37 @@ import pytest
 
 pytestmark = pytest.mark.sim
 
-SWARM = {"peers": 1000, "seconds": 20, "files": 20, "bootstrap": 0, "dht_friends": 0}
-SWARM |= {"poll": 10, "churn_every": 5}
+SWARM = {"peers": 1000, "seconds": 15, "files": 10, "bootstrap": 0, "dht_friends": 0}
+SWARM |= {"poll": 5, "churn_every": 4}
 
 
-def sim_run(tmp_path: Path, seed: int, hash_seed: str, label: str) -> dict:
+def sim_run(tmp_path: Path, seed: int, hash_seed: str, label: str) -> subprocess.Popen[str]:
     params = [arg for key, value in SWARM.items() for arg in ("--param", f"{key}={value}")]
     command = [sys.executable, "-m", "peerlab", "sim", "run", "--scenario", "swarm"]
-    done = subprocess.run(
+    return subprocess.Popen(
         [*command, "--seed", str(seed), "--json", "--results", str(tmp_path / label), *params],
         env={**os.environ, "PYTHONHASHSEED": hash_seed},
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=900,
     )
-    # Exit 1 is a run whose verdict failed (20 s is short for every file to arrive): its
+
+
+def outcome(run: subprocess.Popen[str]) -> dict:
+    out, err = run.communicate(timeout=900)
+    # Exit 1 is a run whose verdict failed (15 s is short for every file to arrive): its
     # history is what is compared here.
-    assert done.returncode in (0, 1), done.stdout[-2000:] + done.stderr[-2000:]
-    return json.loads(done.stdout)
+    assert run.returncode in (0, 1), out[-2000:] + err[-2000:]
+    return dict(json.loads(out))
 
 
 def test_one_seed_one_history_under_any_hash_seed(tmp_path: Path) -> None:
-    first = sim_run(tmp_path, 7, "0", "first")
-    again = sim_run(tmp_path, 7, "1", "again")
-    other = sim_run(tmp_path, 8, "0", "other")
+    runs = [
+        sim_run(tmp_path, 7, "0", "first"),  # the runs are apart: two at once
+        sim_run(tmp_path, 7, "1", "again"),
+    ]
+    first, again = (outcome(run) for run in runs)
+    other = outcome(sim_run(tmp_path, 8, "0", "other"))
     assert first["history_sha256"] == again["history_sha256"], "a seed did not replay"
     history = (tmp_path / "first" / "history.jsonl").read_bytes()
     assert history == (tmp_path / "again" / "history.jsonl").read_bytes()
