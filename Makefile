@@ -5,7 +5,8 @@ BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 PYTEST_WORKERS ?= 2
 
-.PHONY: demo test unit lint typecheck resilience chaos stress mutants mutants-sim mutants-both sim-explore consensus connectivity clean
+.PHONY: demo test test-netns test-under-load unit lint typecheck resilience chaos stress \
+	mutants mutants-sim mutants-both sim-explore consensus connectivity dht-properties clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,11 +21,26 @@ test: $(STAMP)
 	$(BIN)/ruff check src tests
 	$(BIN)/ruff format --check src tests
 	$(BIN)/mypy
-	$(BIN)/pytest -n $(PYTEST_WORKERS) -m "not stress" --durations=15
+	$(BIN)/pytest -n $(PYTEST_WORKERS) -m "not stress and not netns" --durations=15
+
+# The backend-neutral suites again with every node in a network namespace of its own, and the
+# netns backend's own scenarios (cleanup after SIGKILL, capabilities, rootless, the WireGuard
+# mesh). Needs root, or unprivileged user namespaces (docs/backends.md).
+NETNS_SUITES = tests/e2e/basic tests/e2e/resilience tests/e2e/chaos tests/e2e/consensus \
+	tests/e2e/connectivity tests/e2e/netns tests/unit/backends
+test-netns: $(STAMP)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --peerlab-backend netns -m "not stress" --durations=15 \
+		$(NETNS_SUITES)
+
+# The same suite with 2 x cores busy processes in the background, as on a shared CI runner;
+# they are killed afterwards, also when the suite fails (peerlab.bench.load).
+LOAD ?= $(shell echo $$(( 2 * $$(nproc) )))
+test-under-load: $(STAMP)
+	$(BIN)/python -m peerlab.bench.load $(LOAD) -- $(MAKE) --no-print-directory test
 
 # The fast suite: one process, no network, no nodes (under a minute on 2 workers).
 unit: $(STAMP)
-	$(BIN)/pytest -n $(PYTEST_WORKERS) tests/unit --durations=10
+	$(BIN)/pytest -n $(PYTEST_WORKERS) -m "not stress" tests/unit --durations=10
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests
@@ -51,6 +67,12 @@ connectivity: $(STAMP)
 CHAOS_SEEDS ?= 20
 chaos: $(STAMP)
 	PEERLAB_CHAOS_SEEDS=$(CHAOS_SEEDS) $(BIN)/pytest -n $(PYTEST_WORKERS) -m chaos --durations=25
+
+# The DHT's routing against a brute-force oracle on random networks of 200 to 2,000 nodes
+# (virtual clock; minutes per network). DHT_EXAMPLES networks; a failure prints its seed.
+DHT_EXAMPLES ?= 6
+dht-properties: $(STAMP)
+	PEERLAB_DHT_EXAMPLES=$(DHT_EXAMPLES) $(BIN)/pytest -m dht_properties --durations=10
 
 # Each deliberate bug in syncpeer (syncpeer.core.mutants) against the scenarios that must
 # catch it; prints mutant -> killing test, fails if one survives (tests/mutants/run.py).

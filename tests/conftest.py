@@ -31,10 +31,17 @@ Cli = Callable[..., subprocess.CompletedProcess]
 
 
 @pytest.fixture
-def cli(tmp_path: Path) -> Iterator[Cli]:
-    """Runs `peerlab ...` in a subprocess with its own PEERLAB_HOME; stops every network after."""
+def cli(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Cli]:
+    """Runs `peerlab ...` in a subprocess with its own PEERLAB_HOME, on the backend the run
+    chose (--peerlab-backend); stops every network after."""
     home = tmp_path / "home"
-    env = {**os.environ, "PEERLAB_HOME": str(home), "NO_COLOR": "1", "COLUMNS": "200"}
+    env = {
+        **os.environ,
+        "PEERLAB_HOME": str(home),
+        "NO_COLOR": "1",
+        "COLUMNS": "200",
+        "PEERLAB_BACKEND": request.config.getoption("--peerlab-backend"),
+    }
 
     def run(*args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:
         result = subprocess.run(

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from peerlab import log
 from peerlab.api import EnvironmentAPI
+from peerlab.observe.stamps import FILE as STAMPS
 
 
 def save_artifacts(env: EnvironmentAPI, target: Path, *, snapshot: bool = True) -> Path:
@@ -15,7 +16,7 @@ def save_artifacts(env: EnvironmentAPI, target: Path, *, snapshot: bool = True) 
     for node in env.nodes.values():
         node_target = target / "nodes" / node.name
         node_target.mkdir(parents=True, exist_ok=True)
-        for path in (node.stdout_path, node.stderr_path):
+        for path in (node.stdout_path, node.stderr_path, node.stdout_path.parent / STAMPS):
             if path.exists():
                 shutil.copy2(path, node_target / path.name)
         if snapshot:

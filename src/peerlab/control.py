@@ -21,14 +21,17 @@ from typing import Any, Literal
 
 from peerlab.backends.base import Backend, Launch
 from peerlab.checkers.verdict import Verdict
-from peerlab.clock import Clock
+from peerlab.clock import Clock, Scheduler
 from peerlab.errors import PeerlabError, UsageError
 from peerlab.fabric.network import Network
 from peerlab.history import History
+from peerlab.init_step import run_init
 from peerlab.launching import plan_launch
-from peerlab.manifest import SystemSpec, cluster_joins, node_fields
+from peerlab.manifest import SystemSpec, cluster_fields, node_fields
+from peerlab.names import check_name
 from peerlab.node import Node, NodeHandle, NodeState, node_name
-from peerlab.readiness import wait_ready
+from peerlab.observe.stamps import save as save_stamps
+from peerlab.readiness import wait_ready, wait_ready_virtual
 from peerlab.rpc import rpc
 from peerlab.systems import Systems
 from peerlab.transport import Transport
@@ -115,23 +118,43 @@ class NodeControl:
         Sentinel: 1 master, 2 replicas, 3 sentinels), any other system 3 nodes.
         """
         spec = self.registry.add(system)
+        if spec.capabilities and not self.backend.capabilities.node_capabilities:
+            raise UsageError(
+                f"system {spec.name!r} asks for capabilities {', '.join(spec.capabilities)}, "
+                f"which the {self.backend.name} backend cannot grant",
+                field="launch.capabilities",
+                hint="run it on a backend that gives each node its own network namespace "
+                "(--backend netns; docs/backends.md)",
+            )
         with self._table:
             names, roles = self._plan(spec, peers, role)
             new = [self._make_node(spec, name, r) for name, r in zip(names, roles, strict=True)]
-            # Each node's own fields first: the cluster-wide templates join them (rendered
-            # once for the batch: a thousand nodes each joining a thousand would be a million).
+            # Each node's own fields first: the init step and the fields all nodes share
+            # use them.
+            alone = cluster_fields(spec, [])
             for node in new:
-                node.fields = self._node_fields(node, cluster_joins(spec, []))
-            joins = cluster_joins(spec, [n.fields for n in self.nodes.values() if n.system is spec])
-            for node in new:
-                node.fields = self._node_fields(node, joins)
+                node.fields = self._node_fields(node, alone)
         try:
             with self._locked(*names):
-                self._run(
-                    self._start_nodes(new, wait),
-                    timeout=start_timeout(spec, len(new)),
-                    what=f"starting {len(new)} {spec.name} nodes",
-                )
+                if spec.init is not None:
+                    self._run(
+                        self._init_nodes(new),
+                        timeout=spec.init.timeout + 30,
+                        what=f"the init step of {len(new)} {spec.name} nodes",
+                    )
+                with self._table:
+                    cluster = [n.fields for n in self.nodes.values() if n.system is spec]
+                    shared = cluster_fields(spec, cluster)
+                    for node in new:
+                        node.fields = self._node_fields(node, shared)
+                for batch in _batches(new):
+                    self._run(
+                        self._start_nodes(batch, wait),
+                        timeout=start_timeout(spec, len(batch)),
+                        what=f"starting {len(batch)} {spec.name} nodes",
+                    )
+                    if wait:
+                        self._ready_on_virtual_time(batch)
         except BaseException:
             for node in new:
                 self._end(node, "kill", NodeState.FAILED)
@@ -145,6 +168,7 @@ class NodeControl:
         if peers is None and role is None and spec.layout:
             roles = [r for r, count in spec.layout for _ in range(count)]
             names = [node_name(self._next_index + i) for i in range(len(roles))]
+            self._check_room(len(names))
             return names, roles
         if spec.layout and role is None:
             layout = ", ".join(f"{r}: {count}" for r, count in spec.layout)
@@ -161,7 +185,8 @@ class NodeControl:
                 raise UsageError(f"peers is {peers}", field="peers", hint="start at least 1 peer")
             names = [node_name(self._next_index + i) for i in range(peers)]
         else:
-            names = list(peers)
+            names = [check_name(name, "peer", "name") for name in peers]
+        self._check_room(len(names))
         for name in names:
             if name in self.nodes:
                 raise UsageError(
@@ -177,7 +202,30 @@ class NodeControl:
             )
         return names, [role] * len(names)
 
-    def _node_fields(self, node: Node, joins: dict[str, str]) -> dict[str, Any]:
+    def _check_room(self, count: int) -> None:
+        """Refuse more nodes than the backend has addresses for, before any is made."""
+        try:
+            self.backend.addresses(self._next_index + count - 1)
+        except PeerlabError as exc:
+            raise UsageError(
+                f"{count} more nodes do not fit: {exc.message}",
+                field="peers",
+                hint="start fewer peers",
+            ) from None
+
+    async def _init_nodes(self, nodes: list[Node]) -> None:
+        """Every new node's init step, side by side; its captures join the node's fields."""
+        limit = asyncio.Semaphore(START_CONCURRENCY)
+
+        async def one(node: Node) -> None:
+            async with limit:
+                node.fields.update(await run_init(node, self.seed))
+
+        await asyncio.gather(*(one(node) for node in nodes))
+
+    def _node_fields(self, node: Node, shared: dict[str, Any]) -> dict[str, Any]:
+        init = node.system.init
+        captures = init.capture if init is not None else {}
         return node_fields(
             node.system,
             name=node.name,
@@ -187,7 +235,8 @@ class NodeControl:
             data_dir=node.data_dir,
             seed=self.seed,
             role=node.role,
-            joins=joins,
+            shared=shared,
+            captured={k: v for k, v in node.fields.items() if k in captures},
         )
 
     def _make_node(self, spec: SystemSpec, name: str, role: str | None) -> Node:
@@ -209,23 +258,26 @@ class NodeControl:
         self.nodes[name] = node
         return node
 
-    async def _start_nodes(self, nodes: list[Node], wait: bool) -> None:
-        first = [n for n in nodes if n.role and n.system.roles[n.role].start_first]
-        rest = [n for n in nodes if n not in first]
-        for batch in (first, rest):
-            if not batch:
-                continue
-            for node in batch:
-                self.backend.prepare(node, self._launch_plan(node))
-                await self.backend.expose(node, self.net.plane)
-            limit = asyncio.Semaphore(START_CONCURRENCY)
-            await asyncio.gather(*(self._launch(node, wait, limit) for node in batch))
+    async def _start_nodes(self, batch: list[Node], wait: bool) -> None:
+        for node in batch:
+            logs = node.system.logs
+            save_stamps(node.stdout_path.parent, logs.timestamp, logs.format)
+            self.backend.prepare(node, self._launch_plan(node))
+            await self.backend.expose(node, self.net.plane)
+        limit = asyncio.Semaphore(START_CONCURRENCY)
+        await asyncio.gather(*(self._launch(node, wait, limit) for node in batch))
 
     async def _launch(self, node: Node, wait: bool, limit: asyncio.Semaphore) -> None:
         async with limit:
             await self._spawn(node)
-            if wait:
+            if wait and not isinstance(self.clock, Scheduler):
                 await wait_ready(node, self.backend, self.transport)
+
+    def _ready_on_virtual_time(self, nodes: list[Node]) -> None:
+        """On virtual time, readiness is waited for here, in the thread that drives the
+        simulation (its waits make the time pass), not on the loop: `wait_ready_virtual`."""
+        if isinstance(self.clock, Scheduler):
+            wait_ready_virtual(nodes, self.backend, self.transport, self.clock, self._run)
 
     def _launch_plan(self, node: Node) -> Launch:
         return plan_launch(
@@ -376,10 +428,10 @@ class NodeControl:
             node.restarts += 1
 
             async def again() -> None:
-                await self._spawn(node)
-                await wait_ready(node, self.backend, self.transport)
+                await self._launch(node, True, asyncio.Semaphore(1))
 
             self._run(again(), timeout or start_timeout(node.system, 1), what=f"restarting {name}")
+            self._ready_on_virtual_time([node])
         self.history.event("node_restarted", name)
         return self.describe(node)
 
@@ -502,6 +554,7 @@ class NodeControl:
                 timeout or start_timeout(nodes[0].system, len(nodes)),
                 what=f"restarting {len(nodes)} peers",
             )
+            self._ready_on_virtual_time(nodes)
         for node in nodes:
             self.history.event("node_restarted", node.name)
         return [self.describe(node) for node in nodes]
@@ -614,3 +667,10 @@ class NodeControl:
 
 def start_timeout(spec: SystemSpec, count: int) -> float:
     return spec.readiness.timeout + 30 + count * 0.2
+
+
+def _batches(nodes: list[Node]) -> list[list[Node]]:
+    """The nodes whose role starts first (ready before the others start), then the rest."""
+    first = [n for n in nodes if n.role and n.system.roles[n.role].start_first]
+    rest = [n for n in nodes if n not in first]
+    return [batch for batch in (first, rest) if batch]

@@ -19,7 +19,7 @@ import os
 import resource
 import tempfile
 import uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -29,11 +29,13 @@ from peerlab import backends
 from peerlab.aio import LoopThread
 from peerlab.artifacts import save_artifacts
 from peerlab.backends.base import BackendContext
+from peerlab.backends.owners import Owner, Request
 from peerlab.clock import Clock
 from peerlab.control import NodeControl
 from peerlab.fabric import Network
 from peerlab.history import History
 from peerlab.manifest import SystemSpec
+from peerlab.names import check_name, child
 from peerlab.node import Node, NodeState, node_name
 from peerlab.reaper import Reaper, runtime_dir, sweep
 from peerlab.rpc import rpc
@@ -73,6 +75,9 @@ class Environment(NodeControl):
         adopt: dict[str, Any] | None = None,
     ) -> None:
         backends.check(backend)
+        if name is not None:
+            check_name(name, "environment", "name", "default")
+        backends.enter(backend)  # before this process starts a thread
         sweep()
         _raise_file_limit()
         self.id = f"{name or 'env'}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
@@ -126,7 +131,7 @@ class Environment(NodeControl):
                 run=self.run,
                 transport=self.transport,
                 clock=clock,
-                workdir_nodes=lambda node: self.workdir / "nodes" / node,
+                workdir_nodes=lambda node: child(self.workdir / "nodes", node, "peer", "name"),
                 seed=self.seed,
             )
             self.services = Services(self, self.started_at)
@@ -224,9 +229,12 @@ class Environment(NodeControl):
     def live_nodes(self) -> list[Node]:
         return [n for n in self.nodes.values() if n.state == NodeState.RUNNING]
 
-    def identify(self, src_ip: str, src_port: int) -> str | None:
-        """Which node a connection comes from (the fabric asks; the backend knows)."""
-        return self.backend.identify(src_ip, src_port)
+    def identify(self, requests: Sequence[Request]) -> list[Owner | None]:
+        """For each (protocol, source, destination) of a connection or datagram that reached
+        a proxy at `destination`: who holds the source socket, a node or a process that is no
+        node (`Owner(None)`), or None when no live process does (the fabric then refuses it).
+        The fabric asks for sources that are no node's bind address; the backend knows."""
+        return self.backend.identify(requests)
 
     def wait_until(
         self,

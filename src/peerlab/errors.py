@@ -25,5 +25,9 @@ class UsageError(PeerlabError):
         self.field = field
 
 
+class NotFound(UsageError):
+    """The user named something that does not exist (an operation, a file, a peer's file)."""
+
+
 class WaitTimeout(PeerlabError, AssertionError):
     """A wait ran out of time; the message says what it waited for and what it last saw."""

@@ -86,6 +86,10 @@ class History:
     def _monotonic_ns(self) -> int:
         return int(self.clock.monotonic() * 1e9)
 
+    def elapsed(self) -> float:
+        """Seconds since the history began, on its clock: an entry's `time` / 1e9."""
+        return (self._monotonic_ns() - self._origin) / 1e9
+
     def _stamp(self) -> tuple[int, int, float]:
         return next(self._counter), self._monotonic_ns() - self._origin, self.clock.time()
 

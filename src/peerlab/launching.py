@@ -8,9 +8,11 @@ offset is applied, is the backend's business.
 
 from __future__ import annotations
 
+import shlex
 import shutil
 import signal
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from pathlib import PurePosixPath
 
 from peerlab.backends.base import Launch
 from peerlab.errors import UsageError
@@ -53,16 +55,54 @@ def plan_launch(
         sim=spec.sim,
         clock_offset=clock_offset,
         stop_signal=signal.Signals[spec.stop_signal],
+        capabilities=spec.capabilities,
     )
+
+
+SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "ash"})
+# Words that run the next word as the program (`env X=1 prog`, `exec prog`, `nice prog`).
+WRAPPERS = frozenset({"env", "exec", "nice", "nohup", "setsid", "stdbuf", "command"})
+
+
+def real_program(command: Sequence[str]) -> str | None:
+    """The program a command runs: `command[0]`, or for `sh -c "exec prog ..."` and
+    `env X=1 prog` the program they start; None when it is templated or cannot be told."""
+    words = list(command)
+    while words:
+        head = PurePosixPath(words[0]).name
+        if head in SHELLS:
+            flags = [i for i, w in enumerate(words) if _is_c_flag(w)]
+            if not flags:
+                return words[0]
+            try:
+                words = shlex.split(" ".join(words[flags[0] + 1 : flags[0] + 2]), comments=True)
+            except ValueError:
+                return None
+        elif head in WRAPPERS or "=" in words[0] or words[0].startswith("-"):
+            words = words[1:]
+        elif "{" in words[0] or "$" in words[0] or ("/" in words[0] and words[0][0] != "/"):
+            return None  # templated, a variable, or relative to the node's data dir
+        else:
+            return words[0]
+    return None
+
+
+def _is_c_flag(word: str) -> bool:
+    return word.startswith("-") and not word.startswith("--") and "c" in word[1:]
 
 
 def check_installed(spec: SystemSpec) -> None:
     """Refuse a system whose programs are not installed, naming the package to install."""
-    # Roles may run programs of their own (redis-sentinel next to redis-server).
+    # Roles may run programs of their own (redis-sentinel next to redis-server); the init
+    # step and a command probe run programs too.
     commands = spec.commands() if spec.mode == "exec" else spec.commands()[1:]
+    if spec.init is not None:
+        commands.append(spec.init.command)
+    if spec.readiness.command is not None:
+        commands.append(spec.readiness.command)
     for command in commands:
-        program = command[0]
-        if "{" not in program and shutil.which(program) is None:
+        program = real_program(command)
+        if program is not None and shutil.which(program) is None:
             raise UsageError(
                 f"system {spec.name!r} needs the program {program!r}, which is not installed",
                 field="launch.command",

@@ -33,6 +33,7 @@ Redis rewrite their own config files, and a restart must see what they wrote.
 from __future__ import annotations
 
 import dataclasses
+import re
 import sys
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -41,7 +42,19 @@ from pathlib import Path
 from typing import Any, Literal
 
 from peerlab.errors import UsageError
-from peerlab.manifest_schema import FIELD_RE, Manifest, Port, Readiness, Role, Template, decode
+from peerlab.manifest_schema import (
+    FIELD_RE,
+    PEER_FIELD,
+    Init,
+    Logs,
+    Manifest,
+    Port,
+    Readiness,
+    Role,
+    Template,
+    decode,
+    fields_in,
+)
 
 LaunchMode = Literal["exec", "fork"]
 
@@ -81,6 +94,9 @@ class SystemSpec:
     binary: str | None
     source: Path | None = None
     files: Mapping[str, str] = field(default_factory=dict)
+    capabilities: tuple[str, ...] = ()  # granted within the node's network namespace
+    init: Init | None = None
+    logs: Logs = field(default_factory=Logs)
 
     @property
     def layout(self) -> list[tuple[str, int]]:
@@ -121,6 +137,9 @@ def system_spec(manifest: Manifest, source: Path | None = None) -> SystemSpec:
         binary=manifest.system.binary,
         source=source,
         files=manifest.files,
+        capabilities=launch.capabilities,
+        init=manifest.init,
+        logs=manifest.logs,
     )
 
 
@@ -142,8 +161,35 @@ def load_manifest(path: Path) -> SystemSpec:
 
 
 def render(template: str, fields: Mapping[str, Any]) -> str:
-    """Fill `{field}` placeholders (dotted names such as {port.http} are plain keys)."""
-    return FIELD_RE.sub(lambda m: str(fields[m.group(1)]), template)
+    """Fill `{field}` placeholders (dotted names such as {port.http} are plain keys);
+    `{{` and `}}` are literal braces."""
+
+    def value(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name is None:
+            return match.group(0)[0]
+        try:
+            return str(fields[name])
+        except KeyError:
+            peer = PEER_FIELD.fullmatch(name)
+            problem = f"there is no node {peer.group(1)!r}" if peer else "it has no value here"
+            raise UsageError(
+                f"template field {{{name}}} cannot be filled: {problem}",
+                field="template",
+                hint="name a node that exists (peers are A, B, ...) and a field it has",
+            ) from None
+
+    return FIELD_RE.sub(value, template)
+
+
+def peer_references(spec: SystemSpec) -> set[str]:
+    """The `{peer.NAME.field}` fields the manifest's templates use."""
+    texts = [*spec.command, *spec.args, *spec.env.values(), *spec.files.values()]
+    texts += [t.each for t in spec.templates.values()]
+    texts += [*spec.readiness.headers.values(), *(spec.readiness.command or ())]
+    for role in spec.roles.values():
+        texts += [*(role.command or ()), *role.args, *role.env.values(), *role.files.values()]
+    return {name for text in texts for name in fields_in(text) if PEER_FIELD.fullmatch(name)}
 
 
 def node_fields(
@@ -156,10 +202,11 @@ def node_fields(
     data_dir: Path,
     seed: int,
     role: str | None,
-    joins: Mapping[str, str],
+    shared: Mapping[str, Any],
+    captured: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The template fields for one node; `joins` are the cluster-wide templates rendered
-    over every node (`cluster_joins`)."""
+    """The template fields for one node: its own, what its init step `captured`, and the
+    fields all nodes share (`cluster_fields`)."""
     fields: dict[str, Any] = {
         "name": name,
         "index": index,
@@ -169,25 +216,40 @@ def node_fields(
         "python": sys.executable,
         "seed": seed,
         "role": role or "",
+        "manifest_dir": str(spec.source.parent.resolve()) if spec.source else "",
     }
     fields.update({f"port.{p.name}": p.port for p in spec.ports.values()})
-    fields.update(joins)
+    fields.update(captured or {})
+    fields.update(shared)
     return fields
 
 
-def cluster_joins(spec: SystemSpec, cluster: Sequence[Mapping[str, Any]]) -> dict[str, str]:
-    """Each `[templates]` entry rendered over the nodes of `cluster` (their fields) it
-    names, joined."""
-    joins = {}
+def cluster_fields(spec: SystemSpec, cluster: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The fields every node shares, over `cluster` (every node's own and captured fields):
+    the `{peer.NAME.field}` references and the joins of [templates]. Rendered once for a
+    batch of nodes: a thousand nodes each joining a thousand would be a million."""
+    shared: dict[str, Any] = {}
+    by_name = {member.get("name"): member for member in cluster}
+    for reference in peer_references(spec):
+        match = PEER_FIELD.fullmatch(reference)
+        assert match is not None
+        member = by_name.get(match.group(1))
+        if member is not None and match.group(2) in member:
+            shared[reference] = member[match.group(2)]
     for tname, template in spec.templates.items():
         members = [m for m in cluster if template.role is None or m.get("role") == template.role]
-        joins[tname] = template.join.join(render(template.each, member) for member in members)
-    return joins
+        shared[tname] = template.join.join(render(template.each, member) for member in members)
+    return shared
 
 
-def node_files(spec: SystemSpec, role: str | None, fields: Mapping[str, Any]) -> dict[str, str]:
-    """The files to write into a node's data dir: `[files]`, then its role's, rendered."""
+def file_names(spec: SystemSpec, role: str | None) -> dict[str, str]:
+    """The files of a node of `role` as the manifest writes them: `[files]`, then its role's."""
     files = dict(spec.files)
     if role is not None:
         files.update(spec.roles[role].files)
-    return {name: render(text, fields) for name, text in files.items()}
+    return files
+
+
+def node_files(spec: SystemSpec, role: str | None, fields: Mapping[str, Any]) -> dict[str, str]:
+    """The files to write into a node's data dir, rendered."""
+    return {name: render(text, fields) for name, text in file_names(spec, role).items()}

@@ -37,11 +37,30 @@ from pydantic_core import ErrorDetails
 
 from peerlab.errors import UsageError
 
-# The template language: `{field}` placeholders, the fields every node has, and the
-# placeholder written for a table key in field paths ("ports.NAME.port").
-FIELD_RE = re.compile(r"\{([^{}]*)\}")
-NODE_FIELDS = ("name", "index", "address", "bind", "data_dir", "python", "seed", "role")
+# The template language: `{field}` placeholders, `{{` and `}}` for literal braces, the
+# fields every node has, another node's field as `{peer.NAME.field}`, and the placeholder
+# written for a table key in field paths ("ports.NAME.port").
+FIELD_RE = re.compile(r"\{\{|\}\}|\{([^{}]*)\}")
+NODE_FIELDS = (
+    "name",
+    "index",
+    "address",
+    "bind",
+    "data_dir",
+    "python",
+    "seed",
+    "role",
+    "manifest_dir",
+)
+PEER_FIELD = re.compile(r"peer\.([A-Za-z0-9][A-Za-z0-9_.-]*)\.([^.]+(?:\.[^.]+)?)")
 KEY = "NAME"
+
+
+def fields_in(text: str) -> Iterator[str]:
+    """The `{field}` names a template uses (literal `{{` and `}}` are not fields)."""
+    for match in FIELD_RE.finditer(text):
+        if match.group(1) is not None:
+            yield match.group(1)
 
 
 class Shown(str):
@@ -121,7 +140,26 @@ PortNumber = Annotated[int, Field(ge=1, le=65535), Shown("integer 1-65535")]
 Count = Annotated[int, Field(ge=0), Shown("integer >= 0")]
 Seconds = Annotated[float, Field(gt=0), Shown("seconds > 0")]
 GraceSeconds = Annotated[float, Field(ge=0), Shown("seconds >= 0")]
-ProbeType = Literal["http", "tcp", "log", "none"]
+# What a node may be granted within its own network namespace: devices and raw sockets of
+# its own, nothing that reaches the machine outside it (peerlab.backends.confine).
+Grantable = Literal["NET_ADMIN", "NET_RAW", "NET_BIND_SERVICE"]
+Capabilities = Annotated[
+    tuple[Grantable, ...],
+    BeforeValidator(_as_tuple),
+    Shown("list of NET_ADMIN, NET_RAW, NET_BIND_SERVICE"),
+]
+ProbeType = Literal["http", "tcp", "log", "command", "none"]
+HttpMethod = Literal["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"]
+Status = Annotated[int, Field(ge=100, le=599), Shown("HTTP status 100-599")]
+
+
+def _field_name(value: str) -> str:
+    if not re.fullmatch(r"[a-z][a-z0-9_]*", value) or value in NODE_FIELDS:
+        raise ValueError(f"is {_shown(value)}, not a field name of its own")
+    return value
+
+
+FieldName = Annotated[str, AfterValidator(_field_name)]
 
 
 class Table(BaseModel):
@@ -162,6 +200,11 @@ class Launch(Table):
         description="the simulator: `module:Class` of the system's simulated node, built "
         "with the rendered args (docs/sim.md)",
     )
+    capabilities: Capabilities = Field(
+        (),
+        description="granted within the node's own network namespace (a TUN or WireGuard "
+        "device); only a backend that isolates nodes can grant them (`--backend netns`)",
+    )
 
 
 class Port(Table):
@@ -183,12 +226,60 @@ class Readiness(Table):
     """[readiness]: how peerlab knows a node is ready."""
 
     type: ProbeType = Field(
-        "tcp", description="the probe: a 2xx answer, an open port, a log line; `none` without ports"
+        "tcp",
+        description="the probe: an HTTP answer, an open port, a log line, a command that "
+        "exits 0; `none` without ports",
     )
     port: str | None = Field(None, description="the [ports] name to probe (default: the first)")
-    path: UrlPath = Field("/", description="http: the path to GET")
+    path: UrlPath = Field("/", description="http: the path to ask for")
+    method: HttpMethod = Field("GET", description="http: the request method")
+    headers: dict[str, str] = Field(
+        default_factory=dict, description="http: request headers (templated)"
+    )
+    status: Status | None = Field(
+        None, description="http: the status that means ready (default: any 2xx)"
+    )
     pattern: Regex | None = Field(None, description="log: a regex over stdout and stderr")
+    command: Command | None = Field(
+        None, description="command: a program run in the data dir; exit 0 means ready (templated)"
+    )
     timeout: Seconds = Field(30.0, description="seconds a node has to become ready")
+
+
+class Init(Table):
+    """[init]: a command run once per node before its first start, whose output (or a file
+    it writes) gives the node fields of its own, such as an id derived from a key it made."""
+
+    command: Command = Field(
+        description="run once per node in its data dir before its first start, never on a "
+        "restart (templated with the node's own fields)"
+    )
+    capture: dict[FieldName, Regex] = Field(
+        default_factory=dict,
+        description="field = regex: its first group (or the whole match) becomes `{field}`",
+    )
+    source: Literal["output", "stdout", "stderr"] = Field(
+        "output", description="where `capture` looks: stdout and stderr, or one of them"
+    )
+    file: Annotated[RelativePath, Shown("relative path")] | None = Field(
+        None, description="capture from this file of the data dir instead of the output"
+    )
+    env: dict[str, str] = Field(
+        default_factory=dict, description="environment added for the command (templated)"
+    )
+    timeout: Seconds = Field(60.0, description="seconds the command may take")
+
+
+class Logs(Table):
+    """[logs]: how to read the time of a plain-text log line, for the merged timeline."""
+
+    timestamp: Regex | None = Field(
+        None, description="a regex whose first group (or match) is a line's time"
+    )
+    format: str = Field(
+        "iso8601",
+        description='how to read that time: "iso8601", "unix" (seconds) or a strptime format',
+    )
 
 
 class Template(Table):
@@ -239,6 +330,8 @@ class Manifest(Table):
         description="text files (templated) written into a node's data dir at its first start",
     )
     stop: Stop = Stop()
+    init: Init | None = None
+    logs: Logs = Logs()
 
     def probe(self) -> Readiness:
         """The readiness probe with its defaults: the first port, and no probe without ports."""
@@ -265,15 +358,22 @@ HINTS: dict[str, str] = {
     "launch.entry": 'name the function that takes argv: entry = "mypkg.main:main"',
     "launch.sim": 'name the simulated node class: sim = "mypkg.sim:Node" (docs/sim.md)',
     "launch.preload": 'write a list of module names, e.g. preload = ["mypkg.node"]',
+    "launch.capabilities": 'e.g. capabilities = ["NET_ADMIN"]: NET_ADMIN, NET_RAW or '
+    "NET_BIND_SERVICE",
     "ports": "write [ports] with a line per port, e.g. http = 8080",
     "ports.NAME": "write a port number or { port = N }",
     "ports.NAME.port": "use a port from 1 to 65535",
     "ports.NAME.protocol": 'use "tcp" or "udp"',
     "ports.NAME.proxied": "write true or false, without quotes",
-    "readiness": 'write [readiness] with type = "http", "tcp", "log" or "none"',
-    "readiness.type": 'use "http", "tcp", "log" or "none"',
+    "readiness": 'write [readiness] with type = "http", "tcp", "log", "command" or "none"',
+    "readiness.type": 'use "http", "tcp", "log", "command" or "none"',
     "readiness.port": "name one of the [ports]",
-    "readiness.path": 'write the path to GET, starting with "/", e.g. path = "/health"',
+    "readiness.path": 'write the path to ask for, starting with "/", e.g. path = "/health"',
+    "readiness.method": 'use "GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS" or "PATCH"',
+    "readiness.headers": 'e.g. headers = { Authorization = "Bearer {name}" }',
+    "readiness.headers.NAME": 'quote the value, e.g. Accept = "application/json"',
+    "readiness.status": "use the status a ready node answers, e.g. status = 200",
+    "readiness.command": 'e.g. command = ["mysystem-cli", "health"]; exit 0 means ready',
     "readiness.pattern": 'write a regex a ready node logs, e.g. pattern = "listening on"',
     "readiness.timeout": "use a positive number of seconds, e.g. timeout = 20",
     "env": 'write [env] with a line per variable, e.g. LOG_LEVEL = "debug"',
@@ -298,6 +398,18 @@ HINTS: dict[str, str] = {
     "stop": 'write [stop] with signal = "SIGTERM" and timeout = 5',
     "stop.signal": 'use a signal name such as "SIGTERM", "SIGINT" or "SIGQUIT"',
     "stop.timeout": "use a number of seconds, 0 or more, e.g. timeout = 5",
+    "init": 'write [init] with command = ["mysystem", "init"] and capture = { id = "ID: (\\S+)" }',
+    "init.command": 'e.g. command = ["mysystem", "generate", "--home", "{data_dir}"]',
+    "init.capture": "write a table: field = regex, e.g. capture = { device_id = 'ID: (\\S+)' }",
+    "init.capture.NAME": "name the field in lowercase (device_id) and give a regex with one group",
+    "init.source": 'use "output", "stdout" or "stderr"',
+    "init.file": 'use a relative name of a file the command writes, e.g. file = "id.txt"',
+    "init.env": 'e.g. env = { HOME = "{data_dir}" }',
+    "init.env.NAME": 'quote the value: variables are text, e.g. HOME = "{data_dir}"',
+    "init.timeout": "use a positive number of seconds, e.g. timeout = 30",
+    "logs": "write [logs] with timestamp = a regex and format = how to read it",
+    "logs.timestamp": "write a regex whose first group is the time, e.g. timestamp = '^(\\S+)'",
+    "logs.format": 'use "iso8601", "unix" or a strptime format such as "%Y/%m/%d %H:%M:%S"',
 }
 
 
@@ -396,22 +508,58 @@ def _cross_field_problems(manifest: Manifest) -> Iterator[tuple[Loc, str, str | 
         yield ("readiness", "port"), problem, f"use one of: {ports}"
     if probe.type == "log" and probe.pattern is None:
         yield ("readiness", "pattern"), "is missing: a log probe needs one", None
+    if probe.type == "command" and probe.command is None:
+        yield ("readiness", "command"), "is missing: a command probe needs one", None
+    init = manifest.init
+    captured = tuple(init.capture) if init is not None else ()
+    for name, pattern in init.capture.items() if init is not None else ():
+        if re.compile(pattern).groups > 1:
+            problem = f"has {re.compile(pattern).groups} groups, at most one is the value"
+            yield ("init", "capture", name), problem, "make the others (?:non-capturing)"
+    taken = {*manifest.templates, *(f"port.{p}" for p in manifest.ports)}
+    for name in captured:
+        if name in taken:
+            yield ("init", "capture", name), "is a template field already", "choose another name"
     roles = ", ".join(manifest.roles) or "(add a [roles.NAME] table)"
     for name, template in manifest.templates.items():
         if template.role is not None and template.role not in manifest.roles:
             problem = f"names {_shown(template.role)}, not one of the [roles]"
             yield ("templates", name, "role"), problem, f"use one of: {roles}"
-    known = {*NODE_FIELDS, *(f"port.{p}" for p in manifest.ports), *manifest.templates}
+    own = {*NODE_FIELDS, *(f"port.{p}" for p in manifest.ports)}
+    known = {*own, *captured, *manifest.templates}
     fix = f"known fields: {', '.join('{' + f + '}' for f in sorted(known))}"
+    fix += ", {peer.NAME.FIELD} for another node's, {{ and }} for braces"
     for loc, text in _templated(manifest):
-        for match in FIELD_RE.finditer(text):
-            if match.group(1) not in known:
-                yield loc, f"uses unknown template field {{{match.group(1)}}}", fix
+        for name in fields_in(text):
+            peer = PEER_FIELD.fullmatch(name)
+            if peer is not None and peer.group(2) in {*own, *captured}:
+                continue
+            if name not in known:
+                yield loc, f"uses unknown template field {{{name}}}", fix
+    for loc, text in _init_templated(manifest):
+        for name in fields_in(text):
+            if name not in own:
+                problem = f"uses {{{name}}}, which is not known before the init step"
+                yield (
+                    loc,
+                    problem,
+                    f"the init step knows only the node's own fields: {', '.join(sorted(own))}",
+                )
+
+
+def _init_templated(manifest: Manifest) -> Iterator[tuple[Loc, str]]:
+    """The texts templated before the init step ran: only the node's own fields are known."""
+    if manifest.init is not None:
+        yield from ((("init", "command"), part) for part in manifest.init.command)
+        yield from ((("init", "env", key), value) for key, value in manifest.init.env.items())
 
 
 def _templated(manifest: Manifest) -> Iterator[tuple[Loc, str]]:
-    """Every templated text with the path of the field it is in."""
+    """Every templated text after the init step, with the path of the field it is in."""
     launch = manifest.launch
+    probe = manifest.readiness
+    yield from ((("readiness", "headers", key), v) for key, v in probe.headers.items())
+    yield from ((("readiness", "command"), part) for part in probe.command or ())
     yield from ((("launch", "command"), part) for part in launch.command)
     yield from ((("launch", "args"), part) for part in launch.args)
     yield from ((("env", key), value) for key, value in manifest.env.items())

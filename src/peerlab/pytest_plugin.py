@@ -5,13 +5,23 @@ fails), `peerlab_seed` and `peerlab_backend`. Tests run on `--peerlab-backend` (
 local); a test marked `sim` also runs on the simulator (its id says which: `[local]`,
 `[sim]`), the same scenario code on both; with `--peerlab-backend sim`, only the tests marked
 `sim` run, and the others are skipped. Every test that uses them writes
-`peerlab-results/<test id>/`: result.json (seed, verdicts, timings, versions), the history,
-the merged timeline and junit.xml; a failing one also keeps its node logs, a snapshot of each
-node's data dir and state, and report.html there, and prints its seed and the command that
-replays it. `--peerlab-keep` leaves a failed test's network running under a supervisor, so
-the CLI can attach to it. A failed test on the simulator whose scenario left its plan in the
-history is shrunk (`--peerlab-shrink N` runs at most, 0: never): the smallest plan that
-fails the same way is written beside the artifacts and printed as a replay command.
+`peerlab-results/<test id>/` (`--peerlab-results DIR` elsewhere): a passing one only
+result.json (seed, verdicts, timings, versions) and junit.xml, unless
+`--peerlab-artifacts all`; a failing one also the history, the merged timeline, its node
+logs, a snapshot of each node's data dir and state, and report.html, and prints its seed and
+the command that replays it. The session's summary says where they went. `--peerlab-keep`
+leaves a failed test's network running under a supervisor, so the CLI can attach to it. A
+test whose docstring names a TC id ("TC-002") can be selected by it: `pytest -k TC002`. A
+failed test on the simulator whose scenario left its plan in the history is shrunk
+(`--peerlab-shrink N` runs at most, 0: never): the smallest plan that fails the same way is
+written beside the artifacts and printed as a replay command.
+
+Before the network is torn down, the final checks other plugins contribute run
+(`pytest_peerlab_final_checks`, see peerlab.pytest_hooks: syncpeer's checks that no secret left a
+peer); an invalid verdict fails the test at teardown, naming the checker and where.
+Fault fidelity is one of them, built in: a test that applied a partition or a fault aimed at a
+node fails if a cut link carried bytes or a connection was refused because its source could
+not be told (peerlab.checkers.fidelity), naming the link, the interval and the byte count.
 """
 
 from __future__ import annotations
@@ -25,14 +35,40 @@ from typing import Any
 
 import pytest
 
-from peerlab import backends
+from peerlab import backends, pytest_hooks
+from peerlab.api import EnvironmentAPI
+from peerlab.checkers.verdict import Verdict
 from peerlab.env import Environment
+from peerlab.names import remove_tree
 from peerlab.seed import new_seed
 from peerlab.systems.plugins import plugins
 
 RESULTS_KEY = pytest.StashKey[dict[str, pytest.TestReport]]()
 SIM = "sim"  # the marker, and the backend it adds
 SHRINK_TRIES = 40
+WRITTEN_KEY = pytest.StashKey[list[Path]]()
+# "TC-002", "TC 002", "TC002" in a docstring: the test's id in its plan.
+TC_ID = re.compile(r"\bTC[- ]?(\d+)\b")
+# What a passing test keeps, unless --peerlab-artifacts all.
+PASSING_KEEPS = ("result.json", "junit.xml")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Make the TC ids in test docstrings selectable: `-k TC002` (and `-k TC-002` forms)."""
+    for item in items:
+        function = getattr(item, "function", None)
+        for number in TC_ID.findall(getattr(function, "__doc__", None) or ""):
+            item.extra_keyword_matches.add(f"TC{number}")
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    written = config.stash.get(WRITTEN_KEY, [])
+    if written:
+        root = Path(config.getoption("--peerlab-results")).resolve()
+        terminalreporter.write_line(
+            f"peerlab: results of {len(written)} test(s) in {root} "
+            "(`peerlab report DIR` summarises one)"
+        )
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -67,6 +103,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default="peerlab-results",
         help="Where per-test artifacts go (default: peerlab-results).",
     )
+    group.addoption(
+        "--peerlab-artifacts",
+        default="failed",
+        choices=["failed", "all"],
+        help="failed (default): passing tests keep only result.json and junit.xml; "
+        "all: every test keeps its history and timeline too.",
+    )
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    pluginmanager.add_hookspecs(pytest_hooks)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -74,6 +121,14 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", f"{SIM}: the scenario runs on the sim backend too (docs/sim.md)"
     )
+    config.addinivalue_line(
+        "markers",
+        "peerlab_skip_checks(*names): final checks (pytest_peerlab_final_checks) not to run at the "
+        "end of this test, e.g. one that provokes what the check finds",
+    )
+    # Before pytest (or xdist) starts a thread: the netns backend without root enters a user
+    # namespace here, and the workers xdist starts inherit it.
+    backends.enter(config.getoption("--peerlab-backend"))
     for plugin in plugins():  # systems' own fixtures and helpers (syncpeer: syncpeer_net)
         if plugin.pytest is not None and not config.pluginmanager.has_plugin(plugin.pytest):
             config.pluginmanager.import_plugin(plugin.pytest)
@@ -141,11 +196,13 @@ def peerlab_env(
         artifacts=results,
         backend=peerlab_backend,
     )
+    violated: list[str] = []
     try:
         yield env
     finally:
+        violated = _final_checks(env, item)
         reports = item.stash.get(RESULTS_KEY, {})
-        failed = any(r.failed for r in reports.values())
+        failed = any(r.failed for r in reports.values()) or bool(violated)
         replay = f"pytest '{item.nodeid}' --peerlab-seed {env.seed}"
         outcome: dict[str, Any] = {
             "test": item.nodeid,
@@ -176,6 +233,47 @@ def peerlab_env(
                 outcome["shrunk"] = _shrink(env, item, results, tries)
             results.mkdir(parents=True, exist_ok=True)
             (results / "result.json").write_text(json.dumps(outcome, indent=2, default=str))
+            if not failed and request.config.getoption("--peerlab-artifacts") == "failed":
+                _keep_only(results, PASSING_KEEPS)
+            request.config.stash.setdefault(WRITTEN_KEY, []).append(results)
+    if violated:
+        pytest.fail(
+            "\n".join([*violated, f"replay: {replay}; artifacts: {results}"]), pytrace=False
+        )
+
+
+def _final_checks(env: Environment, item: pytest.Item) -> list[str]:
+    """Run the checks plugins contribute; record every verdict; the failure messages."""
+    skip = frozenset(
+        name for mark in item.iter_markers("peerlab_skip_checks") for name in mark.args
+    )
+    try:
+        verdicts = [
+            v for found in item.ihook.pytest_peerlab_final_checks(env=env, skip=skip) for v in found
+        ]
+    except Exception as exc:  # a network that cannot be checked cannot be vouched for
+        return [f"final checks could not run: {exc!r}"]
+    messages = []
+    for verdict in verdicts:
+        env.record_verdict(verdict)
+        if verdict.valid == "invalid":
+            evidence = json.dumps(verdict.evidence, default=str)[:3000]
+            messages.append(f"{verdict.checker}: {verdict.summary}\n  evidence: {evidence}")
+    return messages
+
+
+@pytest.hookimpl
+def pytest_peerlab_final_checks(env: EnvironmentAPI, skip: frozenset[str]) -> list[Verdict]:
+    """Fault fidelity, for a test that cut links or aimed faults at nodes: a cut link that
+    carried bytes, or a connection refused because its source could not be told."""
+    from peerlab.checkers.fidelity import fault_fidelity, needs_fidelity
+
+    if "fault-fidelity" in skip or not env.net.enabled:
+        return []
+    if not needs_fidelity(env.history.entries()):
+        return []
+    env.net.sample()  # closes the last interval if a partition is still on
+    return [fault_fidelity(env.history.entries())]
 
 
 def _observe(
@@ -254,6 +352,16 @@ def _shrink(env: Environment, item: pytest.Item, results: Path, tries: int) -> d
     except Exception as exc:
         item.add_report_section("teardown", "peerlab shrink", f"not shrunk: {exc!r}")
         return {"shrunk": False, "why": repr(exc)}
+
+
+def _keep_only(folder: Path, names: tuple[str, ...]) -> None:
+    """Remove from a test's own results folder everything but `names`."""
+    for path in folder.iterdir():
+        if path.name not in names:
+            if path.is_dir() and not path.is_symlink():
+                remove_tree(path, folder)
+            else:
+                path.unlink()
 
 
 def _keep(env: Environment, nodeid: str) -> str:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from peerlab.api import EnvironmentAPI
-from peerlab.errors import UsageError
+from peerlab.errors import NotFound
 from peerlab.rpc import is_rpc, rpc
 
 
@@ -110,6 +110,14 @@ class Services:
     def names(self) -> list[str]:
         return [*self._namespaces, "adapter"]
 
+    def types(self) -> dict[str, type]:
+        """Each namespace's class, the first system's adapter's too (for the API document)."""
+        types = {name: type(target) for name, target in self._namespaces.items()}
+        adapters = getattr(self.env, "adapters", {})
+        if adapters:
+            types["adapter"] = type(next(iter(adapters.values())))
+        return types
+
     def resolve(self, path: str) -> Any:
         """The `@rpc` method at `path` (`net.partition`); UsageError naming what exists."""
         namespace, _, verb = path.partition(".")
@@ -118,7 +126,7 @@ class Services:
         elif namespace in self._namespaces:
             target = self._namespaces[namespace]
         else:
-            raise UsageError(
+            raise NotFound(
                 f"{path!r} is not an operation",
                 field="path",
                 hint=f"paths are NAMESPACE.VERB, namespaces: {', '.join(self.names())}",
@@ -126,7 +134,7 @@ class Services:
         method = getattr(target, verb, None) if verb and not verb.startswith("_") else None
         if method is None or not is_rpc(method):
             what = "this environment's system" if namespace == "adapter" else namespace
-            raise UsageError(
+            raise NotFound(
                 f"{path!r} is not an operation of {what}",
                 field="path",
                 hint="the system running here may not support it"

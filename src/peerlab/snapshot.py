@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
 import shutil
 import time
 from collections.abc import Callable
@@ -29,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from peerlab.errors import PeerlabError, UsageError
 from peerlab.home import peerlab_home
+from peerlab.names import check_name
 from peerlab.node import NodeRecord, NodeState
 
 if TYPE_CHECKING:
@@ -36,7 +36,6 @@ if TYPE_CHECKING:
 
 MANIFEST = "snapshot.json"
 FORMAT = 2
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 Progress = Callable[[str], None]
 
@@ -46,13 +45,7 @@ def snapshot_root() -> Path:
 
 
 def snapshot_dir(name: str, root: Path | None = None) -> Path:
-    if not _NAME.fullmatch(name):
-        raise UsageError(
-            f"snapshot name {name!r} is not usable",
-            field="NAME",
-            hint="letters, digits, '.', '_' and '-', at most 64, e.g. before-split",
-        )
-    return (root or snapshot_root()) / name
+    return (root or snapshot_root()) / check_name(name, "snapshot", "NAME", "before-split")
 
 
 def _quiet(_: str) -> None:

@@ -22,7 +22,7 @@ import hashlib
 import inspect
 import json
 import os
-import shutil
+import secrets
 import signal
 import subprocess
 import sys
@@ -38,8 +38,11 @@ from aiohttp import web
 
 from peerlab.api import ControlAPI, ControlTarget, NetAPI
 from peerlab.clock import Scheduler
+from peerlab.control_api import app as control_app
+from peerlab.control_api import call, document
 from peerlab.errors import PeerlabError, UsageError
 from peerlab.home import peerlab_home
+from peerlab.names import SAFE_NAME, child, remove_tree
 from peerlab.reaper import kill_tree, runtime_dir, same_process
 from peerlab.services import Services
 
@@ -47,8 +50,13 @@ CALL_TIMEOUT = 300.0
 T = TypeVar("T")
 
 
+def envs_root() -> Path:
+    return peerlab_home() / "envs"
+
+
 def env_dir(name: str) -> Path:
-    return peerlab_home() / "envs" / name
+    """The environment's folder; a name that is not a safe folder name is refused."""
+    return child(envs_root(), name, "environment", "--env")
 
 
 def socket_path(name: str) -> Path:
@@ -82,8 +90,10 @@ def is_running(name: str) -> bool:
 
 
 def list_envs() -> list[str]:
-    base = peerlab_home() / "envs"
-    return sorted(p.name for p in base.iterdir() if p.is_dir()) if base.is_dir() else []
+    base = envs_root()
+    if not base.is_dir():
+        return []
+    return sorted(p.name for p in base.iterdir() if p.is_dir() and SAFE_NAME.fullmatch(p.name))
 
 
 # ------------------------------------------------------------------ client side
@@ -112,17 +122,18 @@ class Remote:
 
     async def _call(self, path: str, kwargs: dict[str, Any], timeout: float) -> Any:
         connector = aiohttp.UnixConnector(path=str(self.socket))
+        route = "/v1/shutdown" if path == "shutdown" else "/v1/" + path.replace(".", "/", 1)
         try:
             async with (
                 aiohttp.ClientSession(connector=connector) as session,
                 session.post(
-                    "http://supervisor/call",
-                    json={"path": path, "kwargs": kwargs},
+                    f"http://supervisor{route}",
+                    json=kwargs,
                     timeout=aiohttp.ClientTimeout(total=timeout),
                 ) as response,
             ):
                 answer = await response.json()
-        except (aiohttp.ClientError, TimeoutError) as exc:
+        except (aiohttp.ClientError, TimeoutError, json.JSONDecodeError) as exc:
             raise PeerlabError(
                 f"the supervisor of {self.name!r} did not answer: {exc}",
                 hint="`peerlab down` cleans up a supervisor that died",
@@ -197,65 +208,73 @@ class Pacer:
         self._thread.join(10)
 
 
-async def answer(
-    services: Services,
-    path: str,
-    kwargs: dict[str, Any],
-    lock: threading.Lock | None = None,
-) -> dict[str, Any]:
-    """One call's answer: `{"result": ...}`, or `{"error", "hint", "usage"}`. A call that
-    does not fit the operation is a usage error; anything raised inside it is not. With
-    `lock`, the call runs while holding it."""
-    try:
-        func = services.resolve(path)
-        try:
-            bound = inspect.signature(func).bind(**kwargs)
-        except TypeError as exc:  # the call does not fit: the caller's mistake
-            raise UsageError(f"{path}: {exc}", field="path") from None
-        loop = asyncio.get_running_loop()
-
-        def call() -> Any:
-            with lock if lock is not None else contextlib.nullcontext():
-                return func(*bound.args, **bound.kwargs)
-
-        return {"result": await loop.run_in_executor(None, call)}
-    except PeerlabError as exc:
-        return {"error": exc.message, "hint": exc.hint, "usage": isinstance(exc, UsageError)}
-    except Exception as exc:  # a bug inside the operation, never a usage error
-        traceback.print_exc()
-        return {"error": f"{path} failed: {exc!r}", "usage": False}
+async def answer(services: Services, path: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """One call's answer, as the API gives it (`peerlab.control_api.call`)."""
+    return await call(services.resolve, path, kwargs)
 
 
-async def _serve(env: Any, name: str) -> None:
-    pacer = Pacer(env.clock).start() if isinstance(env.clock, Scheduler) else None
+def api_token(name: str) -> Path:
+    """The file holding the bearer token of the environment's TCP API (readable by its
+    owner only)."""
+    return env_dir(name) / "api-token"
+
+
+async def _serve(env: Any, name: str, api_port: int | None = None) -> None:
+    pacer = Pacer(env.clock) if isinstance(env.clock, Scheduler) else None
+    lock = pacer.lock if pacer is not None else None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
 
-    async def call(request: web.Request) -> web.Response:
-        body = await request.json()
-        path = body.get("path", "")
-        if path == "shutdown":
-            stop.set()
-            return web.json_response({"result": "stopping"})
-        lock = pacer.lock if pacer is not None else None
-        reply = await answer(env.services, path, body.get("kwargs", {}), lock)
-        return web.json_response(reply, dumps=lambda o: json.dumps(o, default=str))
+    def spec() -> dict[str, Any]:
+        return document(env.services.types(), title=f"peerlab control API ({name})")
 
-    app = web.Application()
-    app.router.add_post("/call", call)
-    runner = web.AppRunner(app)
-    await runner.setup()
+    runners = []
+    api: dict[str, Any] = {"socket": str(socket_path(name))}
     sock = socket_path(name)
     sock.unlink(missing_ok=True)
-    await web.UnixSite(runner, str(sock)).start()
+    unix = web.AppRunner(
+        control_app(env.services.resolve, spec, stop.set, lock=lock), access_log=None
+    )
+    await unix.setup()
+    await web.UnixSite(unix, str(sock)).start()
+    runners.append(unix)
+    if api_port is not None:
+        token = secrets.token_urlsafe(24)
+        path = api_token(name)
+        path.unlink(missing_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(token + "\n")
+        tcp = web.AppRunner(
+            control_app(env.services.resolve, spec, stop.set, token, lock), access_log=None
+        )
+        await tcp.setup()
+        site = web.TCPSite(tcp, "127.0.0.1", api_port)
+        try:
+            await site.start()
+        except OSError as exc:
+            await tcp.cleanup()
+            await unix.cleanup()
+            raise UsageError(
+                f"cannot listen on 127.0.0.1:{api_port}: {exc.strerror or exc}",
+                field="--api-port",
+                hint="choose a free port, or 0 for any",
+            ) from None
+        runners.append(tcp)
+        host, port = tcp.addresses[0][:2]
+        api.update(url=f"http://{host}:{port}", token_file=str(path))
     state = read_state(name) or {}
-    write_state(name, {**state, "state": "ready", "status": env.status()})
-    await stop.wait()
+    write_state(name, {**state, "state": "ready", "api": api, "status": env.status()})
     if pacer is not None:
-        pacer.stop()
-    await runner.cleanup()
+        pacer.start()
+    try:
+        await stop.wait()
+    finally:
+        if pacer is not None:
+            pacer.stop()
+    for runner in runners:
+        await runner.cleanup()
     sock.unlink(missing_ok=True)
 
 
@@ -279,7 +298,7 @@ def supervise(options: argparse.Namespace) -> int:
         else:
             # A new network starts from empty data dirs; the last one's results were saved
             # by `peerlab down`.
-            shutil.rmtree(env_dir(name) / "work", ignore_errors=True)
+            remove_tree(env_dir(name) / "work", envs_root())
             env = Environment(
                 name,
                 seed=options.seed,
@@ -298,7 +317,7 @@ def supervise(options: argparse.Namespace) -> int:
                 env.start(options.system, peers - 1)
         else:
             env.start(options.system, options.peers)
-        asyncio.run(_serve(env, name))
+        asyncio.run(_serve(env, name, options.api_port))
         write_state(name, {**own, "state": "stopping"})
         return 0
     except PeerlabError as exc:
@@ -358,9 +377,12 @@ def launch(
     timeout: float,
     on_progress: Callable[[int, int], None] | None = None,
     backend: str = "local",
+    api_port: int | None = None,
 ) -> dict[str, Any]:
     """Start a supervisor in the background and wait until its nodes are ready (or failed)."""
     args = ["--system", system, "--backend", backend]
+    if api_port is not None:
+        args += ["--api-port", str(api_port)]
     if peers is not None:  # None: the system's layout of roles, or 3 nodes
         args += ["--peers", str(peers)]
     if seed is not None:
@@ -398,6 +420,20 @@ def _start_supervisor(
         process = subprocess.Popen(
             args, stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file, start_new_session=True
         )
+    try:
+        return _wait_ready(name, process, timeout, on_progress)
+    except BaseException:  # a failure, a timeout, Ctrl-C: nothing stays running
+        abort(name, process)
+        raise
+
+
+def _wait_ready(
+    name: str,
+    process: subprocess.Popen[bytes],
+    timeout: float,
+    on_progress: Callable[[int, int], None] | None,
+) -> dict[str, Any]:
+    directory = env_dir(name)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         state = read_state(name) or {}
@@ -417,10 +453,30 @@ def _start_supervisor(
                 hint=f"see {directory / 'supervisor.log'}",
             )
         time.sleep(0.05)
-    shutdown(name)
     raise PeerlabError(
-        f"the network was not up within {timeout:g}s", hint=f"see {directory / 'supervisor.log'}"
+        f"the network was not up within {timeout:g}s; everything it started is stopped",
+        hint=f"raise --timeout, or see {directory / 'supervisor.log'}",
     )
+
+
+def abort(name: str, process: subprocess.Popen[bytes], grace: float = 30.0) -> None:
+    """Stop a supervisor that is still starting its network, and all it started: SIGINT
+    lets it close its Environment; a kill (and the sweep of what it leaves) follows if it
+    does not end in `grace` seconds."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(grace)
+        except subprocess.TimeoutExpired:
+            kill_tree(process.pid)
+            process.wait(5)
+    from peerlab.reaper import sweep
+
+    sweep()
+    socket_path(name).unlink(missing_ok=True)
+    state = read_state(name) or {}
+    if state.get("state") != "failed":
+        write_state(name, {**state, "state": "down"})
 
 
 def shutdown(name: str, timeout: float = 60.0) -> bool:
@@ -455,6 +511,7 @@ def main() -> None:
     parser.add_argument("--no-fabric", action="store_true")
     parser.add_argument("--bootstrap", action="store_true")
     parser.add_argument("--adopt", default=None, help="take over a handed-over network")
+    parser.add_argument("--api-port", type=int, default=None, help="also serve the API on TCP")
     sys.exit(supervise(parser.parse_args()))
 
 

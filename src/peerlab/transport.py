@@ -96,6 +96,6 @@ class HttpTransport:
             ) as response:
                 return HttpAnswer(response.status, dict(response.headers), await response.read())
         except aiohttp.ClientConnectorError as exc:
-            raise Unreachable(f"peer {node.name} refused {what}: {exc}") from None
+            raise Unreachable(f"peer {node.name} refused {what}: {exc}") from exc
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise NoAnswer(f"peer {node.name} did not answer {what}: {exc}") from None
+            raise NoAnswer(f"peer {node.name} did not answer {what}: {exc}") from exc

@@ -40,6 +40,12 @@ _PERCENT = re.compile(_NUMBER + r"\s*%")
 
 
 def _match(pattern: re.Pattern[str], text: str, what: str, forms: str) -> re.Match[str]:
+    if text.strip().startswith("-"):
+        raise UsageError(
+            f"{what} {text!r} is negative",
+            field=what,
+            hint=f"use 0 or more, such as {forms}",
+        )
     found = pattern.fullmatch(text.strip())
     if found is None:
         raise UsageError(

@@ -170,3 +170,64 @@ def test_sweep_cleans_after_a_sigkilled_runner(httpd_manifest: Path, tmp_path: P
     assert not any(
         f.read_text().find(str(workdir)) >= 0 for f in (runtime_dir() / "owners").glob("*.json")
     )
+
+
+def test_capabilities_are_refused_where_nodes_share_the_machines_network(
+    httpd_manifest: Path, tmp_path: Path
+) -> None:
+    """A node granted NET_ADMIN on loopback would act on the machine's own network: the local
+    backend refuses such a system by name, before anything starts."""
+    manifest = tmp_path / "admin.toml"
+    manifest.write_text(
+        httpd_manifest.read_text().replace("[ports]", 'capabilities = ["NET_ADMIN"]\n\n[ports]', 1)
+    )
+    with Environment("t", fabric=False) as env:
+        with pytest.raises(UsageError, match="cannot grant") as info:
+            env.start(str(manifest), 1)
+        assert info.value.field == "launch.capabilities"
+        assert "netns" in str(info.value.hint)
+        assert env.nodes == {}
+
+
+def test_a_forked_python_node_survives_writing_to_a_reset_connection(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Python ignores SIGPIPE: a write to a connection its peer reset is an error to handle
+    (EPIPE), and a fork-mode node (no exec, so no fresh interpreter) must not die of it."""
+    (tmp_path / "brokenpipe.py").write_text(
+        textwrap.dedent(
+            """
+            import socket, time
+            def main(args):
+                mine, theirs = socket.socketpair()
+                theirs.close()
+                try:
+                    for _ in range(3):
+                        mine.send(b"x")
+                except BrokenPipeError:
+                    print("EPIPE handled", flush=True)
+                time.sleep(60)
+            """
+        )
+    )
+    manifest = tmp_path / "brokenpipe.toml"
+    manifest.write_text(
+        textwrap.dedent(
+            """
+            [system]
+            name = "brokenpipe"
+            [launch]
+            mode = "fork"
+            entry = "brokenpipe:main"
+            command = ["{python}", "-c", "import brokenpipe; brokenpipe.main([])"]
+            [readiness]
+            type = "log"
+            pattern = "EPIPE handled"
+            timeout = 20
+            """
+        )
+    )
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))  # the launcher imports it from there
+    with Environment("t", fabric=False) as env:
+        node = env.start(str(manifest), 1)[0]
+        assert node.state == "running" and node.returncode is None

@@ -8,6 +8,7 @@ the others are more that should. `make mutants` runs this catalog (run.py).
 from __future__ import annotations
 
 CHAOS = "tests/e2e/chaos"
+SECURITY = "tests/e2e/security"
 
 KILLERS: dict[str, list[str]] = {
     "skip-signature": [f"{CHAOS}/test_byzantine.py::test_lying_relay[corrupt]"],
@@ -38,5 +39,23 @@ KILLERS: dict[str, list[str]] = {
     "trust-size": [f"{CHAOS}/test_byzantine.py::test_lying_relay[lie-size]"],
     "poll-in-lockstep": [
         f"{CHAOS}/test_unresponsive.py::test_paused_friend_does_not_stall_the_others"
+    ],
+    "delete-wins": [
+        f"{CHAOS}/test_zombies.py::test_recreated_file_survives_its_old_tombstone"
+        "[tombstone-late-live]",
+        f"{CHAOS}/test_zombies.py::test_replayed_tombstone_does_not_delete_the_recreated_file",
+    ],
+    "poll-at-fixed-rate": [
+        f"{CHAOS}/test_backoff.py::test_friends_poll_a_dead_friend_less_and_less_often"
+    ],
+    "no-read-deadline": [
+        f"{CHAOS}/test_slowloris.py::"
+        "test_stalled_downloads_give_up_resume_elsewhere_and_free_their_slots"
+    ],
+    "wrong-distance": [
+        "tests/unit/syncpeer/test_dht_properties.py::test_two_hundred_nodes_route_exactly"
+    ],
+    "leak-private-key": [
+        f"{SECURITY}/test_secrets.py::test_private_file_relayed_through_a_stranger_leaks_nowhere"
     ],
 }

@@ -35,7 +35,8 @@ from syncpeer.core.mutants import MUTANTS
 ROOT = Path(__file__).resolve().parents[2]
 BACKENDS = ("local", "sim")
 
-FAILED = re.compile(r"^FAILED (\S+)", re.MULTILINE)
+# A test fails in its body (FAILED) or in a final check at teardown (ERROR).
+FAILED = re.compile(r"^(?:FAILED|ERROR) (\S+)", re.MULTILINE)
 
 
 @dataclass
@@ -74,7 +75,7 @@ def pytest_run(tests: list[str], mutant: str | None, backend: str, results: Path
         *(on_backend(test, backend) for test in tests),
         "-x",
         "-q",
-        "-rf",
+        "-rfE",
         "-p",
         "no:cacheprovider",
         "--peerlab-backend",

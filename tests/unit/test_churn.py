@@ -10,6 +10,7 @@ import pytest
 
 from peerlab.errors import UsageError
 from peerlab.nemesis.churn import Churn, ChurnRunner
+from peerlab.wait import wait_until
 
 
 class FakeNetwork:
@@ -93,7 +94,4 @@ def test_bad_values_and_the_schedule() -> None:
     stop.set()
     assert runner.run(stop=stop) == []
     with runner.background():
-        deadline = time.monotonic() + 5
-        while len(runner.steps) < 5 and time.monotonic() < deadline:
-            time.sleep(0.01)
-    assert len(runner.steps) >= 5
+        wait_until(lambda: len(runner.steps) >= 5, 5, what="five churn steps")

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from peerlab.errors import UsageError
-from peerlab.manifest import cluster_joins, load_manifest, node_fields, parse_manifest, render
+from peerlab.manifest import cluster_fields, load_manifest, node_fields, parse_manifest, render
 from peerlab.manifest_schema import NODE_FIELDS
 from peerlab.systems import builtin_systems, find_system
 
@@ -44,6 +44,12 @@ def test_defaults_that_follow_from_other_fields() -> None:
     assert find_system("syncpeer").preload == ("syncpeer.io.node",)
 
 
+def test_capabilities_are_granted_by_name() -> None:
+    launch = {"command": ["x"], "capabilities": ["NET_ADMIN", "NET_RAW"]}
+    assert parse_manifest({**MINIMAL, "launch": launch}).capabilities == ("NET_ADMIN", "NET_RAW")
+    assert parse_manifest(MINIMAL).capabilities == ()
+
+
 def test_unknown_system_lists_known_ones() -> None:
     with pytest.raises(UsageError) as info:
         find_system("nosuchsystem")
@@ -70,7 +76,7 @@ def test_cluster_template_joins_every_node() -> None:
             data_dir=Path("/d"),
             seed=1,
             role=None,
-            joins=cluster_joins(spec, []),
+            shared=cluster_fields(spec, []),
         )
         for i, n in enumerate("ABC")
     ]
@@ -83,7 +89,7 @@ def test_cluster_template_joins_every_node() -> None:
         data_dir=Path("/d"),
         seed=1,
         role=None,
-        joins=cluster_joins(spec, members),
+        shared=cluster_fields(spec, members),
     )
     assert fields["initial_cluster"] == (
         "A=http://127.0.0.2:2380,B=http://127.0.0.3:2380,C=http://127.0.0.4:2380"

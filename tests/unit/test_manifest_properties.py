@@ -169,7 +169,17 @@ FULL: dict[str, Any] = {
         "preload": ["mypkg.kvd"],
     },
     "ports": {"http": {"port": 8080, "protocol": "tcp", "proxied": True}},
-    "readiness": {"type": "http", "port": "http", "path": "/", "pattern": "up", "timeout": 5},
+    "readiness": {
+        "type": "http",
+        "port": "http",
+        "path": "/",
+        "method": "GET",
+        "headers": {"Accept": "text/plain"},
+        "status": 200,
+        "pattern": "up",
+        "command": ["kvd-cli", "health"],
+        "timeout": 5,
+    },
     "env": {"LEVEL": "debug"},
     "roles": {
         "primary": {
@@ -184,6 +194,15 @@ FULL: dict[str, Any] = {
     "templates": {"primary": {"each": "{address}", "join": ",", "role": "primary"}},
     "files": {"common.conf": "port {port.http}"},
     "stop": {"signal": "SIGTERM", "timeout": 5},
+    "init": {
+        "command": ["kvd", "init"],
+        "capture": {"node_id": "ID: (\\S+)"},
+        "source": "output",
+        "file": "id.txt",
+        "env": {"HOME": "{data_dir}"},
+        "timeout": 5,
+    },
+    "logs": {"timestamp": "^(\\S+)", "format": "iso8601"},
 }
 
 anything = st.one_of(
@@ -229,6 +248,15 @@ BAD_VALUES: dict[str, st.SearchStrategy[Any]] = {
         st.text(max_size=8).filter(lambda text: ":" not in text),
         st.sampled_from(["mod:", ":name", "a b:c", "a..b:c", "1a:b", "a:b:c"]),
     ),
+    "list of NET_ADMIN, NET_RAW, NET_BIND_SERVICE": st.one_of(
+        not_of(list),
+        st.lists(
+            st.text(max_size=12).filter(
+                lambda s: s not in ("NET_ADMIN", "NET_RAW", "NET_BIND_SERVICE")
+            ),
+            min_size=1,
+        ),
+    ),
     "list of module names": st.one_of(
         not_of(list), st.lists(st.sampled_from(["", "a b", "1a", "a..b", "a.", "a-b"]), min_size=1)
     ),
@@ -236,6 +264,12 @@ BAD_VALUES: dict[str, st.SearchStrategy[Any]] = {
         not_of(str), st.text(max_size=8).filter(lambda s: s not in signal.Signals.__members__)
     ),
     "regular expression": st.one_of(not_of(str), st.sampled_from(["(", "[a-", "*", "a)"])),
+    "table of regular expressions": anything
+    | st.sampled_from([{"node_id": "("}, {"Bad-Name": "x"}, {"name": "x"}]),
+    "relative path": st.one_of(not_of(str), st.sampled_from(["/etc/passwd", "../x", ""])),
+    "HTTP status 100-599": st.one_of(
+        not_of(int), st.integers(max_value=99), st.integers(min_value=600)
+    ),
     'URL path ("/...")': st.one_of(
         not_of(str), st.text(max_size=8).filter(lambda text: not text.startswith("/"))
     ),

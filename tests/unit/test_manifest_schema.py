@@ -119,6 +119,8 @@ BAD = [
     row("[ports]\nhttp = { port = true }", "ports.http.port", "65535"),
     row('[system]\nbinary = ["etcd"]', "system.binary", "Debian"),
     row('[templates]\nt = "{name}"', "templates.t", "each ="),
+    row('[launch]\ncapabilities = "NET_ADMIN"', "launch.capabilities", '["NET_ADMIN"]'),
+    row('[launch]\ncapabilities = ["SYS_ADMIN"]', "launch.capabilities", "NET_RAW"),
 ]
 
 

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     import aiohttp
 
     from peerlab.backends.base import Backend, BackendContext
+    from peerlab.fabric.attribution import Identify
     from peerlab.fabric.plane import FaultPlane
     from peerlab.history import History
 
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
 # nothing to users of the others.
 REGISTRY: dict[str, str] = {
     "local": "peerlab.backends.local:LocalBackend",
+    "netns": "peerlab.backends.netns:NetnsBackend",
     "sim": "peerlab.backends.sim:SimBackend",
 }
 DEFAULT = "local"
@@ -53,20 +55,29 @@ def check(name: str) -> str:
     return name
 
 
-def _class(name: str) -> Any:
+def _factory(name: str) -> Any:
     module_name, _, attr = REGISTRY[check(name)].partition(":")
     return getattr(importlib.import_module(module_name), attr)
 
 
+def enter(name: str) -> None:
+    """Ready this process for backend `name`, before it starts any thread: a backend may
+    need something of the process itself (its `prepare_process`; the netns backend without
+    root enters a user namespace, which only a single-threaded process can)."""
+    prepare = getattr(_factory(name), "prepare_process", None)
+    if prepare is not None:
+        prepare()
+
+
 def create(name: str, context: BackendContext) -> Backend:
     """A new backend `name` for one Environment."""
-    backend: Backend = _class(name)(context)
+    backend: Backend = _factory(name)(context)
     return backend
 
 
 def clock(name: str, seed: int) -> Clock:
     """The clock of an Environment on backend `name`: its own (`make_clock`), or real."""
-    make = getattr(_class(name), "make_clock", None)
+    make = getattr(_factory(name), "make_clock", None)
     made: Clock = make(seed) if make is not None else REAL_CLOCK
     return made
 
@@ -85,7 +96,7 @@ def fault_plane(
     fabric: bool,
     seed: int,
     history: History,
-    identify: Callable[[str, int], str | None],
+    identify: Identify,
 ) -> FaultPlane:
     """What carries the nodes' traffic and its faults: the backend's own plane, or the
     fabric's proxies; without a fabric, a plane that refuses every fault."""

@@ -11,11 +11,12 @@ new backend is one module plus a registry entry.
 from __future__ import annotations
 
 import signal
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from peerlab.backends.owners import Owner, Request
 from peerlab.node import Node, NodeHandle
 
 if TYPE_CHECKING:
@@ -62,7 +63,9 @@ class Launch:
     naming the modules to import first; the simulator builds `sim` (the system's simulated
     node class, `module:Class`) with `args`. `files` are written into the data dir unless the
     node already has them (its own rewrites are kept). `clock_offset` puts the node's wall
-    clock that many seconds ahead (negative: behind).
+    clock that many seconds ahead (negative: behind). `capabilities` (such as NET_ADMIN) are
+    granted within the node's own network namespace, on a backend that has
+    `Capabilities.node_capabilities`.
     """
 
     argv: list[str]
@@ -78,6 +81,7 @@ class Launch:
     sim: str | None = None
     clock_offset: float | None = None
     stop_signal: signal.Signals = signal.SIGTERM
+    capabilities: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -138,8 +142,11 @@ class Backend(Protocol):
         """CPU seconds, memory and process count of the node (its whole process tree)."""
         ...
 
-    def identify(self, src_ip: str, src_port: int) -> str | None:
-        """The node that owns the connection (datagram source) `src_ip:src_port`, or None."""
+    def identify(self, requests: Sequence[Request]) -> list[Owner | None]:
+        """For each (protocol, source, destination) of a connection or datagram the fabric
+        accepted at `destination`: the node holding the source socket, `Owner(None)` when a
+        process that is no node holds it (a client), None when no live process does (the
+        fabric refuses it). Never a guess: an answer that is not known is not given."""
         ...
 
     def export_data(self, node: Node, target: Path) -> None:

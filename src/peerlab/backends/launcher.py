@@ -3,10 +3,13 @@
 It imports the Python systems' modules once (`--preload`), then serves spawn requests as
 JSON lines on stdin: a `fork` spawn forks a child that calls the system's entry point with
 its arguments (a few milliseconds, memory shared copy-on-write with the launcher); an `exec`
-spawn forks and execs any program. Each node is still its own process in its own session:
-its own pid, killable and pausable. The launcher reaps its children and reports exits as
-events on stdout. When its stdin closes (the Environment's owner died, even by SIGKILL) it
-kills every node it started, unless it was told to `detach`.
+spawn forks and execs any program. A spawn may name a network namespace to enter (`netns`;
+the child gets mounts of its own there too) and the capabilities to keep (`capabilities`):
+the child enters it and drops the rest before it runs the node, so one launcher serves the
+nodes of every namespace. Each node is still its
+own process in its own session: its own pid, killable and pausable. The launcher reaps its
+children and reports exits as events on stdout. When its stdin closes (the Environment's
+owner died, even by SIGKILL) it kills every node it started, unless it was told to `detach`.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ import sys
 import traceback
 from collections.abc import Callable
 from typing import Any
+
+from peerlab.backends import confine
 
 
 def _write(fd: int, message: dict[str, Any]) -> None:
@@ -124,6 +129,10 @@ class Launcher:
         signal.set_wakeup_fd(-1)
         for sig in (signal.SIGCHLD, signal.SIGINT, signal.SIGTERM, signal.SIGPIPE):
             signal.signal(sig, signal.SIG_DFL)
+        if request.get("entry"):
+            # A Python node writes to a peer that reset its connection: as in any Python
+            # program, that is an error to handle (EPIPE), not a signal that kills it.
+            signal.signal(signal.SIGPIPE, signal.SIG_IGN)
         self.selector.close()
         for fd in (self.wake_r, self.wake_w, self.out):
             os.close(fd)
@@ -133,6 +142,11 @@ class Launcher:
         os.dup2(stderr, 2)
         for fd in (devnull, stdout, stderr):
             os.close(fd)
+        if request.get("netns"):
+            confine.enter_netns(request["netns"])
+            confine.own_mounts()
+        if request.get("capabilities") is not None:
+            confine.keep_only(request["capabilities"])
         os.chdir(request.get("cwd") or "/")
         env = dict(os.environ)
         env.update(request.get("env") or {})

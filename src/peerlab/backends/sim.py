@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -33,6 +33,8 @@ from peerlab.transport import HttpAnswer, HttpRequest
 if TYPE_CHECKING:
     import aiohttp
 
+    from peerlab.backends.owners import Owner
+    from peerlab.backends.owners import Request as Owned
     from peerlab.fabric.plane import FaultPlane
     from peerlab.node import Node
 
@@ -175,8 +177,8 @@ class SimBackend:
         slot = self.world.slots[str(handle.state["node"])]
         return {"disk_kb": round(slot.disk.used() / 1000, 1), "lives": slot.lives}
 
-    def identify(self, src_ip: str, src_port: int) -> str | None:
-        return None  # no real connection ever reaches a simulated node
+    def identify(self, requests: Sequence[Owned]) -> list[Owner | None]:
+        return [None] * len(requests)  # no real connection ever reaches a simulated node
 
     def export_data(self, node: Node, target: Path) -> None:
         disk = self.world.slots[node.name].disk

@@ -7,6 +7,7 @@ none of them touches a network or a clock (beyond `linearizable`'s own time limi
 from peerlab.checkers.causality import causal_order
 from peerlab.checkers.converged import converged_within, convergence
 from peerlab.checkers.duplicates import exactly_once
+from peerlab.checkers.fidelity import fault_fidelity
 from peerlab.checkers.latency import latency_slo
 from peerlab.checkers.linearizability import linearizable
 from peerlab.checkers.lost_writes import no_lost_writes
@@ -23,6 +24,7 @@ __all__ = [
     "converged_within",
     "convergence",
     "exactly_once",
+    "fault_fidelity",
     "latency_slo",
     "linearizable",
     "model_named",

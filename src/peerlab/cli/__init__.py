@@ -6,10 +6,10 @@ import importlib
 import sys
 
 import typer
-from rich.markup import escape
 
-from peerlab.cli.common import err_console
+from peerlab.cli.common import print_error
 from peerlab.errors import PeerlabError, UsageError
+from peerlab.names import check_name
 from peerlab.systems.plugins import plugins
 
 app = typer.Typer(
@@ -33,7 +33,7 @@ def _main(
         "default", "--env", "-e", help="Which environment to act on.", envvar="PEERLAB_ENV"
     ),
 ) -> None:
-    ctx.obj = {"env": env}
+    ctx.obj = {"env": check_name(env, "environment", "--env", "default")}
 
 
 # Each module adds its commands: `register(app)`; bench modules: `register(bench_app)`.
@@ -53,6 +53,8 @@ COMMAND_MODULES = [
     "peerlab.cli.proxy",
     "peerlab.cli.nemesis",
     "peerlab.cli.sim",
+    "peerlab.cli.api",
+    "peerlab.cli.envs",
 ]
 BENCH_MODULES = [
     "peerlab.bench.spawn",
@@ -61,6 +63,7 @@ BENCH_MODULES = [
     "peerlab.bench.dht",
     "peerlab.bench.proxy",
     "peerlab.bench.sim",
+    "peerlab.bench.fidelity",
 ]
 
 for module_name in COMMAND_MODULES:
@@ -76,17 +79,8 @@ def main() -> None:
     try:
         app()  # standalone: click's own usage errors print and exit 2
     except UsageError as exc:
-        _print_error(exc, "fix")
+        print_error(exc)
         sys.exit(2)
     except PeerlabError as exc:
-        _print_error(exc, "hint")
+        print_error(exc)
         sys.exit(1)
-
-
-def _print_error(exc: PeerlabError, label: str) -> None:
-    # Escaped: messages quote manifest tables such as [ports], which rich would take for
-    # markup. Soft-wrapped: one line, however narrow the terminal.
-    line = f"[bold red]error:[/] {escape(exc.message)}"
-    if exc.hint:
-        line += f" ({label}: {escape(exc.hint)})"
-    err_console.print(line, highlight=False, soft_wrap=True)

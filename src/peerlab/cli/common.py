@@ -7,7 +7,9 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
+from peerlab.errors import PeerlabError, UsageError
 from peerlab.supervisor import Remote, remote
 
 console = Console()
@@ -30,3 +32,18 @@ def print_json(data: Any) -> None:
 
 def split_names(value: str) -> list[str]:
     return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def print_error(exc: PeerlabError | str) -> None:
+    """One line on stderr: the message and its fix (a usage error) or hint.
+
+    Escaped: messages quote manifest tables such as [ports] and whatever the user typed,
+    which rich would take for markup. Soft-wrapped: one line, however narrow the terminal.
+    """
+    if isinstance(exc, str):
+        exc = PeerlabError(exc)
+    line = f"[bold red]error:[/] {escape(exc.message)}"
+    if exc.hint:
+        label = "fix" if isinstance(exc, UsageError) else "hint"
+        line += f" ({label}: {escape(exc.hint)})"
+    err_console.print(line, highlight=False, soft_wrap=True)

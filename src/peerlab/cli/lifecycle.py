@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any
 
 import typer
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -18,14 +18,18 @@ from rich.progress import (
 from rich.table import Table
 
 from peerlab import backends, supervisor
-from peerlab.cli.common import console, env_name, print_json, remote_env
+from peerlab.cli.common import console, env_name, print_error, print_json, remote_env
 from peerlab.errors import PeerlabError, UsageError
+from peerlab.home import results_root
 from peerlab.systems import find_system
 
 
 def nodes_table(nodes: list[dict[str, Any]]) -> Table:
     table = Table(box=None, header_style="bold")
-    for column in ("peer", "system", "state", "pid", "address", "ports", "rss MB", "uptime s"):
+    # Memory, CPU and process count are of the node's whole process tree (a monitor and
+    # its workers), as the backend measures it.
+    columns = ("peer", "system", "state", "pid", "address", "ports", "rss MB", "cpu s", "procs")
+    for column in (*columns, "uptime s"):
         table.add_column(column)
     colours = {"running": "green", "paused": "yellow", "starting": "cyan"}
     for node in nodes:
@@ -38,6 +42,8 @@ def nodes_table(nodes: list[dict[str, Any]]) -> Table:
             node["address"],
             ",".join(f"{k}={v}" for k, v in node["ports"].items()),
             str(node.get("rss_mb", "-")),
+            str(node.get("cpu_seconds", "-")),
+            str(node.get("processes", "-")),
             str(node.get("uptime_s", "-")),
         )
     return table
@@ -67,9 +73,16 @@ def register(app: typer.Typer) -> None:
             backends.DEFAULT,
             "--backend",
             "-b",
+            envvar="PEERLAB_BACKEND",
             help=f"Where nodes run: {', '.join(backends.names())} (docs/backends.md).",
         ),
         timeout: float = typer.Option(120.0, "--timeout", help="Seconds to wait for readiness."),
+        api_port: int | None = typer.Option(
+            None,
+            "--api-port",
+            help="Also serve the control API on 127.0.0.1:PORT (0: any), with a bearer token "
+            "(docs/api.md).",
+        ),
     ) -> None:
         """Start a network in the background; returns once every node is ready."""
         name = env_name(ctx)
@@ -107,15 +120,32 @@ def register(app: typer.Typer) -> None:
             def show(ready: int, created: int) -> None:
                 progress.update(task, completed=ready, total=max(created, peers or 0) or None)
 
-            state = supervisor.launch(
-                name, system, peers, seed, not no_fabric, bootstrap, timeout, show, backend
-            )
+            try:
+                state = supervisor.launch(
+                    name,
+                    system,
+                    peers,
+                    seed,
+                    not no_fabric,
+                    bootstrap,
+                    timeout,
+                    show,
+                    backend,
+                    api_port,
+                )
+            except KeyboardInterrupt:
+                progress.stop()
+                print_error(f"interrupted: environment {name!r} was stopped, nothing is running")
+                raise typer.Exit(130) from None
         status = state["status"]
         console.print(nodes_table(status["nodes"]))
         console.print(
             f"environment [bold]{name}[/] is up: {len(status['nodes'])} peers, "
             f"seed {status['seed']}. `peerlab down` stops it."
         )
+        api = state.get("api", {})
+        if "url" in api:
+            console.print(f"API: {api['url']} (token in {api['token_file']})", highlight=False)
 
     @app.command()
     def down(
@@ -124,7 +154,7 @@ def register(app: typer.Typer) -> None:
         results: bool = typer.Option(
             True,
             "--results/--no-results",
-            help="Save the run to peerlab-results/<env>-<time> first.",
+            help="Save the run to $PEERLAB_HOME/results/<env>-<time> first.",
         ),
     ) -> None:
         """Stop everything the environment started (after saving its results folder)."""
@@ -133,12 +163,16 @@ def register(app: typer.Typer) -> None:
         for name in names:
             if results and supervisor.is_running(name):
                 stamp = time.strftime("%Y%m%d-%H%M%S")
-                target = (Path("peerlab-results") / f"{name}-{stamp}").resolve()
+                target = results_root() / f"{name}-{stamp}"
                 try:
                     supervisor.remote(name).call("results.save", dest=str(target))
-                    console.print(f"results of [bold]{name}[/]: {target}")
+                    console.print(
+                        f"results of {escape(name)}: {escape(str(target))} "
+                        f"(`peerlab report {escape(str(target))}`)",
+                        highlight=False,
+                    )
                 except PeerlabError as exc:
-                    console.print(f"results of {name} not saved: {exc}")
+                    console.print(f"results of {name} not saved: {escape(str(exc))}")
             if supervisor.shutdown(name):
                 stopped.append(name)
         if not all_envs and not stopped:
@@ -175,6 +209,7 @@ def register(app: typer.Typer) -> None:
             return
         console.print(
             f"environment [bold]{result['name']}[/]  seed {result['seed']}  "
-            f"up {result['uptime_s']}s  systems {', '.join(result['systems'])}"
+            f"backend {result['backend']}  up {result['uptime_s']}s  "
+            f"systems {', '.join(result['systems'])}"
         )
         console.print(nodes_table(result["nodes"]))

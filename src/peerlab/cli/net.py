@@ -13,11 +13,15 @@ from rich.table import Table
 
 from peerlab.cli.common import console, print_json, remote_env, split_names
 from peerlab.errors import UsageError
+from peerlab.fabric.attribution import describe as describe_attribution
 from peerlab.units import parse_duration, parse_percent, parse_rate
 
 net_app = typer.Typer(
     help="Partitions, latency, bandwidth and loss between the peers.", no_args_is_help=True
 )
+
+# A value such as `-5ms` is an argument to refuse with a reason, not an unknown option.
+VALUES = {"ignore_unknown_options": True}
 
 FROM = typer.Option(None, "--from", help="Only data sent by this node (default: any).")
 TO = typer.Option(None, "--to", help="Only data sent to this node (default: any).")
@@ -68,6 +72,51 @@ def _show(net: dict[str, Any]) -> None:
             f"{proxy['bytes_down']:,} B" if tcp else f"{proxy['sent']:,} dgrams",
         )
     console.print(proxies)
+    console.print("per link: connections, bytes, how each source was told: `peerlab net links`")
+
+
+def _links(view: dict[str, Any]) -> None:
+    table = Table(title="links (connections src opened to dst)", title_justify="left")
+    for column in ("link", "proto", "open", "attributed", "bytes ->", "bytes <-", "cut"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("faults", overflow="fold")
+    for link in view["links"]:
+        table.add_row(
+            f"{link['src']} -> {link['dst']}",
+            link["protocol"],
+            str(link["open"]),
+            describe_attribution(link["attribution"]),
+            f"{link['bytes_up']:,}",
+            f"{link['bytes_down']:,}",
+            "cut" if link["cut"] else "",
+            ", ".join(link["faults"]),
+        )
+    console.print(table if view["links"] else "no link has carried traffic yet")
+    refused = view["unattributed"]
+    if refused:
+        console.print(f"refused, source unknown ({len(refused)}):")
+        for item in refused:
+            console.print(
+                f"  {item['protocol']} {item['src']} -> {item['dst']} ({item['node']}): "
+                f"{item['reason']}"
+            )
+    timing = view["attribution"].get("owner_lookup_ms")
+    if timing:
+        console.print(
+            f"owner lookups (latest): {view['attribution']['owner_lookups']}, "
+            f"p50 {timing['p50']} ms, p99 {timing['p99']} ms"
+        )
+
+
+@net_app.command("links")
+def links(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) -> None:
+    """Every directed link: open connections and how each source was told, bytes each way,
+    whether it is cut, its faults; connections refused because their source was unknown."""
+    view = remote_env(ctx).call("net.links")
+    if as_json:
+        print_json(view)
+    else:
+        _links(view)
 
 
 @net_app.command("show")
@@ -106,7 +155,7 @@ def partition(
     )
 
 
-@net_app.command("rolling")
+@net_app.command("rolling", context_settings=VALUES)
 def rolling(
     ctx: typer.Context,
     period: str = typer.Argument(..., help="How long each node stays cut off (`10s`)."),
@@ -127,7 +176,7 @@ def heal(ctx: typer.Context) -> None:
     console.print("healed")
 
 
-@net_app.command("latency")
+@net_app.command("latency", context_settings=VALUES)
 def latency(
     ctx: typer.Context,
     delay: str = typer.Argument(..., help="One-way delay: `500ms`."),
@@ -146,7 +195,7 @@ def latency(
     console.print(describe(fault))
 
 
-@net_app.command("limit")
+@net_app.command("limit", context_settings=VALUES)
 def limit(
     ctx: typer.Context,
     rate: str = typer.Argument(..., help="Bandwidth: `10KB/s`, `1MB/s`, `10Mbit/s`."),
@@ -158,7 +207,7 @@ def limit(
     console.print(describe(fault))
 
 
-@net_app.command("loss")
+@net_app.command("loss", context_settings=VALUES)
 def loss(
     ctx: typer.Context,
     percent: str = typer.Argument(..., help="Share of packets lost: `10%`."),

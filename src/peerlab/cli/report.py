@@ -29,7 +29,8 @@ def register(app: typer.Typer) -> None:
             Path("peerlab-results"), "--results", help="Where runs are looked for."
         ),
     ) -> None:
-        """A run's summary: outcome, seed, verdicts, faults and the replay command."""
+        """A run's summary: outcome, seed, verdicts, faults and the replay command. Exits 1
+        when the run failed, so scripts can tell."""
         folder = find_run(run, results)
         if html:
             from peerlab.report.html import write_report
@@ -37,8 +38,10 @@ def register(app: typer.Typer) -> None:
             with console.status("drawing the report..."):
                 path = write_report(folder, out)
             console.print(f"report: [bold]{path}[/] (self-contained; open it in a browser)")
-            return
-        _summary(folder)
+        else:
+            _summary(folder)
+        if load_result(folder).get("outcome") == "failed":
+            raise typer.Exit(1)
 
     @app.command()
     def results(

@@ -23,8 +23,9 @@ from prompt_toolkit.completion import CompleteEvent, Completer, Completion, Path
 from prompt_toolkit.document import Document
 from prompt_toolkit.history import FileHistory, History, InMemoryHistory
 
-from peerlab.cli.common import console, env_name, err_console
+from peerlab.cli.common import console, env_name, print_error
 from peerlab.errors import PeerlabError, UsageError
+from peerlab.names import check_name
 
 BUILTINS = {
     "help": "help [COMMAND]: what a command does",
@@ -269,7 +270,7 @@ class Shell:
         try:
             words = shlex.split(line)
         except ValueError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}")
+            print_error(str(exc))
             return True
         if not words:
             return True
@@ -282,9 +283,13 @@ class Shell:
             return False
         if head == "use":
             if len(words) != 2:
-                err_console.print("[bold red]error:[/] use ENV (one environment name)")
+                print_error(UsageError("use ENV takes one environment name"))
+                return True
+            try:
+                self.env = check_name(words[1], "environment", "ENV", "default")
+            except UsageError as exc:
+                print_error(exc)
             else:
-                self.env = words[1]
                 self.facts.forget()
                 console.print(f"acting on environment [bold]{self.env}[/]")
             return True
@@ -302,14 +307,8 @@ class Shell:
             self.root.main(
                 args=["--env", self.env, *words], prog_name="peerlab", standalone_mode=False
             )
-        except UsageError as exc:
-            err_console.print(f"[bold red]error:[/] {exc.message}", highlight=False)
-            if exc.hint:
-                err_console.print(f"  fix: {exc.hint}", highlight=False)
         except PeerlabError as exc:
-            err_console.print(f"[bold red]error:[/] {exc.message}", highlight=False)
-            if exc.hint:
-                err_console.print(f"  hint: {exc.hint}", highlight=False)
+            print_error(exc)
         except (typer.Exit, SystemExit):
             pass
         except (typer.Abort, KeyboardInterrupt):

@@ -53,11 +53,16 @@ async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         return _error(exc.message, _status(exc), exc.hint)
     except TimeoutError:
         return _error(f"{request.method} {request.path} took over {DEADLINE:g}s", 503)
+    except web.HTTPException as exc:  # aiohttp's own answers (no route, wrong method)
+        return _error(exc.reason, exc.status)
 
 
 async def _body(request: web.Request) -> Any:
+    raw = await request.read()
     try:
-        return json.loads(await request.text() or "null")
+        return json.loads(raw.decode("utf-8")) if raw else None
+    except UnicodeDecodeError:
+        raise UsageError("bad request body: not UTF-8 text", field="body") from None
     except json.JSONDecodeError as exc:
         raise UsageError(f"bad request body: {exc}", field="body") from None
 

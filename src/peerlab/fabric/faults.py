@@ -127,6 +127,21 @@ def _groups(groups: Any) -> list[list[str]]:
             field="groups",
             hint='a list of lists of node names, e.g. [["A", "B"], ["C"]]',
         )
+    seen: list[set[str]] = []
+    for number, group in enumerate(groups, 1):
+        twice = sorted({node for node in group if group.count(node) > 1})
+        if twice or (group and set(group) in seen):
+            problem = (
+                f"names {', '.join(twice)} twice"
+                if twice
+                else f"is the same as group {seen.index(set(group)) + 1}"
+            )
+            raise UsageError(
+                f"partition group {number} ({','.join(group)}) {problem}",
+                field="groups",
+                hint="give each group once, with different nodes: `net partition A,B C`",
+            )
+        seen.append(set(group))
     return [list(g) for g in groups]
 
 

@@ -1,25 +1,28 @@
 """What applies between two endpoints: the toxics on their link, the partition, who is who.
 
 A link is named by the node that opened the connection (or sent the datagram), `src`, and
-the node whose proxy received it, `dst`. A source that cannot be identified is a client
-(`None`): toxics and cuts that name a source never apply to it.
+the node whose proxy received it, `dst`. A source that is known not to be a node is a
+client (`None`): toxics and cuts that name a source never apply to it. A source that
+cannot be told is refused (see attribution.py). `bytes` counts what was forwarded on each
+link, per protocol, so a cut link can be shown to have carried nothing.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from peerlab.fabric.attempts import Attempts
+from peerlab.fabric.attribution import Attributor
 from peerlab.fabric.buffers import BufferPool
 from peerlab.fabric.errors import Conflict, NotFound
 from peerlab.fabric.spec import ToxicSpec
 from peerlab.fabric.toxics import Stub, Toxic
 
-IDENTIFY_TIMEOUT = 5.0  # seconds for the socket-owner lookup of an unknown source
+LinkKey = tuple[str | None, str | None, str]  # src, dst, protocol
 
 
 class Cut(Protocol):
@@ -163,21 +166,29 @@ def restage(
 class Links:
     """What the proxies of one fabric (or one standalone proxy) consult about links."""
 
-    def __init__(self, seed: int, identify: Callable[[str, int], str | None] | None = None) -> None:
+    def __init__(self, seed: int, attributor: Attributor | None = None) -> None:
         self.seed = seed
         self.toxics = ToxicSet()
         self.cut: Cut | None = None
-        self._identify = identify
-        self._by_bind_ip: dict[str, str] = {}
+        self.attributor = attributor or Attributor()
         self._public_ip: dict[str, str] = {}
+        # Bytes forwarded per link: [src -> dst, dst -> src]; UDP adds each datagram, TCP
+        # each connection when it closes (open ones are summed by whoever reads this).
+        self.bytes: dict[LinkKey, list[int]] = {}
         # UDP: a node's datagrams leave from its own public socket (see udp.py)
         self.public_sockets: dict[tuple[str, int], socket.socket] = {}
         self.buffers = BufferPool()  # the proxies sharing these links share one loop
+        self.attempts = Attempts()  # when each link was tried (the fabric sets its clock)
 
     def add_node(self, node: str, public_ip: str, bind_ip: str) -> None:
         self._public_ip[node] = public_ip
-        if bind_ip != public_ip:
-            self._by_bind_ip[bind_ip] = node
+        self.attributor.add_node(node, public_ip, bind_ip)
+
+    def add_own_address(self, node: str, ip: str) -> None:
+        """`node` has an address of its own (in a network namespace): it is reached there,
+        and whatever comes from there is its."""
+        self._public_ip[node] = ip
+        self.attributor.add_own_address(node, ip)
 
     def public_ip(self, node: str | None) -> str | None:
         return self._public_ip.get(node) if node is not None else None
@@ -188,22 +199,9 @@ class Links:
             return False
         return self.cut.blocks(src, dst)
 
-    def known(self, ip: str) -> str | None:
-        """The node whose bind address is `ip` (nodes bind their outgoing sockets there)."""
-        return self._by_bind_ip.get(ip)
-
-    def needs_lookup(self, ip: str) -> bool:
-        return self._identify is not None and ip not in self._by_bind_ip
-
-    async def identify(self, ip: str, port: int) -> str | None:
-        """The node a connection or datagram comes from, None for a client."""
-        if self._identify is None or ip in self._by_bind_ip:
-            return self.known(ip)
-        # The socket-owner lookup walks the process table: keep it off the loop.
-        loop = asyncio.get_running_loop()
-        try:
-            return await asyncio.wait_for(
-                loop.run_in_executor(None, self._identify, ip, port), IDENTIFY_TIMEOUT
-            )
-        except Exception:  # an unknown source is a client, not a failure
-            return None
+    def count(self, key: LinkKey, up: int, down: int) -> None:
+        totals = self.bytes.get(key)
+        if totals is None:
+            totals = self.bytes[key] = [0, 0]
+        totals[0] += up
+        totals[1] += down

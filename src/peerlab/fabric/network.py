@@ -166,6 +166,26 @@ class Network:
         return dict(self._call(self.plane.show))
 
     @rpc
+    def attempts(self, src: str | None = None, dst: str | None = None) -> list[dict[str, Any]]:
+        """When each directed link was tried, `{"src", "dst", "protocol", "times"}`: TCP
+        connections and datagrams arriving for `dst`, in seconds on the history's clock
+        (an entry's `time` / 1e9), whether the link then carried them or not."""
+        self._check(src, dst)
+        return list(self._call(self.plane.attempts, src, dst))
+
+    @rpc
+    def links(self) -> dict[str, Any]:
+        """Every directed link src -> dst (connections src opened to dst's proxy): open
+        connections and how their source was told (address, owner, client), bytes each way,
+        whether the partition cuts it, and its faults; plus the connections refused because
+        their source could not be told, and owner lookup times."""
+        return dict(self._call(self.plane.links_view))
+
+    def sample(self) -> None:
+        """Record the bytes forwarded on the cut links now (the end of a run does)."""
+        self._call(self.plane.sample)
+
+    @rpc
     def partition(
         self, groups: list[list[str]], one_way: bool = False, duration_s: float | None = None
     ) -> FaultHandle:

@@ -32,6 +32,16 @@ class FaultPlane(Protocol):
 
     async def unexpose(self, node: str) -> None: ...
 
+    async def divert(self, host: str) -> tuple[int, int]:
+        """Take node-to-node traffic that the backend diverts to the host address `host`
+        (transparent interception); the (TCP, UDP) ports to divert it to."""
+        ...
+
+    async def intercept(self, node: str, address: str, ports: dict[tuple[str, int], str]) -> None:
+        """`node` has the address `address` of its own; its manifest's ports are
+        `ports` ((protocol, port) -> name)."""
+        ...
+
     def apply(self, fault: Fault) -> Fault: ...
 
     def remove(self, name: str, expected: dict[str, Any] | None = None) -> Fault: ...
@@ -44,7 +54,17 @@ class FaultPlane(Protocol):
 
     def show(self) -> dict[str, Any]: ...
 
+    def links_view(self) -> dict[str, Any]:
+        """Every directed link: connections and how their source was told, bytes, faults."""
+        ...
+
+    def sample(self) -> None:
+        """Record the bytes forwarded on the cut links now (for the fidelity checker)."""
+        ...
+
     def export(self) -> list[dict[str, Any]]: ...
+
+    def attempts(self, src: str | None, dst: str | None) -> list[dict[str, Any]]: ...
 
     async def close(self) -> None: ...
 
@@ -65,6 +85,16 @@ class NoFabric:
         return None
 
     async def unexpose(self, node: str) -> None:
+        return None
+
+    async def divert(self, host: str) -> tuple[int, int]:
+        raise UsageError(
+            "nodes with addresses of their own reach each other only through the fabric",
+            field="fabric",
+            hint="start the network with the fabric on (drop --no-fabric / fabric=False)",
+        )
+
+    async def intercept(self, node: str, address: str, ports: dict[tuple[str, int], str]) -> None:
         return None
 
     def _refuse(self) -> UsageError:
@@ -92,8 +122,17 @@ class NoFabric:
     def show(self) -> dict[str, Any]:
         return {"faults": [], "links": [], "partition": None, "cut": [], "proxies": []}
 
+    def links_view(self) -> dict[str, Any]:
+        return {"links": [], "unattributed": [], "attribution": {"counts": {}}}
+
+    def sample(self) -> None:
+        return None
+
     def export(self) -> list[dict[str, Any]]:
         return []
+
+    def attempts(self, src: str | None, dst: str | None) -> list[dict[str, Any]]:
+        return []  # nodes talk directly: nobody sees their attempts
 
     async def close(self) -> None:
         return None

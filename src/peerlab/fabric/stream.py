@@ -93,7 +93,7 @@ class Pump:
         self._source_fd, self._sink_fd = source.fileno(), sink.fileno()
         self.stream = stream
         self.stages: list[Stage] = []
-        self.bytes = 0
+        self.bytes = 0  # forwarded to the sink (what a cut link must not carry)
         self.finished = False  # the end of the stream reached the sink
         self._buffers = buffers
         self._queue: deque[Chunk] = deque()
@@ -107,6 +107,11 @@ class Pump:
         self._reading = False
         self._ended = False  # the source has ended
         self._stopped = False
+
+    @property
+    def held(self) -> int:
+        """Bytes read from the source and not yet forwarded (in the toxics)."""
+        return self._backlog
 
     @property
     def direct(self) -> bool:
@@ -199,7 +204,6 @@ class Pump:
             else:
                 self._enqueue(Chunk(b"", time.monotonic()))
             return
-        self.bytes += count
         view = memoryview(buffer)[:count]
         if direct:
             self._send_now(buffer, view)
@@ -216,6 +220,7 @@ class Pump:
             self._buffers.give(buffer)
             self._owner.reset()
             return
+        self.bytes += sent
         if sent == len(view):
             self._buffers.give(buffer)
             return
@@ -234,6 +239,7 @@ class Pump:
         except OSError:
             self._owner.reset()
             return
+        self.bytes += sent
         if sent < len(pending):
             self._pending = pending[sent:]
             return
@@ -297,6 +303,7 @@ class Pump:
                 await self._writable()
                 continue
             view = view[sent:]
+            self.bytes += sent
             self._sent += sent
             self._backlog -= sent
         self._resume()

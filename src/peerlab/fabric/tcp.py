@@ -2,7 +2,10 @@
 
 The same proxy serves the Toxiproxy-compatible server (one `Links` per proxy, every
 connection a client) and the environment's fabric (one `Links` shared by every proxy, each
-connection named by the node it comes from).
+connection named by the node it comes from). Nothing is read from a connection until its
+source is known: its bytes wait in the kernel's buffers (the sender blocks when they are
+full), and a connection whose source cannot be told is reset, never let through as a
+client. The partition is checked once the source is known and again after dialing.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from collections.abc import Coroutine
 from typing import Any
 
 from peerlab.errors import PeerlabError
+from peerlab.fabric.attribution import How
 from peerlab.fabric.links import Links, LinkToxic
 from peerlab.fabric.stream import Pump
 from peerlab.fabric.toxics import Stub
@@ -64,9 +68,11 @@ class Connection:
         server: socket.socket,
         src: str | None,
         number: int,
+        how: How,
     ) -> None:
         self.proxy = proxy
         self.src = src
+        self.how = how  # how the source was told (address, owner, client)
         self.number = number  # n-th connection on this link: part of its seeded labels
         self.closed = False
         self._sockets = (client, server)
@@ -145,6 +151,7 @@ class TcpProxy:
         self.enabled = False
         self.connections: set[Connection] = set()
         self.accepted = 0
+        self.refused = 0  # connections whose source could not be told
         self._closed_bytes = [0, 0]
         self._numbers: dict[str | None, int] = {}
         self._socket: socket.socket | None = None
@@ -197,15 +204,20 @@ class TcpProxy:
         return len(blocked)
 
     def forget(self, conn: Connection) -> None:
+        if conn not in self.connections:
+            return
         self.connections.discard(conn)
-        for i, pump in enumerate(conn.pumps):
-            self._closed_bytes[i] += pump.bytes
+        up, down = (pump.bytes for pump in conn.pumps)
+        self._closed_bytes[0] += up
+        self._closed_bytes[1] += down
+        self.links.count((conn.src, self.node, "tcp"), up, down)
 
     def stats(self) -> dict[str, int]:
         live = [sum(c.pumps[i].bytes for c in self.connections) for i in (0, 1)]
         return {
             "connections": len(self.connections),
             "accepted": self.accepted,
+            "refused_unattributed": self.refused,
             "bytes_up": self._closed_bytes[0] + live[0],
             "bytes_down": self._closed_bytes[1] + live[1],
         }
@@ -231,8 +243,15 @@ class TcpProxy:
             for sock in (client, server):
                 sock.setblocking(False)
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            src = await self.links.identify(address[0], address[1])
+            attribution = await self.links.attributor.attribute(
+                "tcp", (address[0], address[1]), client.getsockname()[:2], self.node
+            )
+            if attribution.how == "unattributed":
+                self.refused += 1
+                raise ConnectionRefusedError
+            src = attribution.node
             number = self._numbers[src] = self._numbers.get(src, 0) + 1
+            self.links.attempts.record(src, self.node, "tcp")
             if self.links.blocked(src, self.node):
                 raise ConnectionRefusedError
             await self._dial(server, src)
@@ -244,7 +263,7 @@ class TcpProxy:
             if isinstance(exc, OSError | TimeoutError):
                 return  # the client sees a reset, as if refused
             raise
-        conn = Connection(self, client, server, src, number)
+        conn = Connection(self, client, server, src, number, attribution.how)
         self.connections.add(conn)
         self.accepted += 1
         conn.start()

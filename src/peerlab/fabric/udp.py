@@ -11,6 +11,13 @@ A source with no public socket on that port (a client, or a node sending from an
 port) gets a socket of its own in D's proxy, bound to its node's public address when
 known; D's answers to that socket are relayed back from D's public address, on the
 `downstream` stream of the same link.
+
+A flow whose source address is no node's bind address waits (up to `PENDING` datagrams)
+while the socket's owner is looked up; one that cannot be told is refused for a while
+(`QUARANTINE`), its datagrams dropped. A flow told by owner is told again after a pause
+(`REVERIFY`), since another socket may take its port. The partition is checked when a
+datagram leaves, delays included: a datagram held back by a latency before a cut is
+dropped if the cut is on when it is due.
 """
 
 from __future__ import annotations
@@ -18,7 +25,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import socket
+import time
 
+from peerlab.fabric.attribution import Attribution, How
 from peerlab.fabric.links import Links, LinkToxic, Stage, restage
 from peerlab.fabric.tcp import listen_error
 from peerlab.fabric.toxics import Stub
@@ -29,6 +38,8 @@ MAX_DATAGRAM = 65535
 PENDING = 256  # datagrams kept while the sender is being identified
 IDLE = 120.0  # seconds after which an unused per-source socket is closed
 SWEEP = 30.0
+QUARANTINE = 1.0  # seconds a source that could not be told is refused before a new lookup
+REVERIFY = 5.0  # seconds of silence after which an owner-told flow is told again
 
 
 class Flow:
@@ -38,14 +49,18 @@ class Flow:
         self.proxy = proxy
         self.address = address
         self.src: str | None = None
+        self.how: How | None = None
+        self.refused_at: float | None = None
         self.number = 0
         self.stages: dict[str, list[Stage]] = {"upstream": [], "downstream": []}
         self.socket: socket.socket | None = None
         self.seen = 0.0
         self.pending: list[bytes] | None = []  # None once the source is identified
 
-    def identified(self, src: str | None, number: int) -> list[bytes]:
-        self.src, self.number = src, number
+    def identified(self, attribution: Attribution, number: int) -> list[bytes]:
+        if self.socket is not None and attribution.node != self.src:
+            self.close_socket()  # bound to the former source's public address
+        self.src, self.how, self.number = attribution.node, attribution.how, number
         held, self.pending = self.pending or [], None
         self.refresh()
         return held
@@ -110,7 +125,7 @@ class UdpProxy:
         self.node = node
         self.enabled = False
         self.flows: dict[tuple[str, int], Flow] = {}
-        self.counts = {"received": 0, "sent": 0, "dropped": 0, "bytes": 0}
+        self.counts = {"received": 0, "sent": 0, "dropped": 0, "bytes": 0, "refused": 0}
         self._numbers: dict[str | None, int] = {}
         self._socket: socket.socket | None = None
         self._sweeper: asyncio.TimerHandle | None = None
@@ -137,12 +152,10 @@ class UdpProxy:
         self._sweeper = loop.call_later(SWEEP, self._sweep)
 
     async def stop(self) -> None:
-        if not self.enabled or self._socket is None:
+        if not self.enabled:
             return
         self.enabled = False
         self.links.toxics.unsubscribe(self.refresh)
-        if self.links.public_sockets.get(self.upstream) is self._socket:
-            del self.links.public_sockets[self.upstream]
         if self._sweeper is not None:
             self._sweeper.cancel()
         for task in list(self._tasks):
@@ -150,9 +163,12 @@ class UdpProxy:
         for flow in self.flows.values():
             flow.close()
         self.flows.clear()
-        asyncio.get_running_loop().remove_reader(self._socket.fileno())
-        self._socket.close()
-        self._socket = None
+        if self._socket is not None:  # a transparent proxy has none (see transparent.py)
+            if self.links.public_sockets.get(self.upstream) is self._socket:
+                del self.links.public_sockets[self.upstream]
+            asyncio.get_running_loop().remove_reader(self._socket.fileno())
+            self._socket.close()
+            self._socket = None
 
     def refresh(self) -> None:
         for flow in self.flows.values():
@@ -178,16 +194,26 @@ class UdpProxy:
                 self._reply(flow, data)
 
     def _inbound(self, data: bytes, address: tuple[str, int]) -> None:
+        now = asyncio.get_running_loop().time()
         flow = self.flows.get(address)
+        if flow is not None and flow.refused_at is not None:
+            if now - flow.refused_at < QUARANTINE:
+                self.counts["dropped"] += 1
+                return
+            self.flows.pop(address).close()  # a new lookup: another socket may hold the port
+            flow = None
+        elif flow is not None and flow.how in ("owner", "client") and now - flow.seen > REVERIFY:
+            flow.pending = []  # told again: the socket on that port may have changed
+            self._attribute(flow)
         if flow is None:
             flow = self.flows[address] = Flow(self, address)
-            if self.links.needs_lookup(address[0]):
-                task = asyncio.get_running_loop().create_task(self._identify(flow))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+            began = time.monotonic()
+            known = self.links.attributor.by_address(address[0])
+            if known is None:
+                self._attribute(flow)
             else:
-                self._identified(flow, self.links.known(address[0]))
-        flow.seen = asyncio.get_running_loop().time()
+                self._identified(flow, self.links.attributor.settled(known, began))
+        flow.seen = now
         if flow.pending is None:
             self._forward(flow, data)
         elif len(flow.pending) < PENDING:
@@ -195,28 +221,41 @@ class UdpProxy:
         else:
             self.counts["dropped"] += 1
 
+    def _attribute(self, flow: Flow) -> None:
+        task = asyncio.get_running_loop().create_task(self._identify(flow))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     async def _identify(self, flow: Flow) -> None:
-        src = await self.links.identify(*flow.address)
-        for data in self._identified(flow, src):
+        assert self._socket is not None
+        attribution = await self.links.attributor.attribute(
+            "udp", flow.address, self._socket.getsockname()[:2], self.node
+        )
+        if attribution.how == "unattributed":
+            self.counts["refused"] += 1
+            self.counts["dropped"] += len(flow.pending or [])
+            flow.pending = []
+            flow.refused_at = asyncio.get_running_loop().time()
+            return
+        for data in self._identified(flow, attribution):
             self._forward(flow, data)
 
-    def _identified(self, flow: Flow, src: str | None) -> list[bytes]:
+    def _identified(self, flow: Flow, attribution: Attribution) -> list[bytes]:
+        src = attribution.node
         number = self._numbers[src] = self._numbers.get(src, 0) + 1
-        return flow.identified(src, number)
+        return flow.identified(attribution, number)
 
     def _forward(self, flow: Flow, data: bytes) -> None:
-        if self.links.blocked(flow.src, self.node):
-            self.counts["dropped"] += 1
-            return
+        self.links.attempts.record(flow.src, self.node, "udp")
         sender = self.links.public_sockets.get(flow.address) or self._own_socket(flow)
-        self._send(sender, data, self.upstream, flow.delays("upstream"))
+        self._send(flow, "upstream", sender, data, self.upstream)
 
     def _reply(self, flow: Flow, data: bytes) -> None:
         flow.seen = asyncio.get_running_loop().time()
-        if self._socket is None or self.links.blocked(self.node, flow.src):
+        if self._socket is None:
             self.counts["dropped"] += 1
             return
-        self._send(self._socket, data, flow.address, flow.delays("downstream"))
+        self._send(flow, "downstream", self._socket, data, flow.address)
 
     def _own_socket(self, flow: Flow) -> socket.socket:
         if flow.socket is None:
@@ -228,24 +267,39 @@ class UdpProxy:
         return flow.socket
 
     def _send(
-        self, sock: socket.socket, data: bytes, to: tuple[str, int], delays: list[float]
+        self, flow: Flow, stream: str, sock: socket.socket, data: bytes, to: tuple[str, int]
     ) -> None:
+        delays = flow.delays(stream)
         if not delays:
             self.counts["dropped"] += 1
         loop = asyncio.get_running_loop()
         for delay in delays:
             if delay > 0:
-                loop.call_later(delay, self._sendto, sock, data, to)
+                loop.call_later(delay, self._sendto, flow, stream, sock, data, to)
             else:
-                self._sendto(sock, data, to)
+                self._sendto(flow, stream, sock, data, to)
 
-    def _sendto(self, sock: socket.socket, data: bytes, to: tuple[str, int]) -> None:
+    def _sendto(
+        self, flow: Flow, stream: str, sock: socket.socket, data: bytes, to: tuple[str, int]
+    ) -> None:
+        # Checked when the datagram leaves, not when it came: a cut applied while a
+        # latency held it back stops it too.
+        src, dst = (flow.src, self.node) if stream == "upstream" else (self.node, flow.src)
+        if self.links.blocked(src, dst):
+            self.counts["dropped"] += 1
+            return
         try:
             sock.sendto(data, to)
         except OSError:  # a full buffer or a closed socket: the datagram is lost, as in UDP
             self.counts["dropped"] += 1
             return
         self.counts["sent"] += 1
+        size = len(data)
+        key = (flow.src, self.node, "udp")
+        if stream == "upstream":
+            self.links.count(key, size, 0)
+        else:
+            self.links.count(key, 0, size)
 
     def _sweep(self) -> None:
         now = asyncio.get_running_loop().time()

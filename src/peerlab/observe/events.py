@@ -27,6 +27,9 @@ _EVENT_KEYS = ("event", "msg", "message")
 _RESERVED = ("ts", "wall", "node", "source", "kind", "event", "level", "component", "trace_id")
 # Node events that mean something went wrong (shown as warnings).
 _BAD_NODE_EVENTS = {"node_killed", "node_exited", "node_failed", "node_stopped", "node_paused"}
+# The fabric's byte samples are bookkeeping for the fidelity checker; a refused connection
+# whose source could not be told is a failed run.
+_EVENT_LEVELS = {"link_bytes": "debug", "unattributed": "error"}
 
 
 @dataclass(frozen=True)
@@ -247,7 +250,7 @@ def from_history(entry: Entry) -> TimelineEvent:
                 None,
                 data,
             )
-        level = "warning" if entry.f in _BAD_NODE_EVENTS else "info"
+        level = _EVENT_LEVELS.get(entry.f, "warning" if entry.f in _BAD_NODE_EVENTS else "info")
         return TimelineEvent(
             entry.wall, entry.node, "peerlab", "event", entry.f, level, "peerlab", None, data
         )

@@ -23,6 +23,7 @@ from typing import Any
 from peerlab.history import Entry
 from peerlab.observe.events import TimelineEvent, from_history, from_log_line
 from peerlab.observe.filters import EventFilter
+from peerlab.observe.stamps import load as load_stamps
 
 HISTORY = "history.jsonl"
 TIMELINE = "timeline.jsonl"
@@ -67,10 +68,14 @@ class TimelineReader:
                 events.extend(_history_events(lines))
                 continue
             last = state[1] or _fallback_time(path)
+            stamps = load_stamps(path.parent)
             for line in lines:
                 if not line.strip():
                     continue
-                event = from_log_line(line, node, stream, last)
+                own = stamps.time(line) if stamps is not None else None
+                event = from_log_line(line, node, stream, last if own is None else own)
+                if own is None and event.kind == "output":
+                    event.fields["stamped"] = "read"
                 last = event.wall
                 events.append(event)
             state[1] = last

@@ -17,6 +17,7 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
+from peerlab.fabric.attribution import describe as describe_attribution
 from peerlab.observe.render import PALETTE, node_index
 from peerlab.report.data import RunData, load_run
 from peerlab.report.graph_svg import render_graph
@@ -151,6 +152,11 @@ def _context(run: RunData) -> dict[str, Any]:
         for e in shown
     ]
     graph = run.graph()
+    net = result.get("net") or {}
+    links = [
+        {**link, "attributed": describe_attribution(link.get("attribution") or {})}
+        for link in net.get("links") or []
+    ]
     return {
         "test": result.get("test") or run.path.name,
         "outcome": result.get("outcome", "unknown"),
@@ -173,6 +179,8 @@ def _context(run: RunData) -> dict[str, Any]:
             for n in result.get("nodes", [])
         ],
         "faults": run.faults,
+        "links": links,
+        "unattributed": net.get("unattributed") or [],
         "start": run.start,
         "end": run.end,
         "op_count": len(run.ops),

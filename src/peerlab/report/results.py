@@ -2,7 +2,7 @@
 
 peerlab-results/<run>/
   result.json        seed, outcome, verdicts, timings, versions, replay command,
-                     the nodes, the network's faults at the end, the peer graph
+                     the nodes, the network's faults and links at the end, the peer graph
   history.jsonl      peerlab's record (operations, faults, node events)
   timeline.jsonl     every node's log and the history merged in time order
   junit.xml          the run as a JUnit test case, for CI
@@ -100,12 +100,16 @@ def _net(env: EnvironmentAPI) -> dict[str, Any] | None:
         return None
     try:
         shown = env.net.show()
+        links = env.net.links()
     except PeerlabError:
         return None
     return {
         "faults": shown.get("faults", []),
         "cut": shown.get("cut", []),
         "proxies": shown.get("proxies", []),
+        "links": links.get("links", []),
+        "unattributed": links.get("unattributed", []),
+        "attribution": links.get("attribution", {}),
     }
 
 

@@ -16,6 +16,7 @@ through the host, which is how the simulator owns its time, randomness and I/O:
     host.serve_http(port, handle)       handle(request, peer, reply) for requests to port
                                         (request.method, .path, .headers, .body); call
                                         reply(status, headers, body) once, now or later
+                                        (pace=(fast, piece, every): a body that trickles)
     host.request(to, method, path, headers, body, receiver)
                                         an exchange with "ip:port"; the receiver hears the
                                         head, the body's pieces, the end or an error

@@ -14,10 +14,15 @@ the same `ToxicSet`, chosen with the same `select(src, dst, stream, protocol)`.
   while D is paused; the answer's bytes cross the downstream chain in 64 KiB chunks
   (latency with jitter, bandwidth, loss as retransmission stalls, slicer, timeout,
   reset_peer, limit_data, slow_close) and arrive chunk by chunk, so a cut leaves the client
-  what had arrived. Applying a partition, `reset`, and a crash or stop of either end reset
-  the exchanges open across them.
+  what had arrived. A paced answer (a server that trickles) hands its pieces to the
+  connection at the times it gives. Applying a partition, `reset`, and a crash or stop of
+  either end reset the exchanges open across them.
 - The **harness** (S is None: the test's own requests, which go to a node's own address,
   bypassing the fabric) meets no fault and no latency.
+
+What crosses a link is counted in `Links.bytes` as the fabric counts it, for the fault
+fidelity checker: a datagram when it is sent on its way, a request when its connection is
+let through, an answer's bytes as they arrive.
 
 Toxics act on what is sent after they are applied: an answer already on its way keeps the
 timing it was given (a proxy would let held data go at once when a toxic is removed).
@@ -50,6 +55,7 @@ from peerlab.sim.loop import EventLoop, Timer
 
 CHUNK = 64 * 1024  # bytes of an answer that travel together (a read of the proxy), at most
 BASE_LATENCY = 0.0005  # seconds one way between two nodes, with no toxic
+REQUEST_HEAD = 200  # bytes of a request line and its headers, as counted on a link
 
 
 @dataclass(frozen=True)
@@ -62,13 +68,20 @@ class Request:
     body: bytes = b""
 
 
+Pace = tuple[int, int, float]
+"""How a server sends an answer's body: (fast, piece, every): the first `fast` bytes at
+once, then `piece` bytes every `every` seconds."""
+
+
 @dataclass(frozen=True)
 class Answer:
-    """An HTTP answer; `body` is every byte the server sends after the head."""
+    """An HTTP answer; `body` is every byte the server sends after the head, all at once
+    unless `pace` says otherwise."""
 
     status: int
     headers: Mapping[str, str] = field(default_factory=dict)
     body: bytes = b""
+    pace: Pace | None = None
 
 
 class Receiver(Protocol):
@@ -241,6 +254,7 @@ class Network:
         if not delays:
             counters.datagrams_dropped += 1
             return
+        self._carried(src, dst, "udp", len(data) * len(delays), 0)
         for delay in delays:
             self.loop.call_later(
                 BASE_LATENCY + delay, self.endpoints.deliver_datagram, dst, port, data, source
@@ -300,10 +314,11 @@ class Network:
             counters.exchanges_reset += 1
             exchange._at(now + 2 * BASE_LATENCY, exchange.fail, "connection reset by peer")
             return exchange
+        size = len(request.body) + REQUEST_HEAD
+        self._carried(src, dst, "tcp", size, 0)
         if not len(self.links.toxics):  # the fast path: it arrives after one latency
             exchange._at(now + BASE_LATENCY, self.endpoints.deliver_request, exchange)
             return exchange
-        size = len(request.body) + 200  # a request line and its headers
         plan = self._plan(exchange, "upstream", [(size, now + BASE_LATENCY)])
         if plan.failure is not None:
             exchange._at(plan.failure[0], exchange.fail, plan.failure[1])
@@ -330,15 +345,14 @@ class Network:
             self._close(exchange)
             exchange.receiver.end()
             return
-        body = answer.body
         chain = self._chain(exchange, "downstream")
-        if not chain:  # the fast path: the whole answer arrives after one latency
+        if not chain and answer.pace is None:
+            # The fast path: the whole answer arrives after one latency.
             exchange._at(now + BASE_LATENCY, self._arrive_whole, exchange, answer)
             return
-        size = _chunk(chain)
-        pieces = [body[i : i + size] for i in range(0, len(body), size)] or [b""]
-        ready = now + BASE_LATENCY
-        plan = self._plan(exchange, "downstream", [(len(p), ready) for p in pieces], chain)
+        timed = _pieces(answer, _chunk(chain), now + BASE_LATENCY)
+        pieces = [piece for piece, _ in timed]
+        plan = self._plan(exchange, "downstream", [(len(p), at) for p, at in timed], chain)
         for index, (when, length) in enumerate(plan.chunks):
             piece = pieces[index][:length]
             first = index == 0
@@ -350,10 +364,20 @@ class Network:
         ):
             exchange._at(max(plan.end, plan.chunks[-1][0]), self._arrive_end, exchange)
 
+    def _carried(self, src: str, dst: str, protocol: str, up: int, down: int) -> None:
+        """Bytes that crossed the link `src` -> `dst` (`up`) and back on it (`down`)."""
+        moved = self.links.bytes.get((src, dst, protocol))
+        if moved is None:
+            moved = self.links.bytes[(src, dst, protocol)] = [0, 0]
+        moved[0] += up
+        moved[1] += down
+
     def _arrive_whole(self, exchange: Exchange, answer: Answer) -> None:
         receiver = exchange.receiver
         receiver.head(answer.status, answer.headers)
         if answer.body and not exchange.done:
+            assert exchange.src is not None  # the harness's answers never travel
+            self._carried(exchange.src, exchange.dst, "tcp", 0, len(answer.body))
             receiver.data(answer.body)
         if not exchange.done:
             exchange._finish()
@@ -363,6 +387,8 @@ class Network:
         if first:
             exchange.receiver.head(answer.status, answer.headers)
         if piece and not exchange.done:
+            assert exchange.src is not None  # the harness's answers never travel
+            self._carried(exchange.src, exchange.dst, "tcp", 0, len(piece))
             exchange.receiver.data(piece)
 
     def _arrive_end(self, exchange: Exchange) -> None:
@@ -445,6 +471,19 @@ class Network:
                 exchange.fail("connection reset by peer")
             else:
                 exchange.cancel()
+
+
+def _pieces(answer: Answer, size: int, ready: float) -> list[tuple[bytes, float]]:
+    """The answer's body cut into what travels together, each with when it is handed to
+    the connection: at `ready`, or as its pace says."""
+    body = answer.body
+    fast, piece, every = answer.pace or (len(body), 1, 0.0)
+    pieces = [(body[i : min(i + size, fast)], ready) for i in range(0, fast, size)]
+    pieces += [
+        (body[at : at + piece], ready + every * (n + 1))
+        for n, at in enumerate(range(fast, len(body), piece))
+    ]
+    return pieces or [(b"", ready)]
 
 
 def _chunk(chain: list[tuple[Toxic, _Draws]]) -> int:

@@ -21,6 +21,12 @@ from peerlab.history import History
 from peerlab.sim.loop import Timer
 from peerlab.sim.world import World
 
+# Up to this many nodes, each change of the partition records what crossed the links it cuts
+# (the fault fidelity checker's samples, as the fabric does). A sample lists every cut pair:
+# on thousands of nodes that costs more than the run, and the simulated network enforces the
+# very cut the checker would compare with.
+SAMPLED_NODES = 64
+
 
 class _Rolling:
     """A rolling partition on virtual time: the timer of its next step."""
@@ -74,6 +80,8 @@ class SimPlane(Fabric):
         self.links.cut = partition
         if partition is not None:
             self.network.cut_blocked()
+        if len(self._nodes) <= SAMPLED_NODES:
+            self.sample()
 
     def _later(self, delay: float, callback: Callable[..., None], *args: Any) -> Cancellable:
         return self.world.loop.call_later(delay, callback, *args)

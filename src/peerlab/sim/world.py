@@ -24,7 +24,7 @@ from peerlab.seed import derive_rng
 from peerlab.sim.clock import VirtualClock
 from peerlab.sim.disk import Blobs, Disk
 from peerlab.sim.host import Host, NodeSlot
-from peerlab.sim.network import Answer, Exchange, Network, Request
+from peerlab.sim.network import Answer, Exchange, Network, Pace, Request
 
 BACKLOG_LIMIT = 100_000  # what waits for a paused node at most (its socket buffers)
 
@@ -225,8 +225,10 @@ class World:
             exchange.fail("connection refused")
             return
 
-        def reply(status: int, headers: Mapping[str, str], body: bytes) -> None:
-            exchange.reply(Answer(status, headers, body))
+        def reply(
+            status: int, headers: Mapping[str, str], body: bytes, pace: Pace | None = None
+        ) -> None:
+            exchange.reply(Answer(status, headers, body, pace))
 
         handle(exchange.request, exchange.peer, reply)
 

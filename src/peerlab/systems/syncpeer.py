@@ -13,13 +13,16 @@ connection was refused), is a `fail`; a 5xx answer or no answer is `info` (`outc
 from __future__ import annotations
 
 import base64
+import contextlib
+import difflib
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from peerlab.errors import PeerlabError, UsageError, WaitTimeout
+from peerlab.errors import NotFound, PeerlabError, UsageError, WaitTimeout
 from peerlab.rpc import rpc
 from peerlab.systems.base import BaseAdapter, ByzantineModes
 from peerlab.systems.recording import Recording, Unsuccessful
@@ -48,6 +51,28 @@ class SyncpeerUnreachable(PeerlabError):
     """The request never left: the peer is not running, or refused the connection."""
 
 
+@contextlib.contextmanager
+def _refusals(peer: str, name: str) -> Iterator[None]:
+    """syncpeer's "no such file" and "bad name" answers as the user's mistakes, in words."""
+    try:
+        yield
+    except SyncpeerError as exc:
+        if exc.status == 404:
+            raise NotFound(
+                f"peer {peer} has no file named {name!r}",
+                field="name",
+                hint=f"it has not arrived yet, or {peer} is not a recipient: "
+                f"`peerlab file list {peer}` shows what it holds",
+            ) from None
+        if exc.status == 400:
+            raise UsageError(
+                f"peer {peer} refused the file name {name!r}: {exc.message.split(': ', 2)[-1]}",
+                field="name",
+                hint="use a plain file name such as notes.txt",
+            ) from None
+        raise
+
+
 def outcome(exc: Exception) -> Unsuccessful:
     """A 4xx answer is syncpeer refusing the request before it changed anything, and a
     request that never left did nothing: both `fail`. A 5xx answer or no answer: `info`."""
@@ -58,13 +83,32 @@ def outcome(exc: Exception) -> Unsuccessful:
     return "info"
 
 
+@dataclass(frozen=True)
+class Published:
+    """A file the harness asked a peer to publish: kept in memory (never in the history,
+    which must not hold plaintext) so the secrets check knows what only its recipients may
+    show. `recipients` None: public."""
+
+    author: str
+    name: str
+    content: bytes
+    recipients: tuple[str, ...] | None
+
+
 class SyncpeerClient:
     """Typed operations on one syncpeer node; every call that changes state is recorded."""
 
-    def __init__(self, env: EnvironmentAPI, node: Node, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        env: EnvironmentAPI,
+        node: Node,
+        timeout: float = 10.0,
+        published: list[Published] | None = None,
+    ) -> None:
         self.env = env
         self.node = node
         self.timeout = timeout
+        self.published = published
 
     def _call(
         self,
@@ -202,6 +246,9 @@ class SyncpeerClient:
             "recipients": recipients if isinstance(recipients, str) else list(recipients),
         }
         value = {"name": name, "sha256": hashlib.sha256(content).hexdigest()}
+        if self.published is not None:
+            targets = None if isinstance(recipients, str) else tuple(recipients)
+            self.published.append(Published(self.node.name, name, content, targets))
         result: dict[str, Any] = self._recorded("publish", value, "POST", "/admin/files", body)
         return result
 
@@ -248,17 +295,18 @@ class SyncpeerAdapter(BaseAdapter):
     # syncpeer's lying modes (`syncpeer.io.byzantine.MODES`), switched at start-up.
     byzantine = ByzantineModes(
         "SYNCPEER_BYZANTINE",
-        ("corrupt", "lie-size", "lie-hash", "lie-timestamp", "selective", "replay"),
+        ("corrupt", "lie-size", "lie-hash", "lie-timestamp", "selective", "replay", "slowloris"),
     )
 
     def __init__(self, env: EnvironmentAPI) -> None:
         super().__init__(env)
         self._clients: dict[str, SyncpeerClient] = {}
         self._fingerprints: dict[str, str] = {}
+        self.published: list[Published] = []  # what the harness published, content included
 
     def client(self, node: Node) -> SyncpeerClient:
         if node.name not in self._clients:
-            self._clients[node.name] = SyncpeerClient(self.env, node)
+            self._clients[node.name] = SyncpeerClient(self.env, node, published=self.published)
         return self._clients[node.name]
 
     def _client(self, name: str) -> SyncpeerClient:
@@ -426,18 +474,24 @@ class SyncpeerAdapter(BaseAdapter):
         self, a: str, name: str, content_b64: str, recipients: list[str] | None = None
     ) -> dict[str, Any]:
         """Publish a file on `a` for the named peers (None: public)."""
-        content = base64.b64decode(content_b64)
+        try:
+            content = base64.b64decode(content_b64, validate=True)
+        except ValueError:
+            raise UsageError("content_b64 is not base64", field="content_b64") from None
         targets: list[str] | str = self.fingerprints(recipients) if recipients else "public"
-        return self._client(a).publish(name, content, targets)
+        with _refusals(a, name):
+            return self._client(a).publish(name, content, targets)
 
     @rpc
     def file_list(self, a: str) -> list[dict[str, Any]]:
+        """The files `a` holds (its own and those it received)."""
         return self._client(a).files()
 
     @rpc
     def file_cat(self, b: str, name: str) -> str:
         """The decrypted content on `b`, base64 (the CLI decodes it)."""
-        return base64.b64encode(self._client(b).content(name)).decode()
+        with _refusals(b, name):
+            return base64.b64encode(self._client(b).content(name)).decode()
 
 
 # ------------------------------------------------------------------- assertions
@@ -459,10 +513,13 @@ def assert_file_synced(
     timeout: float = 15.0,
 ) -> None:
     """Wait until every node in `nodes` holds `name`, can decrypt it, and (if given) its
-    content equals `content`. Fails naming the nodes that do not, and what they hold."""
+    content equals `content`. Fails naming the nodes that do not, and what they hold; fails
+    at once when a node holds the author's latest version and it is not `content` (it will
+    not change by waiting), with a short diff when both are small text."""
     names = list(nodes)
     expected = hashlib.sha256(content).hexdigest() if content is not None else None
     adapter = SyncpeerAdapter.of(env, "syncpeer")
+    final_and_wrong: list[str] = []  # nodes whose wrong content will not change by waiting
 
     def lagging() -> dict[str, str]:
         out: dict[str, str] = {}
@@ -473,12 +530,14 @@ def assert_file_synced(
             elif not state.get("decryptable"):
                 out[node_name] = "has it but cannot decrypt it"
             elif expected and state.get("sha256_plain") != expected:
+                if _is_latest(env, adapter, name, state):
+                    final_and_wrong.append(node_name)
                 out[node_name] = f"holds sha256 {str(state.get('sha256_plain'))[:12]}…"
         return out
 
     try:
         env.wait_until(
-            lambda: not lagging(),
+            lambda: final_and_wrong or not lagging(),
             timeout,
             what=f"{name!r} to sync to {', '.join(names)}",
             describe=lambda: "; ".join(f"{n}: {why}" for n, why in lagging().items()),
@@ -486,6 +545,48 @@ def assert_file_synced(
     except WaitTimeout as exc:
         detail = f" (expected sha256 {expected[:12]}…)" if expected else ""
         raise AssertionError(f"{exc}{detail}") from None
+    if final_and_wrong:
+        assert content is not None
+        node = final_and_wrong[0]
+        held = adapter.client(env.node(node)).content(name)
+        raise AssertionError(
+            f"{node} holds the latest version of {name!r}, and it is not the content "
+            f"expected:\n{_difference(content, held)}"
+        )
+
+
+def _is_latest(
+    env: EnvironmentAPI, adapter: SyncpeerAdapter, name: str, state: dict[str, Any]
+) -> bool:
+    """True when the node's version of the file is its author's own latest: final."""
+    author = adapter.names_by_fingerprint().get(str(state.get("author")))
+    if author is None:
+        return False
+    own = _file_state(adapter.client(env.node(author)), name)
+    return own is not None and own.get("version") == state.get("version")
+
+
+DIFF_LIMIT = 4096  # bytes of text below which a wrong content is shown as a diff
+
+
+def _difference(expected: bytes, held: bytes) -> str:
+    """A short unified diff for small text, else both sizes and hashes."""
+    if max(len(expected), len(held)) <= DIFF_LIMIT:
+        try:
+            lines = difflib.unified_diff(
+                expected.decode().splitlines(),
+                held.decode().splitlines(),
+                "expected",
+                "held",
+                lineterm="",
+            )
+            return "\n".join(list(lines)[:40])
+        except UnicodeDecodeError:
+            pass
+    return (
+        f"expected {len(expected)} bytes (sha256 {hashlib.sha256(expected).hexdigest()[:12]}…), "
+        f"held {len(held)} bytes (sha256 {hashlib.sha256(held).hexdigest()[:12]}…)"
+    )
 
 
 def assert_friends(env: EnvironmentAPI, a: str, b: str, *, mutual: bool = True) -> None:

@@ -1,6 +1,8 @@
 """syncpeer's pytest helpers, loaded by peerlab's pytest plugin through syncpeer's system
-plugin: the `syncpeer_net` fixture (peers started and befriended in one call) and the
-assertions scenarios use (`assert_file_synced`, `assert_friends`)."""
+plugin: the `syncpeer_net` fixture (peers started and befriended in one call), the
+assertions scenarios use (`assert_file_synced`, `assert_friends`), and the final check of
+every test that ran syncpeer: no private key and no plaintext a peer may not read left any
+peer (`no_secret_leaks`, see peerlab.systems.syncpeer_secrets)."""
 
 from __future__ import annotations
 
@@ -9,11 +11,19 @@ from collections.abc import Callable, Iterable, Sequence
 import pytest
 
 from peerlab.api import EnvironmentAPI
+from peerlab.checkers.verdict import Verdict
 from peerlab.clock import Scheduler
 from peerlab.systems.syncpeer import SyncpeerAdapter, assert_file_synced, assert_friends
+from peerlab.systems.syncpeer_secrets import check_secrets
 from peerlab.testing import require_libfaketime
 
-__all__ = ["assert_file_synced", "assert_friends", "mesh", "syncpeer_net"]
+__all__ = [
+    "assert_file_synced",
+    "assert_friends",
+    "mesh",
+    "pytest_peerlab_final_checks",
+    "syncpeer_net",
+]
 
 Edges = Iterable[tuple[str, str]]
 
@@ -41,3 +51,11 @@ def syncpeer_net(peerlab_env: EnvironmentAPI) -> Callable[..., SyncpeerAdapter]:
         return adapter
 
     return start
+
+
+@pytest.hookimpl
+def pytest_peerlab_final_checks(env: EnvironmentAPI, skip: frozenset[str]) -> list[Verdict]:
+    """No secret left a peer: run at the end of every test whose network ran syncpeer."""
+    if "syncpeer" not in env.systems or "no_secret_leaks" in skip:
+        return []
+    return [check_secrets(env)]

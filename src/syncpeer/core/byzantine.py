@@ -9,11 +9,14 @@
                    under the same version and timestamp, and shows it to every other peer
                    (equivocation)
     replay         lists and serves the oldest version it holds of each file as current
+    slowloris      lists honestly and answers downloads honestly (Range and If-Match too),
+                   sends half of what was asked at once, then a few bytes now and then,
+                   forever: the friend that answers and then stalls mid-body
 
-Served envelopes ignore If-Match and Range, as a liar would; listings carry no ETag, so
-every poll gets the lie in full. A driver (`syncpeer.io.byzantine` in front of the aiohttp
-API, or a simulator) asks a `Liar` what to answer and reads envelope bytes for it; peerlab's
-chaos tests switch a mode on with `SYNCPEER_BYZANTINE`.
+The other liars' envelopes ignore If-Match and Range, as a liar would; their listings carry
+no ETag, so every poll gets the lie in full. A driver (`syncpeer.io.byzantine` in front of
+the aiohttp API, or a simulator) asks a `Liar` what to answer and reads envelope bytes for
+it; peerlab's chaos tests switch a mode on with `SYNCPEER_BYZANTINE`.
 """
 
 from __future__ import annotations
@@ -40,12 +43,16 @@ MODES: dict[str, str] = {
     "lie-timestamp": "lists every envelope an hour later than it was signed",
     "selective": "shows half of its peers a different signed version of its files",
     "replay": "lists and serves the oldest version it holds as current",
+    "slowloris": "answers downloads, then trickles a few bytes now and then, forever",
 }
+TRICKLING = "slowloris"  # honest in what it says, slow in how it sends
 HONEST = "off"
 VARIABLE = "SYNCPEER_BYZANTINE"
 TIMESTAMP_LIE_S = 3600.0
 SIZE_LIE_BYTES = 100
 ALTERNATE_SUFFIX = b"\n(what the other half of my peers see)"  # the second envelope's
+TRICKLE_BYTES = 8  # what a slowloris sends ...
+TRICKLE_EVERY_S = 1.0  # ... this often, once the first half of the answer went out
 _HEADER_LENGTH = struct.Struct(">I")
 _BODY_LENGTH = struct.Struct(">Q")
 
@@ -78,6 +85,17 @@ class Liar:
         self._peers: dict[str, int] = {}  # peer address -> order of first contact
         self._alternates: dict[str, tuple[StoredFile, bytes]] = {}
         self._corrupted: dict[str, bytes] = {}  # envelope sha256 -> altered bytes
+
+    @property
+    def trickles(self) -> bool:
+        """A slowloris: its listings and answers are the honest ones, sent `pace` slowly."""
+        return self.mode == TRICKLING
+
+    @staticmethod
+    def pace(length: int) -> tuple[int, int, float]:
+        """How a slowloris sends an answer of `length` bytes: (fast, piece, every): the first
+        `fast` at once, then `piece` bytes every `every` seconds."""
+        return length // 2, TRICKLE_BYTES, TRICKLE_EVERY_S
 
     # ------------------------------------------------------------------ what each peer sees
 
@@ -130,9 +148,10 @@ class Liar:
             data = self._corrupt(shown.sha256, data)
         return shown, data
 
-    def served_event(self, name: str, shown: StoredFile, peer: str | None) -> LogEvent:
-        """The `byzantine_served` log line of a lie served to `peer`."""
-        fields = {"component": "http", "name": name, "version": shown.version}
+    def served_event(self, name: str, shown: StoredFile, peer: str | None, **more: int) -> LogEvent:
+        """The `byzantine_served` log line of a lie served to `peer` (a slowloris says where
+        the answer began, `first`, and how much went at once, `fast`)."""
+        fields = {"component": "http", "name": name, "version": shown.version, **more}
         return LogEvent("byzantine_served", "info", fields | {"mode": self.mode, "peer": peer})
 
     # ------------------------------------------------------------------ forgeries

@@ -23,6 +23,11 @@ class DownloadError(Exception):
     """A request failed; a download's partial file is kept when it can be resumed."""
 
 
+class Stalled(DownloadError):
+    """The friend answered, then sent too little for too long (a slowloris): the download
+    gives up, keeping what arrived, so another friend can send the rest."""
+
+
 class SourceLied(DownloadError):
     """The friend answered with another number of bytes than its listing said: not a network
     accident (a cut-off body has no such header), so the friend is not asked again."""
@@ -123,3 +128,37 @@ def begin_download(
         )
     write_at = 0 if "drop-range-offset" in mutants else offset
     return Receiving(entry, offset, write_at, honest)
+
+
+class ProgressDeadline:
+    """A download's progress deadline: every `window` seconds, `min_rate * window` more
+    bytes (or all that remain of `expected`) must arrive, else it is `Stalled` (a trickle of
+    a few bytes resets a per-read timeout forever). `min_rate` 0: no such deadline. The
+    driver keeps the timer: `progressed` says when it is due again."""
+
+    def __init__(self, window: float, min_rate: int, expected: int) -> None:
+        self.window = window
+        self.step = int(min_rate * window)
+        self.expected = expected
+        self._mark = 0  # bytes received when the deadline last moved
+        self._armed = False
+
+    @property
+    def active(self) -> bool:
+        return self.step > 0
+
+    def progressed(self, received: int, now: float) -> float | None:
+        """`received` bytes have arrived by `now`: the new deadline when that moved it (on
+        the clock of `now`), None when it stays where it was."""
+        if not self.active:
+            return None
+        if not self._armed or received - self._mark >= min(self.step, self.expected - self._mark):
+            self._mark, self._armed = received, True
+            return now + self.window
+        return None
+
+    def stalled(self, received: int) -> Stalled:
+        return Stalled(
+            f"stalled: {received - self._mark} bytes in the last {self.window:g}s "
+            f"(at least {min(self.step, self.expected - self._mark)} expected)"
+        )

@@ -32,6 +32,15 @@ MUTANTS: dict[str, str] = {
     "trust-size": "a source that serves more or fewer bytes than it listed is not blamed",
     "poll-in-lockstep": "a poll round waits for every friend's answer, so one frozen friend "
     "holds up syncing with all the others",
+    "poll-at-fixed-rate": "an unreachable friend is polled every round, at a fixed rate, "
+    "instead of less and less often",
+    "no-read-deadline": "downloads have only a per-read timeout, so a friend that trickles a "
+    "few bytes now and then (slowloris) holds a download slot forever",
+    "delete-wins": "a tombstone becomes current whatever its version, so a late or replayed "
+    "delete removes a file re-created after it",
+    "wrong-distance": "the DHT measures closeness by the ids' numeric difference instead of "
+    "their XOR",
+    "leak-private-key": "a node logs its identity, private keys included, when it starts",
 }
 
 

@@ -16,13 +16,16 @@ import email.utils
 import functools
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from syncpeer.core.errors import InvalidName
 from syncpeer.core.logevent import LogEvent
 from syncpeer.core.mutants import Mutants
 from syncpeer.core.names import validate_name
 from syncpeer.core.store import Store, StoredFile
+
+if TYPE_CHECKING:
+    from syncpeer.core.dht.protocol import DhtProtocol
 
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 
@@ -148,6 +151,17 @@ def envelope(
     part = Slice(file, first, last)
     headers["Content-Length"] = str(part.length)
     return Answer(status, headers), part
+
+
+def ready(wants_dht: bool, dht: DhtProtocol | None) -> Answer:
+    """`GET /ready`: 200 once the node can do its job; with a DHT (`wants_dht`) joined
+    through bootstrap nodes, when it has joined and knows a contact (`dht`: None while it
+    has not started); 503 with how far it got until then."""
+    if not wants_dht or (dht is not None and dht.ready):
+        return Answer(200, {}, {"status": "ready"})
+    joined = dht is not None and dht.joined
+    contacts = len(dht.table) if dht is not None else 0
+    return Answer(503, {}, {"status": "joining", "joined": joined, "contacts": contacts})
 
 
 def served_event(part: Slice, trace_id: str | None, outcome: str, peer: str | None) -> LogEvent:

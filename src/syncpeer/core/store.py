@@ -212,6 +212,8 @@ class Store:
         """The version rule: whether `file` replaces `current` (docs/syncpeer.md)."""
         if "accept-older" in self.mutants:
             return True
+        if "delete-wins" in self.mutants and file.deleted:
+            return True
         if "timestamp-wins" in self.mutants:
             return (file.timestamp, file.key) > (current.timestamp, current.key)
         return file.key > current.key

@@ -5,16 +5,20 @@ Every `poll_interval` a round polls each friend whose previous poll has ended, a
 their answers at most one poll interval (so a friend that never answers delays only
 itself); the next round starts one poll interval after the wait. A listing's entries are
 planned newest first, never one already held, in flight, not meant for this node, or known
-to be bad; planned downloads run `max_downloads` at a time, from the friend that listed
-them, resuming the partial file where the last attempt stopped. Arrived bytes are verified
-against the listing and the author's signature before the store decides where they belong.
+to be bad; planned downloads run `max_downloads` at a time (at most `per_source` from one
+friend), resuming the partial file where the last attempt stopped. Arrived bytes are
+verified against the listing and the author's signature before the store decides where
+they belong.
 
-Failures are forgotten, not punished: an unreachable friend's listing is dropped (it is no
-longer a source) and the friend is polled again next round; a failed download is planned
-again from the next listing that offers it. Only lies are remembered: bytes that fail
-verification are never fetched again, and bytes a friend misrepresented are never fetched
-from that friend again on the same claim (the same listing entry: a friend that lists them
-truthfully later, restarted honest, is heard).
+Failures are waited out, with exponential backoff: an unreachable friend's listing is
+dropped (it is no longer a source) and the friend is polled again after 2, 4, 8 ... poll
+intervals, at most `max_backoff` seconds apart, until it answers; a download that broke off
+(refused, cut, stalled below the driver's progress deadline) keeps its partial file and
+goes on at once from another friend that lists the same bytes, while the friend that
+failed is not asked for them again before its own backoff has passed. Lies are remembered
+for good: bytes that fail verification are never fetched again, and bytes a friend
+misrepresented are never fetched from that friend again on the same claim (the same
+listing entry: a friend that lists them truthfully later, restarted honest, is heard).
 
 Time comes in as `now`, monotonic seconds (only differences matter); randomness (trace ids)
 from the injected `random.Random`.
@@ -62,6 +66,15 @@ class SyncConfig:
     poll_interval: float = 1.0  # seconds between the end of a round's wait and the next round
     http_timeout: float = 10.0  # a poll's whole request; a download's connect and each read
     max_downloads: int = 8  # downloads running at once
+    per_source: int = 3  # downloads running at once from one friend
+    max_backoff: float = 8.0  # the longest wait before asking a failing friend again
+    stall_timeout: float = 5.0  # a download gives up when `min_rate` ...
+    min_rate: int = 1024  # ... bytes per second have not arrived within this many seconds
+
+    def backoff(self, failures: int) -> float:
+        """How long to wait after `failures` failures in a row: 2, 4, 8 ... poll intervals,
+        at most `max_backoff` seconds."""
+        return min(self.poll_interval * 2 ** min(failures, 32), self.max_backoff)
 
 
 @dataclass
@@ -102,6 +115,17 @@ class _Friend:
     address: str
     etag: tuple[str, str] | None = None  # (address polled, ETag of its answer)
     unreachable: bool = False
+    failures: int = 0  # polls failed in a row
+    next_poll: float = 0.0  # not polled again before this (monotonic): its backoff
+
+
+@dataclass
+class _Backoff:
+    """A friend that failed to deliver some bytes: how often in a row, and until when it
+    is not asked for them again."""
+
+    failures: int
+    until: float
 
 
 @dataclass
@@ -152,6 +176,7 @@ class SyncEngine:
         # (friend, the listing entry it lied with): a lie is the claim a friend made, so the
         # same friend offering those bytes truthfully later (an honest restart) is heard.
         self._bad_sources: set[tuple[str, ListingEntry]] = set()
+        self._backoffs: dict[tuple[str, str], _Backoff] = {}  # (friend, sha256) it failed
 
     # ------------------------------------------------------------------ inputs
 
@@ -167,10 +192,12 @@ class SyncEngine:
             case FriendRemoved(fingerprint):
                 self._friends.pop(fingerprint, None)
                 self._listings.pop(fingerprint, None)
+                for failed in [key for key in self._backoffs if key[0] == fingerprint]:
+                    del self._backoffs[failed]
             case ListingReceived():
-                actions += self._listing_received(event)
+                actions += self._listing_received(event, now)
             case PollFailed():
-                actions += self._poll_failed(event)
+                actions += self._poll_failed(event, now)
             case DownloadEnded() | DownloadFailed() | DownloadLied():
                 actions += self._download_done(event, now)
         actions += self._advance(now)
@@ -213,6 +240,11 @@ class SyncEngine:
             return "too_large"
         return None
 
+    def backing_off(self, friend: str, sha256: str, now: float) -> bool:
+        """Whether `friend` failed to deliver these bytes lately and waits out its backoff."""
+        backoff = self._backoffs.get((friend, sha256))
+        return backoff is not None and now < backoff.until
+
     def sources(self, entry: ListingEntry, first: str | None = None) -> tuple[str, ...]:
         """Friends whose last listing offers exactly these envelope bytes (`first` first)."""
         friends = [
@@ -234,8 +266,10 @@ class SyncEngine:
         if friend is None:
             self._friends[fingerprint] = _Friend(address)
             return
-        # Replaced in place, so it keeps its turn in the round order.
+        # Replaced in place, so it keeps its turn in the round order; a new address is
+        # worth asking at once.
         friend.address, friend.etag, friend.unreachable = address, None, False
+        friend.failures, friend.next_poll = 0, 0.0
         self._listings.pop(fingerprint, None)
 
     def _advance(self, now: float) -> list[Action]:
@@ -254,9 +288,12 @@ class SyncEngine:
         trace_id = self._trace_id()
         actions: list[Action] = []
         waiting: set[str] = set()
+        fixed_rate = "poll-at-fixed-rate" in self.mutants
         for fingerprint, friend in self._friends.items():
             if fingerprint in self._polling:
                 continue  # its last poll has not ended: it does not hold this round up
+            if now < friend.next_poll and not fixed_rate:
+                continue  # unreachable lately: left alone until its backoff has passed
             etag = friend.etag[1] if friend.etag and friend.etag[0] == friend.address else None
             poll = Poll(fingerprint, friend.address, etag, trace_id, self.config.http_timeout)
             self._polling[fingerprint] = poll
@@ -295,13 +332,14 @@ class SyncEngine:
             self._round.waiting.discard(poll.friend)
         return self._friends.get(poll.friend)
 
-    def _listing_received(self, event: ListingReceived) -> list[Action]:
+    def _listing_received(self, event: ListingReceived, now: float) -> list[Action]:
         poll = event.poll
         friend = self._answered(poll)
         if friend is None:
             return []
         actions: list[Action] = []
         context = {"trace_id": poll.trace_id, "friend": poll.friend}
+        friend.failures, friend.next_poll = 0, 0.0
         if friend.unreachable:
             friend.unreachable = False
             actions.append(LogEvent("friend_reachable", "info", context))
@@ -318,11 +356,28 @@ class SyncEngine:
         candidates = self._listings.get(poll.friend, {}).values()
         for entry in sorted(candidates, key=lambda entry: entry.key, reverse=True):
             if self.skip_reason(entry, poll.friend) is None:
-                self._in_flight.add(entry.fetch_id)
-                self._queue.append((entry, poll.friend))
+                source = self._source_for(entry, now, first=poll.friend)
+                if source is not None:
+                    self._in_flight.add(entry.fetch_id)
+                    self._queue.append((entry, source))
         return actions
 
-    def _poll_failed(self, event: PollFailed) -> list[Action]:
+    def _source_for(self, entry: ListingEntry, now: float, first: str | None) -> str | None:
+        """The friend to fetch `entry` from: of those that list these bytes and are not
+        waiting out a backoff for them, the one that failed them least often (`first` on
+        a tie); None if there is none."""
+        eligible = [
+            source
+            for source in self.sources(entry, first)
+            if not self.backing_off(source, entry.sha256, now)
+        ]
+        return min(eligible, key=lambda source: self._failures(source, entry.sha256), default=None)
+
+    def _failures(self, source: str, sha256: str) -> int:
+        backoff = self._backoffs.get((source, sha256))
+        return 0 if backoff is None else backoff.failures
+
+    def _poll_failed(self, event: PollFailed, now: float) -> list[Action]:
         poll = event.poll
         friend = self._answered(poll)
         if friend is None:
@@ -330,6 +385,8 @@ class SyncEngine:
         self.counters.poll_failures += 1
         self._listings.pop(poll.friend, None)  # no longer a source
         friend.etag = None
+        friend.failures += 1
+        friend.next_poll = now + self.config.backoff(friend.failures)
         if friend.unreachable:
             return []  # logged when it changed
         friend.unreachable = True
@@ -342,6 +399,7 @@ class SyncEngine:
                     "friend": poll.friend,
                     "address": poll.address,
                     "error": event.error,
+                    "retry_in_s": round(friend.next_poll - now, 3),
                 },
             )
         ]
@@ -350,11 +408,17 @@ class SyncEngine:
 
     def _start_downloads(self, now: float) -> list[Action]:
         actions: list[Action] = []
+        waiting: deque[tuple[ListingEntry, str]] = deque()  # their source's slots are taken
         while self._queue and len(self._running) < self.config.max_downloads:
             entry, source = self._queue.popleft()
             friend = self._friends.get(source)
             if friend is None:
                 self._in_flight.discard(entry.fetch_id)  # removed while queued
+                continue
+            # A friend that answers and then stalls (slowloris) must not take every slot:
+            # downloads from honest friends go on beside its.
+            if self._running_from(source) >= self.config.per_source:
+                waiting.append((entry, source))
                 continue
             offset = self._partials.get(entry.sha256, 0)
             if offset > entry.size:
@@ -366,6 +430,8 @@ class SyncEngine:
                 offset,
                 entry.trace_id or self._trace_id(),
                 self.config.http_timeout,
+                self.config.stall_timeout,
+                0 if "no-read-deadline" in self.mutants else self.config.min_rate,
             )
             self._running[entry.fetch_id] = _Running(download, now)
             self.counters.fetches[f"{entry.name}@{entry.version}@{entry.author}"] += 1
@@ -379,7 +445,11 @@ class SyncEngine:
                 self.counters.downloads_started += 1
                 actions.append(LogEvent("file_download_started", "info", fields))
             actions.append(download)
+        self._queue.extendleft(reversed(waiting))
         return actions
+
+    def _running_from(self, source: str) -> int:
+        return sum(1 for running in self._running.values() if running.download.source == source)
 
     def _download_done(
         self, event: DownloadEnded | DownloadFailed | DownloadLied, now: float
@@ -398,23 +468,46 @@ class SyncEngine:
         if isinstance(event, DownloadFailed):
             self.counters.bytes_downloaded += max(0, event.have - download.offset)
             failure = {"have": event.have, "error": event.error}
-            return self._failed(entry.sha256, event.have, fields | failure)
+            return self._failed(download, event.have, fields | failure, now)
         self.counters.bytes_downloaded += event.received
         if download.offset + event.received != entry.size:
             failure = {"have": download.offset + event.received, "error": "short body"}
-            return self._failed(entry.sha256, len(event.data), fields | failure)
+            return self._failed(download, len(event.data), fields | failure, now)
+        for failed in [key for key in self._backoffs if key[1] == entry.sha256]:
+            del self._backoffs[failed]  # these bytes are here: nobody owes them any more
         self._partials.pop(entry.sha256, None)
         outcome = self._check(entry, download.source, event.data)
         if isinstance(outcome, str):
             return self._reject(entry.sha256, fields, outcome)
         return self._keep(outcome, entry.sha256, fields, now - running.started)
 
-    def _failed(self, sha256: str, partial: int, fields: dict[str, Any]) -> list[Action]:
-        """A download broke off with `partial` bytes of the envelope downloaded: resumed
-        from there when it is planned again."""
-        self._partials[sha256] = partial
+    def _failed(
+        self, download: Download, partial: int, fields: dict[str, Any], now: float
+    ) -> list[Action]:
+        """A download broke off with `partial` bytes of the envelope downloaded: its source
+        waits out a backoff for these bytes, and another friend that lists them (if any)
+        goes on from there at once; otherwise the next listing that offers them does."""
+        entry = download.entry
+        self._partials[entry.sha256] = partial
         self.counters.downloads_failed += 1
-        return [LogEvent("file_download_failed", "warning", fields)]
+        failures = self._failures(download.source, entry.sha256) + 1
+        until = now + self.config.backoff(failures)
+        self._backoffs[(download.source, entry.sha256)] = _Backoff(failures, until)
+        actions: list[Action] = [
+            LogEvent(
+                "file_download_failed",
+                "warning",
+                fields | {"retry_in_s": round(until - now, 3)},
+            )
+        ]
+        if self.skip_reason(entry) is None:
+            source = self._source_for(entry, now, first=None)
+            if source is not None:
+                # Behind what is already planned: a stalled download's next try must not
+                # take the slot it freed from a download waiting for one.
+                self._in_flight.add(entry.fetch_id)
+                self._queue.append((entry, source))
+        return actions
 
     def _reject(self, sha256: str, fields: dict[str, Any], reason: str) -> list[Action]:
         self._partials.pop(sha256, None)

@@ -37,7 +37,10 @@ class Download:
     """Fetch the envelope of `entry` from `source` at `address`: the bytes from `offset` on
     (a Range request when it is not 0) appended to the partial file of `entry.sha256`,
     which the driver first cuts to `offset` bytes. `timeout` bounds connecting and each
-    read, not the whole transfer."""
+    read, not the whole transfer. The progress deadline bounds a source that answers and
+    then trickles (slowloris), which no per-read timeout catches: each `stall_timeout`
+    seconds at least `min_rate * stall_timeout` more bytes (or the rest) must arrive, or
+    the driver gives up and reports `DownloadFailed`; `min_rate` 0: no such deadline."""
 
     entry: ListingEntry
     source: str
@@ -45,6 +48,8 @@ class Download:
     offset: int
     trace_id: str
     timeout: float
+    stall_timeout: float = 5.0
+    min_rate: int = 0
 
 
 @dataclass(frozen=True)

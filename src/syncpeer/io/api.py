@@ -1,5 +1,8 @@
-"""The public HTTP API peers use, over aiohttp: health, identity card, file listing, envelope
-download.
+"""The public HTTP API peers use, over aiohttp: health, readiness, identity card, file
+listing, envelopes.
+
+`/health` answers as soon as the node serves; `/ready` only once it can do its job: with a
+DHT joined through bootstrap nodes, when it has joined and knows at least one contact.
 
 What each answer says is decided by `syncpeer.core.serve` (ETags and 304s, If-Match, Range,
 the serving side's mutants); this module reads the request's headers into it and streams the
@@ -35,6 +38,7 @@ class PublicApi:
     def routes(self) -> list[web.RouteDef]:
         return [
             web.get("/health", self.health),
+            web.get("/ready", self.ready),
             web.get("/identity", self.identity),
             web.get("/files", self.listing),
             web.get("/files/{name}", self.envelope, allow_head=False),
@@ -50,6 +54,11 @@ class PublicApi:
                 "address": node.address,
             }
         )
+
+    async def ready(self, request: web.Request) -> web.Response:
+        dht = self.node.dht
+        wants_dht = self.node.config.udp_port is not None
+        return respond(serve.ready(wants_dht, dht.protocol if dht is not None else None))
 
     async def identity(self, request: web.Request) -> web.Response:
         return web.json_response(self.node.identity.card.to_json())

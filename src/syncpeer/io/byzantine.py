@@ -3,8 +3,9 @@ variables for peerlab's chaos and mutation tests; an honest node (neither variab
 installs nothing.
 
 `SYNCPEER_BYZANTINE=<mode>` makes the node lie to its friends on the public API; what each
-mode lists and serves is `syncpeer.core.byzantine`. `Node.start` calls `install`, whose
-middleware answers the public routes it lies on before the honest handlers see them; it also
+mode lists and serves is `syncpeer.core.byzantine` (a slowloris sends the honest answer,
+slowly: `Liar.pace`). `Node.start` calls `install`, whose middleware answers the public
+routes it lies on before the honest handlers see them; it also
 starts the `rebroadcast` mutant's watcher when the node's mutants (`SYNCPEER_MUTANTS`, read
 by `syncpeer.io.config`) include it.
 """
@@ -20,9 +21,11 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
+from syncpeer.core import serve
 from syncpeer.core.byzantine import MODES, VARIABLE, Liar, mode_of
 from syncpeer.core.errors import InvalidEnvelope, NotARecipient, UnknownFriend
 from syncpeer.core.store import StoredFile
+from syncpeer.io.api import respond
 
 if TYPE_CHECKING:
     from syncpeer.io.node import Node
@@ -65,10 +68,14 @@ def _requester(request: web.Request) -> str | None:
 def _middleware(node: Node, liar: Liar) -> Middleware:
     @web.middleware
     async def lie(request: web.Request, handler: Handler) -> web.StreamResponse:
+        name = request.match_info.get("name")
+        if liar.trickles:
+            if request.method == "GET" and name is not None and request.path.startswith("/files/"):
+                return await _trickle(node, liar, request, name)
+            return await handler(request)
         if request.method == "GET" and request.path == "/files":
             # No ETag: every poll gets the (lying) listing in full.
             return web.json_response(liar.listing(_requester(request)))
-        name = request.match_info.get("name")
         if request.method == "GET" and name is not None and request.path.startswith("/files/"):
             served = liar.envelope(name, _requester(request))
             if served is None:
@@ -93,6 +100,39 @@ def _middleware(node: Node, liar: Liar) -> Middleware:
         return response
 
     return lie
+
+
+async def _trickle(node: Node, liar: Liar, request: web.Request, name: str) -> web.StreamResponse:
+    """The honest answer's head (`syncpeer.core.serve`: If-Match, Range, errors alike), then
+    its body as `Liar.pace` says, until the peer gives up."""
+    answer, part = serve.envelope(
+        node.files.model,
+        name,
+        if_match=request.headers.get("If-Match"),
+        range_header=request.headers.get("Range"),
+    )
+    opened = node.files.open_current(part.file.name) if part is not None else None
+    if part is None or opened is None:
+        return respond(answer)
+    with opened[1] as handle:
+        handle.seek(part.first)
+        body = handle.read(part.length)
+    headers = {k: v for k, v in answer.headers.items() if k != "Content-Length"}
+    response = web.StreamResponse(status=answer.status, headers=headers)
+    response.content_length = len(body)
+    await response.prepare(request)
+    fast, piece, every = liar.pace(len(body))
+    event = liar.served_event(name, part.file, request.remote, first=part.first, fast=fast)
+    node.log.info(event.event, **event.fields)
+    try:
+        await response.write(body[:fast])
+        for at in range(fast, len(body), piece):
+            await asyncio.sleep(every)
+            await response.write(body[at : at + piece])
+        await response.write_eof()
+    except ConnectionError:
+        pass  # the peer gave up on us: what a slowloris wants it to take long to do
+    return response
 
 
 def _equivocate(node: Node, liar: Liar, name: str) -> None:

@@ -8,6 +8,7 @@ tells nodes apart by source IP) and carry X-Trace-Id so the serving node logs th
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import aiohttp
@@ -16,7 +17,9 @@ from yarl import URL
 from syncpeer.core.fetch import (
     DownloadError,
     Listing,
+    ProgressDeadline,
     SourceLied,
+    Stalled,
     begin_download,
     download_headers,
     listing_headers,
@@ -25,7 +28,15 @@ from syncpeer.core.fetch import (
 from syncpeer.core.listing import ListingEntry
 from syncpeer.core.mutants import NO_MUTANTS, Mutants
 
-__all__ = ["CHUNK_BYTES", "DownloadError", "Listing", "PeerClient", "SourceLied", "new_session"]
+__all__ = [
+    "CHUNK_BYTES",
+    "DownloadError",
+    "Listing",
+    "PeerClient",
+    "SourceLied",
+    "Stalled",
+    "new_session",
+]
 
 CHUNK_BYTES = 64 * 1024
 
@@ -62,9 +73,12 @@ class PeerClient:
         offset: int,
         trace_id: str,
         timeout_s: float,
+        stall_timeout: float = 0.0,
+        min_rate: int = 0,
     ) -> int:
         """Append the envelope's bytes from `offset` to `partial`; return the bytes received.
-        `timeout_s` bounds connecting and each read."""
+        `timeout_s` bounds connecting and each read; `stall_timeout` and `min_rate` the
+        progress (`ProgressDeadline`: else `Stalled`)."""
         headers = download_headers(entry, offset, trace_id)
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=timeout_s, sock_read=timeout_s)
         url = URL(f"http://{address}") / "files" / entry.name
@@ -82,10 +96,21 @@ class PeerClient:
                 if response.status == 416:
                     partial.unlink(missing_ok=True)
                 raise
+            deadline = ProgressDeadline(stall_timeout, min_rate, entry.size - receiving.offset)
+            clock = asyncio.get_running_loop()
             with partial.open("r+b" if partial.exists() else "wb") as out:
                 out.truncate(receiving.offset)
                 out.seek(receiving.write_at)
-                async for chunk in response.content.iter_chunked(CHUNK_BYTES):
-                    receiving.take(len(chunk))
-                    out.write(chunk)
+                try:
+                    async with asyncio.timeout_at(deadline.progressed(0, clock.time())) as due:
+                        async for chunk in response.content.iter_chunked(CHUNK_BYTES):
+                            receiving.take(len(chunk))
+                            out.write(chunk)
+                            moved = deadline.progressed(receiving.received, clock.time())
+                            if moved is not None:
+                                due.reschedule(moved)
+                except TimeoutError:
+                    if not (deadline.active and due.expired()):
+                        raise
+                    raise deadline.stalled(receiving.received) from None
         return receiving.received

@@ -27,6 +27,8 @@ class NodeConfig:
     source_address: str | None = None
     poll_interval: float = 1.0
     http_timeout: float = 10.0
+    max_backoff: float = 8.0
+    stall_timeout: float = 5.0
     log_level: str = "info"
     udp_port: int | None = None  # None: no DHT
     dht_advertise: str | None = None
@@ -47,6 +49,18 @@ def run_parser() -> argparse.ArgumentParser:
     parser.add_argument("--source-address", help="local IP outgoing connections bind to")
     parser.add_argument("--poll-interval", type=float, default=1.0, help="seconds between polls")
     parser.add_argument("--http-timeout", type=float, default=10.0, help="HTTP timeout, seconds")
+    parser.add_argument(
+        "--max-backoff",
+        type=float,
+        default=8.0,
+        help="longest wait, seconds, before asking a friend that keeps failing again",
+    )
+    parser.add_argument(
+        "--stall-timeout",
+        type=float,
+        default=5.0,
+        help="a download gives up when less than 1 KiB/s arrived over this many seconds",
+    )
     parser.add_argument("--log-level", default="info", choices=LEVELS)
     dht = parser.add_argument_group("DHT (Kademlia over UDP; see docs/dht.md)")
     dht.add_argument(
@@ -164,8 +178,10 @@ def parse_run_args(argv: Sequence[str]) -> NodeConfig:
             parser.error(f"--advertise: {error}")
     if not 0 <= args.port < 65536:
         parser.error("--port must be between 0 and 65535")
-    if args.poll_interval <= 0 or args.http_timeout <= 0:
-        parser.error("--poll-interval and --http-timeout must be positive")
+    if min(args.poll_interval, args.http_timeout, args.max_backoff, args.stall_timeout) <= 0:
+        parser.error(
+            "--poll-interval, --http-timeout, --max-backoff and --stall-timeout must be positive"
+        )
     dht = _dht_config(parser, args)
     try:
         mutants = Mutants.parse(os.environ.get(MUTANTS_VARIABLE))
@@ -180,6 +196,8 @@ def parse_run_args(argv: Sequence[str]) -> NodeConfig:
         source_address=args.source_address,
         poll_interval=args.poll_interval,
         http_timeout=args.http_timeout,
+        max_backoff=args.max_backoff,
+        stall_timeout=args.stall_timeout,
         log_level=args.log_level,
         udp_port=args.udp_port,
         dht_advertise=args.dht_advertise,

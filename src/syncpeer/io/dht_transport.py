@@ -34,6 +34,7 @@ from syncpeer.core.dht.protocol import (
 from syncpeer.core.dht.records import AddressRecord, sign_record
 from syncpeer.core.identity import Identity, RandomSource
 from syncpeer.core.keyring import parse_address
+from syncpeer.core.mutants import NO_MUTANTS, Mutants
 from syncpeer.io.logs import Logger
 
 RECEIVE_BUFFER = 4 << 20  # a bootstrap node gets a burst of joins at once
@@ -71,8 +72,10 @@ class DhtService:
         bootstrap: Sequence[str],
         log: Logger,
         random: RandomSource,
+        mutants: Mutants = NO_MUTANTS,
     ) -> None:
         self.identity = identity
+        self.mutants = mutants
         self.config = config
         self.host = host
         self.port = port
@@ -119,7 +122,12 @@ class DhtService:
         self._transport, _ = await loop.create_datagram_endpoint(lambda: _Receiver(self), sock=sock)
         signer = Signer(self.identity.card.sign_key, self.identity.sign)
         self.protocol = DhtProtocol(
-            signer, self.address, self.config, self.random, record_source=self._record
+            signer,
+            self.address,
+            self.config,
+            self.random,
+            record_source=self._record,
+            mutants=self.mutants,
         )
         self.started_at = time.monotonic()
         bound = format_address(self.host, self.port)

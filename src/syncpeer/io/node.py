@@ -113,7 +113,12 @@ class Node:
             self.fingerprint,
             self.files.model,
             random=Random(random(32)),
-            config=SyncConfig(poll_interval=config.poll_interval, http_timeout=config.http_timeout),
+            config=SyncConfig(
+                poll_interval=config.poll_interval,
+                http_timeout=config.http_timeout,
+                max_backoff=config.max_backoff,
+                stall_timeout=config.stall_timeout,
+            ),
             mutants=self.mutants,
             partials=self.files.partials(),
         )
@@ -184,8 +189,12 @@ class Node:
         self.syncer.start(PeerClient(self._session, self.mutants))
         if self.config.udp_port is not None:
             await self._start_dht()
+        # The leak-private-key mutant: the whole identity (what identity.json holds) logged
+        # as a debugging aid, private keys and all.
+        leaked = {"identity": self.identity.to_json()} if "leak-private-key" in self.mutants else {}
         self.log.info(
             "node_started",
+            **leaked,
             trace_id=self.new_trace_id(),
             fingerprint=self.fingerprint,
             address=self.address,
@@ -213,6 +222,7 @@ class Node:
             bootstrap=config.bootstrap,
             log=self.log,
             random=self.random,
+            mutants=self.mutants,
         )
         await self.dht.start()
         self._join_task = asyncio.create_task(self.dht.join())

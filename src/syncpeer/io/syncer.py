@@ -151,6 +151,8 @@ class Syncer:
                 download.offset,
                 download.trace_id,
                 download.timeout,
+                download.stall_timeout,
+                download.min_rate,
             )
             data = partial.read_bytes()
         except SourceLied as error:

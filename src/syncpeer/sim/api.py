@@ -61,11 +61,17 @@ class Call:
     def header(self) -> Mapping[str, str]:
         return self.request.headers
 
-    def send(self, status: int, headers: Mapping[str, str], body: bytes) -> None:
+    def send(
+        self,
+        status: int,
+        headers: Mapping[str, str],
+        body: bytes,
+        pace: tuple[int, int, float] | None = None,
+    ) -> None:
         if self.answered:
             return
         self.answered = True
-        self._reply(status, {**headers, "Content-Length": str(len(body))}, body)
+        self._reply(status, {**headers, "Content-Length": str(len(body))}, body, pace)
 
     def json(self, value: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> None:
         body = json.dumps(value, default=str).encode()
@@ -107,6 +113,7 @@ class SimApi:
         self.log = peer.log.bind(component="http")
         self.routes: dict[tuple[str, ...], dict[str, Route]] = {
             ("health",): {"GET": self.health},
+            ("ready",): {"GET": self.ready},
             ("identity",): {"GET": self.identity},
             ("files",): {"GET": self.listing},
             ("files", "*"): {"GET": self.envelope},
@@ -179,6 +186,11 @@ class SimApi:
             }
         )
 
+    def ready(self, call: Call) -> None:
+        dht = self.peer.dht
+        wants_dht = self.peer.config.udp_port is not None
+        call.answer(serve.ready(wants_dht, dht.protocol if dht is not None else None))
+
     def identity(self, call: Call) -> None:
         call.json(self.peer.identity.card.to_json())
 
@@ -187,7 +199,7 @@ class SimApi:
 
     def listing(self, call: Call) -> None:
         peer = self.peer
-        if peer.liar is not None:
+        if peer.liar is not None and not peer.liar.trickles:
             call.json(peer.liar.listing(self._requester(call)))
             return
         call.answer(
@@ -202,7 +214,7 @@ class SimApi:
 
     def envelope(self, call: Call) -> None:
         peer = self.peer
-        if peer.liar is not None:
+        if peer.liar is not None and not peer.liar.trickles:
             self._lie(call)
             return
         answer, part = serve.envelope(
@@ -218,6 +230,14 @@ class SimApi:
         if part.length != len(data):
             data = data[part.first : part.last + 1]
         peer.counters.bytes_served += len(data)
+        if peer.liar is not None:  # a slowloris
+            pace = peer.liar.pace(len(data))
+            event = peer.liar.served_event(
+                part.file.name, part.file, call.peer, first=part.first, fast=pace[0]
+            )
+            peer.log.info(event.event, **event.fields)
+            call.send(answer.status, answer.headers, data, pace)
+            return
         call.raw(data, answer.status, answer.headers)
         trace_id = call.header.get("X-Trace-Id")
         event = serve.served_event(part, trace_id, "complete", call.peer)

@@ -21,6 +21,7 @@ from syncpeer.core.dht.protocol import (
 )
 from syncpeer.core.dht.records import AddressRecord, sign_record
 from syncpeer.core.identity import Identity
+from syncpeer.core.mutants import NO_MUTANTS, Mutants
 from syncpeer.sim.host import Host, Timer
 from syncpeer.sim.log import SimLog
 
@@ -41,6 +42,7 @@ class SimDht:
         http_address: str,
         bootstrap: Sequence[str],
         log: SimLog,
+        mutants: Mutants = NO_MUTANTS,
     ) -> None:
         self.host = host
         self.identity = identity
@@ -52,7 +54,12 @@ class SimDht:
         self.log = log.bind(component="dht")
         signer = Signer(identity.card.sign_key, identity.sign)
         self.protocol = DhtProtocol(
-            signer, address, config, host.random.randbytes, record_source=self._record
+            signer,
+            address,
+            config,
+            host.random.randbytes,
+            record_source=self._record,
+            mutants=mutants,
         )
         self.started_at = 0.0
         self.joined_at: float | None = None

@@ -45,7 +45,19 @@ class Exchange(Protocol):
     def cancel(self) -> None: ...
 
 
-Reply = Callable[[int, Mapping[str, str], bytes], None]
+class Reply(Protocol):
+    """The answer to a request, once: its body all at once, or paced (fast, piece, every):
+    the first `fast` bytes at once, then `piece` bytes every `every` seconds."""
+
+    def __call__(
+        self,
+        status: int,
+        headers: Mapping[str, str],
+        body: bytes,
+        pace: tuple[int, int, float] | None = None,
+    ) -> None: ...
+
+
 Handler = Callable[[Request, str | None, Reply], None]
 
 

@@ -80,7 +80,12 @@ class SimPeer:
             self.fingerprint,
             self.files.model,
             random=Random(self.random(32)),
-            config=SyncConfig(poll_interval=config.poll_interval, http_timeout=config.http_timeout),
+            config=SyncConfig(
+                poll_interval=config.poll_interval,
+                http_timeout=config.http_timeout,
+                max_backoff=config.max_backoff,
+                stall_timeout=config.stall_timeout,
+            ),
             mutants=self.mutants,
             partials=self.files.partials(),
         )
@@ -156,8 +161,11 @@ class SimPeer:
         self.syncer.start()
         if self.config.udp_port is not None:
             self._start_dht()
+        # The leak-private-key mutant: the whole identity logged, as syncpeer.io.node does.
+        leaked = {"identity": self.identity.to_json()} if "leak-private-key" in self.mutants else {}
         self.log.info(
             "node_started",
+            **leaked,
             trace_id=self.new_trace_id(),
             fingerprint=self.fingerprint,
             address=self.address,
@@ -183,6 +191,7 @@ class SimPeer:
             http_address=self.address,
             bootstrap=config.bootstrap,
             log=self.log,
+            mutants=self.mutants,
         )
         self.dht.start()
 

@@ -3,7 +3,8 @@
 
 Each `Poll` is a `GET /files` whose whole answer must come within its timeout; each
 `Download` a `GET /files/{name}` with If-Match and Range whose bytes go to the partial file
-on the host's disk as they arrive, with its timeout for connecting and for each piece. What
+on the host's disk as they arrive, with its timeout for connecting and for each piece and
+its progress deadline (a friend that trickles is `Stalled`). What
 the answers mean is `syncpeer.core.fetch`, as in the real client; every `Poll` and
 `Download` comes back to the engine exactly once.
 """
@@ -16,6 +17,7 @@ from typing import Any
 
 from syncpeer.core.fetch import (
     DownloadError,
+    ProgressDeadline,
     Receiving,
     SourceLied,
     begin_download,
@@ -136,8 +138,8 @@ class _Call:
         if self.over:
             return
         self.over = True
-        if self.timer is not None:
-            self.timer.cancel()
+        for timer in self._timers():
+            timer.cancel()
         if cancel and self.exchange is not None:
             self.exchange.cancel()
         self.syncer.feed(event)
@@ -146,6 +148,9 @@ class _Call:
         if self.timer is not None:
             self.timer.cancel()
         self.timer = self.host.call_later(seconds, self.timeout)
+
+    def _timers(self) -> list[Timer]:
+        return [self.timer] if self.timer is not None else []
 
     def timeout(self) -> None:
         raise NotImplementedError
@@ -200,6 +205,8 @@ class _DownloadCall(_Call):
         self.partial = syncer.files.partial_path(download.entry.sha256)
         self.receiving: Receiving | None = None
         self.position = 0
+        self.deadline: ProgressDeadline | None = None
+        self.stall: Timer | None = None
 
     def send(self) -> None:
         download, entry = self.download, self.download.entry
@@ -238,6 +245,11 @@ class _DownloadCall(_Call):
         self.files.disk.truncate(self.partial, self.receiving.offset)
         self.position = self.receiving.write_at
         self._wait(self.download.timeout)
+        expected = self.download.entry.size - self.receiving.offset
+        self.deadline = ProgressDeadline(
+            self.download.stall_timeout, self.download.min_rate, expected
+        )
+        self._progressed()
 
     def data(self, chunk: bytes) -> None:
         if self.over or self.receiving is None:
@@ -253,6 +265,22 @@ class _DownloadCall(_Call):
         self.files.disk.write_at(self.partial, self.position, chunk)
         self.position += len(chunk)
         self._wait(self.download.timeout)
+        self._progressed()
+
+    def _timers(self) -> list[Timer]:
+        return [timer for timer in (self.timer, self.stall) if timer is not None]
+
+    def _progressed(self) -> None:
+        assert self.deadline is not None and self.receiving is not None
+        due = self.deadline.progressed(self.receiving.received, self.host.now())
+        if due is not None:
+            if self.stall is not None:
+                self.stall.cancel()
+            self.stall = self.host.call_later(due - self.host.now(), self._stalled)
+
+    def _stalled(self) -> None:
+        assert self.deadline is not None and self.receiving is not None
+        self._failed(self.deadline.stalled(self.receiving.received))
 
     def end(self) -> None:
         if self.over or self.receiving is None:

@@ -34,7 +34,9 @@ def test_cli_session(cli, tmp_path: Path) -> None:
     )
     assert text == "a note from A for B\n"
     refused = cli("file", "cat", "C", "note.txt", check=False)
-    assert refused.returncode != 0
+    assert refused.returncode == 2, refused.stderr  # the user's mistake, said in words
+    assert "peer C has no file named 'note.txt'" in refused.stderr
+    assert "HTTP" not in refused.stderr
 
     old_pid = next(n["pid"] for n in status["nodes"] if n["name"] == "A")
     assert "killed" in cli("peer", "kill", "A").stdout

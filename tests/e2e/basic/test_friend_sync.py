@@ -110,3 +110,21 @@ def test_unauthorized_access(peerlab_env: Environment) -> None:
             assert not any(secret.decode() in line for line in node.logs(100_000, stream)), (
                 f"plaintext found in {node.name}'s {stream}"
             )
+
+
+def test_a_wrong_final_version_fails_at_once_with_a_diff(peerlab_env: Environment) -> None:
+    """TC-004: assert_file_synced(content=...) does not wait its timeout for a file that
+    arrived whole and wrong, and shows how it differs."""
+    peerlab_env.start("syncpeer", 2)
+    adapter = SyncpeerAdapter.of(peerlab_env, "syncpeer")
+    adapter.befriend("A", "B")
+    peerlab_env.client("A").publish("notes.txt", b"one\ntwo\nthree\n", adapter.fingerprints(["B"]))
+    assert_file_synced(peerlab_env, "notes.txt", ["B"], timeout=30)
+    clock = peerlab_env.clock  # on the simulator, its waits take virtual time
+    began = clock.monotonic()
+    with pytest.raises(AssertionError) as failure:
+        assert_file_synced(peerlab_env, "notes.txt", ["B"], content=b"one\n2\nthree\n", timeout=120)
+    assert clock.monotonic() - began < 60  # not the full 120 s
+    message = str(failure.value)
+    assert "B holds the latest version of 'notes.txt'" in message
+    assert "-2\n+two" in message

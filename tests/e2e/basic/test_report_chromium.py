@@ -150,7 +150,8 @@ def test_report_of_a_failing_scenario_renders_in_chromium(
         timeout=120,
         env={**os.environ, "NO_COLOR": "1"},
     )
-    assert cli.returncode == 0, cli.stdout + cli.stderr
+    assert cli.returncode == 1, cli.stdout + cli.stderr  # written; the run it reports failed
+    assert report.exists()
 
     dumped = chromium(browser, tmp_path / "profile-dom", "--dump-dom", report.as_uri())
     assert dumped.returncode == 0, dumped.stderr[-2000:]

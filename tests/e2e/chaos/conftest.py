@@ -53,6 +53,14 @@ def current(env: Environment, node: str, name: str) -> dict | None:
     return env.client(node).file(name)
 
 
+def versions_held(env: Environment, node: str, name: str) -> set[int]:
+    """Every version of `name` the node holds, current and kept."""
+    client = env.client(node)
+    held = current(env, node, name)
+    kept = {v["version"] for v in client.versions(name)} if held is not None else set()
+    return kept | ({held["version"]} if held is not None else set())
+
+
 def wait_holds(
     env: Environment,
     nodes: Iterable[str],

@@ -11,16 +11,9 @@ from peerlab.env import Environment
 from peerlab.systems.syncpeer import SyncpeerAdapter
 from peerlab.systems.syncpeer_checks import check_sync, explain
 
-from .conftest import wait_holds
+from .conftest import versions_held, wait_holds
 
 pytestmark = [pytest.mark.chaos, pytest.mark.sim]
-
-
-def versions_held(env: Environment, node: str, name: str) -> set[int]:
-    client = env.client(node)
-    current = client.file(name)
-    kept = {v["version"] for v in client.versions(name)} if current is not None else set()
-    return kept | ({current["version"]} if current is not None else set())
 
 
 def test_delete_before_create(

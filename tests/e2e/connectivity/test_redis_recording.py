@@ -17,11 +17,21 @@ import pytest
 from peerlab.env import Environment
 from peerlab.errors import PeerlabError
 from peerlab.history import operations
+from peerlab.node import Node
 from peerlab.systems.redis_sentinel import RedisClient, RedisSentinelAdapter, parse_info
 from peerlab.systems.resp import text
 from peerlab.testing import require_program, wait_until
 
 pytestmark = pytest.mark.connectivity
+
+
+def unanswered_port(env: Environment, node: Node) -> int:
+    """A port on the node's own address where no master will answer."""
+    if env.backend.capabilities.own_ports:
+        return max(node.ports.values()) + 1  # its namespace has nothing else listening
+    with socket.socket() as probe:  # a loopback address other processes share
+        probe.bind((node.bind_address, 0))
+        return int(probe.getsockname()[1])
 
 
 def blocked_clients(admin: RedisClient, env: Environment) -> int:
@@ -48,9 +58,7 @@ def test_a_write_whose_wait_fails_after_the_set_is_info(peerlab_env: Environment
         )
         assert peerlab_env.run(admin.command("GET", "k")) == b"v"  # the SET is applied
         if cut == "demoted":
-            with socket.socket() as probe:  # a loopback port where no master will answer
-                probe.bind((master.bind_address, 0))
-                nowhere = probe.getsockname()[1]
+            nowhere = unanswered_port(peerlab_env, master)
             peerlab_env.run(admin.command("REPLICAOF", master.bind_address, nowhere))
         else:
             peerlab_env.kill(master.name)

@@ -11,7 +11,9 @@ import pytest
 from fabric_helpers import Peer, addresses
 
 from peerlab.aio import LoopThread
+from peerlab.backends.owners import SocketOwners
 from peerlab.fabric import Fabric, Network
+from peerlab.fabric.attribution import Identify
 from peerlab.fabric.links import Links, LinkToxic
 from peerlab.fabric.spec import ToxicSpec
 from peerlab.fabric.tcp import TcpProxy
@@ -46,11 +48,11 @@ class Lab:
 def make_lab(loop: LoopThread) -> Iterator[Callable[..., Lab]]:
     made: list[Lab] = []
 
-    def make(
-        names: str = "ABC", seed: int = 7, identify: Callable[[str, int], str | None] | None = None
-    ) -> Lab:
+    def make(names: str = "ABC", seed: int = 7, identify: Identify | None = None) -> Lab:
         history = History()
-        fabric = Fabric(seed, history, identify or (lambda ip, port: None))
+        # The peers are threads of this process, which runs no node: by owner, whatever does
+        # not come from a peer's bind address is a client.
+        fabric = Fabric(seed, history, identify or SocketOwners(dict).owners)
         peers = {}
         for name in names:
             public, bind = addresses()

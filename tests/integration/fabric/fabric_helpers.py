@@ -20,8 +20,11 @@ from dataclasses import dataclass, field
 _BLOCK = random.SystemRandom().randrange(230, 255)
 _INDEX = itertools.count()
 
-DELAY = 0.2  # seconds of latency the tests inject
-FAST = 0.1  # an undelayed hop takes less, even on a loaded machine
+# Seconds of latency the tests inject. A hop the latency does not apply to is checked
+# against it (`< DELAY`): the failure it guards is the latency wrongly added, and a loaded
+# machine must not look like one.
+DELAY = 0.3
+DELAY_MS = DELAY * 1000
 
 
 def addresses() -> tuple[str, str]:

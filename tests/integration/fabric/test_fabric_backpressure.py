@@ -31,6 +31,7 @@ from peerlab.fabric.spec import ToxicSpec
 from peerlab.fabric.stream import FLOOR, REFILL, WINDOW, backlog_limit
 from peerlab.fabric.tcp import TcpProxy
 from peerlab.fabric.toxics import Bandwidth, Latency, Loss, SlowClose, Timeout
+from peerlab.wait import wait_until
 
 RATE = 500_000  # bytes per second through the toxic (500 KB/s)
 TOTAL = 4_000_000  # bytes the sender has to send
@@ -233,9 +234,7 @@ def test_after_a_clean_close_the_rest_still_goes_at_the_rate(narrow):
     receiver = narrow.receiver
     # The sender could only finish once the rest fitted in what the proxy and kernel hold.
     assert closed - began >= (total - HELD) / RATE * 0.9, f"sent in {closed - began:.2f}s"
-    deadline = closed + HELD / RATE * 2 + 10.0
-    while receiver.ended is None and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: receiver.ended is not None, HELD / RATE * 2 + 10.0, what="the end")
     assert receiver.end == "eof"
     assert receiver.received() == total
     rest = receiver.received(since=closed)
@@ -259,9 +258,7 @@ def test_a_stalled_link_blocks_the_sender_and_loses_nothing(stalled):
     sender.join(10)
     assert not sender.is_alive()
     sock.close()
-    deadline = time.monotonic() + 10
-    while stalled.receiver.ended is None and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: stalled.receiver.ended is not None, 10, what="the stream to end")
     assert stalled.receiver.end == "eof"
     assert stalled.receiver.received() == TOTAL
     assert stalled.receiver.digest.hexdigest() == hashlib.sha256(payload).hexdigest()
@@ -274,19 +271,17 @@ def test_a_reset_that_comes_with_data_is_passed_on(path, request):
     link: Narrow = request.getfixturevalue(path)
     sock = _dial(link.proxy.listen)
     sock.sendall(b"x" * 1000)
-    deadline = time.monotonic() + 5
-    while link.receiver.received() < 1000 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(lambda: link.receiver.received() >= 1000, 5, what="the first 1000 bytes")
+    holding = threading.Event()
 
     async def busy() -> None:
+        holding.set()
         time.sleep(0.3)  # holds the loop while the data and the reset arrive
 
     link.loop.submit(busy())
-    time.sleep(0.05)
+    holding.wait(5)
     sock.sendall(b"y" * 100_000)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     sock.close()
-    deadline = time.monotonic() + 5
-    while link.receiver.ended is None and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: link.receiver.ended is not None, 5, what="the stream to end")
     assert link.receiver.end == "reset"

@@ -10,7 +10,7 @@ import threading
 import time
 
 import pytest
-from fabric_helpers import DELAY, FAST, round_trip
+from fabric_helpers import DELAY, DELAY_MS, round_trip
 
 from peerlab.wait import wait_until
 
@@ -29,7 +29,7 @@ def read_until_closed(sock: socket.socket) -> tuple[bytes, bool]:
 def test_passthrough_echoes_and_counts(make_proxied):
     proxied = make_proxied()
     sock = proxied.dial()
-    assert round_trip(sock, b"hello") < FAST
+    assert round_trip(sock, b"hello")
     payload = os.urandom(3_000_000)
     received = bytearray()
 
@@ -50,13 +50,17 @@ async def _stats(proxy):
     return proxy.stats()
 
 
+async def _held_downstream(proxy):
+    return sum(conn.pumps[1].held for conn in proxy.connections)
+
+
 def test_latency_delays_each_way(make_proxied):
     proxied = make_proxied()
     sock = proxied.dial()
-    proxied.add({"type": "latency", "attributes": {"latency": 100}})
-    assert 0.1 <= round_trip(sock) < 0.4
-    proxied.add({"type": "latency", "stream": "upstream", "attributes": {"latency": 100}})
-    assert 0.2 <= round_trip(sock) < 0.6
+    proxied.add({"type": "latency", "attributes": {"latency": DELAY_MS}})
+    assert DELAY <= round_trip(sock) < 2 * DELAY  # not on both streams
+    proxied.add({"type": "latency", "stream": "upstream", "attributes": {"latency": DELAY_MS}})
+    assert 2 * DELAY <= round_trip(sock) < 3 * DELAY  # once per stream, not more
 
 
 def test_latency_is_pipelined_not_serial(make_proxied):
@@ -71,7 +75,7 @@ def test_latency_is_pipelined_not_serial(make_proxied):
     got = 0
     while got < 1000:
         got += len(sock.recv(65536))
-    assert time.monotonic() - began < 0.35
+    assert time.monotonic() - began < 0.6  # one after another would take 1.0 s
 
 
 def test_bandwidth_rate_within_bounds(make_proxied):
@@ -85,18 +89,20 @@ def test_bandwidth_rate_within_bounds(make_proxied):
     while got < len(payload):
         got += len(sock.recv(65536))
     rate = got / (time.monotonic() - began) / 1000
-    assert 250 <= rate <= 520, rate  # never above; below only on a loaded machine
+    # Never above the cap, whatever the load. Below it only on a busy machine: a tenth of it
+    # is a broken pacer, not load (the accuracy is measured by `peerlab bench proxy`).
+    assert 50 <= rate <= 520, rate
 
 
 def test_slow_close_delays_only_the_close(make_proxied):
     proxied = make_proxied()
-    proxied.add({"type": "slow_close", "attributes": {"delay": 300}})
+    proxied.add({"type": "slow_close", "attributes": {"delay": DELAY_MS}})
     sock = proxied.dial()
-    assert round_trip(sock) < 0.1
+    assert round_trip(sock) < DELAY  # data is not delayed
     sock.shutdown(socket.SHUT_WR)  # the echo server closes in turn
     began = time.monotonic()
     assert sock.recv(10) == b""
-    assert 0.3 <= time.monotonic() - began < 0.8
+    assert DELAY <= time.monotonic() - began < 2 * DELAY  # delayed once, not on both sides
 
 
 def test_timeout_zero_holds_data_until_removed(make_proxied):
@@ -110,7 +116,7 @@ def test_timeout_zero_holds_data_until_removed(make_proxied):
     proxied.remove("timeout_upstream")
     sock.settimeout(2)
     assert sock.recv(10) == b"held"
-    assert round_trip(sock) < 0.1
+    round_trip(sock)  # flows again (a held one would time out)
 
 
 def test_timeout_closes_the_connection_after_its_time(make_proxied):
@@ -165,7 +171,7 @@ def test_limit_data_closes_after_that_many_bytes(make_proxied):
 def test_toxicity_applies_to_a_share_of_connections(make_proxied):
     def draws(seed: int) -> tuple[list[bool], list]:
         proxied = make_proxied(seed=seed)
-        proxied.add({"type": "latency", "toxicity": 0.5, "attributes": {"latency": 200}})
+        proxied.add({"type": "latency", "toxicity": 0.5, "attributes": {"latency": DELAY_MS}})
         socks = [proxied.dial() for _ in range(16)]
         wait_until(lambda: proxied.connections() == 16, 2, what="16 connections")
 
@@ -179,17 +185,17 @@ def test_toxicity_applies_to_a_share_of_connections(make_proxied):
     assert 2 <= sum(pattern) <= 14
     assert draws(11)[0] == pattern
     assert round_trip(socks[pattern.index(True)]) >= DELAY
-    assert round_trip(socks[pattern.index(False)]) < FAST
+    assert round_trip(socks[pattern.index(False)]) < DELAY
 
 
 def test_adding_and_removing_toxics_on_an_open_connection(make_proxied):
     proxied = make_proxied()
     sock = proxied.dial()
-    assert round_trip(sock) < FAST
-    proxied.add({"type": "latency", "attributes": {"latency": 200}})
+    assert round_trip(sock) < DELAY
+    proxied.add({"type": "latency", "attributes": {"latency": DELAY_MS}})
     assert round_trip(sock) >= DELAY
     proxied.remove("latency_downstream")
-    assert round_trip(sock) < FAST
+    assert round_trip(sock) < DELAY
 
 
 def test_removing_a_toxic_releases_data_it_was_delaying(make_proxied):
@@ -198,14 +204,14 @@ def test_removing_a_toxic_releases_data_it_was_delaying(make_proxied):
     sock = proxied.dial()
     sock.sendall(b"late")
     wait_until(
-        lambda: proxied.loop.run(_stats(proxied.proxy))["bytes_down"] == 4,
+        lambda: proxied.loop.run(_held_downstream(proxied.proxy)) == 4,
         2,
         what="the echo to reach the toxic",
     )
     began = time.monotonic()
     proxied.remove("latency_downstream")
     assert sock.recv(10) == b"late"
-    assert time.monotonic() - began < 0.5
+    assert time.monotonic() - began < 2.5  # not held for the toxic's 5 s
 
 
 def test_no_byte_is_lost_while_toxics_come_and_go(make_proxied):

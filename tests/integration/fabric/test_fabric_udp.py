@@ -9,9 +9,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from fabric_helpers import DELAY, FAST, addresses
+from fabric_helpers import DELAY, DELAY_MS, addresses
 
 from peerlab.aio import LoopThread
+from peerlab.backends.owners import SocketOwners
 from peerlab.fabric import Duplicate, Fabric, Network, Reorder
 from peerlab.history import History
 
@@ -47,7 +48,7 @@ class UdpNode:
 class UdpLab:
     def __init__(self, loop: LoopThread, seed: int, names: str = "AB") -> None:
         self.loop = loop
-        self.fabric = Fabric(seed, History(), lambda ip, port: None)
+        self.fabric = Fabric(seed, History(), SocketOwners(dict).owners)
         self.nodes: dict[str, UdpNode] = {}
         for name in names:
             public, bind = addresses()
@@ -106,7 +107,7 @@ def test_a_client_gets_answers_back_through_its_own_relay(make_udp):
 def test_latency_applies_per_direction(make_udp):
     lab = make_udp()
     a, b = lab["A"], lab["B"]
-    lab.net.latency(200, src="A", dst="B")
+    lab.net.latency(DELAY_MS, src="A", dst="B")
     began = time.monotonic()
     a.send(b, b"late")
     b.receive()
@@ -114,7 +115,7 @@ def test_latency_applies_per_direction(make_udp):
     began = time.monotonic()
     b.send(a, b"early")
     a.receive()
-    assert time.monotonic() - began < FAST
+    assert time.monotonic() - began < DELAY
 
 
 def test_loss_drops_a_seeded_share(make_udp):

@@ -12,6 +12,47 @@ from peerlab.cli import net
 from peerlab.cli.proxy import register as register_proxy
 from peerlab.errors import UsageError
 
+LINKS = {
+    "links": [
+        {
+            "src": "A",
+            "dst": "B",
+            "protocol": "tcp",
+            "open": 2,
+            "attribution": {"owner": 2},
+            "bytes_up": 18204,
+            "bytes_down": 9880,
+            "cut": False,
+            "faults": ["latency:A->B"],
+        },
+        {
+            "src": "A",
+            "dst": "C",
+            "protocol": "tcp",
+            "open": 0,
+            "attribution": {},
+            "bytes_up": 0,
+            "bytes_down": 0,
+            "cut": True,
+            "faults": ["partition"],
+        },
+    ],
+    "unattributed": [
+        {
+            "protocol": "tcp",
+            "src": "127.0.0.1:40000",
+            "dst": "127.10.0.3:2380",
+            "node": "C",
+            "reason": "no live process holds the source socket",
+        }
+    ],
+    "attribution": {
+        "counts": {"owner": 2},
+        "owner_lookups": 2,
+        "owner_lookup_ms": {"p50": 1.0, "p99": 2.0, "max": 2.0},
+    },
+}
+
 
 class FakeRemote:
     def __init__(self) -> None:
@@ -51,6 +92,8 @@ class FakeRemote:
             }
         if path == "net.reset":
             return 2
+        if path == "net.links":
+            return LINKS
         return {
             "kind": "link",
             "name": "x",
@@ -137,12 +180,19 @@ def test_commands_send_numbers(cli, args, call):
         ["net", "latency", "5ms", "--jitter", "x"],
         ["net", "partition", "--one-way", "A", "B", "C"],
         ["net", "partition", "A", "--for", "soon"],
+        ["net", "latency", "-5ms"],
+        ["net", "latency", "5ms", "--jitter", "-1ms"],
+        ["net", "limit", "-10KB/s"],
+        ["net", "loss", "-3%"],
+        ["net", "rolling", "-2s"],
     ],
 )
 def test_bad_values_are_usage_errors_and_nothing_is_sent(cli, args):
     result, calls = cli(*args)
     assert isinstance(result.exception, UsageError)
     assert calls == []
+    if any(arg.startswith("-") and arg[1:2].isdigit() for arg in args):
+        assert "is negative" in result.exception.message  # not "No such option: -5"
 
 
 def test_show_prints_faults_cut_and_proxies(cli):
@@ -150,6 +200,19 @@ def test_show_prints_faults_cut_and_proxies(cli):
     assert result.exit_code == 0, result.output
     for text in ("latency:A->B", "latency=500", "A -> B", "A-/->C", "127.10.0.2:80"):
         assert text in result.output
+
+
+def test_links_prints_each_link_its_attribution_and_refusals(cli, monkeypatch):
+    monkeypatch.setattr(net.console, "width", 160)  # a terminal wide enough for a row
+    result, calls = cli("net", "links")
+    assert result.exit_code == 0, result.output
+    assert calls == [("net.links", {})]
+    for text in ("A -> B", "owner 2", "18,204", "latency:A->B", "A -> C", "cut", "partition"):
+        assert text in result.output
+    assert "127.0.0.1:40000 -> 127.10.0.3:2380 (C)" in result.output
+    assert "p99 2.0 ms" in result.output
+    shown, _ = cli("net", "show")
+    assert "peerlab net links" in shown.output
 
 
 def test_describe_partitions():

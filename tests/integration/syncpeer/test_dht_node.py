@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import io
 import os
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -237,3 +238,35 @@ def test_dht_arguments_reach_the_config(tmp_path: Path) -> None:
         parse_run_args(["--data-dir", str(tmp_path), "--name", "x", "--bootstrap", ""]).bootstrap
         == ()
     )
+
+
+def test_ready_only_once_joined_with_a_contact(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with dht_nodes(tmp_path, 2) as nodes, aiohttp.ClientSession() as http:
+            for node in nodes:  # the bootstrap node (a network of one) and one that joined
+                assert await call(http, node, "GET", "/ready") == (200, {"status": "ready"})
+            silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            silent.bind(("127.0.0.1", 0))  # a bootstrap address where nobody answers
+            lonely = Node(
+                parse_run_args(
+                    [
+                        *("--data-dir", str(tmp_path / "lonely"), "--name", "lonely"),
+                        *("--udp-port", "0", "--dht-rpc-timeout", "0.3"),
+                        *("--bootstrap", f"127.0.0.1:{silent.getsockname()[1]}"),
+                    ]
+                ),
+                stream=io.StringIO(),
+            )
+            await lonely.start()
+            try:
+                status, body = await call(http, lonely, "GET", "/ready")
+                assert (status, body) == (
+                    503,
+                    {"status": "joining", "joined": False, "contacts": 0},
+                )
+                assert (await call(http, lonely, "GET", "/health"))[0] == 200
+            finally:
+                await lonely.stop()
+                silent.close()
+
+    asyncio.run(scenario())

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from peerlab.wait import wait_until
 from syncpeer.__main__ import main
 from syncpeer.core.identity import IdentityCard
 from syncpeer.io.config import parse_run_args
@@ -86,14 +87,14 @@ def test_run_serves_until_sigterm_and_exits_0(tmp_path: Path) -> None:
         process = subprocess.Popen(command, stdout=stdout, env=env)
     try:
         deadline = time.monotonic() + 15
-        started = None
-        while started is None:
+
+        def node_started() -> dict | None:
             assert process.poll() is None, "syncpeer run exited early"
-            assert time.monotonic() < deadline, "timed out waiting for node_started"
-            for line in log_path.read_text().splitlines():
-                if json.loads(line)["event"] == "node_started":
-                    started = json.loads(line)
-            time.sleep(0.05)
+            lines = log_path.read_text().splitlines() if log_path.exists() else []
+            events = [json.loads(line) for line in lines]
+            return next((e for e in events if e["event"] == "node_started"), None)
+
+        started = wait_until(node_started, max(deadline - time.monotonic(), 1), what="node_started")
         url = f"http://127.0.0.1:{started['port']}/health"
         with urllib.request.urlopen(url, timeout=5) as response:
             assert json.load(response)["name"] == "cli-node"

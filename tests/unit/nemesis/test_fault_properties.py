@@ -42,10 +42,12 @@ def toxics(draw: st.DrawFn) -> Toxic:
 @st.composite
 def partitions(draw: st.DrawFn) -> fabric.Partition:
     one_way = draw(st.booleans())
+    # A group names a node once, and no two groups are the same (a partition refuses both).
+    group = st.lists(NODES, min_size=1 if one_way else 0, max_size=3, unique=True)
     groups = draw(
-        st.lists(st.lists(NODES, min_size=1, max_size=3), min_size=2, max_size=2)
-        if one_way
-        else st.lists(st.lists(NODES, max_size=3), max_size=4)
+        st.lists(group, min_size=2 if one_way else 0, max_size=2 if one_way else 4).filter(
+            lambda gs: len({frozenset(g) for g in gs if g}) == len([g for g in gs if g])
+        )
     )
     return fabric.Partition(groups, one_way, draw(st.none() | SECONDS))
 
@@ -68,7 +70,7 @@ FABRIC_FAULTS = st.one_of(
         ENDS,
     ),
     partitions(),
-    st.builds(fabric.RollingPartition, SECONDS, st.lists(NODES, max_size=4)),
+    st.builds(fabric.RollingPartition, SECONDS, st.lists(NODES, max_size=4, unique=True)),
 )
 
 NEMESIS_FAULTS = st.one_of(

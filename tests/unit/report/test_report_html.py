@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -204,10 +205,10 @@ def test_junit_xml_for_ci(tmp_path: Path) -> None:
 
 def test_find_run_by_path_name_or_newest(tmp_path: Path) -> None:
     base = tmp_path / "peerlab-results"
-    for name in ("old", "new"):
+    for age, name in enumerate(("old", "new")):
         (base / name).mkdir(parents=True)
         (base / name / "result.json").write_text("{}")
-        time.sleep(0.02)
+        os.utime(base / name / "result.json", (1_700_000_000 + age, 1_700_000_000 + age))
     assert find_run(None, base) == base / "new"
     assert find_run("old", base) == base / "old"
     assert find_run(str(base / "old"), base) == base / "old"

@@ -20,6 +20,7 @@ from syncpeer.core.dht.messages import Signer
 from syncpeer.core.dht.protocol import DhtConfig, DhtProtocol, Effect, Joined, LookupDone, Send
 from syncpeer.core.dht.records import sign_record
 from syncpeer.core.identity import Identity
+from syncpeer.core.mutants import NO_MUTANTS, Mutants
 
 
 @dataclass(eq=False)
@@ -61,6 +62,7 @@ class SimNetwork:
         bootstrap: Sequence[str] = (),
         identity: Identity | None = None,
         name: str | None = None,
+        mutants: Mutants = NO_MUTANTS,
     ) -> SimNode:
         index = len(self.nodes)
         name = name or f"n{index}"
@@ -74,6 +76,7 @@ class SimNetwork:
             record_source=lambda wall: sign_record(
                 identity, address.replace(":7401", ":7400"), address, wall, config.record_ttl
             ),
+            mutants=mutants,
         )
         node = SimNode(name, identity, protocol)
         self.nodes[address] = node

@@ -77,6 +77,9 @@ def test_lockstep_mutant_makes_every_round_wait_for_the_frozen_friend(
     assert world.engine.next_wakeup() is None, "the round waits for friend 1, however long"
     assert world.tick(at=50.0) == []
     world.fail(FRIEND_1, "TimeoutError")  # the HTTP timeout, at last
+    # Friend 1 failed once: it sits out one round (its backoff, two intervals).
+    assert [p.friend for p in world.tick(at=world.now + INTERVAL)] == [FRIEND_2]
+    world.answer(FRIEND_2, [])
     assert [p.friend for p in world.tick(at=world.now + INTERVAL)] == [FRIEND_1, FRIEND_2]
 
 
@@ -89,7 +92,7 @@ def test_unreachable_friend_is_logged_on_change_and_polled_again(
     world.answer(FRIEND_1, [entry], etag='"a-1"')
     trace_id = world.poll(FRIEND_1).trace_id
     world.fail(FRIEND_1, "ConnectionRefusedError")
-    world.poll(FRIEND_1)  # it is polled every round all the same
+    world.poll(FRIEND_1)  # polled again, after its backoff
     world.fail(FRIEND_1, "ConnectionRefusedError")
     assert world.events("friend_unreachable") == [
         {
@@ -97,12 +100,13 @@ def test_unreachable_friend_is_logged_on_change_and_polled_again(
             "friend": FRIEND_1,
             "address": address_of(FRIEND_1),
             "error": "ConnectionRefusedError",
+            "retry_in_s": 2 * INTERVAL,
         }
     ], "logged once, when it changed"
     assert world.engine.unreachable() == [FRIEND_1]
     assert world.engine.counters.poll_failures == 2
     assert world.engine.sources(entry) == (), "an unreachable friend is no source"
-    [poll] = world.tick(at=world.engine.next_wakeup())
+    poll = world.poll(FRIEND_1)
     assert poll.etag is None, "the ETag went with the forgotten listing"
     world.answer(FRIEND_1, [entry], etag='"a-2"')
     assert [e["friend"] for e in world.events("friend_reachable")] == [FRIEND_1]
@@ -149,11 +153,11 @@ def listed_by_both(world: World, content: bytes) -> tuple[bytes, Download]:
 def test_a_broken_download_resumes_where_it_stopped(make_world: Callable[..., World]) -> None:
     world = make_world()
     data, download = listed_by_both(world, b"x" * 5000)
-    world.break_off(download, have=1200, error="ServerDisconnectedError")
+    actions = world.break_off(download, have=1200, error="ServerDisconnectedError")
     failed = world.events("file_download_failed")
     assert [(e["have"], e["error"]) for e in failed] == [(1200, "ServerDisconnectedError")]
-    [resumed] = world.sync(FRIEND_2, None)
-    assert (resumed.source, resumed.offset) == (FRIEND_2, 1200), "any friend that lists it"
+    [resumed] = [a for a in actions if isinstance(a, Download)]
+    assert (resumed.source, resumed.offset) == (FRIEND_2, 1200), "another friend, at once"
     assert world.events("file_download_resumed")[0]["offset"] == 1200
     world.now += 0.25
     world.deliver(resumed, data)
@@ -182,15 +186,16 @@ def test_a_short_body_keeps_the_partial_and_a_lie_discards_it(
     world = make_world()
     data, download = listed_by_both(world, b"y" * 3000)
     entry = download.entry
-    world.deliver(download, data[:1000])
+    [again] = [a for a in world.deliver(download, data[:1000]) if isinstance(a, Download)]
     assert world.events("file_download_failed")[0]["error"] == "short body"
-    [again] = world.sync(FRIEND_1, None)
-    assert again.offset == 1000
+    assert (again.source, again.offset) == (FRIEND_2, 1000)
     world.lie(again, "answer is 3200 bytes")
     assert world.discarded == [entry.sha256]
-    assert world.engine.skip_reason(entry, FRIEND_1) == "bad_source"
-    [honest] = world.sync(FRIEND_2, None)
-    assert (honest.source, honest.offset) == (FRIEND_2, 0)
+    assert world.engine.skip_reason(entry, FRIEND_2) == "bad_source"
+    assert world.sync(FRIEND_1, None) == [], "friend 1 waits out its backoff for these bytes"
+    world.now += 2 * INTERVAL
+    [retry] = world.sync(FRIEND_1, None)
+    assert (retry.source, retry.offset) == (FRIEND_1, 0)
 
 
 def test_removed_friend_is_not_polled_and_its_planned_downloads_are_dropped(

@@ -9,8 +9,10 @@ the fingerprint of the node it describes, which is also that node's id.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from syncpeer.core.identity import RandomSource, fingerprint_of
+from syncpeer.core.mutants import NO_MUTANTS, Mutants
 
 ID_BITS = 160
 ID_BYTES = ID_BITS // 8
@@ -32,8 +34,21 @@ def parse_id(text: object, field: str = "id") -> int:
     return int(text, 16)
 
 
+Metric = Callable[[int, int], int]
+
+
 def distance(a: int, b: int) -> int:
     return a ^ b
+
+
+def _difference(a: int, b: int) -> int:
+    return abs(a - b)
+
+
+def metric(mutants: Mutants = NO_MUTANTS) -> Metric:
+    """The distance routing and lookups order contacts by: XOR, unless the
+    `wrong-distance` mutant swaps in the numeric difference (close, yet wrong)."""
+    return _difference if "wrong-distance" in mutants else distance
 
 
 def bucket_index(own: int, other: int) -> int:

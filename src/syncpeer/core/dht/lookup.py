@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from syncpeer.core.dht.ids import id_hex, parse_id
+from syncpeer.core.dht.ids import Metric, distance, id_hex, parse_id
 from syncpeer.core.dht.messages import Contact
 from syncpeer.core.dht.records import AddressRecord
 from syncpeer.core.logevent import LogEvent
@@ -150,8 +150,10 @@ class Lookup:
         now: float,
         deadline: float,
         accept: Callable[[int], bool] = lambda node_id: True,
+        metric: Metric = distance,
     ) -> None:
         self.target = target
+        self.metric = metric
         self.origin = origin
         self.want_value = want_value
         self.k = k
@@ -166,7 +168,7 @@ class Lookup:
         self.holder: Candidate | None = None
         self.finished_at: float | None = None
         self.reason: str | None = None
-        ordered = sorted(initial, key=lambda contact: contact.id ^ target)
+        ordered = sorted(initial, key=lambda contact: metric(contact.id, target))
         for position, contact in enumerate(ordered[:k]):
             self._add(position % len(self.paths), contact, 1, None)
 
@@ -194,7 +196,7 @@ class Lookup:
             if c.state in ("new", "pending", "answered")
             and not (c.state == "new" and c.key in self.used)
         ]
-        live.sort(key=lambda c: c.contact.id ^ self.target)
+        live.sort(key=lambda c: self.metric(c.contact.id, self.target))
         return live[: self.k]
 
     def _next(self, now: float) -> list[Candidate]:
@@ -273,7 +275,7 @@ class Lookup:
         """Contacts that answered, nearest to the target first, one per id, at most k."""
         seen: set[int] = set()
         answered = [c for c in self.sent if c.state == "answered"]
-        answered.sort(key=lambda c: c.contact.id ^ self.target)
+        answered.sort(key=lambda c: self.metric(c.contact.id, self.target))
         out = []
         for candidate in answered:
             if candidate.contact.id not in seen:
@@ -284,7 +286,7 @@ class Lookup:
     def result(self) -> LookupResult:
         answered = sorted(
             (c for c in self.sent if c.state == "answered"),
-            key=lambda c: c.contact.id ^ self.target,
+            key=lambda c: self.metric(c.contact.id, self.target),
         )
         end = self.holder or (answered[0] if answered else None)
         chain: list[Candidate] = []

@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from syncpeer.core.dht.ids import ID_BITS, bucket_index, id_hex, random_id_in_bucket
+from syncpeer.core.dht.ids import ID_BITS, bucket_index, id_hex, metric, random_id_in_bucket
 from syncpeer.core.dht.lookup import Candidate, Lookup, LookupResult
 from syncpeer.core.dht.messages import (
     ANSWERS,
@@ -45,6 +45,7 @@ from syncpeer.core.dht.records import AddressRecord, InvalidRecord, RecordStore
 from syncpeer.core.dht.routing import RoutingTable
 from syncpeer.core.identity import RandomSource
 from syncpeer.core.logevent import LogEvent
+from syncpeer.core.mutants import NO_MUTANTS, Mutants
 
 JOIN_RETRY = 2.0  # seconds before pinging the bootstrap nodes again when none answered
 JOIN_RETRY_MAX = 30.0
@@ -145,17 +146,21 @@ class DhtProtocol:
         config: DhtConfig,
         random: RandomSource,
         record_source: Callable[[float], AddressRecord] | None = None,
+        mutants: Mutants = NO_MUTANTS,
     ) -> None:
         """`record_source(wall)` makes this node's address record, freshly signed with
         timestamp `wall`, on each (re)publish; None means the node publishes no record of
-        its own."""
+        its own. `mutants`: the deliberate bugs of this node's DHT (`wrong-distance`)."""
         self.signer = signer
         self.id = signer.id
         self.me = Contact(self.id, address)
         self.config = config
         self.random = random
         self.record_source = record_source
-        self.table = RoutingTable(self.id, config.k, config.stale_after, config.max_failures)
+        self.metric = metric(mutants)
+        self.table = RoutingTable(
+            self.id, config.k, config.stale_after, config.max_failures, self.metric
+        )
         self.records = RecordStore(config.max_records)
         self.own_record: AddressRecord | None = None
         self.counters: Counter[str] = Counter()
@@ -295,11 +300,19 @@ class DhtProtocol:
 
     # ------------------------------------------------------------------ views
 
+    @property
+    def ready(self) -> bool:
+        """Joined, and a node that joined through others knows at least one contact: a
+        lookup it starts has somewhere to go. (A node with no bootstrap is a network of
+        one, ready at once.)"""
+        return self.joined and (len(self.table) > 0 or not self._bootstrap)
+
     def status(self) -> dict[str, Any]:
         return {
             "id": id_hex(self.id),
             "address": self.me.address,
             "joined": self.joined,
+            "ready": self.ready,
             "contacts": len(self.table),
             "records": len(self.records),
             "lookups_in_flight": len(self._lookups),
@@ -499,6 +512,7 @@ class DhtProtocol:
             now=now,
             deadline=now + self.config.lookup_timeout,
             accept=lambda node_id: satisfies(node_id, self.config.puzzle_bits),
+            metric=self.metric,
         )
         self._lookups[handle] = lookup
         return handle, self._query(handle, lookup, lookup.start(now), now)

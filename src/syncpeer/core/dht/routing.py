@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from syncpeer.core.dht.ids import ID_BITS, bucket_index, id_hex
+from syncpeer.core.dht.ids import ID_BITS, Metric, bucket_index, distance, id_hex
 from syncpeer.core.dht.messages import Contact
 
 
@@ -35,9 +35,15 @@ class Bucket:
 
 class RoutingTable:
     def __init__(
-        self, own_id: int, k: int = 20, stale_after: float = 60.0, max_failures: int = 3
+        self,
+        own_id: int,
+        k: int = 20,
+        stale_after: float = 60.0,
+        max_failures: int = 3,
+        metric: Metric = distance,
     ) -> None:
         self.own_id = own_id
+        self.metric = metric
         self.k = k
         self.stale_after = stale_after
         self.max_failures = max_failures
@@ -119,7 +125,7 @@ class RoutingTable:
     def closest(self, target: int, count: int, exclude: int | None = None) -> list[Contact]:
         """The `count` contacts nearest to `target` by XOR distance."""
         contacts = [c for c in self.contacts() if c.id != exclude]
-        contacts.sort(key=lambda contact: contact.id ^ target)
+        contacts.sort(key=lambda contact: self.metric(contact.id, target))
         return contacts[:count]
 
     def refresh_seeds(self, index: int, target: int) -> list[Contact]:
@@ -136,7 +142,7 @@ class RoutingTable:
         if own:
             return own
         farther = [entry.contact for b in self.buckets[index + 1 :] for entry in b.entries]
-        farther.sort(key=lambda contact: contact.id ^ target)
+        farther.sort(key=lambda contact: self.metric(contact.id, target))
         return farther[: self.k] or self.closest(target, self.k)
 
     def touch(self, target: int, now: float) -> None:

@@ -1,0 +1,3 @@
+module example.com/peerlabexample
+
+go 1.19
