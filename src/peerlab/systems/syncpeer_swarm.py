@@ -49,11 +49,15 @@ REACH = 0.95  # the share of reachable recipients every file must reach
 
 
 def _spec(env: EnvironmentAPI, poll: float) -> SystemSpec:
-    """syncpeer as its manifest says, polling friends every `poll` seconds."""
+    """syncpeer as its manifest says, polling friends every `poll` seconds, and started
+    once it serves (`/health`): a peer that churn brings back inside the partition cannot
+    join the DHT before the partition heals, and joins then by itself (its join retries);
+    whether it then got its files is the delivery verdict's to say."""
     spec = find_system("syncpeer")
     args = list(spec.args)
     args[args.index("--poll-interval") + 1] = f"{poll:g}"
-    return env.system(dataclasses.replace(spec, args=tuple(args)))
+    readiness = spec.readiness.model_copy(update={"path": "/health"})
+    return env.system(dataclasses.replace(spec, args=tuple(args), readiness=readiness))
 
 
 def swarm(env: EnvironmentAPI, plan: Plan) -> Ran:
