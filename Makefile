@@ -6,7 +6,8 @@ STAMP   = $(VENV)/.installed
 PYTEST_WORKERS ?= 2
 
 .PHONY: demo test test-netns test-under-load unit lint typecheck resilience chaos stress \
-	mutants mutants-sim mutants-both sim-explore consensus connectivity dht-properties clean
+	mutants mutants-sim mutants-both sim-explore consensus connectivity dht-properties coverage \
+	clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -91,6 +92,17 @@ mutants-both: $(STAMP)
 SIM_SEEDS ?= 200
 sim-explore: $(STAMP)
 	$(BIN)/peerlab sim explore --scenario chaos --seeds $(SIM_SEEDS) --jobs $(PYTEST_WORKERS)
+# The suite under coverage.py (xdist workers and node processes included: pyproject.toml's
+# [tool.coverage.run]); then the change-impact map for `peerlab impacted`, and the gates:
+# the project >= 80%, syncpeer's identity, envelope and keyring >= 90%; below -> exit 1.
+# A failing test fails the target too, after the gates have been reported (reruns on).
+coverage: $(STAMP)
+	rm -f .coverage .coverage.*
+	$(BIN)/coverage run -m pytest -n $(PYTEST_WORKERS) -m "not stress" -q --peerlab-reruns 2; \
+	status=$$?; \
+	$(BIN)/coverage combine -q && $(BIN)/peerlab impact-map && \
+	$(BIN)/coverage report --skip-covered --sort=cover --fail-under=0 | tail -25 && \
+	$(BIN)/peerlab coverage-gate && exit $$status
 
 clean:
-	rm -rf $(VENV) peerlab-results .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) peerlab-results .mypy_cache .ruff_cache .pytest_cache .coverage .coverage.*

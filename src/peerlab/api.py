@@ -103,6 +103,7 @@ class EnvironmentAPI(ControlAPI, Protocol):
     started_at: float
     clock_skews: dict[str, float]
     node_env: dict[str, dict[str, str]]
+    versions: dict[str, str]
 
     @property
     def nodes(self) -> Mapping[str, Node]: ...
@@ -130,6 +131,7 @@ class EnvironmentAPI(ControlAPI, Protocol):
         *,
         role: str | None = None,
         wait: bool = True,
+        version: str | Mapping[str, str] | None = None,
     ) -> list[Node]: ...
     def adapter(self, system: str | None = None) -> Adapter: ...
     def client(self, name: str) -> Any: ...

@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import signal
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -73,6 +73,7 @@ class NodeControl:
         # clock offset in seconds (`skew`).
         self.node_env: dict[str, dict[str, str]] = {}
         self.clock_skews: dict[str, float] = {}
+        self.versions: dict[str, str] = {}  # node -> its system's version (manifest [versions])
         self._next_index = 0
         self._table = threading.RLock()
         self._locks: dict[str, threading.RLock] = {}
@@ -111,11 +112,15 @@ class NodeControl:
         *,
         role: str | None = None,
         wait: bool = True,
+        version: str | Mapping[str, str] | None = None,
     ) -> list[Node]:
         """Start nodes of `spec` (a count, or their names) and wait until all are ready.
 
         Without `peers`, a system whose roles have counts starts that layout (for Redis with
-        Sentinel: 1 master, 2 replicas, 3 sentinels), any other system 3 nodes.
+        Sentinel: 1 master, 2 replicas, 3 sentinels), any other system 3 nodes. `version`
+        names the system's version (its manifest's `[versions]`) of every node started, or
+        maps node names to versions; `self.versions` keeps them, so nodes named there
+        before they start get theirs too.
         """
         spec = self.registry.add(system)
         if spec.capabilities and not self.backend.capabilities.node_capabilities:
@@ -128,6 +133,12 @@ class NodeControl:
             )
         with self._table:
             names, roles = self._plan(spec, peers, role)
+            chosen = dict.fromkeys(names, version) if isinstance(version, str) else version
+            for name, wanted in (chosen or {}).items():
+                self.versions[name] = spec.check_version(wanted)
+            for name in names:
+                if name in self.versions:
+                    spec.check_version(self.versions[name])
             new = [self._make_node(spec, name, r) for name, r in zip(names, roles, strict=True)]
             # Each node's own fields first: the init step and the fields all nodes share
             # use them.
@@ -236,6 +247,7 @@ class NodeControl:
             seed=self.seed,
             role=node.role,
             shared=shared,
+            version=self.versions.get(node.name),
             captured={k: v for k, v in node.fields.items() if k in captures},
         )
 

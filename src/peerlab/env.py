@@ -175,6 +175,7 @@ class Environment(NodeControl):
             "faults": self.net.export(),
             "node_env": self.node_env,
             "clock_skews": self.clock_skews,
+            "versions": self.versions,
         }
         self._closed = True
         self.run(self.backend.close(detach=True), 15)

@@ -27,6 +27,7 @@ def adopt(state: dict[str, Any], name: str) -> Environment:
         env.reaper.add_dir(env.workdir)
         env.node_env = state.get("node_env", {})
         env.clock_skews = state.get("clock_skews", {})
+        env.versions = state.get("versions", {})
         for source in state["systems"].values():
             env.system(source)
         by_name = {spec.name: spec for spec in env.systems.values()}

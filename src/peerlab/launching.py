@@ -1,8 +1,9 @@
 """Launch planning: from a node of a system to the backend-neutral `Launch` that starts it.
 
 The manifest's command (or its role's), arguments, environment and files are rendered with
-the node's fields; the Environment adds the node's name and seed, the variables set at run
-time (`env.setenv`) and the clock offset (`env.skew`). Which process runs it, and how the
+the node's fields, then changed as its version's `[versions]` table says; the Environment
+adds the node's name and seed, the variables set at run time (`env.setenv`) and the clock
+offset (`env.skew`). Which process runs it, and how the
 offset is applied, is the backend's business.
 """
 
@@ -38,6 +39,12 @@ def plan_launch(
     env = {k: render(v, node.fields) for k, v in spec.env.items()}
     if role is not None:
         env.update({k: render(v, node.fields) for k, v in role.env.items()})
+    version = spec.versions.get(node.fields.get("version") or "")
+    if version is not None:
+        # A version's own program is another build of the same system: same arguments.
+        command = version.command or command
+        args += [render(part, node.fields) for part in version.args]
+        env.update({k: render(v, node.fields) for k, v in version.env.items()})
     env.update({"PEERLAB_NODE": node.name, "PEERLAB_SEED": str(seed), "PYTHONUNBUFFERED": "1"})
     env.update(extra_env)
     fork = spec.mode == "fork" and command is spec.command

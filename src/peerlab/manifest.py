@@ -10,7 +10,7 @@ owns the system as the Environment runs it (`SystemSpec`, defaults filled in) an
 rendering of its templates for one node.
 
 Template fields: {name} {index} {address} {bind} {data_dir} {python} {seed} {role}
-{port.NAME} and every `[templates]` entry, which joins one line per node, e.g.
+{version} {port.NAME} and every `[templates]` entry, which joins one line per node, e.g.
 `initial_cluster = { each = "{name}=http://{address}:{port.peer}", join = "," }`;
 `role = "master"` limits a template to the nodes of one role.
 
@@ -24,6 +24,13 @@ starts that layout when no node count is asked for.
     command = ["redis-sentinel", "{data_dir}/sentinel.conf"]
     count = 3
     files = { "sentinel.conf" = "port {port.redis}\\nsentinel monitor ..." }
+
+Versions let one network mix releases of a system (`peerlab up --version A,B=1.0`): each
+`[versions."X.Y"]` table says what a node of that version runs differently, its own
+`command` (by exec; `launch.args` still apply), extra `args` or `env`.
+
+    [versions."1.0"]
+    args = ["--protocol", "1.0"]
 
 `[files]` (and a role's `files`) are templated text files written into the node's data
 dir before its first start. They are not written again on a restart: programs such as
@@ -52,6 +59,7 @@ from peerlab.manifest_schema import (
     Readiness,
     Role,
     Template,
+    Version,
     decode,
     fields_in,
 )
@@ -94,6 +102,7 @@ class SystemSpec:
     binary: str | None
     source: Path | None = None
     files: Mapping[str, str] = field(default_factory=dict)
+    versions: Mapping[str, Version] = field(default_factory=dict)
     capabilities: tuple[str, ...] = ()  # granted within the node's network namespace
     init: Init | None = None
     logs: Logs = field(default_factory=Logs)
@@ -105,7 +114,22 @@ class SystemSpec:
 
     def commands(self) -> list[tuple[str, ...]]:
         """Every program this system may run: launch.command and the roles' own commands."""
-        return [self.command] + [r.command for r in self.roles.values() if r.command]
+        return (
+            [self.command]
+            + [r.command for r in self.roles.values() if r.command]
+            + [v.command for v in self.versions.values() if v.command]
+        )
+
+    def check_version(self, version: str, field: str = "version") -> str:
+        """`version` when the manifest's [versions] has it; else a UsageError naming them."""
+        if version not in self.versions:
+            known = ", ".join(self.versions) or "(none: the manifest has no [versions])"
+            raise UsageError(
+                f"{field} {version!r}: system {self.name!r} has no such version",
+                field=field,
+                hint=f"versions in its manifest: {known}",
+            )
+        return version
 
 
 def parse_manifest(data: Mapping[str, Any], source: str = "<manifest>") -> SystemSpec:
@@ -137,6 +161,7 @@ def system_spec(manifest: Manifest, source: Path | None = None) -> SystemSpec:
         binary=manifest.system.binary,
         source=source,
         files=manifest.files,
+        versions=manifest.versions,
         capabilities=launch.capabilities,
         init=manifest.init,
         logs=manifest.logs,
@@ -203,6 +228,7 @@ def node_fields(
     seed: int,
     role: str | None,
     shared: Mapping[str, Any],
+    version: str | None = None,
     captured: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The template fields for one node: its own, what its init step `captured`, and the
@@ -216,6 +242,7 @@ def node_fields(
         "python": sys.executable,
         "seed": seed,
         "role": role or "",
+        "version": version or "",
         "manifest_dir": str(spec.source.parent.resolve()) if spec.source else "",
     }
     fields.update({f"port.{p.name}": p.port for p in spec.ports.values()})

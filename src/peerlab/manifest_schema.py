@@ -51,6 +51,7 @@ NODE_FIELDS = (
     "seed",
     "role",
     "manifest_dir",
+    "version",
 )
 PEER_FIELD = re.compile(r"peer\.([A-Za-z0-9][A-Za-z0-9_.-]*)\.([^.]+(?:\.[^.]+)?)")
 KEY = "NAME"
@@ -306,6 +307,16 @@ class Role(Table):
     )
 
 
+class Version(Table):
+    """[versions."X.Y"]: how a node of one version of the system starts (`--version`)."""
+
+    command: Command | None = Field(
+        None, description="the program of this version (run by exec); launch.args still apply"
+    )
+    args: Strings = Field((), description="arguments added after launch.args (templated)")
+    env: dict[str, str] = Field(default_factory=dict, description="environment added (templated)")
+
+
 class Stop(Table):
     """[stop]: how a node is asked to stop."""
 
@@ -330,6 +341,7 @@ class Manifest(Table):
         description="text files (templated) written into a node's data dir at its first start",
     )
     stop: Stop = Stop()
+    versions: dict[str, Version] = Field(default_factory=dict)
     init: Init | None = None
     logs: Logs = Logs()
 
@@ -398,6 +410,12 @@ HINTS: dict[str, str] = {
     "stop": 'write [stop] with signal = "SIGTERM" and timeout = 5',
     "stop.signal": 'use a signal name such as "SIGTERM", "SIGINT" or "SIGQUIT"',
     "stop.timeout": "use a number of seconds, 0 or more, e.g. timeout = 5",
+    "versions": 'write a [versions."X.Y"] table per version, e.g. args = ["--protocol", "1.0"]',
+    "versions.NAME": 'write the version as a table: [versions."1.0"]',
+    "versions.NAME.command": 'e.g. command = ["/opt/mysystem-1.0/bin/mysystem"]',
+    "versions.NAME.args": 'e.g. args = ["--protocol", "1.0"]',
+    "versions.NAME.env": 'e.g. env = { PROTOCOL = "1.0" }',
+    "versions.NAME.env.NAME": 'quote the value: variables are text, e.g. PROTOCOL = "1.0"',
     "init": 'write [init] with command = ["mysystem", "init"] and capture = { id = "ID: (\\S+)" }',
     "init.command": 'e.g. command = ["mysystem", "generate", "--home", "{data_dir}"]',
     "init.capture": "write a table: field = regex, e.g. capture = { device_id = 'ID: (\\S+)' }",
@@ -570,6 +588,10 @@ def _templated(manifest: Manifest) -> Iterator[tuple[Loc, str]]:
         yield from ((("roles", name, "args"), part) for part in role.args)
         yield from ((("roles", name, "env", key), value) for key, value in role.env.items())
         yield from ((("roles", name, "files", file), text) for file, text in role.files.items())
+    for name, version in manifest.versions.items():
+        yield from ((("versions", name, "command"), part) for part in version.command or ())
+        yield from ((("versions", name, "args"), part) for part in version.args)
+        yield from ((("versions", name, "env", key), value) for key, value in version.env.items())
 
 
 def _unwrap(annotation: Any) -> tuple[Any, list[Any]]:

@@ -140,6 +140,7 @@ class Node:
             "name": self.name,
             "system": self.system.name,
             "role": self.role,
+            "version": self.fields.get("version") or None,
             "state": str(self.state),
             "pid": self.pid,
             "address": self.address,

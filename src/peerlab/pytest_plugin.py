@@ -37,6 +37,7 @@ import pytest
 
 from peerlab import backends, pytest_hooks
 from peerlab.api import EnvironmentAPI
+from peerlab.automation import reruns
 from peerlab.checkers.verdict import Verdict
 from peerlab.env import Environment
 from peerlab.names import remove_tree
@@ -46,6 +47,8 @@ from peerlab.systems.plugins import plugins
 RESULTS_KEY = pytest.StashKey[dict[str, pytest.TestReport]]()
 SIM = "sim"  # the marker, and the backend it adds
 SHRINK_TRIES = 40
+# Reruns, known issues, per-test outcomes, change-impact selection (docs/test-automation.md).
+pytest_plugins = ["peerlab.automation.plugin"]
 WRITTEN_KEY = pytest.StashKey[list[Path]]()
 # "TC-002", "TC 002", "TC002" in a docstring: the test's id in its plan.
 TC_ID = re.compile(r"\bTC[- ]?(\d+)\b")
@@ -179,7 +182,7 @@ def peerlab_backend(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def peerlab_seed(request: pytest.FixtureRequest) -> int:
     seed = request.config.getoption("--peerlab-seed")
-    return int(seed) if seed is not None else new_seed()
+    return reruns.seed_for(request.node, int(seed) if seed is not None else new_seed())
 
 
 @pytest.fixture
@@ -188,7 +191,8 @@ def peerlab_env(
 ) -> Iterator[Environment]:
     """A fresh Environment for this test: own addresses, ports and dirs; always cleaned up."""
     item = request.node
-    results = Path(request.config.getoption("--peerlab-results")) / test_dir_name(item.nodeid)
+    base = Path(request.config.getoption("--peerlab-results"))
+    results = reruns.results_dir(item, base, test_dir_name(item.nodeid))
     began = time.time()
     env = Environment(
         test_dir_name(item.name)[:40],

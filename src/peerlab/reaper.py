@@ -24,21 +24,13 @@ from typing import Any
 import psutil
 
 from peerlab import log
-from peerlab.home import peerlab_home
+from peerlab.home import peerlab_home, runtime_dir
 from peerlab.names import inside
 
 # How each kind of system resource is removed without its owner: "module:function" taking
 # the resource's record, imported only when a sweep meets one (the reaper depends on no
 # backend).
 SWEEPERS = {"network": "peerlab.backends.plumbing:sweep"}
-
-
-def runtime_dir() -> Path:
-    """Machine-wide scratch space for this user: leases and reaper state files."""
-    base = os.environ.get("PEERLAB_RUNTIME") or f"/tmp/peerlab-{os.getuid()}"
-    path = Path(base)
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return path
 
 
 def _start_time(pid: int) -> float | None:

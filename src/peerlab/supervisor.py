@@ -11,40 +11,42 @@ waits: here a thread lets it follow the wall clock between commands (a tenth of 
 a time, as fast as the simulation can go), and each command runs alone, so the simulation
 has one driver at a time. Commands typed by hand arrive at wall-clock moments: such a
 session is not replayable; a scenario run from a test or `peerlab sim run` is.
+
+The client side is what every CLI command imports, so it stays light: a plain HTTP request
+(`http.client`) on the socket; the server side imports asyncio, aiohttp and the API's
+pydantic models where it runs.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import hashlib
+import http.client
 import inspect
 import json
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar, cast
-
-import aiohttp
-from aiohttp import web
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from peerlab.api import ControlAPI, ControlTarget, NetAPI
-from peerlab.clock import Scheduler
-from peerlab.control_api import app as control_app
-from peerlab.control_api import call, document
 from peerlab.errors import PeerlabError, UsageError
-from peerlab.home import peerlab_home
+from peerlab.home import peerlab_home, runtime_dir
 from peerlab.names import SAFE_NAME, child, remove_tree
-from peerlab.reaper import kill_tree, runtime_dir, same_process
-from peerlab.services import Services
+from peerlab.versions import parse_versions
+
+if TYPE_CHECKING:
+    from peerlab.clock import Scheduler
+    from peerlab.services import Services
 
 CALL_TIMEOUT = 300.0
 T = TypeVar("T")
@@ -85,6 +87,8 @@ def write_state(name: str, state: dict[str, Any]) -> None:
 
 
 def is_running(name: str) -> bool:
+    from peerlab.reaper import same_process
+
     state = read_state(name)
     return bool(state and same_process(state.get("pid", -1), state.get("pid_start")))
 
@@ -99,49 +103,70 @@ def list_envs() -> list[str]:
 # ------------------------------------------------------------------ client side
 
 
+class _UnixHTTPConnection(http.client.HTTPConnection):
+    """HTTP over the supervisor's unix socket; `timeout` bounds each wait on it (the answer
+    comes in one piece once the operation is done, so in effect the whole call)."""
+
+    def __init__(self, path: str, timeout: float) -> None:
+        super().__init__("supervisor", timeout=timeout)
+        self._path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        try:
+            sock.connect(self._path)
+        except OSError:
+            sock.close()
+            raise
+        self.sock = sock
+
+
 class Remote:
-    """Calls a live Environment's `@rpc` methods through its supervisor."""
+    """Calls a live Environment's `@rpc` methods through its supervisor: a plain HTTP
+    request on its unix socket (`POST /v1/{namespace}/{verb}`, docs/api.md), so a CLI
+    command imports no HTTP framework."""
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.socket = socket_path(name)
 
     def call(self, path: str, timeout: float = CALL_TIMEOUT, **kwargs: Any) -> Any:
-        if not is_running(self.name):
-            raise UsageError(
-                f"environment {self.name!r} is not running",
-                field="env",
-                hint="start one with `peerlab up --peers N`"
-                + (
-                    f"; running: {', '.join(e for e in list_envs() if is_running(e))}"
-                    if any(is_running(e) for e in list_envs())
-                    else ""
-                ),
-            )
-        return asyncio.run(self._call(path, kwargs, timeout))
-
-    async def _call(self, path: str, kwargs: dict[str, Any], timeout: float) -> Any:
-        connector = aiohttp.UnixConnector(path=str(self.socket))
         route = "/v1/shutdown" if path == "shutdown" else "/v1/" + path.replace(".", "/", 1)
+        connection = _UnixHTTPConnection(str(self.socket), timeout)
         try:
-            async with (
-                aiohttp.ClientSession(connector=connector) as session,
-                session.post(
-                    f"http://supervisor{route}",
-                    json=kwargs,
-                    timeout=aiohttp.ClientTimeout(total=timeout),
-                ) as response,
-            ):
-                answer = await response.json()
-        except (aiohttp.ClientError, TimeoutError, json.JSONDecodeError) as exc:
+            connection.request(
+                "POST", route, json.dumps(kwargs), headers={"Content-Type": "application/json"}
+            )
+            answer = json.loads(connection.getresponse().read())
+        except (FileNotFoundError, ConnectionRefusedError):
+            # Nothing listens: not running (or still starting, or died).
+            if not is_running(self.name):
+                raise self._not_running() from None
             raise PeerlabError(
-                f"the supervisor of {self.name!r} did not answer: {exc}",
+                f"the supervisor of {self.name!r} is not answering yet",
+                hint="it may still be starting; `peerlab down` cleans up one that died",
+            ) from None
+        except (OSError, http.client.HTTPException, ValueError) as exc:
+            raise PeerlabError(
+                f"the supervisor of {self.name!r} did not answer: {exc!r}",
                 hint="`peerlab down` cleans up a supervisor that died",
             ) from None
+        finally:
+            connection.close()
         if "error" in answer:
             cls = UsageError if answer.get("usage") else PeerlabError
             raise cls(answer["error"], hint=answer.get("hint"))
         return answer.get("result")
+
+    def _not_running(self) -> UsageError:
+        running = [e for e in list_envs() if is_running(e)]
+        return UsageError(
+            f"environment {self.name!r} is not running",
+            field="env",
+            hint="start one with `peerlab up --peers N`"
+            + (f"; running: {', '.join(running)}" if running else ""),
+        )
 
     def namespace(self, namespace: str, api: type[T]) -> T:
         """A typed proxy of one namespace (`env`, `net`, ...): each method call on it is
@@ -210,6 +235,8 @@ class Pacer:
 
 async def answer(services: Services, path: str, kwargs: dict[str, Any]) -> dict[str, Any]:
     """One call's answer, as the API gives it (`peerlab.control_api.call`)."""
+    from peerlab.control_api import call
+
     return await call(services.resolve, path, kwargs)
 
 
@@ -220,6 +247,14 @@ def api_token(name: str) -> Path:
 
 
 async def _serve(env: Any, name: str, api_port: int | None = None) -> None:
+    import asyncio
+
+    from aiohttp import web
+
+    from peerlab.clock import Scheduler
+    from peerlab.control_api import app as control_app
+    from peerlab.control_api import document
+
     pacer = Pacer(env.clock) if isinstance(env.clock, Scheduler) else None
     lock = pacer.lock if pacer is not None else None
     stop = asyncio.Event()
@@ -279,6 +314,8 @@ async def _serve(env: Any, name: str, api_port: int | None = None) -> None:
 
 
 def supervise(options: argparse.Namespace) -> int:
+    import asyncio
+
     from peerlab.env import Environment
     from peerlab.handover import adopt as adopt_network
 
@@ -311,12 +348,13 @@ def supervise(options: argparse.Namespace) -> int:
         if options.adopt:
             pass
         elif options.bootstrap:
+            env.versions.update(parse_versions(options.version))
             env.start(options.system, 1, role="bootstrap")
             peers = 3 if options.peers is None else options.peers
             if peers > 1:
                 env.start(options.system, peers - 1)
         else:
-            env.start(options.system, options.peers)
+            env.start(options.system, options.peers, version=parse_versions(options.version))
         asyncio.run(_serve(env, name, options.api_port))
         write_state(name, {**own, "state": "stopping"})
         return 0
@@ -377,10 +415,15 @@ def launch(
     timeout: float,
     on_progress: Callable[[int, int], None] | None = None,
     backend: str = "local",
+    versions: Sequence[str] = (),
     api_port: int | None = None,
 ) -> dict[str, Any]:
-    """Start a supervisor in the background and wait until its nodes are ready (or failed)."""
+    """Start a supervisor in the background and wait until its nodes are ready (or failed).
+
+    `versions`: "A,B=1.0" texts, which nodes run which version of the system."""
     args = ["--system", system, "--backend", backend]
+    for text in versions:
+        args += ["--version", text]
     if api_port is not None:
         args += ["--api-port", str(api_port)]
     if peers is not None:  # None: the system's layout of roles, or 3 nodes
@@ -463,6 +506,8 @@ def abort(name: str, process: subprocess.Popen[bytes], grace: float = 30.0) -> N
     """Stop a supervisor that is still starting its network, and all it started: SIGINT
     lets it close its Environment; a kill (and the sweep of what it leaves) follows if it
     does not end in `grace` seconds."""
+    from peerlab.reaper import kill_tree, sweep
+
     if process.poll() is None:
         process.send_signal(signal.SIGINT)
         try:
@@ -470,8 +515,6 @@ def abort(name: str, process: subprocess.Popen[bytes], grace: float = 30.0) -> N
         except subprocess.TimeoutExpired:
             kill_tree(process.pid)
             process.wait(5)
-    from peerlab.reaper import sweep
-
     sweep()
     socket_path(name).unlink(missing_ok=True)
     state = read_state(name) or {}
@@ -481,6 +524,8 @@ def abort(name: str, process: subprocess.Popen[bytes], grace: float = 30.0) -> N
 
 def shutdown(name: str, timeout: float = 60.0) -> bool:
     """Stop the environment; returns False when nothing was running."""
+    from peerlab.reaper import kill_tree, same_process, sweep
+
     state = read_state(name)
     if not state:
         return False
@@ -493,8 +538,6 @@ def shutdown(name: str, timeout: float = 60.0) -> bool:
             time.sleep(0.05)
         if same_process(pid, start):
             kill_tree(pid, start)
-    from peerlab.reaper import sweep
-
     sweep()  # what a killed supervisor left: its nodes, launcher and temp dirs
     socket_path(name).unlink(missing_ok=True)
     write_state(name, {**state, "state": "down"})
@@ -510,6 +553,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--no-fabric", action="store_true")
     parser.add_argument("--bootstrap", action="store_true")
+    parser.add_argument("--version", action="append", default=[], help="A,B=1.0 (repeat)")
     parser.add_argument("--adopt", default=None, help="take over a handed-over network")
     parser.add_argument("--api-port", type=int, default=None, help="also serve the API on TCP")
     sys.exit(supervise(parser.parse_args()))

@@ -2,9 +2,15 @@
 
 A run's figures come from benchmark outputs (`peerlab bench ... --json` saved to a file)
 and from results folders (how long each scenario took, operation latency percentiles).
-A figure regresses when it is more than `threshold` (20%) worse than the median of the
-same figure in its last `window` (5) runs; "worse" is higher for times and sizes, lower for
-speedups and throughputs.
+Every figure declares which way is better: a benchmark's JSON names its figures in
+`"better": {"seconds_to_ready": "lower", "speedup": "higher"}` (other numbers in it, such
+as the number of peers, are the setup, not figures), and a results folder's figures are
+times. Nothing is guessed from a name.
+
+Each figure is judged at two levels, warn and alert, each by two rules (`Thresholds`):
+against absolute limits (the plan's table: handshake warn above 500 ms, alert above 1 s)
+and against the median of its last `window` (5) runs (warn 10%, alert 20% worse). An
+alert fails `peerlab trend`; a warning is shown.
 
     runs(id, recorded, label, commit)
     figures(run, name, value, better, source)
@@ -13,9 +19,9 @@ speedups and throughputs.
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import json
 import os
-import re
 import sqlite3
 import statistics
 import subprocess
@@ -28,6 +34,7 @@ from typing import Any, Literal
 from peerlab.errors import UsageError
 
 Better = Literal["lower", "higher"]
+Level = Literal["ok", "warn", "alert"]
 DEFAULT_DB = Path("peerlab-results") / "trends.sqlite"
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -45,13 +52,6 @@ CREATE TABLE IF NOT EXISTS figures (
   PRIMARY KEY (run, name)
 );
 """
-# A number in a benchmark's output is a figure when its name says what it measures; counts
-# that describe the setup (peers, cpus) are not figures and must not be flagged.
-_MEASURE = re.compile(
-    r"seconds|(^|_)s$|(^|_)ms($|_)|(^|_)mb($|_)|bytes|latency|speedup|"
-    r"throughput|per_s|ops|rate|rss|pss|duration|time"
-)
-_HIGHER = re.compile(r"speedup|throughput|per_s|ops_s|rate|bandwidth")
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,31 @@ class Figure:
 
 
 @dataclass(frozen=True)
+class Limits:
+    """One figure's levels: absolute (`warn`, `alert`, in the figure's unit; past them in
+    the worse direction) and relative to the median of its last runs (fractions)."""
+
+    warn: float | None = None
+    alert: float | None = None
+    warn_change: float = 0.10
+    alert_change: float = 0.20
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Limits per figure name (shell patterns, the first that matches wins), else `default`."""
+
+    figures: tuple[tuple[str, Limits], ...] = ()
+    default: Limits = Limits()
+
+    def of(self, name: str) -> Limits:
+        return next(
+            (lim for pattern, lim in self.figures if fnmatch.fnmatchcase(name, pattern)),
+            self.default,
+        )
+
+
+@dataclass(frozen=True)
 class Comparison:
     name: str
     value: float
@@ -70,7 +95,13 @@ class Comparison:
     median: float | None
     history: int  # how many earlier runs the median is of
     change: float | None  # relative change against the median, + is worse
-    regressed: bool
+    level: Level = "ok"
+    reasons: tuple[str, ...] = ()  # why it is at that level
+    limits: Limits = Limits()
+
+    @property
+    def regressed(self) -> bool:
+        return self.level == "alert"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -80,12 +111,12 @@ class Comparison:
             "median": self.median,
             "history": self.history,
             "change": self.change,
+            "level": self.level,
+            "reasons": list(self.reasons),
+            "warn": self.limits.warn,
+            "alert": self.limits.alert,
             "regressed": self.regressed,
         }
-
-
-def direction(name: str) -> Better:
-    return "higher" if _HIGHER.search(name.lower()) else "lower"
 
 
 def _flatten(prefix: str, value: Any) -> Iterator[tuple[str, float]]:
@@ -99,22 +130,25 @@ def _flatten(prefix: str, value: Any) -> Iterator[tuple[str, float]]:
 
 
 def bench_figures(data: dict[str, Any], source: str, label: str) -> list[Figure]:
-    """The figures in a benchmark's JSON output; `better` in it overrides the direction."""
-    raw = data.get("better")
-    overrides: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    """The figures a benchmark's JSON output declares in `better`; other numbers are setup."""
+    declared = data.get("better")
+    if not isinstance(declared, dict) or not declared:
+        raise UsageError(
+            f"{source} declares no figures",
+            field="better",
+            hint='a benchmark names its figures: "better": {"seconds_to_ready": "lower"}',
+        )
+    values = dict(_flatten("", {k: v for k, v in data.items() if k != "better"}))
     figures = []
-    for key, value in _flatten("", {k: v for k, v in data.items() if k != "better"}):
-        leaf = key.rsplit(".", 1)[-1].lower()
-        if not _MEASURE.search(leaf):
-            continue
-        better = overrides.get(key) or direction(leaf)
+    for key, better in declared.items():
         if better not in ("lower", "higher"):
             raise UsageError(
                 f"{source}: better[{key!r}] is {better!r}",
                 field="better",
                 hint='"lower" or "higher"',
             )
-        figures.append(Figure(f"{label}: {key}", value, better, source))
+        if key in values:  # a figure a run could not measure (null) is left out
+            figures.append(Figure(f"{label}: {key}", values[key], better, source))
     return figures
 
 
@@ -223,10 +257,11 @@ class TrendStore:
         run: int | None = None,
         *,
         window: int = 5,
-        threshold: float = 0.20,
+        thresholds: Thresholds = Thresholds(),
         min_history: int = 3,
     ) -> list[Comparison]:
-        """Each figure of `run` (default: the latest) against its last `window` runs."""
+        """Each figure of `run` (default: the latest) against its limits and its last
+        `window` runs."""
         run = run if run is not None else self.latest_run()
         if run is None:
             raise UsageError(
@@ -247,9 +282,8 @@ class TrendStore:
                     (name, run, window),
                 )
             ]
-            comparisons.append(
-                _compare(name, float(value), better, previous, threshold, min_history)
-            )
+            limits = thresholds.of(name)
+            comparisons.append(_compare(name, float(value), better, previous, limits, min_history))
         return comparisons
 
     def history(self, name: str, limit: int = 20) -> list[dict[str, Any]]:
@@ -270,17 +304,75 @@ def _compare(
     value: float,
     better: Better,
     previous: list[float],
-    threshold: float,
+    limits: Limits,
     min_history: int,
 ) -> Comparison:
-    if len(previous) < max(min_history, 1):
-        return Comparison(name, value, better, None, len(previous), None, False)
-    median = statistics.median(previous)
-    if median == 0:
-        return Comparison(name, value, better, median, len(previous), None, False)
-    change = (value - median) / abs(median)
-    worse = change if better == "lower" else -change
-    return Comparison(name, value, better, median, len(previous), worse, worse > threshold)
+    levels: list[tuple[Level, str]] = []
+    absolute: tuple[tuple[Level, float | None], ...] = (
+        ("alert", limits.alert),
+        ("warn", limits.warn),
+    )
+    for name_of, limit in absolute:
+        if limit is not None and (value > limit if better == "lower" else value < limit):
+            side = "above" if better == "lower" else "below"
+            levels.append((name_of, f"{value:g} is {side} the {name_of} level {limit:g}"))
+            break
+    median, worse = None, None
+    if len(previous) >= max(min_history, 1):
+        median = statistics.median(previous)
+        if median != 0:
+            change = (value - median) / abs(median)
+            worse = change if better == "lower" else -change
+            relative: tuple[tuple[Level, float], ...] = (
+                ("alert", limits.alert_change),
+                ("warn", limits.warn_change),
+            )
+            for name_of, limit in relative:
+                if worse > limit:
+                    levels.append((name_of, f"{worse:+.1%} against the median, past {limit:.0%}"))
+                    break
+    level: Level = "ok"
+    if levels:
+        level = "alert" if any(lv == "alert" for lv, _ in levels) else "warn"
+    reasons = tuple(reason for _, reason in levels)
+    return Comparison(name, value, better, median, len(previous), worse, level, reasons, limits)
+
+
+def load_thresholds(path: Path, *, warn_change: float, alert_change: float) -> Thresholds:
+    """`[tool.peerlab.trend.figures."PATTERN"]` tables of `path` (pyproject.toml), each
+    with `warn`/`alert` levels and/or `warn_change`/`alert_change` percentages; the
+    percentages given are the defaults of every other figure."""
+    import tomllib
+
+    default = Limits(warn_change=warn_change, alert_change=alert_change)
+    if not path.exists():
+        return Thresholds(default=default)
+    tables = tomllib.loads(path.read_text()).get("tool", {}).get("peerlab", {}).get("trend", {})
+    figures = []
+    for pattern, raw in (tables.get("figures") or {}).items():
+        unknown = set(raw) - {"warn", "alert", "warn_change", "alert_change"}
+        numbers = all(isinstance(v, int | float) and not isinstance(v, bool) for v in raw.values())
+        if unknown or not numbers:
+            raise UsageError(
+                f"{path}: [tool.peerlab.trend.figures.{pattern!r}] has "
+                + (
+                    f"unknown keys {sorted(unknown)}" if unknown else "a value that is not a number"
+                ),
+                field=f"tool.peerlab.trend.figures.{pattern}",
+                hint="warn = 500, alert = 1000 (the figure's unit); warn_change/alert_change in %",
+            )
+        figures.append(
+            (
+                pattern,
+                Limits(
+                    raw.get("warn"),
+                    raw.get("alert"),
+                    raw.get("warn_change", warn_change * 100) / 100,
+                    raw.get("alert_change", alert_change * 100) / 100,
+                ),
+            )
+        )
+    return Thresholds(tuple(figures), default)
 
 
 def current_commit() -> str | None:

@@ -194,6 +194,7 @@ FULL: dict[str, Any] = {
     "templates": {"primary": {"each": "{address}", "join": ",", "role": "primary"}},
     "files": {"common.conf": "port {port.http}"},
     "stop": {"signal": "SIGTERM", "timeout": 5},
+    "versions": {"1.0": {"command": ["kvd-1.0"], "args": ["--old"], "env": {"V": "1.0"}}},
     "init": {
         "command": ["kvd", "init"],
         "capture": {"node_id": "ID: (\\S+)"},
@@ -288,7 +289,7 @@ def test_every_type_in_the_reference_has_bad_values() -> None:
     assert all(name.startswith('"') for name in unknown), unknown
 
 
-CONCRETE = {"ports": "http", "roles": "primary", "templates": "primary"}
+CONCRETE = {"ports": "http", "roles": "primary", "templates": "primary", "versions": "1.0"}
 
 
 @pytest.mark.parametrize("field", reference(), ids=lambda row: row.path)

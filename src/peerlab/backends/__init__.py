@@ -16,19 +16,17 @@ import importlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from peerlab.clock import REAL_CLOCK, Clock
 from peerlab.errors import UsageError
-from peerlab.fabric.fabric import Fabric
-from peerlab.fabric.plane import NoFabric
-from peerlab.transport import HttpTransport, Transport
 
 if TYPE_CHECKING:
     import aiohttp
 
     from peerlab.backends.base import Backend, BackendContext
+    from peerlab.clock import Clock
     from peerlab.fabric.attribution import Identify
     from peerlab.fabric.plane import FaultPlane
     from peerlab.history import History
+    from peerlab.transport import Transport
 
 # name -> "module:Class"; imported only when chosen, so a backend's dependencies cost
 # nothing to users of the others.
@@ -75,8 +73,14 @@ def create(name: str, context: BackendContext) -> Backend:
     return backend
 
 
+# The hooks import what they need when called: `peerlab status` and the control calls
+# import this module, and must not pay for the fabric or aiohttp.
+
+
 def clock(name: str, seed: int) -> Clock:
     """The clock of an Environment on backend `name`: its own (`make_clock`), or real."""
+    from peerlab.clock import REAL_CLOCK
+
     make = getattr(_factory(name), "make_clock", None)
     made: Clock = make(seed) if make is not None else REAL_CLOCK
     return made
@@ -86,6 +90,8 @@ def transport(
     backend: Backend, run: Callable[..., Any], session: Callable[[], aiohttp.ClientSession]
 ) -> Transport:
     """How the harness reaches the backend's nodes: its own (`transport`), or HTTP."""
+    from peerlab.transport import HttpTransport
+
     make = getattr(backend, "transport", None)
     made: Transport = make(run, session) if make is not None else HttpTransport(run, session)
     return made
@@ -100,6 +106,9 @@ def fault_plane(
 ) -> FaultPlane:
     """What carries the nodes' traffic and its faults: the backend's own plane, or the
     fabric's proxies; without a fabric, a plane that refuses every fault."""
+    from peerlab.fabric.fabric import Fabric
+    from peerlab.fabric.plane import NoFabric
+
     if not fabric:
         return NoFabric()
     own = getattr(backend, "fault_plane", None)

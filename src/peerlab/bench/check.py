@@ -183,6 +183,7 @@ def run(
         "invalid_configurations": invalid.stats["configurations"],
         "injected_stale_read_index": stale.invoke.index,
         "reported_blocked_index": blocked.get("index"),
+        "better": {"valid_seconds": "lower", "invalid_seconds": "lower"},
     }
 
 

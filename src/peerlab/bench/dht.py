@@ -120,6 +120,18 @@ def measure(
         "lookup_mean_hops": round(statistics.fmean(hops), 2) if hops else None,
         "pss_mb_per_peer": round(statistics.median(pss), 2) if pss else None,
         "fabric": fabric,
+        "better": dict.fromkeys(
+            (
+                "ready_seconds",
+                "started_seconds",
+                "lookup_mean_ms",
+                "lookup_p50_ms",
+                "lookup_p99_ms",
+                "lookup_mean_hops",
+                "pss_mb_per_peer",
+            ),
+            "lower",
+        ),
     }
 
 

@@ -1,7 +1,8 @@
 """`peerlab bench fidelity`: do partitions reach every link they name, under load?
 
 Brings up a cluster (etcd: 3 members, dialing from 127.0.0.1, so told by socket owner;
-syncpeer: 5 peers that sync files and talk DHT, told by address), keeps a workload going,
+syncpeer: 5 peers that sync files and talk DHT, told by address; on `--backend netns`
+every node has an address of its own and is told by it), keeps a workload going,
 starts K busy processes, then applies and heals N partitions of varied shapes (split,
 isolate one, one-way, bridge). The fault-fidelity checker then reads the run's history:
 bytes forwarded on a cut link while it was cut, and connections refused because their
@@ -37,7 +38,7 @@ from peerlab.systems.etcd import EtcdAdapter
 from peerlab.systems.syncpeer import SyncpeerAdapter
 
 SYSTEMS = ("etcd", "syncpeer")
-BACKENDS = ("local",)
+BACKENDS = ("local", "netns")
 HOLD = 1.0  # seconds each partition lasts
 SETTLE = 0.5  # seconds between a heal and the next cut
 PROBES_IDLE = 40
@@ -163,14 +164,14 @@ def run(
         raise UsageError(
             f"--backend is {backend!r}",
             field="--backend",
-            hint="only `local` exists for now; the netns, docker and sim backends come later",
+            hint=f"use one of: {', '.join(BACKENDS)} (sim has no sockets to leak through)",
         )
     if cuts < 1:
         raise UsageError(f"--cuts is {cuts}", field="--cuts", hint="use 1 or more")
     if load < 0:
         raise UsageError(f"--load is {load}", field="--load", hint="use 0 or more processes")
     began = time.monotonic()
-    with Environment(f"bench-fidelity-{system}", seed=seed) as env:
+    with Environment(f"bench-fidelity-{system}", seed=seed, backend=backend) as env:
         names, port, step = _start(env, system)
         _timings(env, clear=True)
         _probe(env, names, port, PROBES_IDLE)
@@ -213,7 +214,7 @@ def register(bench_app: typer.Typer) -> None:
     @bench_app.command("fidelity")
     def fidelity(
         system: str = typer.Option("etcd", "--system", "-s", help="etcd or syncpeer."),
-        backend: str = typer.Option("local", "--backend", help="Where nodes run (local)."),
+        backend: str = typer.Option("local", "--backend", help="Where nodes run: local or netns."),
         cuts: int = typer.Option(20, "--cuts", help="How many partitions to apply and heal."),
         load: int = typer.Option(4, "--load", help="Busy processes loading the machine."),
         seed: int = typer.Option(1, "--seed"),

@@ -1,7 +1,9 @@
 """`peerlab bench proxy`: the fabric's TCP proxy against direct loopback, in one run.
 
-- throughput: one bulk stream of 1 MiB writes, direct and through a proxy with no toxic
-  (alternating, median of `repeats` each), in MB/s, and their ratio;
+- throughput: one bulk stream of 1 MiB writes, direct, through a proxy with no toxic, and
+  through the relays of `bench.relays` (a minimal splice relay, the practical limit;
+  haproxy and socat, `null` with a note when not installed), in turn, `repeats` rounds;
+  the median of each in MB/s, and the proxy's ratio to direct and to each relay;
 - added round trip: ping-pong of 32-byte messages, direct and proxied in alternating rounds;
   each percentile of the proxied round trip minus the same percentile direct, in µs;
 - accuracy: the round-trip p50 through a 100 ms latency toxic, and the rate of 2 MB
@@ -24,7 +26,7 @@ import typer
 
 from peerlab import backends
 from peerlab.aio import LoopThread
-from peerlab.bench import proxy_netns
+from peerlab.bench import proxy_netns, relays
 from peerlab.bench.traffic import Route, Traffic, compare, percentile
 from peerlab.fabric.links import Links, LinkToxic
 from peerlab.fabric.spec import ToxicSpec
@@ -53,14 +55,25 @@ class _Proxies:
 def run(megabytes: int = 1024, pings: int = 5000, repeats: int = 3) -> dict[str, Any]:
     """Measure; every key is described in the module docstring."""
     amount = megabytes * 2**20
+    load_before = os.getloadavg()[0]
     bench = Traffic()
     proxies = _Proxies()
     loop_kind = type(proxies.loop.loop).__module__.split(".")[0]
+    started: list[relays.Relay] = []
+    notes: dict[str, str] = {}
     try:
         plain, echo = proxies.start(bench.sink_port), proxies.start(bench.echo_port)
         direct = Route("127.0.0.1", bench.sink_port, bench.echo_port)
         proxied = Route("127.0.0.1", plain.listen[1], echo.listen[1])
-        figures = compare(bench, direct, proxied, amount, pings, repeats)
+        others = {}
+        for name in relays.NAMES:
+            relay = relays.start(name, bench.sink_port)
+            if isinstance(relay, str):
+                notes[name] = relay
+            else:
+                started.append(relay)
+                others[name] = Route("127.0.0.1", relay.port, 0)
+        figures = compare(bench, direct, proxied, amount, pings, repeats, others)
         proxies.stop(plain)
         proxies.stop(echo)
 
@@ -72,11 +85,15 @@ def run(megabytes: int = 1024, pings: int = 5000, repeats: int = 3) -> dict[str,
         rate = bench.send(narrow.listen[1], 2_000_000)
         proxies.stop(narrow)
     finally:
+        for relay in started:
+            relay.stop()
         bench.close()
         proxies.loop.close()
 
     return {
         **figures,
+        **{f"{name}_mb_s": None for name in notes},
+        "notes": notes,
         "latency_toxic_ms": 100,
         "latency_toxic_p50_ms": round(percentile(rtt_latency, 0.5) / 1e6, 2),
         "bandwidth_toxic_target_kb_s": 1000,
@@ -86,6 +103,16 @@ def run(megabytes: int = 1024, pings: int = 5000, repeats: int = 3) -> dict[str,
         "pings": pings,
         "loop": loop_kind,
         "cpus": os.cpu_count(),
+        "load_1m": {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)},
+        "better": {
+            **{f"{name}_mb_s": "higher" for name in ("direct", "proxy", *relays.NAMES)},
+            "ratio": "higher",
+            **{
+                f"{path}_rtt_{q}_us": "lower"
+                for path in ("direct", "proxy", "added")
+                for q in ("p50", "p99")
+            },
+        },
     }
 
 
@@ -103,8 +130,8 @@ def register(bench_app: typer.Typer) -> None:
         ),
         as_json: bool = typer.Option(False, "--json"),
     ) -> None:
-        """Proxy vs direct loopback: throughput, added round trip, toxic accuracy (or, with
-        --backend netns, tproxy interception vs the direct namespace-to-namespace path)."""
+        """Proxy vs direct loopback and other relays: throughput, added round trip, toxics
+        (or, with --backend netns, tproxy interception vs the direct path)."""
         if backends.check(backend) == "netns":
             result = proxy_netns.run(megabytes, pings, repeats)
         else:

@@ -68,6 +68,13 @@ def run(
         "speedup": round(executed["seconds_to_ready"] / forked["seconds_to_ready"], 1),
         "all_ready": forked["ready"] == peers and executed["ready"] == peers,
         "cpus": psutil.cpu_count(),
+        "better": {
+            "seconds_to_ready": "lower",
+            "pss_mb_per_peer": "lower",
+            "exec_seconds_to_ready": "lower",
+            "exec_pss_mb_per_peer": "lower",
+            "speedup": "higher",
+        },
     }
 
 
@@ -85,6 +92,15 @@ def against_local(peers: int, fabric: bool, seed: int, backend: str) -> dict[str
         "local_pss_mb_per_peer": local["pss_mb_per_peer"],
         "all_ready": chosen["ready"] == peers and local["ready"] == peers,
         "cpus": psutil.cpu_count(),
+        "better": dict.fromkeys(
+            (
+                "seconds_to_ready",
+                "pss_mb_per_peer",
+                "local_seconds_to_ready",
+                "local_pss_mb_per_peer",
+            ),
+            "lower",
+        ),
     }
 
 

@@ -179,30 +179,40 @@ class Route:
 
 
 def compare(
-    traffic: Traffic, direct: Route, proxied: Route, amount: int, pings: int, repeats: int
+    traffic: Traffic,
+    direct: Route,
+    proxied: Route,
+    amount: int,
+    pings: int,
+    repeats: int,
+    others: dict[str, Route] | None = None,
 ) -> dict[str, float]:
     """Throughput (one bulk stream of `amount` bytes, median of `repeats`) and round trips
-    (`pings` in alternating rounds, after a warm-up) of both routes, side by side."""
-    sent: dict[Route, list[float]] = {direct: [], proxied: []}
+    (`pings` in alternating rounds, after a warm-up) of both routes, side by side; and the
+    throughput of `others` (other relays: `NAME_mb_s`, and the proxy's `proxy_vs_NAME`),
+    each round running every route in turn, so the machine's noise hits all alike."""
+    routes = {"direct": direct, "proxy": proxied, **(others or {})}
+    sent: dict[str, list[float]] = {name: [] for name in routes}
     for _ in range(repeats):
-        for route in (direct, proxied):
-            sent[route].append(traffic.send(route.sink, amount, route.host))
+        for name, route in routes.items():
+            sent[name].append(traffic.send(route.sink, amount, route.host))
     rtts: dict[Route, list[int]] = {direct: [], proxied: []}
     for route in (direct, proxied):
         traffic.ping(route.echo, pings // ROUNDS, route.host)  # warm up both paths
     for _ in range(ROUNDS):  # interleaved, so the machine's noise hits both alike
         for route in (direct, proxied):
             rtts[route] += traffic.ping(route.echo, pings // ROUNDS, route.host)
-    direct_mb_s = statistics.median(sent[direct]) / 1e6
-    proxy_mb_s = statistics.median(sent[proxied]) / 1e6
+    mb_s = {name: statistics.median(rates) / 1e6 for name, rates in sent.items()}
 
     def us(route: Route, share: float) -> float:
         return percentile(rtts[route], share) / 1000
 
     return {
-        "direct_mb_s": round(direct_mb_s, 1),
-        "proxy_mb_s": round(proxy_mb_s, 1),
-        "ratio": round(proxy_mb_s / direct_mb_s, 3),
+        "direct_mb_s": round(mb_s["direct"], 1),
+        "proxy_mb_s": round(mb_s["proxy"], 1),
+        "ratio": round(mb_s["proxy"] / mb_s["direct"], 3),
+        **{f"{name}_mb_s": round(mb_s[name], 1) for name in others or {}},
+        **{f"proxy_vs_{name}": round(mb_s["proxy"] / mb_s[name], 3) for name in others or {}},
         "direct_rtt_p50_us": round(us(direct, 0.5), 1),
         "proxy_rtt_p50_us": round(us(proxied, 0.5), 1),
         "direct_rtt_p99_us": round(us(direct, 0.99), 1),

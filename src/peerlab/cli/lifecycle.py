@@ -7,14 +7,6 @@ from typing import Any
 
 import typer
 from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TextColumn,
-    TimeElapsedColumn,
-)
 from rich.table import Table
 
 from peerlab import backends, supervisor
@@ -22,6 +14,7 @@ from peerlab.cli.common import console, env_name, print_error, print_json, remot
 from peerlab.errors import PeerlabError, UsageError
 from peerlab.home import results_root
 from peerlab.systems import find_system
+from peerlab.versions import parse_versions
 
 
 def nodes_table(nodes: list[dict[str, Any]]) -> Table:
@@ -77,6 +70,12 @@ def register(app: typer.Typer) -> None:
             help=f"Where nodes run: {', '.join(backends.names())} (docs/backends.md).",
         ),
         timeout: float = typer.Option(120.0, "--timeout", help="Seconds to wait for readiness."),
+        version: list[str] = typer.Option(
+            [],
+            "--version",
+            help="Nodes of one version of the system, e.g. A,B=1.0 (repeat; the manifest's "
+            "[versions] say what each runs).",
+        ),
         api_port: int | None = typer.Option(
             None,
             "--api-port",
@@ -85,11 +84,32 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Start a network in the background; returns once every node is ready."""
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            SpinnerColumn,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        from peerlab.node import node_name
+
         name = env_name(ctx)
         backends.check(backend)
         if peers is not None and peers < 1:
             raise UsageError(f"--peers is {peers}", field="--peers", hint="use 1 or more")
         spec = find_system(system)
+        versions = parse_versions(version)
+        for node, wanted in versions.items():
+            spec.check_version(wanted, "--version")
+            count = peers or (0 if spec.layout else 3)
+            if count and node not in {node_name(i) for i in range(count)}:
+                raise UsageError(
+                    f"--version names node {node!r}, which `up` does not start",
+                    field="--version",
+                    hint=f"name nodes among {node_name(0)}..{node_name(count - 1)}",
+                )
         if bootstrap and "bootstrap" not in spec.roles:
             raise UsageError(
                 f"system {spec.name!r} has no bootstrap role",
@@ -131,6 +151,7 @@ def register(app: typer.Typer) -> None:
                     timeout,
                     show,
                     backend,
+                    version,
                     api_port,
                 )
             except KeyboardInterrupt:

@@ -13,7 +13,6 @@ from rich.table import Table
 
 from peerlab.cli.common import console, print_json, remote_env, split_names
 from peerlab.errors import UsageError
-from peerlab.fabric.attribution import describe as describe_attribution
 from peerlab.units import parse_duration, parse_percent, parse_rate
 
 net_app = typer.Typer(
@@ -76,6 +75,9 @@ def _show(net: dict[str, Any]) -> None:
 
 
 def _links(view: dict[str, Any]) -> None:
+    # Here, not at the top: importing any of peerlab.fabric imports the whole fabric.
+    from peerlab.fabric.attribution import describe as describe_attribution
+
     table = Table(title="links (connections src opened to dst)", title_justify="left")
     for column in ("link", "proto", "open", "attributed", "bytes ->", "bytes <-", "cut"):
         table.add_column(column, no_wrap=True)

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from peerlab.cli.common import console, env_name, print_json, remote_env
 from peerlab.report.runs import find_run, load_result
-from peerlab.trend import DEFAULT_DB, TrendStore, figures_from
+from peerlab.trend import DEFAULT_DB, TrendStore, figures_from, load_thresholds
 
 
 def register(app: typer.Typer) -> None:
@@ -74,7 +74,15 @@ def register(app: typer.Typer) -> None:
         label: str | None = typer.Option(None, "--label", help="A name for this run."),
         window: int = typer.Option(5, "--window", help="Compare with this many last runs."),
         threshold: float = typer.Option(
-            20.0, "--threshold", help="Percent worse than the median that is flagged."
+            20.0, "--threshold", help="Percent worse than the median that alerts (exit 1)."
+        ),
+        warn_threshold: float = typer.Option(
+            10.0, "--warn-threshold", help="Percent worse than the median that warns."
+        ),
+        thresholds_file: Path = typer.Option(
+            Path("pyproject.toml"),
+            "--thresholds",
+            help="Per-figure warn and alert levels: [tool.peerlab.trend.figures] in this file.",
         ),
         min_history: int = typer.Option(
             3, "--min-history", help="Earlier runs needed before a figure is judged."
@@ -85,6 +93,9 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json"),
     ) -> None:
         """Keep each run's figures and flag regressions (exit code 1 when one is flagged)."""
+        limits = load_thresholds(
+            thresholds_file, warn_change=warn_threshold / 100, alert_change=threshold / 100
+        )
         with TrendStore(db) as store:
             if history:
                 rows = store.history(history)
@@ -105,9 +116,7 @@ def register(app: typer.Typer) -> None:
                 run = store.record(figures_from(paths), label)
                 if not as_json:
                     console.print(f"recorded run {run} in {db}")
-            comparisons = store.compare(
-                window=window, threshold=threshold / 100, min_history=min_history
-            )
+            comparisons = store.compare(window=window, thresholds=limits, min_history=min_history)
         regressed = [c for c in comparisons if c.regressed]
         if as_json:
             print_json([c.to_json() for c in comparisons])
@@ -115,6 +124,7 @@ def register(app: typer.Typer) -> None:
             table = Table(
                 "figure",
                 "value",
+                "warn / alert",
                 f"median of last {window}",
                 "change",
                 "",
@@ -127,27 +137,38 @@ def register(app: typer.Typer) -> None:
                     if c.change is None
                     else f"{c.change * 100:+.1f}% " + ("worse" if c.change > 0 else "better")
                 )
-                status = (
-                    "[bold red]REGRESSION[/]"
-                    if c.regressed
-                    else (
-                        f"[dim]baseline ({c.history} runs)[/]"
-                        if c.median is None
-                        else "[green]ok[/]"
-                    )
+                status = {
+                    "alert": "[bold red]ALERT[/]",
+                    "warn": "[yellow]WARN[/]",
+                }.get(
+                    c.level,
+                    f"[dim]baseline ({c.history} runs)[/]" if c.median is None else "[green]ok[/]",
+                )
+                levels = "/".join(
+                    "-" if v is None else f"{v:g}" for v in (c.limits.warn, c.limits.alert)
                 )
                 table.add_row(
                     c.name,
                     f"{c.value:g}",
+                    levels,
                     "-" if c.median is None else f"{c.median:g}",
                     change,
                     status,
                 )
             console.print(table)
-            if regressed:
+            for c in comparisons:
+                if c.reasons:
+                    colour = "bold red" if c.level == "alert" else "yellow"
+                    text = "; ".join(c.reasons)
+                    console.print(
+                        f"[{colour}]{c.level.upper()}[/] {c.name}: {text}", highlight=False
+                    )
+            warned = [c for c in comparisons if c.level == "warn"]
+            if regressed or warned:
                 console.print(
-                    f"[bold red]{len(regressed)} figure(s) more than {threshold:g}% "
-                    f"worse than the median of their last {window} runs[/]"
+                    f"[bold red]{len(regressed)} alert(s)[/], [yellow]{len(warned)} warning(s)[/]: "
+                    f"levels from {thresholds_file}, else {warn_threshold:g}% / {threshold:g}% "
+                    f"worse than the median of the last {window} runs"
                 )
         if regressed:
             raise typer.Exit(1)

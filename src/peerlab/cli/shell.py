@@ -24,6 +24,7 @@ from prompt_toolkit.document import Document
 from prompt_toolkit.history import FileHistory, History, InMemoryHistory
 
 from peerlab.cli.common import console, env_name, print_error
+from peerlab.cli.lazy import load_all
 from peerlab.errors import PeerlabError, UsageError
 from peerlab.names import check_name
 
@@ -132,6 +133,7 @@ class PeerlabCompleter(Completer):
     """Completes commands, options and values from the CLI's command tree."""
 
     def __init__(self, root: Any, facts: NetworkFacts) -> None:
+        load_all(root)  # commands are imported when they run; completion needs them all
         self.root = root
         self.facts = facts
         self._paths = PathCompleter(expanduser=True)

@@ -1,12 +1,14 @@
 """One direction of a proxied TCP connection: straight through, or through its toxics.
 
-With no toxic active on the stream, bytes go straight from a non-blocking `recv_into` of a
-pooled buffer to `send`, in the read callback, with no task, queue or copy in between (see
-docs/faults.md, "Speed", for why this beat `os.splice` here). As soon as a toxic applies,
-each read is copied into a timestamped chunk and queued for a task that runs it through the
-chain; when the chain is empty again and the queue has drained, the fast path resumes.
-Switching never reorders or drops bytes: reads pause while a direct send is unfinished,
-and direct sends wait until the queue is empty.
+With no toxic active on the stream, bytes go straight through in the read callback, with
+no task or queue in between: small reads as a non-blocking `recv_into` of a pooled buffer
+and a `send` of it; once a read is large (a bulk stream), with `os.splice` from the source
+into a pooled pipe and from the pipe into the sink, so they are never copied into Python
+(see docs/faults.md, "Speed"). As soon as a toxic applies, each read is copied into a
+timestamped chunk and queued for a task that runs it through the chain; when the chain is
+empty again and the queue has drained, the straight path resumes. Switching never
+reorders or drops bytes: reads pause while a straight send (or a pipe) is unfinished, and
+straight sends wait until the queue is empty.
 
 Backpressure: the chain holds a bounded backlog (bytes read, not yet sent; `backlog_limit`).
 Reading pauses when it is full and resumes when half of it has gone on, so the source's
@@ -23,13 +25,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
 import time
 from collections import deque
 from collections.abc import Sequence
 from typing import Protocol
 
-from peerlab.fabric.buffers import SIZE, BufferPool
+from peerlab.fabric.buffers import SIZE, BufferPool, Pipe
 from peerlab.fabric.links import LinkToxic, Stage, restage
 from peerlab.fabric.toxics import Chunk, Stub, Toxic
 
@@ -43,6 +46,9 @@ REFILL = 0.05  # seconds of a capped rate held beyond the delays, so the cap nev
 # to the largest the system allows (net.core.rmem_max).
 SMALL_RECEIVE_BUFFER = 64 * 1024
 LARGE_RECEIVE_BUFFER = 1 << 30
+SPLICE = hasattr(os, "splice")  # Linux: the straight path moves pages, not bytes
+SPLICE_FLAGS = getattr(os, "SPLICE_F_MOVE", 0) | getattr(os, "SPLICE_F_NONBLOCK", 0)
+BULK = 16 * 1024  # a straight read this large is a bulk stream's: splice the next ones
 
 
 def backlog_limit(toxics: Sequence[Toxic]) -> int:
@@ -103,6 +109,9 @@ class Pump:
         self._receive_buffer: int | None = None  # None: the kernel's own (autotuned)
         self._pending: memoryview | None = None  # the unsent rest of a direct send
         self._held: bytearray | None = None  # the pooled buffer `_pending` views
+        self._pipe: Pipe | None = None  # on the splice path, holding `_piped` bytes
+        self._piped = 0
+        self._bulk = False  # the last straight read was large (BULK): splice the next one
         self._task: asyncio.Task[None] | None = None
         self._reading = False
         self._ended = False  # the source has ended
@@ -146,6 +155,9 @@ class Pump:
         self._stopped = True
         self._pause()
         self._loop.remove_writer(self._sink_fd)
+        if self._pipe is not None:
+            self._pipe.close()  # what it holds dies with the connection
+            self._pipe = None
         if self._task is not None:
             self._task.cancel()
         for stage in self.stages:
@@ -157,6 +169,7 @@ class Pump:
             or self._ended
             or self._stopped
             or self._pending is not None
+            or self._pipe is not None
             or self._backlog > self._limit // 2
         ):
             return
@@ -177,6 +190,9 @@ class Pump:
 
     def _on_readable(self) -> None:
         direct = self.direct
+        if direct and self._bulk:
+            self._splice_in()
+            return
         room = SIZE if direct else min(SIZE, self._limit - self._backlog)
         if room <= 0:
             self._pause()
@@ -206,6 +222,7 @@ class Pump:
             return
         view = memoryview(buffer)[:count]
         if direct:
+            self._bulk = SPLICE and count >= BULK
             self._send_now(buffer, view)
         else:
             self._enqueue(Chunk(bytes(view), time.monotonic()))
@@ -249,6 +266,54 @@ class Pump:
             self._held = None
         self._loop.remove_writer(self._sink_fd)
         self._resume()
+
+    def _splice_in(self) -> None:
+        pipe = self._buffers.take_pipe()
+        try:
+            count = os.splice(self._source_fd, pipe.write, SIZE, flags=SPLICE_FLAGS)
+            if count and self._source_reset():  # as in _on_readable
+                raise ConnectionResetError("the source was reset")
+        except (BlockingIOError, InterruptedError):
+            self._buffers.give_pipe(pipe)
+            return
+        except OSError:
+            pipe.close()
+            self._owner.reset()
+            return
+        if count == 0:
+            self._buffers.give_pipe(pipe)
+            self._ended = True
+            self._pause()
+            self._finish()
+            return
+        self.bytes += count
+        self._bulk = count >= BULK  # else back to copying, quicker for small reads
+        self._pipe, self._piped = pipe, count
+        if not self._drained() and not self._stopped:
+            self._pause()  # the sink is full: wait for it, reading no more meanwhile
+            self._loop.add_writer(self._sink_fd, self._on_drainable)
+
+    def _on_drainable(self) -> None:
+        if self._drained():
+            self._loop.remove_writer(self._sink_fd)
+            self._resume()
+
+    def _drained(self) -> bool:
+        """Splice the pipe into the sink: whether it is empty now (and back in the pool)."""
+        pipe = self._pipe
+        if pipe is None:
+            return True
+        try:
+            while self._piped:
+                self._piped -= os.splice(pipe.read, self._sink_fd, self._piped, flags=SPLICE_FLAGS)
+        except (BlockingIOError, InterruptedError):
+            return False
+        except OSError:
+            self._owner.reset()
+            return False
+        self._pipe = None
+        self._buffers.give_pipe(pipe)
+        return True
 
     def _enqueue(self, chunk: Chunk) -> None:
         self._queue.append(chunk)

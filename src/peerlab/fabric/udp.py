@@ -272,12 +272,30 @@ class UdpProxy:
         delays = flow.delays(stream)
         if not delays:
             self.counts["dropped"] += 1
-        loop = asyncio.get_running_loop()
         for delay in delays:
             if delay > 0:
-                loop.call_later(delay, self._sendto, flow, stream, sock, data, to)
+                self._send_at(time.monotonic() + delay, flow, stream, sock, data, to)
             else:
                 self._sendto(flow, stream, sock, data, to)
+
+    def _send_at(
+        self,
+        due: float,
+        flow: Flow,
+        stream: str,
+        sock: socket.socket,
+        data: bytes,
+        to: tuple[str, int],
+    ) -> None:
+        """Send at `due`, never before: the loop's timers tick in milliseconds and may fire
+        up to one early, so an early wake waits again for what remains."""
+        remaining = due - time.monotonic()
+        if remaining > 0:
+            asyncio.get_running_loop().call_later(
+                remaining, self._send_at, due, flow, stream, sock, data, to
+            )
+        else:
+            self._sendto(flow, stream, sock, data, to)
 
     def _sendto(
         self, flow: Flow, stream: str, sock: socket.socket, data: bytes, to: tuple[str, int]

@@ -1,4 +1,8 @@
-"""The systems peerlab knows: built-in manifests shipped here, or any manifest file by path."""
+"""The systems peerlab knows: built-in manifests shipped here, or any manifest file by path.
+
+The manifest schema (pydantic) is imported when a manifest is read, not with this package:
+the CLI imports system plugins from here to list their verbs, and that must stay cheap.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +12,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from peerlab.errors import UsageError
-from peerlab.launching import check_installed
-from peerlab.manifest import SystemSpec, load_manifest
 
 if TYPE_CHECKING:
     from peerlab.api import EnvironmentAPI
+    from peerlab.manifest import SystemSpec
     from peerlab.systems.base import Adapter
 
 BUILTIN_DIR = Path(__file__).parent
@@ -25,6 +28,8 @@ def builtin_systems() -> list[str]:
 
 def find_system(name_or_path: str | Path) -> SystemSpec:
     """A built-in system by name, or a manifest file by path."""
+    from peerlab.manifest import load_manifest
+
     text = str(name_or_path)
     if text.endswith(".toml") or "/" in text:
         return load_manifest(Path(text))
@@ -79,6 +84,9 @@ class Systems:
 
     def add(self, name: str | SystemSpec) -> SystemSpec:
         """The system `name` (a built-in, a manifest path or a spec), loaded once."""
+        from peerlab.launching import check_installed
+        from peerlab.manifest import SystemSpec
+
         spec = name if isinstance(name, SystemSpec) else find_system(name)
         if spec.name not in self.specs:
             check_installed(spec)

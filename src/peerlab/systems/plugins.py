@@ -6,19 +6,18 @@ A package registers a `SystemPlugin` in the `peerlab.systems` entry-point group:
     mysystem = "mypackage.peerlab_plugin:PLUGIN"
 
 `cli` names a function `register(app: typer.Typer)` that adds commands (syncpeer adds
-`peerlab friend`, `file` and `dht`); `pytest` names a module that the pytest plugin loads
-as a plugin of its own (fixtures, assertion helpers). Both are "module:attribute" /
-"module" strings, imported only when used, so a plugin costs nothing to commands that do
-not need it.
+`peerlab friend`, `file` and `dht`), and `commands` names each of them with the line
+`peerlab --help` shows, so that listing them imports nothing; `pytest` names a module that
+the pytest plugin loads as a plugin of its own (fixtures, assertion helpers). Both are
+"module:attribute" / "module" strings, imported only when used, so a plugin costs nothing
+to commands that do not need it.
 """
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from importlib.metadata import entry_points
-from typing import Any
 
 GROUP = "peerlab.systems"
 
@@ -29,13 +28,15 @@ class SystemPlugin:
 
     name: str
     cli: str | None = None  # "module:register", register(app) adds commands
+    commands: Mapping[str, str] = field(default_factory=dict)  # what `cli` adds: name -> help
     pytest: str | None = None  # a module pytest loads as a plugin
 
-    def register_cli(self, app: Any) -> None:
-        if self.cli is not None:
-            module_name, _, attr = self.cli.partition(":")
-            register: Callable[[Any], None] = getattr(importlib.import_module(module_name), attr)
-            register(app)
+    def __post_init__(self) -> None:
+        if self.cli is not None and not self.commands:
+            raise ValueError(
+                f"system plugin {self.name!r} names cli={self.cli!r} but no commands: "
+                "list them as commands={name: the line `peerlab --help` shows}"
+            )
 
 
 def plugins() -> list[SystemPlugin]:

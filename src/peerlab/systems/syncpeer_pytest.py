@@ -6,7 +6,7 @@ peer (`no_secret_leaks`, see peerlab.systems.syncpeer_secrets)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import pytest
 
@@ -35,17 +35,25 @@ def mesh(names: Sequence[str]) -> list[tuple[str, str]]:
 
 @pytest.fixture
 def syncpeer_net(peerlab_env: EnvironmentAPI) -> Callable[..., SyncpeerAdapter]:
-    """start(count, edges=mesh, skewable=False): start syncpeer peers A, B, ... and befriend
-    them along `edges`; `skewable` starts them able to take a clock skew at once."""
+    """start(count, edges=mesh, skewable=False, versions=None): start syncpeer peers A, B, ...
+    and befriend them along `edges`; `skewable` starts them able to take a clock skew at
+    once; `versions` maps peers to protocol versions ({"A": "1.0"}, the manifest's
+    [versions])."""
 
-    def start(count: int, edges: Edges | None = None, *, skewable: bool = False) -> SyncpeerAdapter:
+    def start(
+        count: int,
+        edges: Edges | None = None,
+        *,
+        skewable: bool = False,
+        versions: Mapping[str, str] | None = None,
+    ) -> SyncpeerAdapter:
         names = [chr(ord("A") + i) for i in range(count)]
         if skewable:
             if not isinstance(peerlab_env.clock, Scheduler):  # the simulator skews by itself
                 require_libfaketime()
             for name in names:
                 peerlab_env.clock_skews[name] = 0.0
-        peerlab_env.start("syncpeer", names)
+        peerlab_env.start("syncpeer", names, version=versions)
         adapter = SyncpeerAdapter.of(peerlab_env, "syncpeer")
         adapter.befriend_graph(mesh(names) if edges is None else edges)
         return adapter

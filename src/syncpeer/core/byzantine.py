@@ -11,12 +11,16 @@
     replay         lists and serves the oldest version it holds of each file as current
     slowloris      lists honestly and answers downloads honestly (Range and If-Match too),
                    sends half of what was asked at once, then a few bytes now and then,
-                   forever: the friend that answers and then stalls mid-body
+                   forever: the friend that answers and then stalls mid-body; its v1.1
+                   chunk lists are honest and sent at once, so the stall comes mid-body,
+                   where a download has chunks to keep
 
 The other liars' envelopes ignore If-Match and Range, as a liar would; their listings carry
-no ETag, so every poll gets the lie in full. A driver (`syncpeer.io.byzantine` in front of
-the aiohttp API, or a simulator) asks a `Liar` what to answer and reads envelope bytes for
-it; peerlab's chaos tests switch a mode on with `SYNCPEER_BYZANTINE`.
+no ETag and no protocol version, so every poll gets the lie in full and friends speak v1.0
+to them (a chunk list asked of one anyway is 404, as a v1.0 node answers). A driver
+(`syncpeer.io.byzantine` in front of the aiohttp API, or a simulator) asks a `Liar` what to
+answer and reads envelope bytes for it; peerlab's chaos tests switch a mode on with
+`SYNCPEER_BYZANTINE`.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from syncpeer.core.identity import Identity, RandomSource
 from syncpeer.core.keyring import Keyring
 from syncpeer.core.logevent import LogEvent
 from syncpeer.core.publishing import stored
+from syncpeer.core.serve import Answer, error
 from syncpeer.core.store import Store, StoredFile
 
 MODES: dict[str, str] = {
@@ -147,6 +152,12 @@ class Liar:
         if self.mode == "corrupt":
             data = self._corrupt(shown.sha256, data)
         return shown, data
+
+    def chunk_list(self, name: str) -> Answer | None:
+        """What `GET /files/{name}/chunks` answers (None: the honest answer, a slowloris's)."""
+        if self.trickles:
+            return None
+        return error(404, f"no chunk list of {name!r}: this node speaks protocol v1.0 only")
 
     def served_event(self, name: str, shown: StoredFile, peer: str | None, **more: int) -> LogEvent:
         """The `byzantine_served` log line of a lie served to `peer` (a slowloris says where

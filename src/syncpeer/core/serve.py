@@ -1,6 +1,7 @@
 """The server side of the sync protocol, sans-IO: what a node answers a friend's `GET /files`
-(its listing, with ETags, Last-Modified and 304s) and `GET /files/{name}` (an envelope,
-with If-Match and Range), decided from the store alone.
+(the protocol version agreed on, or a 426; its listing, with ETags, Last-Modified and
+304s), `GET /files/{name}` (an envelope, with If-Match and Range) and, in v1.1,
+`GET /files/{name}/chunks` (the envelope's chunk list), decided from the store alone.
 
 A driver (`syncpeer.io.api` over aiohttp, or a simulator) turns a request into the few
 values these functions take and sends what they return: an `Answer` (status, headers, a
@@ -15,13 +16,17 @@ from __future__ import annotations
 import email.utils
 import functools
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from syncpeer.core import protocol
+from syncpeer.core.chunks import ChunkList
 from syncpeer.core.errors import InvalidName
 from syncpeer.core.logevent import LogEvent
 from syncpeer.core.mutants import Mutants
 from syncpeer.core.names import validate_name
+from syncpeer.core.protocol import Mismatch, Versions
 from syncpeer.core.store import Store, StoredFile
 
 if TYPE_CHECKING:
@@ -86,10 +91,48 @@ def etag_matches(header: str, etag: str) -> bool:
     return "*" in tokens or etag in tokens
 
 
+@dataclass(frozen=True)
+class Refused:
+    """A poll offering no version this node speaks: the 426 to answer, and the log line
+    (None: this mismatch was logged for this peer already)."""
+
+    answer: Answer
+    log: LogEvent | None
+
+
+class Negotiator:
+    """A node's side of the version negotiation on polls (`syncpeer.core.protocol`): the
+    version agreed with each poll, or a 426 naming the versions this node speaks, logged
+    once per peer (until it agrees again), not every poll."""
+
+    def __init__(self, versions: Versions) -> None:
+        self.versions = versions
+        self._refused: dict[str | None, str] = {}  # peer -> the mismatch logged for it
+
+    def poll(self, header: str | None, peer: str | None, trace_id: str | None) -> str | Refused:
+        agreed = protocol.answer(self.versions, protocol.parse_header(header))
+        if not isinstance(agreed, Mismatch):
+            self._refused.pop(peer, None)
+            return agreed.version
+        log = None
+        if self._refused.get(peer) != agreed.message:
+            self._refused[peer] = agreed.message
+            fields = {"trace_id": trace_id, "peer": peer, "error": agreed.message}
+            log = LogEvent("protocol_mismatch", "error", fields)
+        body = {
+            "error": agreed.message,
+            "code": protocol.MISMATCH_CODE,
+            "protocols": list(agreed.ours),
+        }
+        headers = {protocol.HEADER: self.versions.header()}
+        return Refused(Answer(protocol.MISMATCH_STATUS, headers, body), log)
+
+
 def listing(
     store: Store,
     instance: str,
     mutants: Mutants,
+    version: str,
     *,
     if_none_match: str | None = None,
     if_modified_since: float | None = None,
@@ -99,7 +142,8 @@ def listing(
     ETag (else its If-Modified-Since, in epoch seconds) says it has them already.
 
     The ETag is `"<instance>-<generation>"`: the instance (random per start) keeps a
-    restarted node from matching an ETag of its previous life.
+    restarted node from matching an ETag of its previous life. `version`: the protocol
+    version the poll agreed on (`Negotiator.poll`), named in the answer.
     """
     generation = 0 if "stale-etag" in mutants else store.generation
     etag = f'"{instance}-{generation}"'
@@ -107,6 +151,7 @@ def listing(
         "ETag": etag,
         "Last-Modified": _http_date(store.last_modified),
         "Cache-Control": "no-cache",
+        protocol.HEADER: version,
     }
     if if_none_match is not None:
         if etag_matches(if_none_match, etag):
@@ -151,6 +196,46 @@ def envelope(
     part = Slice(file, first, last)
     headers["Content-Length"] = str(part.length)
     return Answer(status, headers), part
+
+
+class ChunkLists:
+    """The chunk lists of the last envelopes asked for, by SHA-256: each computed once."""
+
+    def __init__(self, keep: int = 256) -> None:
+        self.keep = keep
+        self._lists: dict[str, ChunkList] = {}
+
+    def of(self, file: StoredFile, read: Callable[[StoredFile], bytes]) -> ChunkList:
+        found = self._lists.get(file.sha256)
+        if found is None:
+            found = ChunkList.of(read(file))
+            if len(self._lists) >= self.keep:
+                self._lists.pop(next(iter(self._lists)))
+            self._lists[file.sha256] = found
+        return found
+
+
+def chunk_list(
+    store: Store,
+    name: str,
+    lists: ChunkLists,
+    read: Callable[[StoredFile], bytes],
+    *,
+    if_match: str | None = None,
+) -> Answer:
+    """v1.1's `GET /files/{name}/chunks`: the current envelope's chunk hashes (`read` gives
+    its bytes), with If-Match pinning which envelope as for the envelope itself."""
+    try:
+        name = validate_name(name)
+    except InvalidName as problem:
+        return error(400, str(problem))
+    file = store.current(name)
+    if file is None:
+        return error(404, f"no file named {name!r}")
+    etag = f'"{file.sha256}"'
+    if if_match is not None and not etag_matches(if_match, etag):
+        return error(412, f"current envelope of {name!r} is {etag}, not {if_match}")
+    return Answer(200, {"ETag": etag}, lists.of(file, read).to_json())
 
 
 def ready(wants_dht: bool, dht: DhtProtocol | None) -> Answer:

@@ -38,6 +38,7 @@ from syncpeer.core.errors import InvalidEnvelope
 from syncpeer.core.listing import ListingEntry
 from syncpeer.core.logevent import LogEvent
 from syncpeer.core.mutants import NO_MUTANTS, Mutants
+from syncpeer.core.protocol import V1_0, V1_1
 from syncpeer.core.store import Decision, Placement, Store, StoredFile, VersionKey
 from syncpeer.core.sync_events import (
     Action,
@@ -53,6 +54,7 @@ from syncpeer.core.sync_events import (
     ListingReceived,
     Poll,
     PollFailed,
+    ProtocolRefused,
     Tick,
 )
 
@@ -115,6 +117,8 @@ class _Friend:
     address: str
     etag: tuple[str, str] | None = None  # (address polled, ETag of its answer)
     unreachable: bool = False
+    protocol: str | None = None  # the version its last answer agreed on
+    mismatch: str | None = None  # why no version could be agreed on, while none can
     failures: int = 0  # polls failed in a row
     next_poll: float = 0.0  # not polled again before this (monotonic): its backoff
 
@@ -198,6 +202,8 @@ class SyncEngine:
                 actions += self._listing_received(event, now)
             case PollFailed():
                 actions += self._poll_failed(event, now)
+            case ProtocolRefused():
+                actions += self._protocol_refused(event)
             case DownloadEnded() | DownloadFailed() | DownloadLied():
                 actions += self._download_done(event, now)
         actions += self._advance(now)
@@ -219,6 +225,14 @@ class SyncEngine:
     def knows(self, friend: str) -> bool:
         """Whether a listing of `friend` is held (an unchanged-listing answer means something)."""
         return friend in self._listings
+
+    def protocols(self) -> dict[str, str | None]:
+        """Each friend's agreed protocol version (None: not agreed yet, or none in common)."""
+        return {fingerprint: f.protocol for fingerprint, f in self._friends.items()}
+
+    def mismatches(self) -> dict[str, str]:
+        """Friends this node shares no protocol version with, and why."""
+        return {fp: f.mismatch for fp, f in self._friends.items() if f.mismatch is not None}
 
     def unreachable(self) -> list[str]:
         """Friends whose last poll failed, in the order they were added."""
@@ -269,6 +283,7 @@ class SyncEngine:
         # Replaced in place, so it keeps its turn in the round order; a new address is
         # worth asking at once.
         friend.address, friend.etag, friend.unreachable = address, None, False
+        friend.protocol = friend.mismatch = None
         friend.failures, friend.next_poll = 0, 0.0
         self._listings.pop(fingerprint, None)
 
@@ -343,6 +358,7 @@ class SyncEngine:
         if friend.unreachable:
             friend.unreachable = False
             actions.append(LogEvent("friend_reachable", "info", context))
+        friend.protocol, friend.mismatch = event.protocol, None
         for reason in event.invalid:
             actions.append(
                 LogEvent("listing_entry_invalid", "warning", context | {"reason": reason})
@@ -404,6 +420,19 @@ class SyncEngine:
             )
         ]
 
+    def _protocol_refused(self, event: ProtocolRefused) -> list[Action]:
+        poll = event.poll
+        friend = self._answered(poll)
+        if friend is None:
+            return []
+        self._listings.pop(poll.friend, None)  # not a source while no version is shared
+        friend.etag, friend.protocol, friend.unreachable = None, None, False
+        if friend.mismatch == event.message:
+            return []  # logged once, not every round
+        friend.mismatch = event.message
+        fields = {"trace_id": poll.trace_id, "friend": poll.friend, "address": poll.address}
+        return [LogEvent("protocol_mismatch", "error", fields | {"error": event.message})]
+
     # ------------------------------------------------------------------ downloads
 
     def _start_downloads(self, now: float) -> list[Action]:
@@ -432,6 +461,7 @@ class SyncEngine:
                 self.config.http_timeout,
                 self.config.stall_timeout,
                 0 if "no-read-deadline" in self.mutants else self.config.min_rate,
+                protocol=friend.protocol or V1_0,
             )
             self._running[entry.fetch_id] = _Running(download, now)
             self.counters.fetches[f"{entry.name}@{entry.version}@{entry.author}"] += 1
@@ -470,8 +500,10 @@ class SyncEngine:
             failure = {"have": event.have, "error": event.error}
             return self._failed(download, event.have, fields | failure, now)
         self.counters.bytes_downloaded += event.received
-        if download.offset + event.received != entry.size:
-            failure = {"have": download.offset + event.received, "error": "short body"}
+        # v1.0 appends from `offset`; v1.1 fills in chunks anywhere in the partial file.
+        have = len(event.data) if download.protocol == V1_1 else download.offset + event.received
+        if have != entry.size:
+            failure = {"have": have, "error": "short body"}
             return self._failed(download, len(event.data), fields | failure, now)
         for failed in [key for key in self._backoffs if key[1] == entry.sha256]:
             del self._backoffs[failed]  # these bytes are here: nobody owes them any more
@@ -602,4 +634,5 @@ def _download_fields(download: Download) -> dict[str, Any]:
         "version": entry.version,
         "author": entry.author,
         "source": download.source,
+        "protocol": download.protocol,
     }

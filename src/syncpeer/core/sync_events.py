@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from syncpeer.core.listing import ListingEntry
 from syncpeer.core.logevent import LogEvent
+from syncpeer.core.protocol import V1_0
 from syncpeer.core.store import Decision
 
 # ------------------------------------------------------------------ actions (engine -> driver)
@@ -40,7 +41,10 @@ class Download:
     read, not the whole transfer. The progress deadline bounds a source that answers and
     then trickles (slowloris), which no per-read timeout catches: each `stall_timeout`
     seconds at least `min_rate * stall_timeout` more bytes (or the rest) must arrive, or
-    the driver gives up and reports `DownloadFailed`; `min_rate` 0: no such deadline."""
+    the driver gives up and reports `DownloadFailed`; `min_rate` 0: no such deadline.
+
+    With `protocol` 1.1 the driver instead fetches the source's chunk list and only the
+    chunks of the partial file that do not match it (`syncpeer.core.chunks`)."""
 
     entry: ListingEntry
     source: str
@@ -50,6 +54,7 @@ class Download:
     timeout: float
     stall_timeout: float = 5.0
     min_rate: int = 0
+    protocol: str = V1_0
 
 
 @dataclass(frozen=True)
@@ -98,12 +103,23 @@ class FriendRemoved:
 @dataclass(frozen=True)
 class ListingReceived:
     """`poll` was answered: `entries` (None: 304, unchanged since the ETag sent), the
-    answer's ETag, and why some entries of the answer were skipped as malformed."""
+    answer's ETag, why some entries of the answer were skipped as malformed, and the
+    protocol version the two nodes agreed on (`syncpeer.core.protocol`)."""
 
     poll: Poll
     entries: tuple[ListingEntry, ...] | None
     etag: str | None
     invalid: tuple[str, ...] = ()
+    protocol: str = V1_0
+
+
+@dataclass(frozen=True)
+class ProtocolRefused:
+    """`poll` ended without a protocol version both nodes speak (this node found none in
+    the answer, or the friend refused with 426): nothing can be synced with that friend."""
+
+    poll: Poll
+    message: str
 
 
 @dataclass(frozen=True)
@@ -150,6 +166,7 @@ Event = (
     | FriendRemoved
     | ListingReceived
     | PollFailed
+    | ProtocolRefused
     | DownloadEnded
     | DownloadFailed
     | DownloadLied

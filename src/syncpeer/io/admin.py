@@ -160,6 +160,11 @@ class AdminApi:
                 "partial_bytes": sum(node.files.partials().values()),
                 **node.counters.to_json(),
                 "dht": node.dht.status() if node.dht is not None else None,
+                "protocol": {
+                    "speaks": list(node.versions.speaks),
+                    "friends": node.engine.protocols(),
+                    "mismatches": node.engine.mismatches(),
+                },
             }
         )
 

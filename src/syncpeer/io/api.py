@@ -1,13 +1,13 @@
 """The public HTTP API peers use, over aiohttp: health, readiness, identity card, file
-listing, envelopes.
+listing, envelopes and (protocol v1.1) their chunk lists.
 
 `/health` answers as soon as the node serves; `/ready` only once it can do its job: with a
 DHT joined through bootstrap nodes, when it has joined and knows at least one contact.
 
-What each answer says is decided by `syncpeer.core.serve` (ETags and 304s, If-Match, Range,
-the serving side's mutants); this module reads the request's headers into it and streams the
-envelope's bytes from disk. Envelopes are served to anyone: they are ciphertext unless
-public, and signed either way.
+What each answer says is decided by `syncpeer.core.serve` (the protocol version, ETags and
+304s, If-Match, Range, chunk lists, the serving side's mutants); this module reads the
+request's headers into it and streams the envelope's bytes from disk. Envelopes are served
+to anyone: they are ciphertext unless public, and signed either way.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from syncpeer.core import serve
+from syncpeer.core import protocol, serve
+from syncpeer.core.store import StoredFile
 from syncpeer.io.client import CHUNK_BYTES
 
 if TYPE_CHECKING:
@@ -34,15 +35,20 @@ class PublicApi:
     def __init__(self, node: Node) -> None:
         self.node = node
         self.log = node.log.bind(component="http")
+        self.negotiator = serve.Negotiator(node.versions)
+        self.chunk_lists = serve.ChunkLists()
 
     def routes(self) -> list[web.RouteDef]:
-        return [
+        routes = [
             web.get("/health", self.health),
             web.get("/ready", self.ready),
             web.get("/identity", self.identity),
             web.get("/files", self.listing),
             web.get("/files/{name}", self.envelope, allow_head=False),
         ]
+        if protocol.V1_1 in self.node.versions.speaks:
+            routes.append(web.get("/files/{name}/chunks", self.chunks, allow_head=False))
+        return routes
 
     async def health(self, request: web.Request) -> web.Response:
         node = self.node
@@ -52,6 +58,7 @@ class PublicApi:
                 "name": node.identity.name,
                 "fingerprint": node.identity.fingerprint,
                 "address": node.address,
+                "protocols": list(node.versions.speaks),
             }
         )
 
@@ -64,17 +71,40 @@ class PublicApi:
         return web.json_response(self.node.identity.card.to_json())
 
     async def listing(self, request: web.Request) -> web.Response:
+        trace_id = request.headers.get("X-Trace-Id")
+        version = self.negotiator.poll(
+            request.headers.get(protocol.HEADER), request.remote, trace_id
+        )
+        if isinstance(version, serve.Refused):
+            if version.log is not None:
+                self.log.error(version.log.event, **version.log.fields)
+            return respond(version.answer)
         since = request.if_modified_since
         return respond(
             serve.listing(
                 self.node.files.model,
                 self.node.instance,
                 self.node.mutants,
+                version,
                 if_none_match=request.headers.get("If-None-Match"),
                 if_modified_since=since.timestamp() if since is not None else None,
                 author=request.query.get("author"),
             )
         )
+
+    async def chunks(self, request: web.Request) -> web.Response:
+        return respond(
+            serve.chunk_list(
+                self.node.files.model,
+                request.match_info["name"],
+                self.chunk_lists,
+                self._read,
+                if_match=request.headers.get("If-Match"),
+            )
+        )
+
+    def _read(self, file: StoredFile) -> bytes:
+        return self.node.files.current_path(file.name).read_bytes()
 
     async def envelope(self, request: web.Request) -> web.StreamResponse:
         # Deciding and opening happen with no await between them, so the handle and the

@@ -4,10 +4,10 @@ installs nothing.
 
 `SYNCPEER_BYZANTINE=<mode>` makes the node lie to its friends on the public API; what each
 mode lists and serves is `syncpeer.core.byzantine` (a slowloris sends the honest answer,
-slowly: `Liar.pace`). `Node.start` calls `install`, whose middleware answers the public
-routes it lies on before the honest handlers see them; it also
-starts the `rebroadcast` mutant's watcher when the node's mutants (`SYNCPEER_MUTANTS`, read
-by `syncpeer.io.config`) include it.
+slowly: `Liar.pace`, and its chunk lists honestly at once). `Node.start` calls `install`,
+whose middleware answers the public routes it lies on before the honest handlers see
+them; it also starts the `rebroadcast` mutant's watcher when the node's mutants
+(`SYNCPEER_MUTANTS`, read by `syncpeer.io.config`) include it.
 """
 
 from __future__ import annotations
@@ -69,14 +69,20 @@ def _middleware(node: Node, liar: Liar) -> Middleware:
     @web.middleware
     async def lie(request: web.Request, handler: Handler) -> web.StreamResponse:
         name = request.match_info.get("name")
+        resource = request.match_info.route.resource
+        route = resource.canonical if resource is not None else None
+        if request.method == "GET" and name is not None and route == "/files/{name}/chunks":
+            lie = liar.chunk_list(name)
+            return await handler(request) if lie is None else respond(lie)
         if liar.trickles:
-            if request.method == "GET" and name is not None and request.path.startswith("/files/"):
+            if request.method == "GET" and name is not None and route == "/files/{name}":
                 return await _trickle(node, liar, request, name)
             return await handler(request)
         if request.method == "GET" and request.path == "/files":
-            # No ETag: every poll gets the (lying) listing in full.
+            # No ETag and no protocol version: every poll gets the (lying) listing in full,
+            # in v1.0.
             return web.json_response(liar.listing(_requester(request)))
-        if request.method == "GET" and name is not None and request.path.startswith("/files/"):
+        if request.method == "GET" and name is not None and route == "/files/{name}":
             served = liar.envelope(name, _requester(request))
             if served is None:
                 return web.json_response({"error": f"no file named {name!r}"}, status=404)

@@ -8,10 +8,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from syncpeer.core import protocol
 from syncpeer.core.dht.protocol import DhtConfig
 from syncpeer.core.dht.puzzle import MAX_BITS
 from syncpeer.core.keyring import parse_address
 from syncpeer.core.mutants import NO_MUTANTS, Mutants
+from syncpeer.core.protocol import Versions
 from syncpeer.io.logs import LEVELS
 
 MUTANTS_VARIABLE = "SYNCPEER_MUTANTS"  # mutants to switch on, "a,b" (syncpeer.core.mutants)
@@ -35,6 +37,7 @@ class NodeConfig:
     bootstrap: tuple[str, ...] = ()
     dht: DhtConfig = field(default_factory=DhtConfig)
     mutants: Mutants = NO_MUTANTS  # deliberate bugs, for mutation testing (docs/nemesis.md)
+    versions: Versions = protocol.ALL  # protocol versions spoken (syncpeer.core.protocol)
 
 
 def run_parser() -> argparse.ArgumentParser:
@@ -62,6 +65,18 @@ def run_parser() -> argparse.ArgumentParser:
         help="a download gives up when less than 1 KiB/s arrived over this many seconds",
     )
     parser.add_argument("--log-level", default="info", choices=LEVELS)
+    parser.add_argument(
+        "--protocol",
+        default=protocol.VERSIONS[-1],
+        choices=protocol.VERSIONS,
+        help="the newest protocol version to speak (1.0: whole-envelope downloads)",
+    )
+    parser.add_argument(
+        "--require-protocol",
+        default=protocol.VERSIONS[0],
+        choices=protocol.VERSIONS,
+        help="the oldest protocol version to accept from friends",
+    )
     dht = parser.add_argument_group("DHT (Kademlia over UDP; see docs/dht.md)")
     dht.add_argument(
         "--udp-port", type=int, help="UDP port of the DHT (0: any free; unset: no DHT)"
@@ -182,6 +197,10 @@ def parse_run_args(argv: Sequence[str]) -> NodeConfig:
         parser.error(
             "--poll-interval, --http-timeout, --max-backoff and --stall-timeout must be positive"
         )
+    try:
+        versions = Versions.between(args.require_protocol, args.protocol)
+    except ValueError as error:
+        parser.error(f"--require-protocol: {error}")
     dht = _dht_config(parser, args)
     try:
         mutants = Mutants.parse(os.environ.get(MUTANTS_VARIABLE))
@@ -204,4 +223,5 @@ def parse_run_args(argv: Sequence[str]) -> NodeConfig:
         bootstrap=_split(args.bootstrap),
         dht=dht,
         mutants=mutants,
+        versions=versions,
     )

@@ -96,6 +96,7 @@ class Node:
         self.config = config
         self.random = random
         self.mutants = config.mutants
+        self.versions = config.versions
         self.events = EventRing()
         self.log = make_logger(config.name, config.log_level, self.events, stream)
         self.data = DataDir(config.data_dir)
@@ -186,7 +187,7 @@ class Node:
         self.port = listener.getsockname()[1]
         await web.SockSite(self._runner, listener).start()
         self._session = new_session(self.config.source_address)
-        self.syncer.start(PeerClient(self._session, self.mutants))
+        self.syncer.start(PeerClient(self._session, self.mutants, self.versions))
         if self.config.udp_port is not None:
             await self._start_dht()
         # The leak-private-key mutant: the whole identity (what identity.json holds) logged
@@ -203,6 +204,7 @@ class Node:
             source_address=self.config.source_address,
             friends=len(self.keyring),
             files=len(self.files.model.files()),
+            protocols=list(self.versions.speaks),
         )
 
     async def _start_dht(self) -> None:

@@ -16,7 +16,9 @@ from typing import Any
 
 import aiohttp
 
+from syncpeer.core.fetch import chunks_kept
 from syncpeer.core.logevent import LogEvent
+from syncpeer.core.protocol import V1_1
 from syncpeer.core.sync import SyncEngine
 from syncpeer.core.sync_events import (
     Action,
@@ -30,9 +32,10 @@ from syncpeer.core.sync_events import (
     ListingReceived,
     Poll,
     PollFailed,
+    ProtocolRefused,
     Tick,
 )
-from syncpeer.io.client import DownloadError, PeerClient, SourceLied
+from syncpeer.io.client import DownloadError, PeerClient, ProtocolMismatch, SourceLied
 from syncpeer.io.filestore import FileStore
 from syncpeer.io.logs import Logger
 
@@ -125,13 +128,17 @@ class Syncer:
             listing = await self._client.listing(
                 poll.address, poll.etag, poll.trace_id, poll.timeout
             )
+        except ProtocolMismatch as error:
+            self.feed(ProtocolRefused(poll, str(error)))
+            return
         except Exception as error:
             if not isinstance(error, _NETWORK_ERRORS):
                 self.log.exception("sync_round_failed", trace_id=poll.trace_id, friend=poll.friend)
             self.feed(PollFailed(poll, _describe(error)))
             return
         entries = None if listing.entries is None else tuple(listing.entries)
-        self.feed(ListingReceived(poll, entries, listing.etag, tuple(listing.invalid)))
+        invalid = tuple(listing.invalid)
+        self.feed(ListingReceived(poll, entries, listing.etag, invalid, listing.protocol))
 
     async def _download(self, download: Download) -> None:
         assert self._client is not None
@@ -139,21 +146,24 @@ class Syncer:
         partial = self.files.partial_path(entry.sha256)
         try:
             have = self.files.partial_size(entry.sha256, entry.size)
-            if have < download.offset:
+            if have < download.offset and download.protocol != V1_1:
                 # Someone removed the partial file under us: resuming would fill the gap
                 # with zeros and blame an honest friend for the hash that follows.
                 self.feed(DownloadFailed(download, have, "partial file shorter than planned"))
                 return
-            received = await self._client.download(
-                download.address,
-                entry,
-                partial,
-                download.offset,
-                download.trace_id,
-                download.timeout,
-                download.stall_timeout,
-                download.min_rate,
-            )
+            if download.protocol == V1_1:
+                received = await self._chunked(download)
+            else:
+                received = await self._client.download(
+                    download.address,
+                    entry,
+                    partial,
+                    download.offset,
+                    download.trace_id,
+                    download.timeout,
+                    download.stall_timeout,
+                    download.min_rate,
+                )
             data = partial.read_bytes()
         except SourceLied as error:
             self.feed(DownloadLied(download, str(error)))
@@ -167,6 +177,24 @@ class Syncer:
             self.feed(DownloadFailed(download, have, _describe(error)))
         else:
             self.feed(DownloadEnded(download, received, data))
+
+    async def _chunked(self, download: Download) -> int:
+        """v1.1: fetch only the chunks the partial file lacks or holds wrongly."""
+        assert self._client is not None
+        entry = download.entry
+        fetched = await self._client.download_chunked(
+            download.address,
+            entry,
+            self.files.partial_path(entry.sha256),
+            download.trace_id,
+            download.timeout,
+            download.stall_timeout,
+            download.min_rate,
+        )
+        kept = chunks_kept(download, fetched)
+        if kept is not None:
+            self.log.info(kept.event, **kept.fields)
+        return fetched.received
 
 
 def _describe(error: BaseException) -> str:

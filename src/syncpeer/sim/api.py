@@ -1,4 +1,5 @@
-"""syncpeer's HTTP API on the simulated links: the public routes peers use and the admin
+"""syncpeer's HTTP API on the simulated links: the public routes peers use (in the protocol
+versions the node speaks) and the admin
 routes the harness drives, answering what `syncpeer.io.api`, `io.admin`, `io.deletes` and
 `io.dht_admin` answer (the same statuses and JSON, decided by the same core functions).
 
@@ -14,7 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote
 
-from syncpeer.core import envelope, serve
+from syncpeer.core import envelope, protocol, serve
 from syncpeer.core.admin import BadRequest, describe, publish_request
 from syncpeer.core.dht.lookup import LookupResult, lookup_answer, lookup_request
 from syncpeer.core.discovery import DiscoveryError
@@ -111,6 +112,8 @@ class SimApi:
     def __init__(self, peer: SimPeer) -> None:
         self.peer = peer
         self.log = peer.log.bind(component="http")
+        self.negotiator = serve.Negotiator(peer.versions)
+        self.chunk_lists = serve.ChunkLists()
         self.routes: dict[tuple[str, ...], dict[str, Route]] = {
             ("health",): {"GET": self.health},
             ("ready",): {"GET": self.ready},
@@ -129,6 +132,8 @@ class SimApi:
             ("admin", "dht", "table"): {"GET": self.dht_table},
             ("admin", "dht", "lookup"): {"POST": self.dht_lookup},
         }
+        if protocol.V1_1 in peer.versions.speaks:
+            self.routes[("files", "*", "chunks")] = {"GET": self.chunks}
         # The routes with a name in them, by length: tried after the exact paths.
         self._patterns: dict[int, list[tuple[tuple[str, ...], dict[str, Route]]]] = {}
         for shape, methods in self.routes.items():
@@ -183,6 +188,7 @@ class SimApi:
                 "name": peer.identity.name,
                 "fingerprint": peer.fingerprint,
                 "address": peer.address,
+                "protocols": list(peer.versions.speaks),
             }
         )
 
@@ -202,11 +208,19 @@ class SimApi:
         if peer.liar is not None and not peer.liar.trickles:
             call.json(peer.liar.listing(self._requester(call)))
             return
+        trace_id = call.header.get("X-Trace-Id")
+        version = self.negotiator.poll(call.header.get(protocol.HEADER), call.peer, trace_id)
+        if isinstance(version, serve.Refused):
+            if version.log is not None:
+                self.log.error(version.log.event, **version.log.fields)
+            call.answer(version.answer)
+            return
         call.answer(
             serve.listing(
                 peer.files.model,
                 peer.instance,
                 peer.mutants,
+                version,
                 if_none_match=call.header.get("If-None-Match"),
                 author=call.query.get("author"),
             )
@@ -242,6 +256,22 @@ class SimApi:
         trace_id = call.header.get("X-Trace-Id")
         event = serve.served_event(part, trace_id, "complete", call.peer)
         self.log.info(event.event, **event.fields)
+
+    def chunks(self, call: Call) -> None:
+        peer = self.peer
+        lie = peer.liar.chunk_list(call.params[0]) if peer.liar is not None else None
+        if lie is not None:
+            call.answer(lie)
+            return
+        call.answer(
+            serve.chunk_list(
+                peer.files.model,
+                call.params[0],
+                self.chunk_lists,
+                peer.files.read,
+                if_match=call.header.get("If-Match"),
+            )
+        )
 
     def _lie(self, call: Call) -> None:
         peer = self.peer
@@ -390,6 +420,11 @@ class SimApi:
                 "partial_bytes": sum(peer.files.partials().values()),
                 **peer.counters.to_json(),
                 "dht": peer.dht.status() if peer.dht is not None else None,
+                "protocol": {
+                    "speaks": list(peer.versions.speaks),
+                    "friends": peer.engine.protocols(),
+                    "mismatches": peer.engine.mismatches(),
+                },
             }
         )
 

@@ -67,6 +67,7 @@ class SimPeer:
         self.host = host
         self.config = config = _config(host)
         self.mutants = config.mutants
+        self.versions = config.versions
         self.random = host.random.randbytes
         self.mode = mode_of(host.env.get(VARIABLE))
         self.events = EventRing()
@@ -91,7 +92,9 @@ class SimPeer:
         )
         self.counters = self.engine.counters
         on_completed = self._rebroadcast if "rebroadcast" in self.mutants else None
-        self.syncer = SimSyncer(host, self.engine, self.files, self.log, self.mutants, on_completed)
+        self.syncer = SimSyncer(
+            host, self.engine, self.files, self.log, self.mutants, self.versions, on_completed
+        )
         for friend in self.keyring:
             self.syncer.feed(FriendAdded(friend.fingerprint, friend.address))
         self.instance = self.random(4).hex()
@@ -174,6 +177,7 @@ class SimPeer:
             source_address=self.config.source_address,
             friends=len(self.keyring),
             files=len(self.files.model.files()),
+            protocols=list(self.versions.speaks),
         )
 
     def _start_dht(self) -> None:

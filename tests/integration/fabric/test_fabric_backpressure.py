@@ -7,6 +7,9 @@ and a sender that crashes takes its unsent data with it.
 
 Senders set a 64 KiB send buffer: on loopback the kernel grows a default one to 4 MiB,
 which would hide from `send` whether the proxy has stopped reading.
+
+Without toxics the proxy splices (socket -> pipe -> socket): while its receiver stalls it
+holds one pipe, and a toxic added meanwhile paces everything it reads after.
 """
 
 from __future__ import annotations
@@ -21,11 +24,13 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from peerlab.aio import LoopThread
+from peerlab.fabric.buffers import SIZE
 from peerlab.fabric.links import Links, LinkToxic
 from peerlab.fabric.spec import ToxicSpec
 from peerlab.fabric.stream import FLOOR, REFILL, WINDOW, backlog_limit
@@ -36,26 +41,41 @@ from peerlab.wait import wait_until
 RATE = 500_000  # bytes per second through the toxic (500 KB/s)
 TOTAL = 4_000_000  # bytes the sender has to send
 SEND_BUFFER = 64 * 1024
+RECEIVE_BUFFER = 64 * 1024
 # What may sit between the sender and the toxic's output besides what the rate let through:
 # the proxy's backlog bound (about 0.1 MB here) and the kernel's socket buffers, generously.
 HELD = 1_200_000
 
 
+def _listener() -> socket.socket:
+    sock = socket.socket()
+    # Fixed (not grown by the kernel): what a stalled receiver holds stays small.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(1)
+    return sock
+
+
 @dataclass
 class Receiver:
-    """The far end: accepts one connection and reads it to its end, noting when bytes came."""
+    """The far end: accepts one connection and reads it to its end, noting when bytes came;
+    a `held` one reads nothing until released."""
 
-    listener: socket.socket = field(default_factory=lambda: socket.create_server(("127.0.0.1", 0)))
+    listener: socket.socket = field(default_factory=_listener)
     arrivals: list[tuple[float, int]] = field(default_factory=list)
     ended: float | None = None
     end: str = ""  # "eof" or "reset"
     digest: Any = field(default_factory=hashlib.sha256)  # of everything received
+    reading: threading.Event = field(default_factory=threading.Event)
 
-    def start(self) -> None:
+    def start(self, held: bool = False) -> None:
+        if not held:
+            self.reading.set()
         threading.Thread(target=self._run, daemon=True).start()
 
     def _run(self) -> None:
         conn, _ = self.listener.accept()
+        self.reading.wait()
         buffer = bytearray(65536)
         try:
             while count := conn.recv_into(buffer):
@@ -92,9 +112,11 @@ class Narrow:
         self.loop.run(clear())
 
 
-def _narrow(loop: LoopThread, toxic: Bandwidth | Timeout | None) -> Iterator[Narrow]:
+def _narrow(
+    loop: LoopThread, toxic: Bandwidth | Timeout | None, held: bool = False
+) -> Iterator[Narrow]:
     receiver = Receiver()
-    receiver.start()
+    receiver.start(held)
     links = Links(seed=1)
     if toxic is not None:
         links.toxics.add(LinkToxic(ToxicSpec(toxic, stream="upstream")))
@@ -118,6 +140,12 @@ def stalled(loop: LoopThread) -> Iterator[Narrow]:
 @pytest.fixture
 def plain(loop: LoopThread) -> Iterator[Narrow]:
     yield from _narrow(loop, None)
+
+
+@pytest.fixture
+def held(loop: LoopThread) -> Iterator[Narrow]:
+    """No toxic, and a receiver that reads nothing until `receiver.reading` is set."""
+    yield from _narrow(loop, None, held=True)
 
 
 def test_the_backlog_limit_is_a_bandwidth_delay_product():
@@ -285,3 +313,66 @@ def test_a_reset_that_comes_with_data_is_passed_on(path, request):
     sock.close()
     wait_until(lambda: link.receiver.ended is not None, 5, what="the stream to end")
     assert link.receiver.end == "reset"
+
+
+# What the proxy may have read and not yet handed to a stalled receiver: one pipe, its
+# socket's send buffer (the kernel grows it up to net.ipv4.tcp_wmem's maximum) and the
+# receiver's fixed receive buffer (doubled by the kernel).
+WMEM_MAX = int(Path("/proc/sys/net/ipv4/tcp_wmem").read_text().split()[2])
+PIPE_HELD = SIZE + WMEM_MAX + 2 * RECEIVE_BUFFER + 65536
+STRAIGHT_TOTAL = 8 * PIPE_HELD
+
+
+def _send_in_background(link: Narrow, payload: bytes) -> tuple[socket.socket, threading.Thread]:
+    sock = _dial(link.proxy.listen)
+
+    def send() -> None:
+        sock.sendall(payload)
+        sock.close()  # a clean end: the receiver gets EOF after everything
+
+    sender = threading.Thread(target=send, daemon=True)
+    sender.start()
+    return sock, sender
+
+
+def _wait_for_the_end(link: Narrow, payload: bytes) -> None:
+    wait_until(lambda: link.receiver.ended is not None, 60, what="the stream to end")
+    assert link.receiver.end == "eof"
+    assert link.receiver.received() == len(payload)
+    assert link.receiver.digest.digest() == hashlib.sha256(payload).digest()
+
+
+def test_the_straight_path_holds_one_pipe_while_the_receiver_stalls(held):
+    payload = os.urandom(STRAIGHT_TOTAL)
+    _, sender = _send_in_background(held, payload)
+    wait_until(lambda: held.read_by_proxy() >= SIZE, 10, what="the proxy to read a pipe's worth")
+    watched = time.monotonic()
+    while time.monotonic() - watched < 1.0:
+        read = held.read_by_proxy()
+        assert read <= PIPE_HELD, f"the proxy read {read} bytes its receiver did not take"
+        time.sleep(0.05)
+    assert sender.is_alive(), "the sender sent everything to a receiver that reads nothing"
+    held.receiver.reading.set()
+    sender.join(60)
+    _wait_for_the_end(held, payload)
+
+
+def test_a_toxic_added_while_the_straight_path_stalls_paces_all_it_reads_after(held):
+    rate = 4_000_000  # bytes per second
+    payload = os.urandom(4 * PIPE_HELD)
+    _, sender = _send_in_background(held, payload)
+    wait_until(lambda: held.read_by_proxy() >= SIZE, 10, what="the proxy to read a pipe's worth")
+    read = held.read_by_proxy()  # no more: the pipe waits for the receiver
+
+    async def add() -> None:
+        toxic = Bandwidth(rate=rate / 1000)
+        held.proxy.links.toxics.add(LinkToxic(ToxicSpec(toxic, stream="upstream")))
+
+    held.loop.run(add())
+    released = time.monotonic()
+    held.receiver.reading.set()
+    sender.join(60)
+    _wait_for_the_end(held, payload)
+    took = held.receiver.ended - released
+    paced = len(payload) - read
+    assert took >= paced / rate * 0.9, f"{paced} bytes after the toxic came in {took:.2f}s"

@@ -104,6 +104,9 @@ def test_a_client_gets_answers_back_through_its_own_relay(make_udp):
     client.close()
 
 
+HOLD_MS = 3000
+
+
 def test_latency_applies_per_direction(make_udp):
     lab = make_udp()
     a, b = lab["A"], lab["B"]
@@ -112,10 +115,16 @@ def test_latency_applies_per_direction(make_udp):
     a.send(b, b"late")
     b.receive()
     assert time.monotonic() - began >= DELAY
-    began = time.monotonic()
+    # The other way is not held: sent while a datagram A -> B waits out a long latency,
+    # B's arrives first (an order, not a time bound, so a busy machine cannot fake it).
+    lab.net.latency(HOLD_MS, src="A", dst="B")
+    a.send(b, b"held")
     b.send(a, b"early")
-    a.receive()
-    assert time.monotonic() - began < DELAY
+    assert a.receive(timeout=HOLD_MS / 1000)[0] == b"early"
+    b.sock.setblocking(False)
+    with pytest.raises(BlockingIOError):
+        b.sock.recvfrom(65535)
+    assert b.receive(timeout=HOLD_MS / 1000 + 30)[0] == b"held"
 
 
 def test_loss_drops_a_seeded_share(make_udp):

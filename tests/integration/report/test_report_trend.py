@@ -1,4 +1,5 @@
-"""Trends: figures kept per run in SQLite, a regression flagged past 20% of the median."""
+"""Trends: figures kept per run in SQLite, each declaring which way is better; warn and alert
+levels, absolute (the plan's table) and against the median of the last runs."""
 
 from __future__ import annotations
 
@@ -11,7 +12,15 @@ from pathlib import Path
 import pytest
 
 from peerlab.errors import UsageError
-from peerlab.trend import Figure, TrendStore, bench_figures, direction, figures_from
+from peerlab.trend import (
+    Figure,
+    Limits,
+    Thresholds,
+    TrendStore,
+    bench_figures,
+    figures_from,
+    load_thresholds,
+)
 
 
 def _record(
@@ -60,29 +69,80 @@ def test_too_little_history_is_a_baseline_not_a_verdict(tmp_path: Path) -> None:
         empty.compare()
 
 
-def test_bench_output_figures_and_directions() -> None:
+def test_a_benchmark_declares_its_figures_and_nothing_is_guessed() -> None:
     figures = bench_figures(
         {
             "peers": 50,
-            "cpus": 2,
             "all_ready": True,
             "seconds_to_ready": 1.2,
-            "pss_mb_per_peer": 7.5,
             "speedup": 3.1,
+            "rate_of_nothing": 7,
             "latency": {"p50_ms": 2.0},
+            "pss_mb_per_peer": None,
+            "better": {
+                "seconds_to_ready": "lower",
+                "speedup": "higher",
+                "latency.p50_ms": "lower",
+                "pss_mb_per_peer": "lower",
+            },
         },
         "b.json",
         "spawn",
     )
     assert {f.name: f.better for f in figures} == {
         "spawn: seconds_to_ready": "lower",
-        "spawn: pss_mb_per_peer": "lower",
         "spawn: speedup": "higher",
         "spawn: latency.p50_ms": "lower",
-    }
-    assert direction("ops_per_s") == "higher" and direction("p95_ms") == "lower"
-    overridden = bench_figures({"score_ms": 1, "better": {"score_ms": "higher"}}, "b", "x")
-    assert overridden[0].better == "higher"
+    }, "undeclared numbers are the setup; a figure not measured (null) is left out"
+    with pytest.raises(UsageError, match="declares no figures"):
+        bench_figures({"seconds_to_ready": 1.0}, "b.json", "spawn")
+    with pytest.raises(UsageError, match=r"better\['x'\] is 'up'"):
+        bench_figures({"x": 1, "better": {"x": "up"}}, "b.json", "spawn")
+
+
+def test_every_benchmark_declares_which_way_each_figure_is_better() -> None:
+    from peerlab.bench import check
+
+    declared = check.run(ops=200, processes=3, seed=1)["better"]
+    assert declared == {"valid_seconds": "lower", "invalid_seconds": "lower"}
+    for module in ("spawn", "failover", "dht", "proxy", "sync"):
+        text = (Path(check.__file__).parent / f"{module}.py").read_text()
+        assert '"better"' in text, f"bench {module} declares its figures"
+
+
+def test_warn_and_alert_levels_absolute_and_against_the_median(tmp_path: Path) -> None:
+    limits = Thresholds(
+        (("sync: handshake_ms", Limits(warn=500, alert=1000)),),
+        Limits(warn_change=0.10, alert_change=0.20),
+    )
+    with TrendStore(tmp_path / "t.sqlite") as store:
+        for value, level in ((400, "ok"), (600, "warn"), (1200, "alert")):
+            _record(store, value, "sync: handshake_ms")
+            [result] = store.compare(thresholds=limits, min_history=99)
+            assert result.level == level, (value, result.reasons)
+        assert "1200 is above the alert level 1000" in result.reasons[0]
+        for value in (100.0, 100.0, 100.0):
+            _record(store, value, "sync: throughput_msgs_per_s", "higher")
+        _record(store, 88.0, "sync: throughput_msgs_per_s", "higher")
+        [slower] = [c for c in store.compare(thresholds=limits) if "throughput" in c.name]
+        assert slower.level == "warn" and "+12.0% against the median" in slower.reasons[0]
+
+
+def test_thresholds_come_from_pyproject(tmp_path: Path) -> None:
+    path = tmp_path / "pyproject.toml"
+    path.write_text(
+        '[tool.peerlab.trend.figures."sync: *_ms"]\nwarn = 100\nalert = 200\nalert_change = 50\n'
+    )
+    loaded = load_thresholds(path, warn_change=0.1, alert_change=0.2)
+    assert loaded.of("sync: handshake_ms") == Limits(100, 200, 0.1, 0.5)
+    assert loaded.of("spawn: speedup") == Limits(None, None, 0.1, 0.2)
+    path.write_text('[tool.peerlab.trend.figures."x"]\nwran = 1\n')
+    with pytest.raises(UsageError, match="unknown keys"):
+        load_thresholds(path, warn_change=0.1, alert_change=0.2)
+    project = Path(__file__).parents[3] / "pyproject.toml"
+    plan = load_thresholds(project, warn_change=0.1, alert_change=0.2)
+    assert plan.of("sync: handshake_ms") == Limits(500, 1000, 0.1, 0.2), "the plan's table"
+    assert plan.of("sync: throughput_msgs_per_s").alert == 50
 
 
 def test_figures_from_results_folders(tmp_path: Path) -> None:
@@ -116,13 +176,15 @@ def test_figures_from_results_folders(tmp_path: Path) -> None:
         figures_from([tmp_path])
 
 
-def test_the_trend_command_exits_1_on_a_regression(tmp_path: Path) -> None:
+def test_the_trend_command_exits_1_on_an_alert(tmp_path: Path) -> None:
     db = tmp_path / "trends.sqlite"
     env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200"}
 
     def trend(value: float) -> subprocess.CompletedProcess[str]:
         bench = tmp_path / "spawn.json"
-        bench.write_text(json.dumps({"seconds_to_ready": value}))
+        bench.write_text(
+            json.dumps({"seconds_to_ready": value, "better": {"seconds_to_ready": "lower"}})
+        )
         return subprocess.run(
             [sys.executable, "-m", "peerlab", "trend", str(bench), "--db", str(db)],
             capture_output=True,
@@ -133,6 +195,8 @@ def test_the_trend_command_exits_1_on_a_regression(tmp_path: Path) -> None:
 
     for value in (1.0, 1.1, 0.9, 1.0, 1.05):
         assert trend(value).returncode == 0
+    warned = trend(1.15)
+    assert warned.returncode == 0 and "WARN" in warned.stdout, warned.stdout
     regressed = trend(1.5)
     assert regressed.returncode == 1, regressed.stdout + regressed.stderr
-    assert "REGRESSION" in regressed.stdout and "+50.0% worse" in regressed.stdout
+    assert "ALERT" in regressed.stdout and "+42.9% worse" in regressed.stdout

@@ -14,10 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 from aiohttp import web
 
-from syncpeer.core import envelope
+from syncpeer.core import envelope, protocol
+from syncpeer.core.chunks import CHUNK_SIZE
 from syncpeer.core.identity import Identity
+from syncpeer.core.protocol import Versions
 from syncpeer.core.store import StoredFile
 from syncpeer.io.config import NodeConfig
 from syncpeer.io.node import Node
@@ -74,14 +77,20 @@ class Peer:
 
 
 @asynccontextmanager
-async def peers(tmp_path: Path, *names: str) -> AsyncIterator[list[Peer]]:
+async def peers(
+    tmp_path: Path, *names: str, versions: Versions = protocol.ALL
+) -> AsyncIterator[list[Peer]]:
     started: list[Peer] = []
     async with aiohttp.ClientSession() as http:
         try:
             for name in names:
                 log = io.StringIO()
                 config = NodeConfig(
-                    data_dir=tmp_path / name, name=name, poll_interval=0.05, http_timeout=2.0
+                    data_dir=tmp_path / name,
+                    name=name,
+                    poll_interval=0.05,
+                    http_timeout=2.0,
+                    versions=versions,
                 )
                 node = Node(config, stream=log)
                 await node.start()
@@ -239,11 +248,18 @@ async def half_serving_proxy(upstream: Peer) -> AsyncIterator[str]:
         await runner.cleanup()
 
 
-def test_interrupted_download_resumes_with_range_from_another_source(tmp_path: Path) -> None:
+@pytest.mark.parametrize("version", protocol.VERSIONS)
+def test_interrupted_download_resumes_with_range_from_another_source(
+    tmp_path: Path, version: str
+) -> None:
+    """v1.0 resumes from where the partial file ends; v1.1 keeps the partial file's whole
+    chunks that match the chunk list and fetches from the first one that does not. The
+    proxy that cuts the first attempt short sends no protocol header: a v1.0 server."""
     content = os.urandom(300_000)
 
     async def scenario() -> None:
-        async with peers(tmp_path, "alice", "bob") as (alice, bob):
+        versions = Versions.between(protocol.V1_0, version)
+        async with peers(tmp_path, "alice", "bob", versions=versions) as (alice, bob):
             await alice.befriend(bob)
             published = await alice.publish("big.bin", content, [bob.node.fingerprint])
             partial = bob.node.files.partial_path(published["sha256"])
@@ -265,8 +281,13 @@ def test_interrupted_download_resumes_with_range_from_another_source(tmp_path: P
             resumed = bob.events("file_download_resumed")
             assert resumed and resumed[-1]["offset"] == have
             assert resumed[-1]["trace_id"] == published["trace_id"]
-            served = [e for e in alice.events("file_served") if e["first"] == have]
+            resumed_at = have if version == protocol.V1_0 else have // CHUNK_SIZE * CHUNK_SIZE
+            served = [e for e in alice.events("file_served") if e["first"] == resumed_at]
             assert served, "alice never served the remainder with a Range request"
+            assert not [e for e in alice.events("file_served") if 0 < e["first"] < resumed_at]
+            if version == protocol.V1_1:
+                [kept] = bob.events("file_chunks_kept")
+                assert kept["kept"] == have // CHUNK_SIZE > 0
             async with bob.http.get(bob.url + "/admin/files/big.bin/content") as response:
                 assert await response.read() == content
             assert not partial.exists()
@@ -374,5 +395,35 @@ def test_tampered_envelope_is_rejected_logged_and_not_stored(tmp_path: Path) -> 
             assert (await bob.get_json("/admin/status"))["downloads"]["rejected"] == 1
             await bob.befriend(alice)
             await wait_until(lambda: bob.holds("note.txt", 1), "bob to get the genuine envelope")
+
+    asyncio.run(scenario())
+
+
+def test_v1_1_fetches_only_the_chunk_that_rotted_in_a_partial_file(tmp_path: Path) -> None:
+    """A partial file holding the whole envelope but one damaged chunk: v1.1 fetches that
+    chunk alone (v1.0 would fetch everything, or nothing useful)."""
+    content = os.urandom(4 * CHUNK_SIZE)
+
+    async def scenario() -> None:
+        async with peers(tmp_path, "alice", "bob") as (alice, bob):
+            await alice.befriend(bob)
+            published = await alice.publish("big.bin", content, [bob.node.fingerprint])
+            whole = (alice.node.data.files / "big.bin.spe").read_bytes()
+            damaged = bytearray(whole)
+            damaged[2 * CHUNK_SIZE + 99] ^= 0x01
+            bob.node.files.partial_path(published["sha256"]).write_bytes(bytes(damaged))
+            await bob.befriend(alice)
+            await wait_until(lambda: bob.holds("big.bin", 1), "bob to finish big.bin")
+            served = [(e["first"], e["last"]) for e in alice.events("file_served")]
+            assert served == [(2 * CHUNK_SIZE, 3 * CHUNK_SIZE - 1)]
+            [kept] = bob.events("file_chunks_kept")
+            assert (kept["chunks"], kept["kept"], kept["fetched"]) == (5, 4, 1)
+            [completed] = bob.events("file_download_completed")
+            assert completed["protocol"] == "1.1"
+            status = await bob.get_json("/admin/status")
+            assert status["bytes_downloaded"] == CHUNK_SIZE
+            assert status["protocol"]["friends"] == {alice.node.fingerprint: "1.1"}
+            async with bob.http.get(bob.url + "/admin/files/big.bin/content") as response:
+                assert await response.read() == content
 
     asyncio.run(scenario())
