@@ -13,6 +13,7 @@ line that replays it, and, after `shrink`, the shrunk plan beside the original.
 from __future__ import annotations
 
 import json
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,15 @@ def _params(values: list[str]) -> dict[str, Any]:
     return params
 
 
+def _unwind_on_sigterm() -> None:
+    """A SIGTERM ends the run as Ctrl-C does: its environment closes, nothing is left."""
+
+    def stop(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)
+
+
 def _show(outcome: Outcome) -> None:
     verdict = "[green]passed[/]" if not outcome.failed else f"[red]FAILED[/] {outcome.failed}"
     console.print(
@@ -75,6 +85,7 @@ def sim_run(
     scenario(plan.scenario)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     target = results or RESULTS / f"sim-{plan.scenario}-seed{plan.seed}-{stamp}"
+    _unwind_on_sigterm()
     outcome = run(plan, target.resolve())
     if as_json:
         print_json(outcome.summary())

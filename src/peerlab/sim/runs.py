@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib
-import tempfile
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -93,42 +92,35 @@ def run(plan: Plan, results: Path | None = None) -> Outcome:
     """Run `plan` on a new simulated network; with `results`, write its results folder."""
     function = scenario(plan.scenario)
     began = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="peerlab-sim-") as scratch:
-        env = Environment(
-            f"sim-{plan.scenario}",
-            seed=plan.seed,
-            backend="sim",
-            workdir=Path(scratch) / "work",
-            artifacts=results,
+    # The environment's own workdir, registered with its reaper: removed when the run ends
+    # (a SIGTERM unwinds to it: `peerlab sim run`), swept at the next start after a SIGKILL.
+    env = Environment(f"sim-{plan.scenario}", seed=plan.seed, backend="sim", artifacts=results)
+    with env:
+        ran, error = _run(function, env, plan)
+        clock = env.clock
+        events = clock.loop.events if isinstance(clock, VirtualClock) else 0
+        outcome = Outcome(
+            ran.plan,
+            ran.verdicts,
+            error,
+            _sha256(env.history.path),  # the run's own record, before any artifact
+            events,
+            clock.monotonic(),
+            0.0,
+            ran.facts,
+            results,
         )
-        with env:
-            ran, error = _run(function, env, plan)
-            clock = env.clock
-            events = clock.loop.events if isinstance(clock, VirtualClock) else 0
-            outcome = Outcome(
-                ran.plan,
-                ran.verdicts,
-                error,
-                _sha256(env.history.path),  # the run's own record, before any artifact
-                events,
-                clock.monotonic(),
-                0.0,
-                ran.facts,
+        if results is not None:
+            ran.plan.save(results / "plan.json")
+            write_results(
+                env,
                 results,
+                outcome="passed" if not outcome.failed else "failed",
+                test=f"sim:{plan.scenario}",
+                replay=outcome.replay,
+                failure={"message": error or ", ".join(outcome.failed)} if outcome.failed else None,
+                state=bool(outcome.failed),
             )
-            if results is not None:
-                ran.plan.save(results / "plan.json")
-                write_results(
-                    env,
-                    results,
-                    outcome="passed" if not outcome.failed else "failed",
-                    test=f"sim:{plan.scenario}",
-                    replay=outcome.replay,
-                    failure={"message": error or ", ".join(outcome.failed)}
-                    if outcome.failed
-                    else None,
-                    state=bool(outcome.failed),
-                )
     outcome.wall_seconds = time.perf_counter() - began
     return outcome
 
