@@ -6,7 +6,8 @@ STAMP   = $(VENV)/.installed
 PYTEST_WORKERS ?= 2
 
 .PHONY: demo test test-netns test-docker test-under-load unit lint typecheck resilience chaos \
-	stress mutants consensus connectivity dht-properties coverage clean
+	stress mutants mutants-sim mutants-both sim-explore consensus connectivity dht-properties \
+	coverage clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -92,6 +93,18 @@ dht-properties: $(STAMP)
 mutants: $(STAMP)
 	$(BIN)/python tests/mutants/run.py --jobs $(PYTEST_WORKERS)
 
+# The same catalog on the simulator, and both side by side with their wall times.
+mutants-sim: $(STAMP)
+	$(BIN)/python tests/mutants/run.py --backends sim --jobs $(PYTEST_WORKERS)
+
+mutants-both: $(STAMP)
+	$(BIN)/python tests/mutants/run.py --backends local,sim --jobs $(PYTEST_WORKERS)
+
+# Many seeds of the randomized chaos scenario on the simulator, in worker processes; each
+# failing seed is listed with the line that replays it (SIM_SEEDS=200 by default).
+SIM_SEEDS ?= 200
+sim-explore: $(STAMP)
+	$(BIN)/peerlab sim explore --scenario chaos --seeds $(SIM_SEEDS) --jobs $(PYTEST_WORKERS)
 # The suite under coverage.py (xdist workers and node processes included: pyproject.toml's
 # [tool.coverage.run]); then the change-impact map for `peerlab impacted`, and the gates:
 # the project >= 80%, syncpeer's identity, envelope and keyring >= 90%; below -> exit 1.

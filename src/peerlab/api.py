@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from peerlab.history import History
     from peerlab.manifest import SystemSpec
     from peerlab.node import Node
+    from peerlab.transport import Transport
 
 T = TypeVar("T")
 
@@ -112,6 +113,8 @@ class EnvironmentAPI(ControlAPI, Protocol):
     def net(self) -> Network: ...
     @property
     def clock(self) -> Clock: ...
+    @property
+    def transport(self) -> Transport: ...
     @property
     def systems(self) -> Mapping[str, SystemSpec]: ...
     @property

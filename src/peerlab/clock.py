@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Protocol
+from collections.abc import Callable
+from typing import Any, Protocol, runtime_checkable
 
 
 class Clock(Protocol):
@@ -29,6 +30,23 @@ class Clock(Protocol):
 
     def wait(self, event: threading.Event, seconds: float) -> bool:
         """Wait until `event` is set or `seconds` pass; whether it was set."""
+        ...
+
+
+class Cancellable(Protocol):
+    """A timer (or task) that can be stopped before it runs."""
+
+    def cancel(self) -> object: ...
+
+
+@runtime_checkable
+class Scheduler(Clock, Protocol):
+    """A clock whose time moves only while someone waits on it (virtual time): work that
+    must happen at its times is set with `call_later` and runs in the waiting thread,
+    instead of in a thread of its own."""
+
+    def call_later(self, delay: float, callback: Callable[..., Any], *args: Any) -> Cancellable:
+        """Run `callback(*args)` `delay` seconds of this clock from now."""
         ...
 
 

@@ -15,28 +15,27 @@ import asyncio
 import contextlib
 import signal
 import threading
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal
 
-import aiohttp
-
 from peerlab.backends.base import Backend, Launch
 from peerlab.checkers.verdict import Verdict
+from peerlab.clock import Clock, Scheduler
 from peerlab.errors import PeerlabError, UsageError
 from peerlab.fabric.network import Network
 from peerlab.history import History
 from peerlab.init_step import run_init
 from peerlab.launching import check_launchable, plan_launch
-from peerlab.manifest import SystemSpec, node_fields
+from peerlab.manifest import SystemSpec, cluster_fields, node_fields
 from peerlab.names import check_name
 from peerlab.node import Node, NodeHandle, NodeState, node_name
 from peerlab.observe.stamps import save as save_stamps
-from peerlab.readiness import wait_ready
+from peerlab.readiness import wait_ready, wait_ready_virtual
 from peerlab.rpc import rpc
 from peerlab.systems import Systems
+from peerlab.transport import Transport
 
 Run = Callable[..., Any]
 PEERS_AT_ONCE = 32  # nodes whose resources are asked at the same time
@@ -53,7 +52,8 @@ class NodeControl:
         registry: Systems,
         history: History,
         run: Run,
-        session: Callable[[], aiohttp.ClientSession],
+        transport: Transport,
+        clock: Clock,
         workdir_nodes: Callable[[str], Any],
         seed: int,
     ) -> None:
@@ -62,7 +62,8 @@ class NodeControl:
         self.registry = registry
         self.history = history
         self._run = run
-        self._session = session
+        self.transport = transport
+        self.clock = clock
         self._node_dir = workdir_nodes
         self.seed = seed
         self.nodes: dict[str, Node] = {}
@@ -130,10 +131,11 @@ class NodeControl:
                 if name in self.versions:
                     spec.check_version(self.versions[name])
             new = [self._make_node(spec, name, r) for name, r in zip(names, roles, strict=True)]
-            # Each node's own fields first: the init step and the cluster-wide templates
+            # Each node's own fields first: the init step and the fields all nodes share
             # use them.
+            alone = cluster_fields(spec, [])
             for node in new:
-                node.fields = self._node_fields(node, [])
+                node.fields = self._node_fields(node, alone)
         try:
             with self._locked(*names):
                 if spec.init is not None:
@@ -144,13 +146,17 @@ class NodeControl:
                     )
                 with self._table:
                     cluster = [n.fields for n in self.nodes.values() if n.system is spec]
+                    shared = cluster_fields(spec, cluster)
                     for node in new:
-                        node.fields = self._node_fields(node, cluster)
-                self._run(
-                    self._start_nodes(new, wait),
-                    timeout=start_timeout(spec, len(new)),
-                    what=f"starting {len(new)} {spec.name} nodes",
-                )
+                        node.fields = self._node_fields(node, shared)
+                for batch in _batches(new):
+                    self._run(
+                        self._start_nodes(batch, wait),
+                        timeout=start_timeout(spec, len(batch)),
+                        what=f"starting {len(batch)} {spec.name} nodes",
+                    )
+                    if wait:
+                        self._ready_on_virtual_time(batch)
         except BaseException:
             for node in new:
                 self._end(node, "kill", NodeState.FAILED)
@@ -219,7 +225,7 @@ class NodeControl:
 
         await asyncio.gather(*(one(node) for node in nodes))
 
-    def _node_fields(self, node: Node, cluster: list[dict[str, Any]]) -> dict[str, Any]:
+    def _node_fields(self, node: Node, shared: dict[str, Any]) -> dict[str, Any]:
         init = node.system.init
         captures = init.capture if init is not None else {}
         return node_fields(
@@ -231,7 +237,7 @@ class NodeControl:
             data_dir=node.data_dir,
             seed=self.seed,
             role=node.role,
-            cluster=cluster,
+            shared=shared,
             version=self.versions.get(node.name),
             captured={k: v for k, v in node.fields.items() if k in captures},
         )
@@ -255,25 +261,26 @@ class NodeControl:
         self.nodes[name] = node
         return node
 
-    async def _start_nodes(self, nodes: list[Node], wait: bool) -> None:
-        first = [n for n in nodes if n.role and n.system.roles[n.role].start_first]
-        rest = [n for n in nodes if n not in first]
-        for batch in (first, rest):
-            if not batch:
-                continue
-            for node in batch:
-                logs = node.system.logs
-                save_stamps(node.stdout_path.parent, logs.timestamp, logs.format)
-                self.backend.prepare(node, self._launch_plan(node))
-                await self.backend.expose(node, self.net.plane)
-            limit = asyncio.Semaphore(self.backend.capabilities.parallel_starts)
-            await asyncio.gather(*(self._launch(node, wait, limit) for node in batch))
+    async def _start_nodes(self, batch: list[Node], wait: bool) -> None:
+        for node in batch:
+            logs = node.system.logs
+            save_stamps(node.stdout_path.parent, logs.timestamp, logs.format)
+            self.backend.prepare(node, self._launch_plan(node))
+            await self.backend.expose(node, self.net.plane)
+        limit = asyncio.Semaphore(self.backend.capabilities.parallel_starts)
+        await asyncio.gather(*(self._launch(node, wait, limit) for node in batch))
 
     async def _launch(self, node: Node, wait: bool, limit: asyncio.Semaphore) -> None:
         async with limit:
             await self._spawn(node)
-            if wait:
-                await wait_ready(node, self.backend, self._session)
+            if wait and not isinstance(self.clock, Scheduler):
+                await wait_ready(node, self.backend, self.transport)
+
+    def _ready_on_virtual_time(self, nodes: list[Node]) -> None:
+        """On virtual time, readiness is waited for here, in the thread that drives the
+        simulation (its waits make the time pass), not on the loop: `wait_ready_virtual`."""
+        if isinstance(self.clock, Scheduler):
+            wait_ready_virtual(nodes, self.backend, self.transport, self.clock, self._run)
 
     def _launch_plan(self, node: Node) -> Launch:
         return plan_launch(
@@ -290,7 +297,7 @@ class NodeControl:
         node.returncode = None
         handle = await self.backend.start(node, launch)
         self._track(node, handle)
-        node.started_at = time.time()
+        node.started_at = self.clock.time()
         self.history.event("node_started", node.name, pid=node.pid)
 
     def _track(self, node: Node, handle: NodeHandle) -> None:
@@ -326,10 +333,13 @@ class NodeControl:
         action: Literal["kill", "terminate"],
         state: NodeState,
     ) -> None:
-        if node.handle is not None and node.alive:
-            sig = None if action == "kill" else signal.Signals[node.system.stop_signal]
-            self.backend.act(node.handle, action, sig)
+        # The state changes first: the exit that follows is the one asked for, not a node
+        # that ended by itself (whichever thread hears of the exit first).
+        handle, alive = node.handle, node.alive
         node.state = state
+        if handle is not None and alive:
+            sig = None if action == "kill" else signal.Signals[node.system.stop_signal]
+            self.backend.act(handle, action, sig)
 
     def _await_exit(self, node: Node, timeout: float) -> bool:
         if node.handle is None:
@@ -421,10 +431,10 @@ class NodeControl:
             node.restarts += 1
 
             async def again() -> None:
-                await self._spawn(node)
-                await wait_ready(node, self.backend, self._session)
+                await self._launch(node, True, asyncio.Semaphore(1))
 
             self._run(again(), timeout or start_timeout(node.system, 1), what=f"restarting {name}")
+            self._ready_on_virtual_time([node])
         self.history.event("node_restarted", name)
         return self.describe(node)
 
@@ -547,6 +557,7 @@ class NodeControl:
                 timeout or start_timeout(nodes[0].system, len(nodes)),
                 what=f"restarting {len(nodes)} peers",
             )
+            self._ready_on_virtual_time(nodes)
         for node in nodes:
             self.history.event("node_restarted", node.name)
         return [self.describe(node) for node in nodes]
@@ -579,7 +590,7 @@ class NodeControl:
         info = node.describe()
         if node.handle is not None and node.alive:
             info.update(self.backend.resources(node.handle))
-            info["uptime_s"] = round(time.time() - node.started_at, 1)
+            info["uptime_s"] = round(self.clock.time() - node.started_at, 1)
         return info
 
     @rpc
@@ -665,3 +676,10 @@ class NodeControl:
 
 def start_timeout(spec: SystemSpec, count: int) -> float:
     return spec.readiness.timeout + 30 + count * 0.2
+
+
+def _batches(nodes: list[Node]) -> list[list[Node]]:
+    """The nodes whose role starts first (ready before the others start), then the rest."""
+    first = [n for n in nodes if n.role and n.system.roles[n.role].start_first]
+    rest = [n for n in nodes if n not in first]
+    return [batch for batch in (first, rest) if batch]

@@ -22,12 +22,14 @@ docs/api/openapi.json is the reference copy (`peerlab api openapi` prints it).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import inspect
 import json
 import traceback
 import typing
 from collections.abc import Awaitable, Callable, Iterator, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -210,9 +212,15 @@ def _model_of(path: str, method: Callable[..., Any]) -> type[BaseModel]:
     return _MODELS[function]
 
 
-async def call(resolve: Callable[[str], Any], path: str, body: Any) -> dict[str, Any]:
+async def call(
+    resolve: Callable[[str], Any],
+    path: str,
+    body: Any,
+    lock: AbstractContextManager[Any] | None = None,
+) -> dict[str, Any]:
     """One call's answer: `{"result": ...}` or an error with its status. A call that does
-    not fit the operation is a usage error; anything raised inside it is not."""
+    not fit the operation is a usage error; anything raised inside it is not. With `lock`,
+    the operation runs holding it (a simulated world's time stands still meanwhile)."""
     try:
         method = resolve(path)
         if not isinstance(body, dict):
@@ -224,7 +232,12 @@ async def call(resolve: Callable[[str], Any], path: str, body: Any) -> dict[str,
             raise _validation_line(path, exc, model) from None
         kwargs = {name: getattr(checked, name) for name in model.model_fields}
         loop = asyncio.get_running_loop()
-        return {"result": await loop.run_in_executor(None, lambda: method(**kwargs))}
+
+        def run() -> Any:
+            with lock if lock is not None else contextlib.nullcontext():
+                return method(**kwargs)
+
+        return {"result": await loop.run_in_executor(None, run)}
     except NotFound as exc:
         return error(exc.message, 404, exc.hint)
     except UsageError as exc:
@@ -241,8 +254,10 @@ def app(
     spec: Callable[[], dict[str, Any]],
     shutdown: Callable[[], None],
     token: str | None = None,
+    lock: AbstractContextManager[Any] | None = None,
 ) -> web.Application:
-    """The API as an aiohttp application; with `token`, every request must carry it."""
+    """The API as an aiohttp application; with `token`, every request must carry it; with
+    `lock`, every operation runs holding it."""
 
     @web.middleware
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -264,7 +279,7 @@ def app(
             body = json.loads(raw.decode("utf-8")) if raw else {}
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             return _json(error(f"the body is not JSON: {exc}", 400, "send a JSON object"))
-        return _json(await call(resolve, path, body))
+        return _json(await call(resolve, path, body, lock))
 
     async def stop(request: web.Request) -> web.Response:
         shutdown()

@@ -30,10 +30,9 @@ from peerlab.aio import LoopThread
 from peerlab.artifacts import save_artifacts
 from peerlab.backends.base import BackendContext
 from peerlab.backends.owners import Owner, Request
-from peerlab.clock import REAL_CLOCK, Clock
+from peerlab.clock import Clock
 from peerlab.control import NodeControl
-from peerlab.fabric import Fabric, Network
-from peerlab.fabric.plane import FaultPlane, NoFabric
+from peerlab.fabric import Network
 from peerlab.history import History
 from peerlab.manifest import SystemSpec
 from peerlab.names import check_name, child
@@ -72,7 +71,7 @@ class Environment(NodeControl):
         artifacts: Path | str | None = None,
         fabric: bool = True,
         workdir: Path | str | None = None,
-        clock: Clock = REAL_CLOCK,
+        clock: Clock | None = None,
         adopt: dict[str, Any] | None = None,
     ) -> None:
         backends.check(backend)
@@ -85,6 +84,8 @@ class Environment(NodeControl):
         self.name = name or "default"
         self.seed = new_seed() if seed is None else int(seed)
         self.artifacts = Path(artifacts) if artifacts is not None else None
+        # A backend that simulates the world brings its own (virtual) time.
+        clock = backends.clock(backend, self.seed) if clock is None else clock
         self.clock = clock
         self.reaper = Reaper(self.id)
         self.started_at = clock.time()
@@ -104,11 +105,6 @@ class Environment(NodeControl):
             self.reaper.add_callback("history", self.history.close)
             self._http: aiohttp.ClientSession | None = None
             self.registry = Systems(self)
-            plane: FaultPlane = (
-                Fabric(self.seed, self.history, self.identify) if fabric else NoFabric()
-            )
-            self.reaper.add_callback("fabric", lambda: self.run(plane.close(), 15))
-            net = Network(plane, self.loop.run, lambda: list(self.nodes))
             context = BackendContext(
                 self.id,
                 self.workdir,
@@ -122,6 +118,10 @@ class Environment(NodeControl):
             )
             chosen = backends.create(backend, context)
             self.reaper.add_callback("backend", lambda: self.run(chosen.close(), 30))
+            plane = backends.fault_plane(chosen, fabric, self.seed, self.history, self.identify)
+            self.reaper.add_callback("fabric", lambda: self.run(plane.close(), 15))
+            net = Network(plane, self.loop.run, lambda: list(self.nodes))
+            self.transport = backends.transport(chosen, self.run, self.http_session)
             NodeControl.__init__(
                 self,
                 backend=chosen,
@@ -129,7 +129,8 @@ class Environment(NodeControl):
                 registry=self.registry,
                 history=self.history,
                 run=self.run,
-                session=self.http_session,
+                transport=self.transport,
+                clock=clock,
                 workdir_nodes=lambda node: child(self.workdir / "nodes", node, "peer", "name"),
                 seed=self.seed,
             )

@@ -14,7 +14,7 @@ import itertools
 import json
 import threading
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
@@ -41,7 +41,9 @@ class Entry:
 
     def to_json(self) -> dict[str, Any]:
         # Only absent fields are left out: a value of {} is a value, and must read back.
-        out = {k: v for k, v in asdict(self).items() if v is not None}
+        # (A shallow copy: the entry is written out at once, and asdict's deep copy of
+        # every value costs more than the rest of recording it.)
+        out = {k: v for k in _ENTRY_FIELDS if (v := getattr(self, k)) is not None}
         if not self.data:
             del out["data"]
         return out
@@ -53,6 +55,9 @@ class Entry:
         known.setdefault("time", 0)
         known.setdefault("index", 0)
         return cls(**known)
+
+
+_ENTRY_FIELDS = tuple(f.name for f in fields(Entry))
 
 
 class History:

@@ -61,6 +61,7 @@ def plan_launch(
         entry=spec.entry if fork else None,
         args=args,
         preload=spec.preload,
+        sim=spec.sim,
         clock_offset=clock_offset,
         stop_signal=signal.Signals[spec.stop_signal],
         capabilities=spec.capabilities,

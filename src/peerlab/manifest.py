@@ -96,6 +96,7 @@ class SystemSpec:
     args: tuple[str, ...]
     entry: str | None
     preload: tuple[str, ...]
+    sim: str | None
     ports: Mapping[str, PortSpec]
     readiness: Readiness
     env: Mapping[str, str]
@@ -175,6 +176,7 @@ def system_spec(manifest: Manifest, source: Path | None = None) -> SystemSpec:
         args=launch.args,
         entry=entry,
         preload=entry_module if launch.preload is None else launch.preload,
+        sim=launch.sim,
         ports={name: PortSpec(name=name, **dict(port)) for name, port in manifest.ports.items()},
         readiness=manifest.probe(),
         env=manifest.env,
@@ -257,13 +259,12 @@ def node_fields(
     data_dir: Path,
     seed: int,
     role: str | None,
-    cluster: Sequence[Mapping[str, Any]],
+    shared: Mapping[str, Any],
     version: str | None = None,
     captured: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The template fields for one node: its own, what its init step `captured`, the joins
-    of [templates] and the `{peer.NAME.field}` references over `cluster` (every node's own
-    and captured fields)."""
+    """The template fields for one node: its own, what its init step `captured`, and the
+    fields all nodes share (`cluster_fields`)."""
     fields: dict[str, Any] = {
         "name": name,
         "index": index,
@@ -278,17 +279,26 @@ def node_fields(
     }
     fields.update({f"port.{p.name}": p.port for p in spec.ports.values()})
     fields.update(captured or {})
+    fields.update(shared)
+    return fields
+
+
+def cluster_fields(spec: SystemSpec, cluster: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The fields every node shares, over `cluster` (every node's own and captured fields):
+    the `{peer.NAME.field}` references and the joins of [templates]. Rendered once for a
+    batch of nodes: a thousand nodes each joining a thousand would be a million."""
+    shared: dict[str, Any] = {}
     by_name = {member.get("name"): member for member in cluster}
     for reference in peer_references(spec):
         match = PEER_FIELD.fullmatch(reference)
         assert match is not None
         member = by_name.get(match.group(1))
         if member is not None and match.group(2) in member:
-            fields[reference] = member[match.group(2)]
+            shared[reference] = member[match.group(2)]
     for tname, template in spec.templates.items():
         members = [m for m in cluster if template.role is None or m.get("role") == template.role]
-        fields[tname] = template.join.join(render(template.each, member) for member in members)
-    return fields
+        shared[tname] = template.join.join(render(template.each, member) for member in members)
+    return shared
 
 
 def file_names(spec: SystemSpec, role: str | None) -> dict[str, str]:

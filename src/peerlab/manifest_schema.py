@@ -219,6 +219,11 @@ class Launch(Table):
     preload: Modules | None = Field(
         None, description="fork mode: modules the launcher imports once (default: entry's)"
     )
+    sim: ImportPath | None = Field(
+        None,
+        description="the simulator: `module:Class` of the system's simulated node, built "
+        "with the rendered args (docs/sim.md)",
+    )
     capabilities: Capabilities = Field(
         (),
         description="granted within the node's own network namespace (a TUN or WireGuard "
@@ -403,6 +408,7 @@ HINTS: dict[str, str] = {
     "launch.command": 'e.g. command = ["mysystem", "--port", "{port.http}"]',
     "launch.args": 'e.g. args = ["--port", "{port.http}"]',
     "launch.entry": 'name the function that takes argv: entry = "mypkg.main:main"',
+    "launch.sim": 'name the simulated node class: sim = "mypkg.sim:Node" (docs/sim.md)',
     "launch.preload": 'write a list of module names, e.g. preload = ["mypkg.node"]',
     "launch.capabilities": 'e.g. capabilities = ["NET_ADMIN"]: NET_ADMIN, NET_RAW or '
     "NET_BIND_SERVICE",

@@ -1,14 +1,20 @@
 """peerlab's pytest face (registered through the `pytest11` entry point).
 
 Fixtures: `peerlab_env` (a fresh, isolated Environment per test; closed even when the test
-fails) and `peerlab_seed`. Every test that uses them writes `peerlab-results/<test id>/`
-(`--peerlab-results DIR` elsewhere): a passing one only result.json (seed, verdicts,
-timings, versions) and junit.xml, unless `--peerlab-artifacts all`; a failing one also the
-history, the merged timeline, its node logs, a snapshot of each node's data dir and state,
-and report.html, and prints its seed and the command that replays it. The session's summary
-says where they went. `--peerlab-keep` leaves a failed test's network running under a
-supervisor, so the CLI can attach to it. A test whose docstring names a TC id ("TC-002") can
-be selected by it: `pytest -k TC002`.
+fails), `peerlab_seed` and `peerlab_backend`. Tests run on `--peerlab-backend` (default
+local); a test marked `sim` also runs on the simulator (its id says which: `[local]`,
+`[sim]`), the same scenario code on both; with `--peerlab-backend sim`, only the tests marked
+`sim` run, and the others are skipped. Every test that uses them writes
+`peerlab-results/<test id>/` (`--peerlab-results DIR` elsewhere): a passing one only
+result.json (seed, verdicts, timings, versions) and junit.xml, unless
+`--peerlab-artifacts all`; a failing one also the history, the merged timeline, its node
+logs, a snapshot of each node's data dir and state, and report.html, and prints its seed and
+the command that replays it. The session's summary says where they went. `--peerlab-keep`
+leaves a failed test's network running under a supervisor, so the CLI can attach to it. A
+test whose docstring names a TC id ("TC-002") can be selected by it: `pytest -k TC002`. A
+failed test on the simulator whose scenario left its plan in the history is shrunk
+(`--peerlab-shrink N` runs at most, 0: never): the smallest plan that fails the same way is
+written beside the artifacts and printed as a replay command.
 
 Before the network is torn down, the final checks other plugins contribute run
 (`pytest_peerlab_final_checks`, see peerlab.pytest_hooks: syncpeer's checks that no secret left a
@@ -39,6 +45,8 @@ from peerlab.seed import new_seed
 from peerlab.systems.plugins import plugins
 
 RESULTS_KEY = pytest.StashKey[dict[str, pytest.TestReport]]()
+SIM = "sim"  # the marker, and the backend it adds
+SHRINK_TRIES = 40
 # Reruns, known issues, per-test outcomes, change-impact selection (docs/test-automation.md).
 pytest_plugins = ["peerlab.automation.plugin"]
 WRITTEN_KEY = pytest.StashKey[list[Path]]()
@@ -87,6 +95,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="Leave a failed test's network running; prints how to attach.",
     )
     group.addoption(
+        "--peerlab-shrink",
+        type=int,
+        default=SHRINK_TRIES,
+        help=f"Runs a failed simulated test may spend shrinking its plan (default {SHRINK_TRIES}; "
+        "0: do not shrink).",
+    )
+    group.addoption(
         "--peerlab-results",
         default="peerlab-results",
         help="Where per-test artifacts go (default: peerlab-results).",
@@ -106,6 +121,9 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "peerlab: a scenario that runs a peerlab Environment")
+    config.addinivalue_line(
+        "markers", f"{SIM}: the scenario runs on the sim backend too (docs/sim.md)"
+    )
     config.addinivalue_line(
         "markers",
         "peerlab_skip_checks(*names): final checks (pytest_peerlab_final_checks) not to run at the "
@@ -133,6 +151,34 @@ def test_dir_name(nodeid: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", nodeid.replace("::", "__")).strip("_")[:150]
 
 
+def backends_for(chosen: str, marked_sim: bool) -> list[str]:
+    """The backends a test runs on: the chosen one, and the simulator for a test marked
+    `sim`; none for an unmarked test when the simulator was chosen."""
+    if not marked_sim:
+        return [] if chosen == SIM else [chosen]
+    return [chosen] if chosen == SIM else [chosen, SIM]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "peerlab_backend" not in metafunc.fixturenames:
+        return
+    chosen = metafunc.config.getoption("--peerlab-backend")
+    marked = metafunc.definition.get_closest_marker(SIM) is not None
+    runs = backends_for(chosen, marked)
+    if marked and chosen != SIM:
+        metafunc.parametrize("peerlab_backend", runs, ids=runs, scope="function")
+
+
+@pytest.fixture
+def peerlab_backend(request: pytest.FixtureRequest) -> str:
+    """Where this test's nodes run (a test marked `sim` gets each backend in turn)."""
+    chosen = str(request.config.getoption("--peerlab-backend"))
+    marked = request.node.get_closest_marker(SIM) is not None
+    if not backends_for(chosen, marked):
+        pytest.skip(f"not marked `{SIM}`: the scenario needs real processes")
+    return chosen
+
+
 @pytest.fixture
 def peerlab_seed(request: pytest.FixtureRequest) -> int:
     seed = request.config.getoption("--peerlab-seed")
@@ -140,7 +186,9 @@ def peerlab_seed(request: pytest.FixtureRequest) -> int:
 
 
 @pytest.fixture
-def peerlab_env(request: pytest.FixtureRequest, peerlab_seed: int) -> Iterator[Environment]:
+def peerlab_env(
+    request: pytest.FixtureRequest, peerlab_seed: int, peerlab_backend: str
+) -> Iterator[Environment]:
     """A fresh Environment for this test: own addresses, ports and dirs; always cleaned up."""
     item = request.node
     base = Path(request.config.getoption("--peerlab-results"))
@@ -150,7 +198,7 @@ def peerlab_env(request: pytest.FixtureRequest, peerlab_seed: int) -> Iterator[E
         test_dir_name(item.name)[:40],
         seed=peerlab_seed,
         artifacts=results,
-        backend=request.config.getoption("--peerlab-backend"),
+        backend=peerlab_backend,
     )
     violated: list[str] = []
     try:
@@ -184,6 +232,9 @@ def peerlab_env(request: pytest.FixtureRequest, peerlab_seed: int) -> Iterator[E
         finally:
             if kept is None:
                 env.close()
+            tries = request.config.getoption("--peerlab-shrink")
+            if failed and peerlab_backend == SIM and tries > 0:
+                outcome["shrunk"] = _shrink(env, item, results, tries)
             results.mkdir(parents=True, exist_ok=True)
             (results / "result.json").write_text(json.dumps(outcome, indent=2, default=str))
             if not failed and request.config.getoption("--peerlab-artifacts") == "failed":
@@ -272,6 +323,39 @@ def _observe(
     except Exception as exc:  # the test's outcome stands; the problem is shown beside it
         item.add_report_section("teardown", "peerlab", f"results were not all written: {exc!r}")
         return {"results_error": repr(exc)}
+
+
+def _shrink(env: Environment, item: pytest.Item, results: Path, tries: int) -> dict[str, Any]:
+    """Shrink the plan the failed test's scenario ran; what came of it (also shown with the
+    failure). A problem here is reported, never raised: the test's outcome stands."""
+    from peerlab.plan import Plan
+    from peerlab.sim.runs import run
+    from peerlab.sim.shrink import shrink
+
+    try:
+        plan = Plan.last_in(env.history.entries())
+        if plan is None:
+            return {"shrunk": False, "why": "the test ran no plan"}
+        first = run(plan)
+        if not first.failed:
+            why = "its plan passes on its own: the test's own assertions failed"
+            return {"shrunk": False, "why": why}
+        shrunk = shrink(first.plan, first.failed, tries=tries)
+        plan.save(results / "plan.json")
+        target = shrunk.plan.save(results / "plan.shrunk.json")
+        steps = "\n".join(f"  {step.describe()}" for step in shrunk.plan.steps or ())
+        summary = shrunk.summary()
+        item.add_report_section(
+            "teardown",
+            "peerlab shrink",
+            f"the smallest failing plan found ({summary['failed']}; faults {summary['steps']},"
+            f" writes {summary['ops']}, {shrunk.tries} runs):\n{steps}\n"
+            f"replay: peerlab sim run --plan {target}",
+        )
+        return {"shrunk": True, **summary, "plan": str(target)}
+    except Exception as exc:
+        item.add_report_section("teardown", "peerlab shrink", f"not shrunk: {exc!r}")
+        return {"shrunk": False, "why": repr(exc)}
 
 
 def _keep_only(folder: Path, names: tuple[str, ...]) -> None:

@@ -17,55 +17,91 @@ import re
 import signal
 import time
 from collections.abc import Callable
-
-import aiohttp
+from typing import Any
 
 from peerlab.backends.base import Backend
+from peerlab.clock import Scheduler
 from peerlab.errors import PeerlabError
 from peerlab.manifest import render
 from peerlab.node import Node, NodeState
+from peerlab.transport import HttpRequest, NoAnswer, Transport, Unreachable
 
-POLL = 0.02  # seconds between probes
+POLL = 0.02  # seconds between probes (virtual ones on a simulated backend)
+Run = Callable[..., Any]  # runs a coroutine on the environment's loop: run(coro, timeout, what=)
 EXCERPT = 200  # bytes of an answer's body (or characters of a command's output) kept
 COMMAND_TIMEOUT = 10.0  # seconds one run of a command probe may take
 
 
-async def wait_ready(
-    node: Node, backend: Backend, session: Callable[[], aiohttp.ClientSession]
-) -> None:
+async def wait_ready(node: Node, backend: Backend, transport: Transport) -> None:
     """Probe `node` until it is ready (its state becomes running), it exits, or the probe's
     timeout passes; PeerlabError with what was seen otherwise."""
-    readiness = node.system.readiness
-    deadline = time.monotonic() + readiness.timeout
-    assert node.handle is not None
-    exited = node.handle.exited
-    seen = "nothing yet"
+    deadline = time.monotonic() + node.system.readiness.timeout
     while True:
-        if exited.done():
-            node.state = NodeState.FAILED
-            last = backend.logs(node, 5, "stderr") or backend.logs(node, 5, "stdout")
-            raise PeerlabError(
-                f"node {node.name} ({node.system.name}) exited with code "
-                f"{node.returncode} before it was ready",
-                hint="its last output: " + (" | ".join(last[-5:]) or "(none)"),
-            )
-        ready, seen = await probe(node, backend, session)
+        ready, seen = await check_ready(node, backend, transport)
         if ready:
-            node.state = NodeState.RUNNING
             return
         if time.monotonic() > deadline:
-            raise PeerlabError(
-                f"node {node.name} ({node.system.name}) was not ready within "
-                f"{readiness.timeout:g}s ({readiness.type} probe); last seen: {seen}",
-                hint=f"see its logs in {node.stdout_path.parent}",
-            )
+            raise not_ready(node, seen)
         await asyncio.sleep(POLL)
+
+
+def wait_ready_virtual(
+    nodes: list[Node], backend: Backend, transport: Transport, clock: Scheduler, run: Run
+) -> None:
+    """`wait_ready` for nodes on virtual time, called in the thread that drives the
+    simulation: its waits are what make time pass (and the nodes join, elect, ...). Probes
+    every node not yet ready (on the environment's loop, through `run`), lets POLL of
+    virtual time pass, and again; each node's probe timeout counts virtual seconds."""
+    began = clock.monotonic()
+    waiting = list(nodes)
+    while waiting:
+        seen = run(_check_all(waiting, backend, transport), 30, what="probing readiness")
+        late = clock.monotonic() - began
+        for node, (ready, saw) in seen:
+            if not ready and late > node.system.readiness.timeout:
+                raise not_ready(node, saw)
+        waiting = [node for node, (ready, _) in seen if not ready]
+        if waiting:
+            clock.sleep(POLL)
+
+
+async def _check_all(
+    nodes: list[Node], backend: Backend, transport: Transport
+) -> list[tuple[Node, Seen]]:
+    return [(node, await check_ready(node, backend, transport)) for node in nodes]
+
+
+async def check_ready(node: Node, backend: Backend, transport: Transport) -> Seen:
+    """One probe of `node`: ready (its state becomes running) or not, and what it saw;
+    PeerlabError if it exited."""
+    assert node.handle is not None
+    if node.handle.exited.done():
+        node.state = NodeState.FAILED
+        last = backend.logs(node, 5, "stderr") or backend.logs(node, 5, "stdout")
+        raise PeerlabError(
+            f"node {node.name} ({node.system.name}) exited with code "
+            f"{node.returncode} before it was ready",
+            hint="its last output: " + (" | ".join(last[-5:]) or "(none)"),
+        )
+    ready, seen = await probe(node, backend, transport)
+    if ready:
+        node.state = NodeState.RUNNING
+    return ready, seen
+
+
+def not_ready(node: Node, seen: str) -> PeerlabError:
+    readiness = node.system.readiness
+    return PeerlabError(
+        f"node {node.name} ({node.system.name}) was not ready within "
+        f"{readiness.timeout:g}s ({readiness.type} probe); last seen: {seen}",
+        hint=f"see its logs in {node.stdout_path.parent}",
+    )
 
 
 Seen = tuple[bool, str]
 
 
-async def probe(node: Node, backend: Backend, session: Callable[[], aiohttp.ClientSession]) -> Seen:
+async def probe(node: Node, backend: Backend, transport: Transport) -> Seen:
     """One probe of the node's readiness: ready or not, and what it saw."""
     readiness = node.system.readiness
     if readiness.type == "none":
@@ -81,31 +117,30 @@ async def probe(node: Node, backend: Backend, session: Callable[[], aiohttp.Clie
     if readiness.type == "command":
         return await _command(node)
     assert readiness.port is not None
-    port = node.system.ports[readiness.port].port
     if readiness.type == "tcp":
+        port = node.system.ports[readiness.port].port
         try:
             _, writer = await asyncio.wait_for(asyncio.open_connection(node.bind_address, port), 1)
         except (OSError, TimeoutError) as exc:
             return False, _failure(exc, f"{node.bind_address}:{port}")
         writer.close()
         return True, "connected"
-    return await _http(node, port, session)
+    return await _http(node, readiness.port, transport)
 
 
-async def _http(node: Node, port: int, session: Callable[[], aiohttp.ClientSession]) -> Seen:
+async def _http(node: Node, port: str, transport: Transport) -> Seen:
     readiness = node.system.readiness
-    url = f"http://{node.bind_address}:{port}{readiness.path}"
+    url = node.direct_url(port, readiness.path)
     headers = {key: render(value, node.fields) for key, value in readiness.headers.items()}
     try:
-        async with session().request(
-            readiness.method, url, headers=headers, timeout=aiohttp.ClientTimeout(total=2)
-        ) as response:
-            body = (await response.content.read(EXCERPT)).decode(errors="replace")
-            status = response.status
-    except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-        return False, _failure(exc, url)
+        answer = await transport.fetch(
+            node, port, HttpRequest(readiness.method, readiness.path, headers=headers), 2
+        )
+    except (Unreachable, NoAnswer) as exc:
+        return False, _failure(exc.__cause__ or exc, url)
+    status = answer.status
     ready = status == readiness.status if readiness.status else 200 <= status < 300
-    text = " ".join(body.split())
+    text = " ".join(answer.body[:EXCERPT].decode(errors="replace").split())
     return ready, f"{readiness.method} {url} answered {status}" + (f": {text!r}" if text else "")
 
 

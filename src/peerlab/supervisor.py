@@ -6,6 +6,12 @@ act on the same running network. `remote(name).call("net.partition", groups=...)
 client side. `peerlab down` asks it to close the Environment and exit; if it was killed,
 `down` kills what its state file names.
 
+A simulated network (`--backend sim`) lives on virtual time, which moves only while someone
+waits: here a thread lets it follow the wall clock between commands (a tenth of a second at
+a time, as fast as the simulation can go), and each command runs alone, so the simulation
+has one driver at a time. Commands typed by hand arrive at wall-clock moments: such a
+session is not replayable; a scenario run from a test or `peerlab sim run` is.
+
 The client side is what every CLI command imports, so it stays light: a plain HTTP request
 (`http.client`) on the socket; the server side imports asyncio, aiohttp and the API's
 pydantic models where it runs.
@@ -39,6 +45,7 @@ from peerlab.names import SAFE_NAME, child, remove_tree
 from peerlab.versions import parse_versions
 
 if TYPE_CHECKING:
+    from peerlab.clock import Scheduler
     from peerlab.services import Services
 
 CALL_TIMEOUT = 300.0
@@ -201,6 +208,31 @@ def remote(name: str = "default") -> Remote:
 # ------------------------------------------------------------------ supervisor side
 
 
+class Pacer:
+    """Virtual time that follows the wall clock while the supervisor serves commands."""
+
+    STEP = 0.1  # seconds of virtual time per step (and of wall time between steps)
+
+    def __init__(self, clock: Scheduler) -> None:
+        self.clock = clock
+        self.lock = threading.Lock()  # one driver of the simulation at a time
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="peerlab-pacer", daemon=True)
+
+    def start(self) -> Pacer:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.STEP):
+            with self.lock:
+                self.clock.sleep(self.STEP)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+
 async def answer(services: Services, path: str, kwargs: dict[str, Any]) -> dict[str, Any]:
     """One call's answer, as the API gives it (`peerlab.control_api.call`)."""
     from peerlab.control_api import call
@@ -219,9 +251,12 @@ async def _serve(env: Any, name: str, api_port: int | None = None) -> None:
 
     from aiohttp import web
 
+    from peerlab.clock import Scheduler
     from peerlab.control_api import app as control_app
     from peerlab.control_api import document
 
+    pacer = Pacer(env.clock) if isinstance(env.clock, Scheduler) else None
+    lock = pacer.lock if pacer is not None else None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -234,7 +269,9 @@ async def _serve(env: Any, name: str, api_port: int | None = None) -> None:
     api: dict[str, Any] = {"socket": str(socket_path(name))}
     sock = socket_path(name)
     sock.unlink(missing_ok=True)
-    unix = web.AppRunner(control_app(env.services.resolve, spec, stop.set), access_log=None)
+    unix = web.AppRunner(
+        control_app(env.services.resolve, spec, stop.set, lock=lock), access_log=None
+    )
     await unix.setup()
     await web.UnixSite(unix, str(sock)).start()
     runners.append(unix)
@@ -245,7 +282,7 @@ async def _serve(env: Any, name: str, api_port: int | None = None) -> None:
         path.touch(mode=0o600)
         path.write_text(token + "\n")
         tcp = web.AppRunner(
-            control_app(env.services.resolve, spec, stop.set, token), access_log=None
+            control_app(env.services.resolve, spec, stop.set, token, lock), access_log=None
         )
         await tcp.setup()
         site = web.TCPSite(tcp, "127.0.0.1", api_port)
@@ -264,7 +301,13 @@ async def _serve(env: Any, name: str, api_port: int | None = None) -> None:
         api.update(url=f"http://{host}:{port}", token_file=str(path))
     state = read_state(name) or {}
     write_state(name, {**state, "state": "ready", "api": api, "status": env.status()})
-    await stop.wait()
+    if pacer is not None:
+        pacer.start()
+    try:
+        await stop.wait()
+    finally:
+        if pacer is not None:
+            pacer.stop()
     for runner in runners:
         await runner.cleanup()
     sock.unlink(missing_ok=True)

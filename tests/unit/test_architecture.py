@@ -18,6 +18,7 @@ FACES = (
     "peerlab.handover",  # the supervisor's adoption of a handed-over network
     "peerlab.demo",
     "peerlab.bench",
+    "peerlab.sim.runs",  # the simulator's runs: a fresh Environment per plan
 )
 
 

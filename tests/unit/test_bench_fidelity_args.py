@@ -13,6 +13,7 @@ from peerlab.errors import UsageError
     [
         ({"system": "nosuch"}, "--system"),
         ({"system": "etcd", "backend": "nosuch"}, "backend"),
+        ({"system": "syncpeer", "backend": "sim"}, "--backend"),
         ({"system": "etcd", "cuts": 0}, "--cuts"),
     ],
 )

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from peerlab.errors import UsageError
-from peerlab.manifest import load_manifest, node_fields, parse_manifest, render
+from peerlab.manifest import cluster_fields, load_manifest, node_fields, parse_manifest, render
 from peerlab.manifest_schema import NODE_FIELDS
 from peerlab.systems import builtin_systems, find_system
 
@@ -76,7 +76,7 @@ def test_cluster_template_joins_every_node() -> None:
             data_dir=Path("/d"),
             seed=1,
             role=None,
-            cluster=[],
+            shared=cluster_fields(spec, []),
         )
         for i, n in enumerate("ABC")
     ]
@@ -89,7 +89,7 @@ def test_cluster_template_joins_every_node() -> None:
         data_dir=Path("/d"),
         seed=1,
         role=None,
-        cluster=members,
+        shared=cluster_fields(spec, members),
     )
     assert fields["initial_cluster"] == (
         "A=http://127.0.0.2:2380,B=http://127.0.0.3:2380,C=http://127.0.0.4:2380"

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from peerlab.manifest import node_fields, node_files, parse_manifest
+from peerlab.manifest import cluster_fields, node_fields, node_files, parse_manifest
 from peerlab.systems import find_system
 
 BASE: dict[str, Any] = {
@@ -34,7 +34,7 @@ def fields(spec: Any, name: str, index: int, role: str, cluster: list) -> dict[s
         data_dir=Path(f"/d/{name}"),
         seed=1,
         role=role,
-        cluster=cluster,
+        shared=cluster_fields(spec, cluster),
     )
 
 

@@ -36,7 +36,7 @@ def node(version: str | None, tmp_path: Path) -> Node:
         data_dir=data,
         seed=1,
         role=None,
-        cluster=[],
+        shared={},
         version=version,
     )
     return built

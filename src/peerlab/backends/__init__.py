@@ -2,17 +2,31 @@
 the default; `Environment(backend=NAME)`, `peerlab up --backend NAME` and
 `pytest --peerlab-backend NAME` choose another. A backend is one module with a class that
 implements `peerlab.backends.base.Backend`, plus one line in `REGISTRY`.
+
+Three hooks are optional, with the defaults real backends want; a backend that simulates
+the world (`sim`) brings its own: what time is (`make_clock(seed)`, a classmethod; default
+the machine's clock), what carries traffic between nodes (`fault_plane()`; default the
+fabric's proxies) and how the harness reaches its nodes (`transport(run, session)`; default
+HTTP to each node's address).
 """
 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from peerlab.errors import UsageError
 
 if TYPE_CHECKING:
+    import aiohttp
+
     from peerlab.backends.base import Backend, BackendContext
+    from peerlab.clock import Clock
+    from peerlab.fabric.attribution import Identify
+    from peerlab.fabric.plane import FaultPlane
+    from peerlab.history import History
+    from peerlab.transport import Transport
 
 # name -> "module:Class"; imported only when chosen, so a backend's dependencies cost
 # nothing to users of the others.
@@ -20,6 +34,7 @@ REGISTRY: dict[str, str] = {
     "local": "peerlab.backends.local:LocalBackend",
     "netns": "peerlab.backends.netns:NetnsBackend",
     "docker": "peerlab.backends.docker:DockerBackend",
+    "sim": "peerlab.backends.sim:SimBackend",
 }
 DEFAULT = "local"
 
@@ -57,3 +72,46 @@ def create(name: str, context: BackendContext) -> Backend:
     """A new backend `name` for one Environment."""
     backend: Backend = _factory(name)(context)
     return backend
+
+
+# The hooks import what they need when called: `peerlab status` and the control calls
+# import this module, and must not pay for the fabric or aiohttp.
+
+
+def clock(name: str, seed: int) -> Clock:
+    """The clock of an Environment on backend `name`: its own (`make_clock`), or real."""
+    from peerlab.clock import REAL_CLOCK
+
+    make = getattr(_factory(name), "make_clock", None)
+    made: Clock = make(seed) if make is not None else REAL_CLOCK
+    return made
+
+
+def transport(
+    backend: Backend, run: Callable[..., Any], session: Callable[[], aiohttp.ClientSession]
+) -> Transport:
+    """How the harness reaches the backend's nodes: its own (`transport`), or HTTP."""
+    from peerlab.transport import HttpTransport
+
+    make = getattr(backend, "transport", None)
+    made: Transport = make(run, session) if make is not None else HttpTransport(run, session)
+    return made
+
+
+def fault_plane(
+    backend: Backend,
+    fabric: bool,
+    seed: int,
+    history: History,
+    identify: Identify,
+) -> FaultPlane:
+    """What carries the nodes' traffic and its faults: the backend's own plane, or the
+    fabric's proxies; without a fabric, a plane that refuses every fault."""
+    from peerlab.fabric.fabric import Fabric
+    from peerlab.fabric.plane import NoFabric
+
+    if not fabric:
+        return NoFabric()
+    own = getattr(backend, "fault_plane", None)
+    plane: FaultPlane = own() if own is not None else Fabric(seed, history, identify)
+    return plane

@@ -66,7 +66,8 @@ class Launch:
 
     `argv` is the program and its arguments; a backend that can fork a pre-imported Python
     process may use `entry` + `args` instead (the system's entry point), with `preload`
-    naming the modules to import first. `files` are written into the data dir unless the
+    naming the modules to import first; the simulator builds `sim` (the system's simulated
+    node class, `module:Class`) with `args`. `files` are written into the data dir unless the
     node already has them (its own rewrites are kept). `clock_offset` puts the node's wall
     clock that many seconds ahead (negative: behind). `capabilities` (such as NET_ADMIN) are
     granted within the node's own network namespace, on a backend that has
@@ -86,6 +87,7 @@ class Launch:
     entry: str | None = None
     args: list[str] = field(default_factory=list)
     preload: tuple[str, ...] = ()
+    sim: str | None = None
     clock_offset: float | None = None
     stop_signal: signal.Signals = signal.SIGTERM
     capabilities: tuple[str, ...] = ()

@@ -161,6 +161,12 @@ def run(
             f"--system is {system!r}", field="--system", hint=f"use one of: {', '.join(SYSTEMS)}"
         )
     backends.check(backend)
+    if backend == "sim":
+        raise UsageError(
+            "--backend is 'sim': simulated links carry no real bytes for a cut to leak",
+            field="--backend",
+            hint="use local, netns or docker",
+        )
     if cuts < 1:
         raise UsageError(f"--cuts is {cuts}", field="--cuts", hint="use 1 or more")
     if load < 0:

@@ -93,6 +93,9 @@ COMMANDS = {
     "api": Lazy("peerlab.cli.api", "The HTTP/JSON control API (docs/api.md)."),
     "env": Lazy("peerlab.cli.envs", "The environments kept under $PEERLAB_HOME."),
     "image": Lazy("peerlab.cli.image", "Container images for the docker backend, built here."),
+    "sim": Lazy(
+        "peerlab.cli.sim", "The deterministic simulator: runs, many seeds, shrinking (docs/sim.md)."
+    ),
 }
 # `peerlab bench NAME`: the same, for benchmarks (modules in peerlab.bench).
 BENCHMARKS = {
@@ -126,6 +129,10 @@ BENCHMARKS = {
         "peerlab.bench.fidelity",
         "Apply and heal N partitions of varied shapes under load; bytes that crossed a cut "
         "link, unattributed connections, and owner lookup times (idle and loaded).",
+    ),
+    "sim": Lazy(
+        "peerlab.bench.sim",
+        "The simulator on the swarm workload, twice with one seed: speed, memory, replay.",
     ),
     "proxy": Lazy(
         "peerlab.bench.proxy",

@@ -18,8 +18,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+from collections.abc import Callable
 from typing import Any, Literal
 
+from peerlab.clock import Cancellable
 from peerlab.fabric.attribution import Attributor, Identify
 from peerlab.fabric.errors import Conflict, NotFound
 from peerlab.fabric.faults import Fault, LinkFault, Partition, RollingPartition, ToxicFault
@@ -66,8 +68,8 @@ class Fabric:
         self.proxies: dict[tuple[str, str], Proxy] = {}
         self.faults: dict[str, Fault] = {}
         self._nodes: list[str] = []
-        self._heal_timer: asyncio.TimerHandle | None = None
-        self._rolling: asyncio.Task[None] | None = None
+        self._heal_timer: Cancellable | None = None
+        self._rolling: Cancellable | None = None
         self._step: Partition | None = None  # the rolling partition's current cut
         self.interceptor: Interceptor | None = None
         self._by_ip: dict[str, str] = {}  # intercepted nodes by address
@@ -207,11 +209,9 @@ class Fabric:
         if isinstance(fault, Partition):
             self._cut(fault)
             if fault.duration is not None:
-                self._heal_timer = asyncio.get_running_loop().call_later(
-                    fault.duration, self._expire, fault
-                )
+                self._heal_timer = self._later(fault.duration, self._expire, fault)
         elif isinstance(fault, RollingPartition):
-            self._rolling = asyncio.get_running_loop().create_task(self._roll(fault))
+            self._rolling = self._start_rolling(fault)
         return fault
 
     def remove(self, name: str, expected: dict[str, Any] | None = None) -> Fault:
@@ -421,18 +421,32 @@ class Fabric:
         if self.faults.get(Partition.name) is partition:
             self.remove(Partition.name)
 
+    def _later(self, delay: float, callback: Callable[..., None], *args: Any) -> Cancellable:
+        """Run `callback(*args)` `delay` seconds from now (the plane's time)."""
+        return asyncio.get_running_loop().call_later(delay, callback, *args)
+
+    def _start_rolling(self, rolling: RollingPartition) -> Cancellable:
+        return asyncio.get_running_loop().create_task(self._roll(rolling))
+
     async def _roll(self, rolling: RollingPartition) -> None:
+        order = self._roll_order(rolling)
+        for step in itertools.count():
+            self._roll_step(rolling, order, step)
+            await asyncio.sleep(rolling.period)
+
+    def _roll_order(self, rolling: RollingPartition) -> list[str]:
         order = sorted(rolling.nodes or self._nodes)
         derive_rng(self.seed, "rolling", *order).shuffle(order)
-        for step in itertools.count():
-            if self._step is not None:
-                self._record("remove", self._step)
-            # Everyone else stays together, nodes added meanwhile included.
-            everyone = sorted({*self._nodes, *order})
-            self._step = rolling.step(order[step % len(order)], everyone)
-            self._record("apply", self._step)
-            self._cut(self._step)
-            await asyncio.sleep(rolling.period)
+        return order
+
+    def _roll_step(self, rolling: RollingPartition, order: list[str], step: int) -> None:
+        if self._step is not None:
+            self._record("remove", self._step)
+        # Everyone else stays together, nodes added meanwhile included.
+        everyone = sorted({*self._nodes, *order})
+        self._step = rolling.step(order[step % len(order)], everyone)
+        self._record("apply", self._step)
+        self._cut(self._step)
 
     def _record(self, action: Literal["apply", "remove"], fault: Fault) -> None:
         if self.history is not None:

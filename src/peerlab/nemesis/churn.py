@@ -12,19 +12,21 @@ with its data (restarted); when none is left to come back, or with `fresh`, a ne
 started. Peers of the `protect_roles` roles (the bootstrap node) and the `protect`ed peers
 never leave. Every choice draws from `derive_rng(seed, "churn")`, in name order, so the
 same seed and the same network make the same choices. The target is a `ControlAPI`: an
-Environment, or the CLI's handle on a running one.
+Environment, or the CLI's handle on a running one. Periods are counted on `clock` (the
+environment's): on a virtual clock, `background` churns from timers on that clock, in the
+thread that drives the simulation, instead of from a thread of its own.
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar
 
 from peerlab.api import ControlAPI
+from peerlab.clock import REAL_CLOCK, Cancellable, Clock, Scheduler
 from peerlab.errors import UsageError
 from peerlab.seed import derive_rng
 
@@ -95,6 +97,7 @@ class ChurnRunner:
     on_join: Callable[[list[str]], None] | None = None
     record: Callable[[str, dict[str, Any]], None] | None = None
     steps: list[ChurnStep] = field(default_factory=list)
+    clock: Clock = REAL_CLOCK
 
     def __post_init__(self) -> None:
         self.rng = derive_rng(self.seed, "churn")
@@ -102,7 +105,7 @@ class ChurnRunner:
 
     def step(self) -> ChurnStep:
         """One period: the leavers stop together, then the joiners start together."""
-        began = time.monotonic()
+        began = self.clock.monotonic()
         peers = self.target.peers()
         live = sorted(
             p["name"]
@@ -128,7 +131,8 @@ class ChurnRunner:
             added = [p["name"] for p in self.target.add_peers(self.churn.join - len(returned))]
             if self.on_join is not None:
                 self.on_join(added)
-        step = ChurnStep(len(self.steps) + 1, left, returned, added, time.monotonic() - began)
+        elapsed = self.clock.monotonic() - began
+        step = ChurnStep(len(self.steps) + 1, left, returned, added, elapsed)
         self.steps.append(step)
         if self.record is not None:
             self.record("churn_step", step.to_dict())
@@ -144,13 +148,13 @@ class ChurnRunner:
         """Step every `churn.every` seconds (the first after one period) until `periods`
         steps, `duration` seconds, or `stop` is set."""
         stop = stop or threading.Event()
-        began = time.monotonic()
+        began = self.clock.monotonic()
         done: list[ChurnStep] = []
         while periods is None or len(done) < periods:
             due = began + (len(done) + 1) * self.churn.every
             if duration is not None and due - began > duration:
                 break
-            if stop.wait(max(0.0, due - time.monotonic())):
+            if self.clock.wait(stop, max(0.0, due - self.clock.monotonic())):
                 break
             step = self.step()
             done.append(step)
@@ -162,6 +166,10 @@ class ChurnRunner:
     def background(self, on_step: Callable[[ChurnStep], None] | None = None) -> Iterator[None]:
         """Churn on schedule in a thread while the block runs; stopped (and any error it
         hit raised) on leaving the block."""
+        if isinstance(self.clock, Scheduler):
+            with self._on_timers(self.clock, on_step):
+                yield
+            return
         stop = threading.Event()
         errors: list[BaseException] = []
 
@@ -180,3 +188,23 @@ class ChurnRunner:
             thread.join()
         if errors:
             raise errors[0]
+
+    @contextlib.contextmanager
+    def _on_timers(
+        self, clock: Scheduler, on_step: Callable[[ChurnStep], None] | None
+    ) -> Iterator[None]:
+        """`background` on a virtual clock: each period a timer of that clock."""
+        timer: list[Cancellable] = []
+
+        def period() -> None:
+            step = self.step()
+            if on_step is not None:
+                on_step(step)
+            timer[:] = [clock.call_later(self.churn.every, period)]
+
+        timer.append(clock.call_later(self.churn.every, period))
+        try:
+            yield
+        finally:
+            for pending in timer:
+                pending.cancel()

@@ -3,7 +3,10 @@ history, and everything healed at the end.
 
 Actions run in worker threads at their times, so a slow one (restarting a node takes a second
 or more) does not push the rest of the schedule late; the actions on one node still run one
-at a time in schedule order, and a fault is removed only after it was applied.
+at a time in schedule order, and a fault is removed only after it was applied. On a clock
+whose time is virtual (a `Scheduler`: the simulator's), there are no threads: each action is
+a timer on that clock, run in the thread that drives the simulation, at its virtual time and
+in schedule order, so a run replays exactly.
 
     schedule = Schedule.generate(env.seed, list(env.nodes), 30, kinds=("partition", "kill"))
     with NemesisRunner(env, schedule) as nemesis:
@@ -29,7 +32,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from peerlab.clock import REAL_CLOCK, Clock
+from peerlab.clock import REAL_CLOCK, Cancellable, Clock, Scheduler
 from peerlab.errors import PeerlabError
 from peerlab.nemesis.faults import Byzantine, ClockSkew, NemesisTarget, Network
 from peerlab.nemesis.schedule import Schedule, Step
@@ -76,10 +79,15 @@ class NemesisRunner:
         self._thread: threading.Thread | None = None
         self._healed = False
         self.started_at: float | None = None
+        self._timers: list[Cancellable] = []  # on a virtual clock: the actions still to come
+        self._finished = threading.Event()  # on a virtual clock: every action ran
 
     # ------------------------------------------------------------------ driving
 
     def start(self) -> NemesisRunner:
+        if isinstance(self.clock, Scheduler):
+            self._schedule(self.clock)
+            return self
         self._thread = threading.Thread(target=self.run, name="peerlab-nemesis", daemon=True)
         self._thread.start()
         return self
@@ -92,6 +100,9 @@ class NemesisRunner:
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait for the schedule to end (and heal); False if it is still running."""
+        if isinstance(self.clock, Scheduler) and self.started_at is not None:
+            limit = self.schedule.duration + 3600 if timeout is None else timeout
+            return self.clock.wait(self._finished, limit)
         if self._thread is None:
             return True
         self._thread.join(timeout)
@@ -100,6 +111,8 @@ class NemesisRunner:
     def stop(self, timeout: float = 120.0) -> None:
         """Stop early (or after the end) and heal; waits for the thread."""
         self._stop.set()
+        for timer in self._timers:
+            timer.cancel()
         if self._thread is not None:
             self._thread.join(timeout)
         if not self._healed:
@@ -112,13 +125,13 @@ class NemesisRunner:
         second or more) does not delay the rest of the schedule; actions on one node run one
         at a time, in schedule order, and a removal waits for its own application.
         """
+        if isinstance(self.clock, Scheduler):
+            self.start()
+            self.wait()
+            return
         self.started_at = self.clock.monotonic()
         self.target.record("event", "nemesis_schedule", self.schedule.to_dict())
-        actions: list[tuple[float, int, str, int]] = []
-        for index, step in enumerate(self.schedule.steps):
-            actions.append((step.at, 1, "apply", index))
-            if step.duration is not None:
-                actions.append((step.end, 0, "remove", index))  # removes first at a tie
+        actions = self._actions()
         applied: dict[int, Future[None]] = {}
         pending: list[Future[None]] = []
         with ThreadPoolExecutor(WORKERS, thread_name_prefix="peerlab-nemesis") as pool:
@@ -138,6 +151,45 @@ class NemesisRunner:
                 self._stop.set()  # actions not started yet stay undone
                 futures.wait(pending)
                 self.heal()
+
+    def _actions(self) -> list[tuple[float, int, str, int]]:
+        """(seconds into the run, order at a tie, apply | remove, step), in time order."""
+        actions: list[tuple[float, int, str, int]] = []
+        for index, step in enumerate(self.schedule.steps):
+            actions.append((step.at, 1, "apply", index))
+            if step.duration is not None:
+                actions.append((step.end, 0, "remove", index))  # removes first at a tie
+        return sorted(actions)
+
+    def _schedule(self, clock: Scheduler) -> None:
+        """Every action as a timer on the virtual clock, then the heal after the last."""
+        self.started_at = clock.monotonic()
+        self.target.record("event", "nemesis_schedule", self.schedule.to_dict())
+        actions = self._actions()
+        if not actions:
+            self._end_virtual()
+            return
+        last = actions[-1]
+        for action in actions:
+            timer = clock.call_later(action[0], self._act_virtual, action, action is last)
+            self._timers.append(timer)
+
+    def _act_virtual(self, action: tuple[float, int, str, int], last: bool) -> None:
+        if self._stop.is_set():
+            return
+        _, _, verb, index = action
+        turn = _Turn(None, threading.Event())
+        if verb == "apply":
+            self._apply(index, turn)
+        else:
+            self._remove(index, turn)
+        if last:
+            self._end_virtual()
+
+    def _end_virtual(self) -> None:
+        self._stop.set()
+        self.heal()
+        self._finished.set()
 
     # ------------------------------------------------------------------ steps
 

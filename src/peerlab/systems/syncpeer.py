@@ -1,7 +1,8 @@
 """syncpeer's adapter: a typed client over its HTTP admin API, and assertions for scenarios.
 
-peerlab never imports syncpeer: everything here goes over HTTP, so the same client works for
-any syncpeer process, wherever it runs. Admin calls go to the node's own address (not through
+peerlab never imports syncpeer: everything here goes over HTTP (the environment's
+`transport`), so the same client works for any syncpeer node, wherever it runs: a process,
+or a simulated node on virtual time. Admin calls go to the node's own address (not through
 the fabric): the harness's control channel must not suffer the faults it injects.
 
 Calls that change state record themselves in the history. syncpeer checks a request before
@@ -21,13 +22,11 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import aiohttp
-
 from peerlab.errors import NotFound, PeerlabError, UsageError, WaitTimeout
 from peerlab.rpc import rpc
 from peerlab.systems.base import BaseAdapter, ByzantineModes
 from peerlab.systems.recording import Recording, Unsuccessful
-from peerlab.wait import wait_until
+from peerlab.transport import HttpRequest, Unreachable
 
 if TYPE_CHECKING:
     from peerlab.api import EnvironmentAPI
@@ -111,18 +110,6 @@ class SyncpeerClient:
         self.timeout = timeout
         self.published = published
 
-    async def _request(
-        self, method: str, path: str, body: Any = None, timeout: float | None = None
-    ) -> tuple[int, bytes]:
-        session = self.env.http_session()
-        async with session.request(
-            method,
-            self.node.direct_url("http", path),
-            json=body,
-            timeout=aiohttp.ClientTimeout(total=timeout or self.timeout),
-        ) as response:
-            return response.status, await response.read()
-
     def _call(
         self,
         method: str,
@@ -131,35 +118,30 @@ class SyncpeerClient:
         *,
         raw: bool = False,
         timeout: float | None = None,
+        data: bytes | None = None,
     ) -> Any:
         if not self.node.alive:
             raise SyncpeerUnreachable(
                 f"peer {self.node.name} is {self.node.state}",
                 hint=f"restart it with `peerlab peer restart {self.node.name}`",
             )
+        if body is not None:
+            data = json.dumps(body).encode()
+        headers = {"Content-Type": "application/json"} if body is not None else {}
+        request = HttpRequest(method, path, data, headers)
         try:
-            status, data = self.env.run(
-                self._request(method, path, body, timeout),
-                (timeout or self.timeout) + 2,
-                what=f"{method} {path} on {self.node.name}",
-            )
-        except aiohttp.ClientConnectorError as exc:
-            raise SyncpeerUnreachable(
-                f"peer {self.node.name} refused {method} {path}: {exc}"
-            ) from None
-        except aiohttp.ClientError as exc:
-            raise PeerlabError(
-                f"peer {self.node.name} did not answer {method} {path}: {exc}"
-            ) from None
-        if status >= 400:
+            answer = self.env.transport.request(self.node, "http", request, timeout or self.timeout)
+        except Unreachable as exc:
+            raise SyncpeerUnreachable(exc.message) from None
+        if answer.status >= 400:
             try:
-                message = json.loads(data)["error"]
+                message = json.loads(answer.body)["error"]
             except (ValueError, KeyError, TypeError):
-                message = data[:200].decode(errors="replace")
-            raise SyncpeerError(self.node.name, status, message)
+                message = answer.body[:200].decode(errors="replace")
+            raise SyncpeerError(self.node.name, answer.status, message)
         if raw:
-            return data
-        return json.loads(data) if data else None
+            return answer.body
+        return answer.json()
 
     def recording(self, f: str, value: Any) -> Recording:
         """Record an operation of this peer (see `peerlab.systems.recording`)."""
@@ -295,25 +277,8 @@ class SyncpeerClient:
 
     def open_envelope(self, envelope: bytes) -> bytes:
         """Ask this node to verify and decrypt an envelope it was handed (403: not for it)."""
-        data: bytes = self.env.run(
-            self._open(envelope), self.timeout + 2, what=f"open envelope on {self.node.name}"
-        )
+        data: bytes = self._call("POST", "/admin/open", raw=True, data=envelope)
         return data
-
-    async def _open(self, envelope: bytes) -> bytes:
-        async with self.env.http_session().post(
-            self.node.direct_url("http", "/admin/open"),
-            data=envelope,
-            timeout=aiohttp.ClientTimeout(total=self.timeout),
-        ) as response:
-            body = await response.read()
-            if response.status >= 400:
-                try:
-                    message = json.loads(body)["error"]
-                except (ValueError, KeyError, TypeError):
-                    message = body[:200].decode(errors="replace")
-                raise SyncpeerError(self.node.name, response.status, message)
-            return body
 
     def versions(self, name: str) -> list[dict[str, Any]]:
         result = self._call("GET", f"/admin/files/{name}/versions")
@@ -497,7 +462,7 @@ class SyncpeerAdapter(BaseAdapter):
                 if not (self._client(name).dht_status() or {}).get("joined")
             ]
 
-        wait_until(
+        self.env.wait_until(
             lambda: not not_joined(),
             timeout,
             what=f"{len(pending)} peers to join the DHT",
@@ -571,7 +536,7 @@ def assert_file_synced(
         return out
 
     try:
-        wait_until(
+        env.wait_until(
             lambda: final_and_wrong or not lagging(),
             timeout,
             what=f"{name!r} to sync to {', '.join(names)}",

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import time
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -123,21 +122,73 @@ def durable_history(entries: Iterable[Entry]) -> list[Entry]:
 
 def log_events(env: EnvironmentAPI, node: str, event: str) -> list[dict[str, Any]]:
     """Every `event` line in the node's log (all of its runs: the log file is appended to)."""
+    return _log_records(env, node, (event,))
+
+
+def _log_records(env: EnvironmentAPI, node: str, events: tuple[str, ...]) -> list[dict[str, Any]]:
+    """The node's log lines of any of `events`, in the order it wrote them."""
     path = env.node(node).stdout_path
     if not path.exists():
         return []
     found = []
     with path.open(encoding="utf-8", errors="replace") as handle:
         for line in handle:
-            if f'"{event}"' not in line:
+            if not any(f'"{event}"' in line for event in events):
                 continue
             try:
                 record = json.loads(line)
             except ValueError:
                 continue
-            if record.get("event") == event:
+            if record.get("event") in events:
                 found.append(record)
     return found
+
+
+def downloads(env: EnvironmentAPI, node: str) -> list[dict[str, Any]]:
+    """The node's completed downloads as an honest node made them: less those that fetched
+    again what a crash took, and less those of its lives as a liar.
+
+    A life of the node that ended without `node_stopped` was killed: a crash keeps only
+    what the node had made durable (syncpeer syncs what it publishes, not what it
+    receives), so the next download of an envelope it had received in that life is
+    recovery, not a loop. (On real processes a kill loses nothing and nothing is fetched
+    again; on the simulator a kill is a crash of the node's machine.) A life that began in
+    a byzantine mode is the adversary's; and the second envelope an equivocating node
+    signed and showed others was never in its store: fetching it later is no loop.
+    """
+    lines = (
+        "node_started",
+        "node_stopped",
+        "byzantine_mode",
+        "byzantine_equivocated",
+        "file_download_completed",
+    )
+    forged: set[str] = set()
+    lost: set[str] = set()
+    this_life: set[str] = set()
+    stopped, lying, lies_next = True, False, False  # a node says it lies as it starts
+    out = []
+    for record in _log_records(env, node, lines):
+        if record["event"] == "node_started":
+            if not stopped:
+                lost |= this_life
+            this_life, stopped, lying, lies_next = set(), False, lies_next, False
+        elif record["event"] == "node_stopped":
+            stopped = True
+        elif record["event"] == "byzantine_mode":
+            lies_next = True
+        elif record["event"] == "byzantine_equivocated":
+            forged.add(str(record.get("other")))
+        elif lying or record.get("sha256") in forged:
+            continue
+        else:
+            envelope = str(record.get("sha256"))
+            this_life.add(envelope)
+            if envelope in lost:
+                lost.discard(envelope)
+                continue
+            out.append(record)
+    return out
 
 
 def transfers(
@@ -163,7 +214,7 @@ def transfers(
             first_publisher.setdefault(published, str(entry.node))
     out = []
     for node in list(nodes) if nodes is not None else list(env.nodes):
-        for record in log_events(env, node, "file_download_completed"):
+        for record in downloads(env, node):
             author = peers.get(str(record.get("author")))
             if by == "envelope" or record.get("deleted"):  # tombstones have no content
                 key, origin = record.get("sha256"), author
@@ -201,11 +252,12 @@ def wait_converged(
 ) -> Verdict:
     """Poll until the live peers hold the same current versions, at most `timeout` seconds;
     the convergence verdict, with when it happened and how long it took in `stats`."""
-    began = time.monotonic()
+    clock = env.clock
+    began = clock.monotonic()
     deadline = began + timeout
     snapshots: list[tuple[float, Any]] = []
     while True:
-        now = time.monotonic()
+        now = clock.monotonic()
         try:
             states = held_states(env, nodes)
         except PeerlabError:
@@ -225,7 +277,7 @@ def wait_converged(
             return Verdict(
                 "convergence", "unknown", f"Could not read every peer's files within {timeout:g}s."
             )
-        time.sleep(0.25)
+        clock.sleep(0.25)
 
 
 def check_sync(

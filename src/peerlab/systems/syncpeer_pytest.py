@@ -12,6 +12,7 @@ import pytest
 
 from peerlab.api import EnvironmentAPI
 from peerlab.checkers.verdict import Verdict
+from peerlab.clock import Scheduler
 from peerlab.systems.syncpeer import SyncpeerAdapter, assert_file_synced, assert_friends
 from peerlab.systems.syncpeer_secrets import check_secrets
 from peerlab.testing import require_libfaketime
@@ -48,7 +49,8 @@ def syncpeer_net(peerlab_env: EnvironmentAPI) -> Callable[..., SyncpeerAdapter]:
     ) -> SyncpeerAdapter:
         names = [chr(ord("A") + i) for i in range(count)]
         if skewable:
-            require_libfaketime()
+            if not isinstance(peerlab_env.clock, Scheduler):  # the simulator skews by itself
+                require_libfaketime()
             for name in names:
                 peerlab_env.clock_skews[name] = 0.0
         peerlab_env.start("syncpeer", names, version=versions)

@@ -12,6 +12,7 @@ from typing import Any
 
 from syncpeer.core.errors import InvalidCard, UnknownFriend
 from syncpeer.core.identity import IdentityCard
+from syncpeer.core.logevent import LogEvent
 
 
 def parse_address(address: object) -> tuple[str, int]:
@@ -116,3 +117,17 @@ class Keyring:
         if not isinstance(data, dict) or not isinstance(data.get("friends"), list):
             raise ValueError("friends file must be an object with a 'friends' list")
         return cls(own_fingerprint, (Friend.from_json(item) for item in data["friends"]))
+
+
+def friend_event(friend: Friend, added: bool, trace_id: str) -> LogEvent:
+    """`friend_added`, or `friend_updated` when its card was known (a new address)."""
+    return LogEvent(
+        "friend_added" if added else "friend_updated",
+        "info",
+        {
+            "trace_id": trace_id,
+            "friend": friend.fingerprint,
+            "friend_name": friend.name,
+            "address": friend.address,
+        },
+    )

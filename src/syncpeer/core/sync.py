@@ -17,7 +17,8 @@ intervals, at most `max_backoff` seconds apart, until it answers; a download tha
 goes on at once from another friend that lists the same bytes, while the friend that
 failed is not asked for them again before its own backoff has passed. Lies are remembered
 for good: bytes that fail verification are never fetched again, and bytes a friend
-misrepresented are never fetched from that friend again.
+misrepresented are never fetched from that friend again on the same claim (the same
+listing entry: a friend that lists them truthfully later, restarted honest, is heard).
 
 Time comes in as `now`, monotonic seconds (only differences matter); randomness (trace ids)
 from the injected `random.Random`.
@@ -176,7 +177,9 @@ class SyncEngine:
         self._in_flight: set[FetchId] = set()  # planned or running
         self._partials: dict[str, int] = dict(partials or {})
         self._bad_envelopes: set[str] = set()  # sha256 of bytes that failed verification
-        self._bad_sources: set[tuple[str, str]] = set()  # (friend, sha256) it served wrongly
+        # (friend, the listing entry it lied with): a lie is the claim a friend made, so the
+        # same friend offering those bytes truthfully later (an honest restart) is heard.
+        self._bad_sources: set[tuple[str, ListingEntry]] = set()
         self._backoffs: dict[tuple[str, str], _Backoff] = {}  # (friend, sha256) it failed
 
     # ------------------------------------------------------------------ inputs
@@ -245,7 +248,7 @@ class SyncEngine:
             return "in_flight"
         if entry.sha256 in self._bad_envelopes:
             return "rejected"
-        if friend is not None and (friend, entry.sha256) in self._bad_sources:
+        if friend is not None and (friend, entry) in self._bad_sources:
             return "bad_source"
         if entry.size > MAX_ENVELOPE_BYTES:
             return "too_large"
@@ -263,7 +266,7 @@ class SyncEngine:
             for friend, listing in self._listings.items()
             if (offered := listing.get(entry.name)) is not None
             and offered.sha256 == entry.sha256
-            and (friend, entry.sha256) not in self._bad_sources
+            and (friend, offered) not in self._bad_sources
         ]
         if first in friends:
             friends.remove(first)
@@ -490,7 +493,7 @@ class SyncEngine:
         self._in_flight.discard(entry.fetch_id)
         fields = _download_fields(download)
         if isinstance(event, DownloadLied):
-            self._bad_sources.add((download.source, entry.sha256))
+            self._bad_sources.add((download.source, entry))
             return self._reject(entry.sha256, fields, event.reason)
         if isinstance(event, DownloadFailed):
             self.counters.bytes_downloaded += max(0, event.have - download.offset)
@@ -594,7 +597,7 @@ class SyncEngine:
         store puts them, or why they are refused."""
         actual = hashlib.sha256(data).hexdigest()
         if actual != entry.sha256:
-            self._bad_sources.add((source, entry.sha256))
+            self._bad_sources.add((source, entry))
             return f"sha256 mismatch: listed {entry.sha256}, received {actual}"
         try:
             verified = envelope.verify(data, self.mutants)
@@ -606,18 +609,18 @@ class SyncEngine:
         # said about them. Blaming the bytes would let one lying peer stop every honest
         # friend from ever delivering this authentic version.
         if (file.name, file.key) != entry.fetch_id:
-            self._blame_mismatch(source, actual)
+            self._blame_mismatch(source, entry, actual)
             return "envelope header does not match the listing entry"
         if not file.readable_by(self.me):
-            self._blame_mismatch(source, actual)
+            self._blame_mismatch(source, entry, actual)
             return "envelope is not addressed to this node"
         return self.store.decide(file)
 
-    def _blame_mismatch(self, source: str, sha256: str) -> None:
+    def _blame_mismatch(self, source: str, entry: ListingEntry, sha256: str) -> None:
         if "blame-envelope" in self.mutants:
             self._bad_envelopes.add(sha256)
         else:
-            self._bad_sources.add((source, sha256))
+            self._bad_sources.add((source, entry))
 
     def _trace_id(self) -> str:
         return f"{self.random.getrandbits(64):016x}"

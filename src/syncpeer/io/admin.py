@@ -4,14 +4,13 @@ plaintext access, history, counters and recent events.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from syncpeer.core import envelope
+from syncpeer.core.admin import BadRequest, describe, publish_request
 from syncpeer.core.errors import (
     InvalidCard,
     InvalidEnvelope,
@@ -95,24 +94,10 @@ class AdminApi:
         return web.json_response({"files": [self._describe(file) for file in files]})
 
     async def publish(self, request: web.Request) -> web.Response:
-        body = await _json_body(request)
-        recipients = body.get("recipients", [])
-        if recipients != "public" and not (
-            isinstance(recipients, list) and all(isinstance(item, str) for item in recipients)
-        ):
-            raise ApiError(400, 'recipients must be a list of fingerprints or "public"')
-        content_b64 = body.get("content_b64")
-        if not isinstance(content_b64, str):
-            raise ApiError(400, "content_b64 must be a base64 string")
         try:
-            content = base64.b64decode(content_b64, validate=True)
-        except (binascii.Error, ValueError):
-            raise ApiError(400, "content_b64 is not valid base64") from None
-        try:
-            file = self.node.publish(
-                body.get("name"), content, None if recipients == "public" else recipients
-            )
-        except (InvalidName, UnknownFriend) as error:
+            name, content, recipients = publish_request(await _json_body(request))
+            file = self.node.publish(name, content, recipients)
+        except (BadRequest, InvalidName, UnknownFriend) as error:
             raise ApiError(400, str(error)) from None
         return web.json_response(self._describe(file))
 
@@ -172,6 +157,7 @@ class AdminApi:
                 "files": len(node.files.model.files()),
                 "generation": node.files.model.generation,
                 "in_flight": node.engine.in_flight,
+                "partial_bytes": sum(node.files.partials().values()),
                 **node.counters.to_json(),
                 "dht": node.dht.status() if node.dht is not None else None,
                 "protocol": {
@@ -191,22 +177,7 @@ class AdminApi:
         return web.json_response({"events": events, "next": next_seq}, dumps=_dumps)
 
     def _describe(self, file: StoredFile) -> dict[str, Any]:
-        readable = file.readable_by(self.node.identity.fingerprint)
-        return {
-            "name": file.name,
-            "author": file.author,
-            "version": file.version,
-            "timestamp": file.timestamp,
-            "size": file.size,
-            "sha256": file.sha256,
-            "plain_size": file.plain_size if readable else None,
-            "sha256_plain": file.plain_sha256 if readable else None,
-            "decryptable": readable,
-            "public": file.public,
-            "recipients": list(file.recipients),
-            "trace_id": file.trace_id,
-            "deleted": file.deleted,
-        }
+        return describe(file, self.node.identity.fingerprint)
 
 
 async def _json_body(request: web.Request) -> dict[str, Any]:

@@ -12,7 +12,6 @@ from aiohttp import web
 from syncpeer.core.errors import InvalidName
 from syncpeer.core.names import validate_name
 from syncpeer.core.store import StoredFile
-from syncpeer.core.tombstone import seal_tombstone
 from syncpeer.io.admin import AdminApi
 from syncpeer.io.httperrors import ApiError
 
@@ -41,23 +40,4 @@ class DeleteApi:
 
 def delete(node: Node, name: str) -> StoredFile:
     """Seal and store the tombstone of `name` (which the caller checked is held)."""
-    model = node.files.model
-    trace_id = node.new_trace_id()
-    data = seal_tombstone(
-        node.identity,
-        name=name,
-        version=model.next_version(name),
-        timestamp=node.files.clock(),
-        random=node.random,
-        trace_id=trace_id,
-    )
-    file, decision = node.store_sealed(data)
-    node.log.info(
-        "file_deleted",
-        component="store",
-        trace_id=trace_id,
-        name=name,
-        version=file.version,
-        replaced=None if decision.displaced is None else decision.displaced.version,
-    )
-    return file
+    return node.seal(name, None, None)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from syncpeer.core.dht.ids import parse_id
+from syncpeer.core.dht.lookup import lookup_answer, lookup_request
 from syncpeer.io.dht_transport import DhtService
 from syncpeer.io.httperrors import ApiError
 
@@ -49,25 +49,11 @@ class DhtAdminApi:
         if not isinstance(body, dict):
             raise ApiError(400, "request body must be a JSON object")
         try:
-            target = parse_id(body.get("key"), "key")
+            target, want_value = lookup_request(body)
         except ValueError as error:
             raise ApiError(400, str(error)) from None
-        want_value = body.get("value", True)
-        if not isinstance(want_value, bool):
-            raise ApiError(400, "value must be a boolean (true: find the record)")
         began = time.perf_counter()
         result = await dht.lookup(target, want_value=want_value)
-        elapsed_ms = (time.perf_counter() - began) * 1000
-        answer = result.to_json()
-        answer["duration_ms"] = round(elapsed_ms, 3)
-        dht.log.info(
-            "dht_lookup",
-            target=answer["target"],
-            kind=answer["kind"],
-            found=answer["found"],
-            hops=answer["hops"],
-            rpcs=answer["rpcs"],
-            failures=answer["failures"],
-            duration_ms=answer["duration_ms"],
-        )
+        answer, event = lookup_answer(result, (time.perf_counter() - began) * 1000)
+        dht.log.info(event.event, **event.fields)
         return web.json_response(answer)

@@ -130,17 +130,9 @@ class DhtService:
             mutants=self.mutants,
         )
         self.started_at = time.monotonic()
-        self.log.info(
-            "dht_started",
-            address=self.address,
-            bound=format_address(self.host, self.port),
-            bootstrap=self.bootstrap,
-            k=self.config.k,
-            alpha=self.config.alpha,
-            disjoint_paths=self.config.disjoint_paths,
-            puzzle_bits=self.config.puzzle_bits,
-            rpc_timeout=self.config.rpc_timeout,
-        )
+        bound = format_address(self.host, self.port)
+        started = self.config.started_event(self.address, bound, self.bootstrap)
+        self.log.info(started.event, **started.fields)
 
     async def join(self) -> None:
         """Start joining through the bootstrap addresses; `joined` is set when done."""
@@ -248,21 +240,10 @@ class DhtService:
 
     def table(self) -> dict[str, Any]:
         assert self.protocol is not None
-        config = self.config
         return {
             **self.status(),
             **self.protocol.table.to_json(time.monotonic()),
-            "config": {
-                "k": config.k,
-                "alpha": config.alpha,
-                "disjoint_paths": config.disjoint_paths,
-                "puzzle_bits": config.puzzle_bits,
-                "rpc_timeout": config.rpc_timeout,
-                "lookup_timeout": config.lookup_timeout,
-                "refresh_interval": config.refresh_interval,
-                "republish_interval": config.republish_interval,
-                "record_ttl": config.record_ttl,
-            },
+            "config": self.config.to_json(),
         }
 
     async def stop(self) -> None:

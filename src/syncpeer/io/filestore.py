@@ -57,8 +57,9 @@ class FileStore:
             self.accept(self.model.decide(file), path)
         return skipped
 
-    def accept(self, decision: Decision, source: Path) -> None:
-        """Move the envelope at `source` to where `decision` puts it, then commit it."""
+    def accept(self, decision: Decision, source: Path, *, durable: bool = False) -> None:
+        """Move the envelope at `source` to where `decision` puts it, then commit it;
+        `durable`: the moves are on disk (directories synced) before it is committed."""
         file = decision.file
         if decision.placement is Placement.DUPLICATE:
             if source.parent == self.data.partial:
@@ -70,14 +71,20 @@ class FileStore:
             if decision.displaced is not None:
                 self._move(self.current_path(file.name), self.history_path(decision.displaced))
             self._move(source, self.current_path(file.name))
+        if durable:
+            for directory in (self.data.files, self.data.history):
+                _sync_directory(directory)
         self.model.commit(decision, wall=self.clock())
 
     def accept_bytes(self, decision: Decision, data: bytes) -> None:
-        """Write a freshly sealed envelope and accept it."""
+        """Write a freshly sealed envelope and accept it, durably: a publish or a delete is
+        acknowledged only once a crash of the machine cannot take it back."""
         descriptor, temporary = tempfile.mkstemp(suffix=".tmp", dir=self.data.partial)
         with os.fdopen(descriptor, "wb") as out:
             out.write(data)
-        self.accept(decision, Path(temporary))
+            out.flush()
+            os.fsync(out.fileno())
+        self.accept(decision, Path(temporary), durable=True)
 
     def current_path(self, name: str) -> Path:
         return self.data.files / current_filename(name)
@@ -126,3 +133,12 @@ class FileStore:
     def _move(source: Path, target: Path) -> None:
         if source != target:
             os.replace(source, target)
+
+
+def _sync_directory(directory: Path) -> None:
+    """Make the renames into `directory` survive a crash."""
+    descriptor = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)

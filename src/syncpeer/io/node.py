@@ -9,7 +9,6 @@ Importing this module imports everything a node needs, and nothing big is alloca
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import os
 import signal
 import socket
@@ -26,8 +25,9 @@ from syncpeer.core.dht.ids import node_id_of
 from syncpeer.core.dht.lookup import LookupResult
 from syncpeer.core.dht.puzzle import satisfies, solve
 from syncpeer.core.identity import Identity, RandomSource
-from syncpeer.core.keyring import Friend
+from syncpeer.core.keyring import Friend, friend_event
 from syncpeer.core.names import validate_name
+from syncpeer.core.publishing import seal_next, sealed_event, stored
 from syncpeer.core.store import Decision, StoredFile
 from syncpeer.core.sync import SyncConfig, SyncEngine
 from syncpeer.core.sync_events import FriendAdded, FriendRemoved
@@ -252,13 +252,8 @@ class Node:
         added = self.keyring.add(friend)
         self.data.save_keyring(self.keyring)
         self.syncer.feed(FriendAdded(friend.fingerprint, friend.address))
-        self.log.info(
-            "friend_added" if added else "friend_updated",
-            trace_id=self.new_trace_id(),
-            friend=friend.fingerprint,
-            friend_name=friend.name,
-            address=friend.address,
-        )
+        event = friend_event(friend, added, self.new_trace_id())
+        self.log.info(event.event, **event.fields)
         return added
 
     def remove_friend(self, fingerprint: str) -> Friend:
@@ -270,43 +265,35 @@ class Node:
 
     def store_sealed(self, data: bytes) -> tuple[StoredFile, Decision]:
         """Verify an envelope this node just sealed and store it by the version rule."""
-        file = StoredFile.from_envelope(
-            envelope.verify(data, self.mutants), len(data), hashlib.sha256(data).hexdigest()
-        )
+        file = stored(data, self.mutants)
         decision = self.files.model.decide(file)
         self.files.accept_bytes(decision, data)
         return file, decision
 
-    def publish(self, name: object, content: bytes, recipients: Sequence[str] | None) -> StoredFile:
-        """Seal `content` as the next version of `name` for `recipients` (None: public)."""
-        name = validate_name(name)
+    def seal(
+        self, name: str, content: bytes | None, recipients: Sequence[str] | None
+    ) -> StoredFile:
+        """Seal and store the next version of `name` (None content: its tombstone)."""
         cards = None if recipients is None else self.keyring.cards_for(recipients)
-        model = self.files.model
         trace_id = self.new_trace_id()
-        data = envelope.seal(
+        data = seal_next(
             self.identity,
-            name=name,
-            version=model.next_version(name),
-            timestamp=self.files.clock(),
-            plaintext=content,
+            self.files.model,
+            name,
+            content=content,
             recipients=cards,
+            timestamp=self.files.clock(),
             random=self.random,
             trace_id=trace_id,
         )
         file, decision = self.store_sealed(data)
-        self.log.info(
-            "file_published",
-            component="store",
-            trace_id=trace_id,
-            name=name,
-            version=file.version,
-            size=file.plain_size,
-            envelope_size=file.size,
-            public=file.public,
-            recipients=list(file.recipients),
-            replaced=None if decision.displaced is None else decision.displaced.version,
-        )
+        event = sealed_event(file, decision, trace_id)
+        getattr(self.log, event.level)(event.event, **event.fields)
         return file
+
+    def publish(self, name: object, content: bytes, recipients: Sequence[str] | None) -> StoredFile:
+        """Seal `content` as the next version of `name` for `recipients` (None: public)."""
+        return self.seal(validate_name(name), content, recipients)
 
     def plaintext(self, name: str) -> bytes:
         """Decrypt the current version of `name`.

@@ -16,6 +16,7 @@ from typing import Any
 
 import aiohttp
 
+from syncpeer.core.fetch import chunks_kept
 from syncpeer.core.logevent import LogEvent
 from syncpeer.core.protocol import V1_1
 from syncpeer.core.sync import SyncEngine
@@ -190,17 +191,9 @@ class Syncer:
             download.stall_timeout,
             download.min_rate,
         )
-        if fetched.refetched < fetched.chunks:
-            self.log.info(
-                "file_chunks_kept",
-                trace_id=download.trace_id,
-                name=entry.name,
-                version=entry.version,
-                source=download.source,
-                chunks=fetched.chunks,
-                kept=fetched.chunks - fetched.refetched,
-                fetched=fetched.refetched,
-            )
+        kept = chunks_kept(download, fetched)
+        if kept is not None:
+            self.log.info(kept.event, **kept.fields)
         return fetched.received
 
 

@@ -1,4 +1,5 @@
-"""Discovery and scale through syncpeer's DHT (TC-001, TC-201, TC-202 and TC-203 short forms).
+"""Discovery and scale through syncpeer's DHT (TC-001, TC-201, TC-202 and TC-203 short forms),
+on real processes and on the simulator.
 
 The full-size forms (TC-202 at 100 peers, TC-203 for 10 minutes) are in tests/e2e/stress.
 """
@@ -9,7 +10,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -22,6 +22,8 @@ from peerlab.testing import wait_until
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "stress"))
 from dht_scenarios import churn_scenario, mesh_rss_scenario, random_graph_scenario
 
+pytestmark = pytest.mark.sim
+
 
 def test_two_peer_discovery_via_bootstrap(peerlab_env: Environment) -> None:
     """TC-001: with a bootstrap node, each of two new peers finds the other by fingerprint
@@ -29,14 +31,14 @@ def test_two_peer_discovery_via_bootstrap(peerlab_env: Environment) -> None:
     friends by fingerprint alone and a file syncs."""
     env = peerlab_env
     env.start("syncpeer", 1, role="bootstrap")
-    began = time.monotonic()
+    began = env.clock.monotonic()
     env.start("syncpeer", ["B", "C"])
     adapter = SyncpeerAdapter.of(env, "syncpeer")
     fingerprint = {name: adapter.fingerprint_of(name) for name in "BC"}
 
     for looker, target in (("B", "C"), ("C", "B")):
-        remaining = 5.0 - (time.monotonic() - began)
-        result = wait_until(
+        remaining = 5.0 - (env.clock.monotonic() - began)
+        result = env.wait_until(
             lambda looker=looker, target=target: (
                 (found := adapter.dht_lookup(looker, target))["found"] and found
             ),

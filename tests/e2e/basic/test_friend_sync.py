@@ -1,9 +1,10 @@
-"""syncpeer basics: friend sync, multi-peer relay, and confidentiality (TC-002, TC-003, TC-301)."""
+"""syncpeer basics: friend sync, multi-peer relay, and confidentiality (TC-002, TC-003, TC-301),
+on real processes and on the simulator."""
 
 import hashlib
 import json
 import os
-import time
+from pathlib import Path
 
 import pytest
 
@@ -14,7 +15,8 @@ from peerlab.systems.syncpeer import (
     assert_file_synced,
     assert_friends,
 )
-from peerlab.testing import wait_until
+
+pytestmark = pytest.mark.sim
 
 
 def _events(env: Environment, node: str, event: str) -> list[dict]:
@@ -29,7 +31,17 @@ def _events(env: Environment, node: str, event: str) -> list[dict]:
     return found
 
 
-def test_two_peer_friend_sync(peerlab_env: Environment) -> None:
+def _data_files(env: Environment, node: str, target: Path) -> list[Path]:
+    """The node's data dir as it is on its disk (copied while the node is frozen)."""
+    frozen = env.freeze([node])
+    try:
+        env.export_data(env.node(node), target)
+    finally:
+        env.thaw(frozen)
+    return [p for p in target.rglob("*") if p.is_file()]
+
+
+def test_two_peer_friend_sync(peerlab_env: Environment, tmp_path: Path) -> None:
     """TC-002: A and B become friends; A's file for B reaches B, decrypts, and is ciphertext
     on disk; B logs the completed download."""
     peerlab_env.start("syncpeer", 2)
@@ -41,15 +53,11 @@ def test_two_peer_friend_sync(peerlab_env: Environment) -> None:
 
     assert_file_synced(peerlab_env, "hello.txt", ["B"], content=content, timeout=10)
     assert peerlab_env.client("B").content("hello.txt") == content
-    on_disk = [
-        p
-        for p in peerlab_env.node("B").data_dir.rglob("*")
-        if p.is_file() and "hello.txt" in p.name
-    ]
+    on_disk = [p for p in _data_files(peerlab_env, "B", tmp_path / "B") if "hello.txt" in p.name]
     assert on_disk, "B keeps no file for hello.txt in its data dir"
     for path in on_disk:
         assert content not in path.read_bytes(), f"{path} holds the plaintext"
-    completed = wait_until(
+    completed = peerlab_env.wait_until(
         lambda: _events(peerlab_env, "B", "file_download_completed"),
         5,
         what="file_download_completed in B's log",
@@ -112,10 +120,11 @@ def test_a_wrong_final_version_fails_at_once_with_a_diff(peerlab_env: Environmen
     adapter.befriend("A", "B")
     peerlab_env.client("A").publish("notes.txt", b"one\ntwo\nthree\n", adapter.fingerprints(["B"]))
     assert_file_synced(peerlab_env, "notes.txt", ["B"], timeout=30)
-    began = time.monotonic()
+    clock = peerlab_env.clock  # on the simulator, its waits take virtual time
+    began = clock.monotonic()
     with pytest.raises(AssertionError) as failure:
         assert_file_synced(peerlab_env, "notes.txt", ["B"], content=b"one\n2\nthree\n", timeout=120)
-    assert time.monotonic() - began < 60  # not the full 120 s
+    assert clock.monotonic() - began < 60  # not the full 120 s
     message = str(failure.value)
     assert "B holds the latest version of 'notes.txt'" in message
     assert "-2\n+two" in message

@@ -9,7 +9,6 @@ from collections.abc import Callable, Iterable
 import pytest
 
 from peerlab.env import Environment
-from peerlab.wait import wait_until
 
 # A test that takes the `chaos_seed` fixture runs once per seed: PEERLAB_CHAOS_SEEDS=20 gives
 # seeds 1001..1020 (`make chaos`), a comma-separated list gives those; unset, none. The seed
@@ -85,4 +84,6 @@ def wait_holds(
                 )
         return out
 
-    wait_until(lambda: not lagging(), timeout, what=what, describe=lambda: f"lagging: {lagging()}")
+    env.wait_until(
+        lambda: not lagging(), timeout, what=what, describe=lambda: f"lagging: {lagging()}"
+    )

@@ -10,11 +10,10 @@ import pytest
 from peerlab.env import Environment
 from peerlab.systems.syncpeer import SyncpeerAdapter
 from peerlab.systems.syncpeer_checks import check_sync, explain, log_events
-from peerlab.wait import wait_until
 
 from .conftest import wait_holds
 
-pytestmark = pytest.mark.chaos
+pytestmark = [pytest.mark.chaos, pytest.mark.sim]
 
 
 def lie(env: Environment, node: str, mode: str) -> None:
@@ -52,7 +51,7 @@ def test_lying_relay(
     def rejections() -> list[dict]:
         return [r for r in log_events(env, "C", "file_rejected") if r["source"] == liar]
 
-    found = wait_until(
+    found = env.wait_until(
         rejections,
         20,
         what=f"C to reject B's {mode} offer",
@@ -87,7 +86,7 @@ def test_equivocation_is_detected(
     lie(env, "B", "selective")
     env.client("B").publish("claim.txt", b"B's one true claim")
     honest = ["A", "C", "D"]
-    wait_until(
+    env.wait_until(
         lambda: all(env.client(n).file("claim.txt") for n in honest),
         20,
         what="every honest peer to receive B's claim",
@@ -105,7 +104,7 @@ def test_equivocation_is_detected(
             if r["author"] == author
         ]
 
-    wait_until(detections, 20, what="an honest peer to detect B's equivocation")
+    env.wait_until(detections, 20, what="an honest peer to detect B's equivocation")
     verdicts = check_sync(env, honest)
     assert all(v.ok for v in verdicts), explain(verdicts)
     kept = {v["sha256"] for n in honest for v in env.client(n).versions("claim.txt")}
@@ -137,7 +136,7 @@ def test_replayed_old_versions_do_not_revert(
     def c_versions() -> set[int]:
         return {v["version"] for v in env.client("C").versions("ledger.txt")}
 
-    wait_until(
+    env.wait_until(
         lambda: 1 in c_versions(),
         20,
         what="C to take B's replayed v1",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 import pytest
@@ -10,11 +9,10 @@ import pytest
 from peerlab.env import Environment
 from peerlab.systems.syncpeer import SyncpeerAdapter
 from peerlab.systems.syncpeer_checks import check_sync, explain
-from peerlab.wait import wait_until
 
 from .conftest import wait_holds
 
-pytestmark = pytest.mark.chaos
+pytestmark = [pytest.mark.chaos, pytest.mark.sim]
 
 HOUR = 3600.0
 
@@ -38,13 +36,14 @@ def test_skewed_peer_does_not_win_forever(
 
     def clock_of(client: object, seconds: float) -> Callable[[], bool]:
         def check() -> bool:
-            meta = client.publish("clock-probe.txt", str(time.time()).encode())  # type: ignore[attr-defined]
-            return abs(meta["timestamp"] - time.time() - seconds) < 60
+            now = env.clock.time()
+            meta = client.publish("clock-probe.txt", str(now).encode())  # type: ignore[attr-defined]
+            return abs(meta["timestamp"] - env.clock.time() - seconds) < 60
 
         return check
 
-    wait_until(clock_of(a, HOUR), 10, what="A's clock to run an hour ahead")
-    wait_until(clock_of(b, -HOUR), 10, what="B's clock to run an hour behind")
+    env.wait_until(clock_of(a, HOUR), 10, what="A's clock to run an hour ahead")
+    env.wait_until(clock_of(b, -HOUR), 10, what="B's clock to run an hour behind")
 
     first = a.publish("plan.txt", b"A's plan, stamped an hour ahead")
     wait_holds(env, "BC", "plan.txt", lambda f: f["sha256"] == first["sha256"], "A's plan")
@@ -83,7 +82,7 @@ def test_skewed_peer_does_not_win_forever(
 
     env.skew("A", -HOUR)  # the clocks swap while the nodes run
     env.skew("B", HOUR)
-    wait_until(clock_of(b, HOUR), 10, what="B's clock to jump an hour ahead")
+    env.wait_until(clock_of(b, HOUR), 10, what="B's clock to jump an hour ahead")
     c_edit = c.publish("plan.txt", b"C edits after B")
     wait_holds(
         env,

@@ -13,7 +13,7 @@ from peerlab.systems.syncpeer_checks import check_sync, explain
 
 from .conftest import versions_held, wait_holds
 
-pytestmark = pytest.mark.chaos
+pytestmark = [pytest.mark.chaos, pytest.mark.sim]
 
 
 def test_delete_before_create(

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 import pytest
@@ -15,7 +14,7 @@ from peerlab.systems.syncpeer_checks import check_sync, explain
 
 from .conftest import wait_holds
 
-pytestmark = pytest.mark.chaos
+pytestmark = [pytest.mark.chaos, pytest.mark.sim]
 
 
 def converges(env: Environment) -> None:
@@ -82,11 +81,11 @@ def test_rolling_partition(
     env = peerlab_env
     syncpeer_net(4)
     with env.net.apply(rolling(1.0)):
-        deadline = time.monotonic() + 5
+        deadline = env.clock.monotonic() + 5
         i = 0
-        while time.monotonic() < deadline:
+        while env.clock.monotonic() < deadline:
             node = "ABCD"[i % 4]
             env.client(node).publish(f"roll-{i % 5}.txt", f"write {i} on {node}".encode())
             i += 1
-            time.sleep(0.3)
+            env.clock.sleep(0.3)
     converges(env)

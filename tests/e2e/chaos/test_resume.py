@@ -11,11 +11,10 @@ import pytest
 from peerlab.env import Environment
 from peerlab.systems.syncpeer import SyncpeerAdapter
 from peerlab.systems.syncpeer_checks import log_events
-from peerlab.wait import wait_until
 
 from .conftest import wait_holds
 
-pytestmark = pytest.mark.chaos
+pytestmark = [pytest.mark.chaos, pytest.mark.sim]
 
 SIZE = 3_000_000
 
@@ -31,12 +30,11 @@ def test_cut_download_resumes_intact(
     env.net.limit(600, src="A", dst="B")  # 5 s for the whole file
     content = os.urandom(SIZE)
     published = env.client("A").publish("big.bin", content)
-    partial = env.node("B").data_dir / "files" / ".partial"
 
     def have() -> int:
-        return sum(p.stat().st_size for p in partial.glob("*.part")) if partial.exists() else 0
+        return int(env.client("B").status()["partial_bytes"])
 
-    wait_until(
+    env.wait_until(
         lambda: have() >= SIZE // 3,
         30,
         what="B's download to pass a third",

@@ -11,9 +11,8 @@ import pytest
 from peerlab.env import Environment
 from peerlab.systems.syncpeer import SyncpeerAdapter, assert_file_synced
 from peerlab.systems.syncpeer_checks import log_events
-from peerlab.wait import wait_until
 
-pytestmark = pytest.mark.chaos
+pytestmark = [pytest.mark.chaos, pytest.mark.sim]
 
 LIARS = ["S1", "S2", "S3"]
 BIG = os.urandom(400_000)
@@ -52,7 +51,7 @@ def test_stalled_downloads_give_up_resume_elsewhere_and_free_their_slots(
 
     # big.bin is several chunks: its stall comes after whole chunks arrived, which B keeps
     # (a small file's stall, inside its only chunk, keeps nothing under protocol v1.1).
-    big = wait_until(
+    big = env.wait_until(
         lambda: [e for e in stalls() if e["name"] == "big.bin"],
         60,
         what="B to give up on a stalled download of big.bin",
@@ -63,7 +62,7 @@ def test_stalled_downloads_give_up_resume_elsewhere_and_free_their_slots(
     assert_file_synced(env, "meanwhile.txt", ["B"], timeout=30)
     for name, content in [*OTHERS.items(), ("big.bin", BIG)]:
         assert_file_synced(env, name, ["B"], content=content, timeout=60)
-    wait_until(lambda: env.client("B").status()["in_flight"] == 0, 20, what="B's slots free")
+    env.wait_until(lambda: env.client("B").status()["in_flight"] == 0, 20, what="B's slots free")
     honest = adapter.fingerprint_of("A")
     resumed = [e for e in log_events(env, "B", "file_download_resumed") if e["source"] == honest]
     assert resumed and all(e["offset"] > 0 for e in resumed), "A was asked for the rest only"

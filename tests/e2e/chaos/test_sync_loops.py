@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 import pytest
@@ -12,7 +11,7 @@ from peerlab.env import Environment
 from peerlab.systems.syncpeer import SyncpeerAdapter
 from peerlab.systems.syncpeer_checks import check_sync, explain, friend_graph, transfers
 
-pytestmark = pytest.mark.chaos
+pytestmark = [pytest.mark.chaos, pytest.mark.sim]
 
 QUIET_SECONDS = 2.0  # how long the network must stay still once converged
 
@@ -20,11 +19,11 @@ QUIET_SECONDS = 2.0  # how long the network must stay still once converged
 def assert_quiet(env: Environment, seconds: float = QUIET_SECONDS) -> None:
     """Poll for `seconds` that no peer downloads anything more: a loop never settles."""
     before = len(transfers(env))
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
+    deadline = env.clock.monotonic() + seconds
+    while env.clock.monotonic() < deadline:
         now = len(transfers(env))
         assert now == before, f"{now - before} more download(s) after the peers converged"
-        time.sleep(0.2)
+        env.clock.sleep(0.2)
 
 
 def assert_no_loops(env: Environment, by: str = "content") -> None:

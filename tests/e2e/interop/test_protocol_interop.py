@@ -4,6 +4,7 @@ Each node's version comes from the manifest's [versions] (`--protocol 1.0` or `1
 v1.0 downloads whole envelopes, v1.1 by chunk and still speaks v1.0 to v1.0 peers. Keys,
 envelopes, listings and error answers are the same in both; a node that requires a version
 its friend cannot speak fails with one logged error on each side, never a silent non-sync.
+The tests marked `sim` run on the simulator too: its nodes speak both versions alike.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from peerlab.env import Environment
 from peerlab.node import Node
 from peerlab.systems.syncpeer import SyncpeerAdapter, assert_file_synced
 from peerlab.systems.syncpeer_checks import log_events
-from peerlab.testing import wait_until
 
 pytestmark = pytest.mark.interop
 
@@ -43,6 +43,7 @@ def _get(node: Node, path: str, headers: dict[str, str] | None = None) -> tuple[
         return status, body
 
 
+@pytest.mark.sim
 def test_v1_0_and_v1_1_peers_sync_both_ways(
     peerlab_env: Environment, syncpeer_net: Callable[..., SyncpeerAdapter]
 ) -> None:
@@ -128,6 +129,7 @@ def test_error_answers_are_the_same_in_both_versions(
     assert answers["A"] == answers["B"] == [404, 400, 412, 416, 404]
 
 
+@pytest.mark.sim
 def test_a_node_requiring_v1_1_and_a_v1_0_node_each_log_one_clear_error(
     peerlab_env: Environment, syncpeer_net: Callable[..., SyncpeerAdapter]
 ) -> None:
@@ -140,9 +142,11 @@ def test_a_node_requiring_v1_1_and_a_v1_0_node_each_log_one_clear_error(
     def errors(node: str) -> list[dict[str, Any]]:
         return log_events(peerlab_env, node, "protocol_mismatch")
 
-    wait_until(lambda: errors("A") and errors("B"), 15, what="both sides to log the mismatch")
+    peerlab_env.wait_until(
+        lambda: errors("A") and errors("B"), 15, what="both sides to log the mismatch"
+    )
     polls = peerlab_env.client("A").status()["polls"]
-    wait_until(
+    peerlab_env.wait_until(
         lambda: peerlab_env.client("A").status()["polls"] >= polls + 3,
         15,
         what="three more polls of B by A",

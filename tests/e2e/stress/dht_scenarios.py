@@ -2,7 +2,9 @@
 full forms (tests/e2e/stress/test_dht_scale.py) of TC-201, TC-202 and TC-203.
 
 Every friendship here is made by fingerprint alone (`via_dht=True`): each side finds the
-other's address in the DHT and fetches its card from there.
+other's address in the DHT and fetches its card from there. The bodies run on real
+processes and on the simulator: time is the environment's clock, and calls that run side by
+side on threads over real sockets run one after another on virtual time.
 """
 
 from __future__ import annotations
@@ -12,27 +14,31 @@ import hashlib
 import itertools
 import os
 import statistics
-import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import networkx
 
+from peerlab.clock import Scheduler
 from peerlab.env import Environment
 from peerlab.errors import WaitTimeout
 from peerlab.nemesis.churn import Churn, ChurnRunner
 from peerlab.seed import derive_rng
 from peerlab.systems.syncpeer import SyncpeerAdapter, assert_file_synced
-from peerlab.testing import wait_until
 
 T = TypeVar("T")
 RSS_GROWTH_LIMIT_MB = 8.0
 
 
-def parallel(func: Callable[[T], Any], items: Iterable[T], workers: int = 8) -> list[Any]:
-    """Run `func` over `items` on a few threads (each call is a blocking HTTP call);
-    the first exception is raised."""
+def parallel(
+    env: Environment, func: Callable[[T], Any], items: Iterable[T], workers: int = 8
+) -> list[Any]:
+    """Run `func` over `items` on a few threads (each call is a blocking HTTP call), or one
+    after another on a virtual clock (one thread drives a simulation); the first exception
+    is raised."""
+    if isinstance(env.clock, Scheduler):
+        return [func(item) for item in items]
     with ThreadPoolExecutor(workers) as pool:
         return list(pool.map(func, items))
 
@@ -46,8 +52,8 @@ def start_network(env: Environment, peers: int) -> tuple[SyncpeerAdapter, list[s
     return adapter, names
 
 
-def befriend_all(adapter: SyncpeerAdapter, edges: list[tuple[str, str]]) -> None:
-    parallel(lambda edge: adapter.befriend(edge[0], edge[1], via_dht=True), edges)
+def befriend_all(env: Environment, adapter: SyncpeerAdapter, edges: list[tuple[str, str]]) -> None:
+    parallel(env, lambda edge: adapter.befriend(edge[0], edge[1], via_dht=True), edges)
 
 
 def friends_of(adapter: SyncpeerAdapter, name: str) -> set[str]:
@@ -55,8 +61,10 @@ def friends_of(adapter: SyncpeerAdapter, name: str) -> set[str]:
     return {names.get(f["fingerprint"], f["fingerprint"]) for f in adapter._client(name).friends()}
 
 
-def rss_mb(env: Environment, name: str) -> float:
-    return float(env.describe(env.node(name))["rss_mb"])
+def rss_mb(env: Environment, name: str) -> float | None:
+    """The peer's resident memory; None where nodes are not processes (the simulator)."""
+    rss = env.describe(env.node(name)).get("rss_mb")
+    return None if rss is None else float(rss)
 
 
 def holds_all(adapter: SyncpeerAdapter, name: str, files: dict[str, str]) -> bool:
@@ -75,7 +83,7 @@ def mesh_rss_scenario(env: Environment, peers: int, rounds: int) -> dict[str, An
     adapter, names = start_network(env, peers)
     pairs = list(itertools.combinations(names, 2))
     assert len(pairs) == peers * (peers - 1) // 2
-    befriend_all(adapter, pairs)
+    befriend_all(env, adapter, pairs)
     for name in names:
         assert friends_of(adapter, name) == set(names) - {name}, name
 
@@ -95,6 +103,7 @@ def mesh_rss_scenario(env: Environment, peers: int, rounds: int) -> dict[str, An
     # others. RSS is sampled after each round; after the first (warm-up) it must level off.
     fingerprints = adapter.fingerprint_map()
     samples: dict[str, list[float]] = {name: [] for name in names}
+    measured = True
     rng = derive_rng(env.seed, "tc201")
     for round_ in range(rounds):
         expected: dict[str, str] = {}
@@ -104,15 +113,19 @@ def mesh_rss_scenario(env: Environment, peers: int, rounds: int) -> dict[str, An
             adapter._client(name).publish(f"{name}.txt", content, recipients)
             expected[f"{name}.txt"] = hashlib.sha256(content).hexdigest()
         lookups = [(name, rng.choice([o for o in names if o != name])) for name in names]
-        results = parallel(lambda pair: adapter.dht_lookup(pair[0], pair[1]), lookups)
+        results = parallel(env, lambda pair: adapter.dht_lookup(pair[0], pair[1]), lookups)
         assert all(r["found"] for r in results), [r["reason"] for r in results]
-        wait_until(
+        env.wait_until(
             lambda expected=expected: all(holds_all(adapter, n, expected) for n in names),
             30,
             what=f"round {round_}'s files on every peer",
         )
         for name in names:
-            samples[name].append(rss_mb(env, name))
+            rss = rss_mb(env, name)
+            measured = measured and rss is not None
+            samples[name].append(rss or 0.0)
+    if not measured:
+        return {"rss_growth_mb": None}  # no processes: memory is the simulator's
     growth = {name: round(values[-1] - values[0], 1) for name, values in samples.items()}
     assert max(growth.values()) <= RSS_GROWTH_LIMIT_MB, f"RSS growth (MB) per peer: {growth}"
     env.history.event("rss_samples", None, samples=samples, growth=growth)
@@ -131,12 +144,12 @@ def random_graph_scenario(
     graph = networkx.relabel_nodes(graph, dict(enumerate(names)))
     edges = sorted(graph.edges())
     assert abs(2 * len(edges) / peers - degree) < 0.5
-    began = time.monotonic()
-    befriend_all(adapter, edges)  # each friend add is a DHT lookup; a failed one raises
-    friending = time.monotonic() - began
+    began = env.clock.monotonic()
+    befriend_all(env, adapter, edges)  # each friend add is a DHT lookup; a failed one raises
+    friending = env.clock.monotonic() - began
 
     pairs = [(name, rng.choice([o for o in names if o != name])) for name in names]
-    results = parallel(lambda pair: adapter.dht_lookup(pair[0], pair[1]), pairs)
+    results = parallel(env, lambda pair: adapter.dht_lookup(pair[0], pair[1]), pairs)
     failed = [(pair, r["reason"]) for pair, r in zip(pairs, results, strict=True) if not r["found"]]
     assert not failed, f"lookups that failed: {failed}"
     durations = [float(r["duration_ms"]) for r in results]
@@ -181,14 +194,16 @@ def churn_scenario(
     rng = derive_rng(env.seed, "tc203")
     graph = networkx.random_regular_graph(friends, peers, seed=rng.randrange(2**32))
     graph = networkx.relabel_nodes(graph, dict(enumerate(names)))
-    befriend_all(adapter, sorted(graph.edges()))
+    befriend_all(env, adapter, sorted(graph.edges()))
     fingerprints = adapter.fingerprint_map()
 
     def welcome(new_peers: list[str]) -> None:
-        """A new peer (none had left to come back) befriends live peers by fingerprint."""
+        """A new peer (none had left to come back) joins the DHT, then befriends live peers
+        by fingerprint."""
+        adapter.wait_joined(new_peers, timeout=30)
         live = sorted({node.name for node in env.live_nodes()} & set(graph.nodes))
         edges = [(new, other) for new in new_peers for other in rng.sample(live, friends)]
-        befriend_all(adapter, edges)
+        befriend_all(env, adapter, edges)
         graph.add_edges_from(edges)
         fingerprints.update(adapter.fingerprint_map())
 
@@ -198,16 +213,18 @@ def churn_scenario(
         env.seed,
         on_join=welcome,
         record=lambda f, data: env.history.event(f, None, **data),
+        clock=env.clock,
     )
     reached_total = friends_total = 0
     log: list[dict[str, Any]] = []
-    began = time.monotonic()
+    clock = env.clock
+    began = clock.monotonic()
     for number in range(1, periods + 1):
         if on_schedule:
             due = began + number * period
-            while time.monotonic() < due:  # the churn schedule, not a wait for a result
-                time.sleep(min(0.5, due - time.monotonic()))
-        period_began = time.monotonic()
+            while clock.monotonic() < due:  # the churn schedule, not a wait for a result
+                clock.sleep(min(0.5, due - clock.monotonic()))
+        period_began = clock.monotonic()
         step = runner.step()
         live = {node.name for node in env.live_nodes()} & set(graph.nodes)
         publisher = rng.choice(sorted(live))
@@ -227,9 +244,9 @@ def churn_scenario(
 
         # A miss is counted, not fatal: the bar is on the total over all periods.
         with contextlib.suppress(WaitTimeout):
-            wait_until(
+            env.wait_until(
                 lambda reached=reached, count=len(live_friends): len(reached()) == count,
-                max(period_began + period - time.monotonic(), 1.0),
+                max(period_began + period - clock.monotonic(), 1.0),
                 what=f"period {number}'s file on {publisher}'s live friends",
             )
         got = reached()
@@ -257,7 +274,7 @@ def churn_scenario(
     lonely = [n for n in live if not set(graph.neighbors(n)) & set(live)]
     assert not lonely, f"peers with no live friend: {lonely}"
     targets = [(name, live[(i + 1) % len(live)]) for i, name in enumerate(live)]
-    results = parallel(lambda pair: adapter.dht_lookup(pair[0], pair[1]), targets)
+    results = parallel(env, lambda pair: adapter.dht_lookup(pair[0], pair[1]), targets)
     cut_off = [pair for pair, r in zip(targets, results, strict=True) if not r["found"]]
     assert not cut_off, f"live peers that cannot find another live peer: {cut_off}"
     return {"ratio": ratio, "periods": log}

@@ -21,17 +21,20 @@ from peerlab.systems.etcd import EtcdClient, TaskQueue, b64
 from peerlab.systems.redis_sentinel import RedisClient
 from peerlab.systems.resp import RespParser
 from peerlab.systems.syncpeer import SyncpeerClient
+from peerlab.transport import HttpTransport
 
 HANG = object()  # a scripted answer: say nothing until the client gives up
 
 
 class LoopEnv:
-    """What the clients use of an Environment: a history, a loop, an HTTP session."""
+    """What the clients use of an Environment: a history, a loop, an HTTP session, the
+    transport over it."""
 
     def __init__(self) -> None:
         self.history = History()
         self.loop = LoopThread("outcomes-test")
         self._http: aiohttp.ClientSession | None = None
+        self.transport = HttpTransport(self.run, self.http_session)
 
     def run(self, coro: Awaitable[Any], timeout: float = 10.0, what: str = "") -> Any:
         return self.loop.run(coro, timeout, what=what)

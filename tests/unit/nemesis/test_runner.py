@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -9,6 +10,7 @@ from peerlab.errors import PeerlabError, UsageError
 from peerlab.nemesis.faults import Byzantine, ClockSkew, Kill, Network, Pause, Restart
 from peerlab.nemesis.runner import NemesisRunner
 from peerlab.nemesis.schedule import Schedule, Step
+from peerlab.sim.clock import VirtualClock
 from peerlab.wait import wait_until
 
 PARTITION = {
@@ -44,11 +46,13 @@ class FakeTarget:
         self.state = {"A": "running", "B": "running", "C": "running"}
         self.refuse = refuse
         self.began = time.monotonic()
+        self.clock: VirtualClock | None = None
 
     def _call(self, name: str, *args: Any) -> None:
         if name in self.refuse:
             raise UsageError(f"{name} refused")
-        self.calls.append((time.monotonic() - self.began, name, args))
+        now = self.clock.monotonic() if self.clock is not None else time.monotonic()
+        self.calls.append((now - self.began, name, args))
 
     def kill(self, name: str) -> None:
         self._call("kill", name)
@@ -177,3 +181,36 @@ def test_a_slow_action_delays_only_its_own_node() -> None:
     times = {f"{name}{args[:1]}": at for at, name, args in target.calls}
     assert times["pause('B',)"] < 0.9, "B's pause waited for A's 1 s kill"
     assert times["restart('A',)"] > times["kill('A',)"], "A's removal overtook its kill"
+
+
+def test_on_a_virtual_clock_the_schedule_runs_from_its_timers_at_exact_times() -> None:
+    """No threads: each action is a timer on the clock, run by whoever waits on it, at its
+    virtual time; the heal follows the last action; two runs act identically."""
+
+    def one_run() -> list[tuple[float, str, tuple[Any, ...]]]:
+        clock = VirtualClock()
+        target = FakeTarget()
+        target.began = 0.0
+        target.clock = clock
+        schedule = Schedule(
+            1,
+            ("A", "B", "C"),
+            5.0,
+            ("kill", "pause"),
+            (Step(1.0, 2.0, Kill("B")), Step(1.5, 1.0, Pause("C"))),
+        )
+        threads = threading.active_count()
+        with NemesisRunner(target, schedule, clock=clock) as nemesis:
+            assert threading.active_count() == threads, "a thread started"
+            assert target.calls == [], "nothing happens before the clock runs"
+            assert nemesis.wait(10.0)
+        return target.calls
+
+    calls = one_run()
+    assert [(at, name) for at, name, _ in calls[:4]] == [
+        (1.0, "kill"),
+        (1.5, "pause"),
+        (2.5, "resume"),
+        (3.0, "restart"),
+    ]
+    assert calls == one_run()

@@ -312,3 +312,25 @@ def test_lookup_with_no_contacts_ends_at_once() -> None:
     lookup = Lookup(1, 2, [], want_value=True, k=20, alpha=3, paths=1, now=0.0, deadline=5.0)
     assert lookup.start(0.0) == [] and lookup.done
     assert lookup.result().reason == "no contacts"
+
+
+def test_closest_sorts_only_the_bands_it_needs_and_finds_what_a_full_sort_finds() -> None:
+    """`closest` by XOR sorts bucket by bucket; on random tables (contacts near the own id
+    and far from it, targets alike) it returns what sorting every contact returns."""
+    rng = random.Random(5)
+    for _ in range(100):
+        own = rng.getrandbits(160)
+        table = RoutingTable(own, k=rng.choice([2, 5, 20]))
+        for _ in range(rng.randint(0, 300)):
+            near = own ^ rng.getrandbits(rng.randint(1, 160))
+            contact_id = near if rng.random() < 0.5 else rng.getrandbits(160)
+            if contact_id != own:
+                table.seen(Contact(contact_id, "198.18.0.1:7000"), 0.0)
+        contacts = table.contacts()
+        for _ in range(10):
+            target = own ^ rng.getrandbits(rng.randint(1, 160))
+            count = rng.choice([1, 3, 20, 1000])
+            exclude = rng.choice([None, *(c.id for c in contacts[:3])])
+            everyone = [c for c in contacts if c.id != exclude]
+            expected = sorted(everyone, key=lambda c: c.id ^ target)[:count]
+            assert table.closest(target, count, exclude) == expected

@@ -19,9 +19,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from syncpeer.core.dht.ids import Metric, distance, id_hex
+from syncpeer.core.dht.ids import Metric, distance, id_hex, parse_id
 from syncpeer.core.dht.messages import Contact
 from syncpeer.core.dht.records import AddressRecord
+from syncpeer.core.logevent import LogEvent
 
 MAX_ADDRESSES_PER_ID = 3
 
@@ -112,6 +113,25 @@ class LookupResult:
             "reason": self.reason,
             "duration_ms": round(self.seconds * 1000, 3),
         }
+
+
+def lookup_request(body: dict[str, Any]) -> tuple[int, bool]:
+    """The target and whether to find its record, from a `POST /admin/dht/lookup` body;
+    ValueError naming what is wrong."""
+    target = parse_id(body.get("key"), "key")
+    want_value = body.get("value", True)
+    if not isinstance(want_value, bool):
+        raise ValueError("value must be a boolean (true: find the record)")
+    return target, want_value
+
+
+def lookup_answer(result: LookupResult, duration_ms: float) -> tuple[dict[str, Any], LogEvent]:
+    """What `POST /admin/dht/lookup` answers for a lookup that took `duration_ms`, and the
+    `dht_lookup` log line that records it."""
+    answer = result.to_json()
+    answer["duration_ms"] = round(duration_ms, 3)
+    keys = ("target", "kind", "found", "hops", "rpcs", "failures", "duration_ms")
+    return answer, LogEvent("dht_lookup", "info", {key: answer[key] for key in keys})
 
 
 class Lookup:

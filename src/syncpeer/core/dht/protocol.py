@@ -69,6 +69,37 @@ class DhtConfig:
     max_failures: int = 3
     max_records: int = 10_000
 
+    def started_event(self, address: str, bound: str, bootstrap: list[str]) -> LogEvent:
+        """The `dht_started` log line of a node that runs with these settings."""
+        return LogEvent(
+            "dht_started",
+            "info",
+            {
+                "address": address,
+                "bound": bound,
+                "bootstrap": bootstrap,
+                "k": self.k,
+                "alpha": self.alpha,
+                "disjoint_paths": self.disjoint_paths,
+                "puzzle_bits": self.puzzle_bits,
+                "rpc_timeout": self.rpc_timeout,
+            },
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """The settings a routing-table answer shows."""
+        return {
+            "k": self.k,
+            "alpha": self.alpha,
+            "disjoint_paths": self.disjoint_paths,
+            "puzzle_bits": self.puzzle_bits,
+            "rpc_timeout": self.rpc_timeout,
+            "lookup_timeout": self.lookup_timeout,
+            "refresh_interval": self.refresh_interval,
+            "republish_interval": self.republish_interval,
+            "record_ttl": self.record_ttl,
+        }
+
 
 @dataclass(frozen=True)
 class Send:

@@ -123,10 +123,28 @@ class RoutingTable:
         return False
 
     def closest(self, target: int, count: int, exclude: int | None = None) -> list[Contact]:
-        """The `count` contacts nearest to `target` by XOR distance."""
-        contacts = [c for c in self.contacts() if c.id != exclude]
-        contacts.sort(key=lambda contact: self.metric(contact.id, target))
-        return contacts[:count]
+        """The `count` contacts nearest to `target` by XOR distance (by the table's metric)."""
+        if self.metric is not distance or target == self.own_id:
+            contacts = [c for c in self.contacts() if c.id != exclude]
+            contacts.sort(key=lambda contact: self.metric(contact.id, target))
+            return contacts[:count]
+        # By XOR the buckets are bands of distance to `target`: the bucket of its own range
+        # holds the nearest (below 2**i), the buckets under it the next (all in
+        # [2**i, 2**(i+1))), and each bucket above it a band of its own, farther each time.
+        # Sorting only the bands `count` needs gives what sorting them all gives (no two
+        # contacts are at the same distance).
+        index = bucket_index(self.own_id, target)
+        buckets = self.buckets
+        found: list[Contact] = []
+        bands = [buckets[index].entries, [e for b in buckets[:index] for e in b.entries]]
+        bands += [bucket.entries for bucket in buckets[index + 1 :]]
+        for band in bands:
+            if len(found) >= count:
+                break
+            near = [e.contact for e in band if e.contact.id != exclude]
+            near.sort(key=lambda contact: contact.id ^ target)
+            found += near
+        return found[:count]
 
     def refresh_seeds(self, index: int, target: int) -> list[Contact]:
         """Whom a lookup refreshing bucket `index` (for `target`, an id in its range) asks.
