@@ -53,8 +53,11 @@ def test_a_fabric_that_forwards_on_a_cut_link_is_caught(make_lab, monkeypatch):
 
 def test_an_unknown_source_is_refused_and_recorded(make_lab):
     lab = make_lab(identify=lambda requests: [None] * len(requests))
-    sock = socket.create_connection((lab["B"].public, lab["B"].port), timeout=2)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.settimeout(2)
+    sock.bind(("127.0.0.1", 0))  # known before connecting: the refusal may come that early
     with pytest.raises(OSError):
+        sock.connect((lab["B"].public, lab["B"].port))
         round_trip(sock)
     (refusal,) = events(lab, "unattributed")
     assert refusal.node == "B" and refusal.data["protocol"] == "tcp"
