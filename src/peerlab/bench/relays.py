@@ -31,6 +31,7 @@ from peerlab.errors import PeerlabError
 NAMES = ("splice_relay", "haproxy", "socat")
 PIPE_SIZE = 1 << 20  # the splice relay's pipe: as much as one read of the fabric's proxy
 READY_WITHIN = 10.0  # seconds for a relay to listen
+BIND_TRIES = 3  # ports tried, should another process take one first
 
 HAPROXY_CONFIG = """\
 defaults
@@ -66,7 +67,17 @@ class Relay:
 
 
 def start(name: str, upstream: int) -> Relay | str:
-    """Relay `name` forwarding to 127.0.0.1:`upstream`, listening; or why it cannot run."""
+    """Relay `name` forwarding to 127.0.0.1:`upstream`, listening; or why it cannot run.
+
+    The port is free when chosen, but another process may take it before the relay binds
+    it: the relay then exits, and the next try has another port."""
+    for _ in range(BIND_TRIES - 1):
+        with contextlib.suppress(_LostPort):
+            return _start(name, upstream)
+    return _start(name, upstream)
+
+
+def _start(name: str, upstream: int) -> Relay | str:
     port = _free_port()
     if name == "splice_relay":
         code = f"import {__name__} as r; r.splice_relay({port}, {upstream})"
@@ -94,7 +105,10 @@ def _started(name: str, port: int, command: list[str], files: list[str] | None =
     )
     relay = Relay(name, port, process, files or [])
     deadline = time.monotonic() + READY_WITHIN
-    while not _listening(port):
+    while not _listening(port, process.pid):
+        if process.poll() is not None and _taken(port):
+            relay.stop()
+            raise _LostPort(port)
         if process.poll() is not None or time.monotonic() > deadline:
             relay.stop()
             raise PeerlabError(
@@ -107,16 +121,31 @@ def _started(name: str, port: int, command: list[str], files: list[str] | None =
     return relay
 
 
+class _LostPort(Exception):
+    """Another process took the relay's port before the relay could bind it."""
+
+
+def _taken(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
 
-def _listening(port: int) -> bool:
-    # Read from the kernel's socket table: a test connection would reach the upstream.
+def _listening(port: int, pid: int) -> bool:
+    # Read from the kernel's socket table: a test connection would reach the upstream. The
+    # relay's own socket: the port was free a moment ago, and another process may have
+    # taken it since (the relay then fails to bind and exits).
     return any(
-        c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port
+        c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port and c.pid == pid
         for c in psutil.net_connections("tcp4")
     )
 
