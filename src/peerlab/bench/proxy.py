@@ -4,8 +4,10 @@
   through the relays of `bench.relays` (a minimal splice relay, the practical limit;
   haproxy and socat, `null` with a note when not installed), in turn, `repeats` rounds;
   the median of each in MB/s, and the proxy's ratio to direct and to each relay;
-- added round trip: ping-pong of 32-byte messages, direct and proxied in alternating rounds;
-  each percentile of the proxied round trip minus the same percentile direct, in µs;
+- added round trip: ping-pong of 32-byte messages, direct, proxied and through each relay
+  in alternating rounds; each percentile of the relayed round trip minus the same
+  percentile direct, in µs (`added_rtt_*` for the proxy, `NAME_added_rtt_*` for a relay:
+  what any relay process adds on this machine);
 - accuracy: the round-trip p50 through a 100 ms latency toxic, and the rate of 2 MB
   through a 1 MB/s (1000 KB/s) bandwidth toxic.
 
@@ -70,9 +72,16 @@ def run(megabytes: int = 1024, pings: int = 5000, repeats: int = 3) -> dict[str,
             relay = relays.start(name, bench.sink_port)
             if isinstance(relay, str):
                 notes[name] = relay
+                continue
+            started.append(relay)
+            echoing = relays.start(name, bench.echo_port)
+            if isinstance(echoing, str):
+                notes[name] = echoing
+                echo_port = 0
             else:
-                started.append(relay)
-                others[name] = Route("127.0.0.1", relay.port, 0)
+                started.append(echoing)
+                echo_port = echoing.port
+            others[name] = Route("127.0.0.1", relay.port, echo_port)
         figures = compare(bench, direct, proxied, amount, pings, repeats, others)
         proxies.stop(plain)
         proxies.stop(echo)
@@ -92,7 +101,7 @@ def run(megabytes: int = 1024, pings: int = 5000, repeats: int = 3) -> dict[str,
 
     return {
         **figures,
-        **{f"{name}_mb_s": None for name in notes},
+        **{f"{name}_mb_s": None for name in notes if name not in others},
         "notes": notes,
         "latency_toxic_ms": 100,
         "latency_toxic_p50_ms": round(percentile(rtt_latency, 0.5) / 1e6, 2),
@@ -111,6 +120,9 @@ def run(megabytes: int = 1024, pings: int = 5000, repeats: int = 3) -> dict[str,
                 f"{path}_rtt_{q}_us": "lower"
                 for path in ("direct", "proxy", "added")
                 for q in ("p50", "p99")
+            },
+            **{
+                f"{name}_added_rtt_{q}_us": "lower" for name in relays.NAMES for q in ("p50", "p99")
             },
         },
     }

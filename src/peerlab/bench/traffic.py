@@ -189,34 +189,43 @@ def compare(
 ) -> dict[str, float]:
     """Throughput (one bulk stream of `amount` bytes, median of `repeats`) and round trips
     (`pings` in alternating rounds, after a warm-up) of both routes, side by side; and the
-    throughput of `others` (other relays: `NAME_mb_s`, and the proxy's `proxy_vs_NAME`),
+    throughput of `others` (other relays: `NAME_mb_s`, and the proxy's `proxy_vs_NAME`) and,
+    for those with an echo port, their added round trip (`NAME_added_rtt_p50_us`, ...),
     each round running every route in turn, so the machine's noise hits all alike."""
-    routes = {"direct": direct, "proxy": proxied, **(others or {})}
+    others = others or {}
+    routes = {"direct": direct, "proxy": proxied, **others}
     sent: dict[str, list[float]] = {name: [] for name in routes}
     for _ in range(repeats):
         for name, route in routes.items():
             sent[name].append(traffic.send(route.sink, amount, route.host))
-    rtts: dict[Route, list[int]] = {direct: [], proxied: []}
-    for route in (direct, proxied):
-        traffic.ping(route.echo, pings // ROUNDS, route.host)  # warm up both paths
-    for _ in range(ROUNDS):  # interleaved, so the machine's noise hits both alike
-        for route in (direct, proxied):
-            rtts[route] += traffic.ping(route.echo, pings // ROUNDS, route.host)
+    pinged = {name: route for name, route in routes.items() if route.echo}
+    rtts: dict[str, list[int]] = {name: [] for name in pinged}
+    for route in pinged.values():
+        traffic.ping(route.echo, pings // ROUNDS, route.host)  # warm up every path
+    for _ in range(ROUNDS):  # interleaved, so the machine's noise hits all alike
+        for name, route in pinged.items():
+            rtts[name] += traffic.ping(route.echo, pings // ROUNDS, route.host)
     mb_s = {name: statistics.median(rates) / 1e6 for name, rates in sent.items()}
 
-    def us(route: Route, share: float) -> float:
-        return percentile(rtts[route], share) / 1000
+    def us(name: str, share: float) -> float:
+        return percentile(rtts[name], share) / 1000
 
+    def added(name: str, share: float) -> float:
+        return round(us(name, share) - us("direct", share), 1)
+
+    relayed = [name for name in pinged if name in others]
     return {
         "direct_mb_s": round(mb_s["direct"], 1),
         "proxy_mb_s": round(mb_s["proxy"], 1),
         "ratio": round(mb_s["proxy"] / mb_s["direct"], 3),
-        **{f"{name}_mb_s": round(mb_s[name], 1) for name in others or {}},
-        **{f"proxy_vs_{name}": round(mb_s["proxy"] / mb_s[name], 3) for name in others or {}},
-        "direct_rtt_p50_us": round(us(direct, 0.5), 1),
-        "proxy_rtt_p50_us": round(us(proxied, 0.5), 1),
-        "direct_rtt_p99_us": round(us(direct, 0.99), 1),
-        "proxy_rtt_p99_us": round(us(proxied, 0.99), 1),
-        "added_rtt_p50_us": round(us(proxied, 0.5) - us(direct, 0.5), 1),
-        "added_rtt_p99_us": round(us(proxied, 0.99) - us(direct, 0.99), 1),
+        **{f"{name}_mb_s": round(mb_s[name], 1) for name in others},
+        **{f"proxy_vs_{name}": round(mb_s["proxy"] / mb_s[name], 3) for name in others},
+        "direct_rtt_p50_us": round(us("direct", 0.5), 1),
+        "proxy_rtt_p50_us": round(us("proxy", 0.5), 1),
+        "direct_rtt_p99_us": round(us("direct", 0.99), 1),
+        "proxy_rtt_p99_us": round(us("proxy", 0.99), 1),
+        "added_rtt_p50_us": added("proxy", 0.5),
+        "added_rtt_p99_us": added("proxy", 0.99),
+        **{f"{name}_added_rtt_p50_us": added(name, 0.5) for name in relayed},
+        **{f"{name}_added_rtt_p99_us": added(name, 0.99) for name in relayed},
     }

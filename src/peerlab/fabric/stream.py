@@ -1,12 +1,13 @@
 """One direction of a proxied TCP connection: straight through, or through its toxics.
 
 With no toxic active on the stream, bytes go straight through in the read callback, with
-no task or queue in between: small reads as a non-blocking `recv_into` of a pooled buffer
-and a `send` of it; once a read is large (a bulk stream), with `os.splice` from the source
-into a pooled pipe and from the pipe into the sink, so they are never copied into Python
-(see docs/faults.md, "Speed"). As soon as a toxic applies, each read is copied into a
-timestamped chunk and queued for a task that runs it through the chain; when the chain is
-empty again and the queue has drained, the straight path resumes. Switching never
+no task or queue in between: small reads as a non-blocking `recv` and a `send` of what it
+returned (the fewest steps per message, which is what a round trip pays for); once a read
+is large (a bulk stream), with `os.splice` from the source into a pooled pipe and from the
+pipe into the sink, so they are never copied into Python (see docs/faults.md, "Speed").
+As soon as a toxic applies, each read is copied into a timestamped chunk and queued for a
+task that runs it through the chain; when the chain is empty again and the queue has
+drained, the straight path resumes. Switching never
 reorders or drops bytes: reads pause while a straight send (or a pipe) is unfinished, and
 straight sends wait until the queue is empty.
 
@@ -49,6 +50,7 @@ LARGE_RECEIVE_BUFFER = 1 << 30
 SPLICE = hasattr(os, "splice")  # Linux: the straight path moves pages, not bytes
 SPLICE_FLAGS = getattr(os, "SPLICE_F_MOVE", 0) | getattr(os, "SPLICE_F_NONBLOCK", 0)
 BULK = 16 * 1024  # a straight read this large is a bulk stream's: splice the next ones
+COPY = 64 * 1024  # bytes per straight read that is copied (small ones, or without splice)
 
 
 def backlog_limit(toxics: Sequence[Toxic]) -> int:
@@ -99,6 +101,7 @@ class Pump:
         self._source_fd, self._sink_fd = source.fileno(), sink.fileno()
         self.stream = stream
         self.stages: list[Stage] = []
+        self._toxic = False  # a stage of `stages` is active (kept by restage)
         self.bytes = 0  # forwarded to the sink (what a cut link must not carry)
         self.finished = False  # the end of the stream reached the sink
         self._buffers = buffers
@@ -107,8 +110,7 @@ class Pump:
         self._limit = backlog_limit([])  # reading pauses at this backlog, resumes at half
         self._sent = 0  # bytes the chain has sent to the sink
         self._receive_buffer: int | None = None  # None: the kernel's own (autotuned)
-        self._pending: memoryview | None = None  # the unsent rest of a direct send
-        self._held: bytearray | None = None  # the pooled buffer `_pending` views
+        self._pending: memoryview | None = None  # the unsent rest of a straight send
         self._pipe: Pipe | None = None  # on the splice path, holding `_piped` bytes
         self._piped = 0
         self._bulk = False  # the last straight read was large (BULK): splice the next one
@@ -122,15 +124,12 @@ class Pump:
         """Bytes read from the source and not yet forwarded (in the toxics)."""
         return self._backlog
 
-    @property
-    def direct(self) -> bool:
-        return self._task is None and not any(stage.active for stage in self.stages)
-
     def restage(self, items: list[LinkToxic]) -> None:
         self.stages = restage(
             self.stages, items, lambda item: self._owner.new_stub(item, self.stream)
         )
         toxics = [stage.toxic for stage in self.stages if stage.active]
+        self._toxic = bool(toxics)
         self._limit = backlog_limit(toxics)
         if toxics:
             self._set_receive_buffer(SMALL_RECEIVE_BUFFER)
@@ -173,7 +172,7 @@ class Pump:
             or self._backlog > self._limit // 2
         ):
             return
-        if self._source_reset():  # while the reader was paused (see _on_readable)
+        if self._source_reset():  # while the reader was paused (see _copy_straight)
             self._owner.reset()
             return
         self._loop.add_reader(self._source_fd, self._on_readable)
@@ -189,20 +188,53 @@ class Pump:
         return self._source.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) != 0
 
     def _on_readable(self) -> None:
-        direct = self.direct
-        if direct and self._bulk:
+        if self._task is not None or self._toxic:
+            self._read_into_chain()
+        elif self._bulk:
             self._splice_in()
+        else:
+            self._copy_straight()
+
+    def _copy_straight(self) -> None:
+        try:
+            data = self._source.recv(COPY)
+            # uvloop (libuv) stops watching a descriptor when it reports an error, after
+            # one last call: a reset that came with data must be noticed in this call.
+            if data and self._source_reset():
+                raise ConnectionResetError("the source was reset")
+        except (BlockingIOError, InterruptedError):
             return
-        room = SIZE if direct else min(SIZE, self._limit - self._backlog)
+        except OSError:
+            self._owner.reset()
+            return
+        if not data:
+            self._ended = True
+            self._pause()
+            self._finish()
+            return
+        self._bulk = SPLICE and len(data) >= BULK
+        try:
+            sent = self._sink.send(data)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError:
+            self._owner.reset()
+            return
+        self.bytes += sent
+        if sent < len(data):
+            self._pending = memoryview(data)[sent:]  # kept until the sink takes it
+            self._pause()
+            self._loop.add_writer(self._sink_fd, self._on_writable)
+
+    def _read_into_chain(self) -> None:
+        room = min(SIZE, self._limit - self._backlog)
         if room <= 0:
             self._pause()
             return
         buffer = self._buffers.take()
         try:
             count = self._source.recv_into(buffer, room)
-            # uvloop (libuv) stops watching a descriptor when it reports an error, after
-            # one last call: a reset that came with data must be noticed in this call.
-            if count and self._source_reset():
+            if count and self._source_reset():  # as in _copy_straight
                 raise ConnectionResetError("the source was reset")
         except (BlockingIOError, InterruptedError):
             self._buffers.give(buffer)
@@ -215,35 +247,10 @@ class Pump:
             self._buffers.give(buffer)
             self._ended = True
             self._pause()
-            if direct:
-                self._finish()
-            else:
-                self._enqueue(Chunk(b"", time.monotonic()))
+            self._enqueue(Chunk(b"", time.monotonic()))
             return
-        view = memoryview(buffer)[:count]
-        if direct:
-            self._bulk = SPLICE and count >= BULK
-            self._send_now(buffer, view)
-        else:
-            self._enqueue(Chunk(bytes(view), time.monotonic()))
-            self._buffers.give(buffer)
-
-    def _send_now(self, buffer: bytearray, view: memoryview) -> None:
-        try:
-            sent = self._sink.send(view)
-        except (BlockingIOError, InterruptedError):
-            sent = 0
-        except OSError:
-            self._buffers.give(buffer)
-            self._owner.reset()
-            return
-        self.bytes += sent
-        if sent == len(view):
-            self._buffers.give(buffer)
-            return
-        self._pending, self._held = view[sent:], buffer  # kept until the sink takes it
-        self._pause()
-        self._loop.add_writer(self._sink_fd, self._on_writable)
+        self._enqueue(Chunk(bytes(memoryview(buffer)[:count]), time.monotonic()))
+        self._buffers.give(buffer)
 
     def _on_writable(self) -> None:
         pending = self._pending
@@ -261,9 +268,6 @@ class Pump:
             self._pending = pending[sent:]
             return
         self._pending = None
-        if self._held is not None:
-            self._buffers.give(self._held)
-            self._held = None
         self._loop.remove_writer(self._sink_fd)
         self._resume()
 
@@ -271,7 +275,7 @@ class Pump:
         pipe = self._buffers.take_pipe()
         try:
             count = os.splice(self._source_fd, pipe.write, SIZE, flags=SPLICE_FLAGS)
-            if count and self._source_reset():  # as in _on_readable
+            if count and self._source_reset():  # as in _copy_straight
                 raise ConnectionResetError("the source was reset")
         except (BlockingIOError, InterruptedError):
             self._buffers.give_pipe(pipe)
