@@ -2,6 +2,7 @@
 hypothesis profiles."""
 
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -20,6 +21,15 @@ settings.register_profile("thorough", settings.get_profile("peerlab"), max_examp
 settings.load_profile("peerlab")
 
 FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # A runner started in the background by a non-interactive shell (`make test &`, nohup)
+    # has SIGINT ignored, and an ignored signal stays ignored in every child: the commands
+    # the tests interrupt (Ctrl-C on `up`, on a `--follow`) would then never see it. With a
+    # handler here, children start with the default action, as under a terminal.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture
