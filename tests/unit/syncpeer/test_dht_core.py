@@ -79,8 +79,11 @@ def test_puzzle_solutions_pass_and_cost_grows_with_bits(rng: RandomSource) -> No
 # ------------------------------------------------------------------ messages
 
 
-def test_message_round_trip_and_tampering(make_identity: Callable[[str], Identity]) -> None:
-    alice = make_identity("alice")
+@pytest.mark.parametrize("simulated", [False, True], ids=["ed25519", "simulated"])
+def test_message_round_trip_and_tampering(
+    make_identity: Callable[[str], Identity], rng: RandomSource, simulated: bool
+) -> None:
+    alice = Identity("alice", rng(32), rng(32), simulated=simulated)
     me = Contact(signer_of(alice).id, "127.0.0.1:7401")
     nodes = (contact(5), contact(9, 7402))
     data = encode(Message("nodes", "00" * 8, me, nodes=nodes), signer_of(alice))

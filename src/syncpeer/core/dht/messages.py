@@ -39,10 +39,10 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from syncpeer.core import simsign
 from syncpeer.core.dht.ids import id_hex, node_id_of, parse_id
 from syncpeer.core.encoding import b64decode, b64encode
 from syncpeer.core.errors import SyncpeerError
-from syncpeer.core.identity import signed_here
 from syncpeer.core.keyring import parse_address
 
 VERSION = 1
@@ -153,7 +153,7 @@ def _node_id(sign_key: bytes) -> int:
 
 
 def _verify(sign_key: bytes, signature: bytes, payload: bytes) -> bool:
-    if signed_here(sign_key, signature, payload):
+    if simsign.verified(sign_key, signature, payload):
         return True
     try:
         _public_key(sign_key).verify(signature, payload)
