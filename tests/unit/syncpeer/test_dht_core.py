@@ -319,7 +319,8 @@ def test_lookup_with_no_contacts_ends_at_once() -> None:
 
 def test_closest_sorts_only_the_bands_it_needs_and_finds_what_a_full_sort_finds() -> None:
     """`closest` by XOR sorts bucket by bucket; on random tables (contacts near the own id
-    and far from it, targets alike) it returns what sorting every contact returns."""
+    and far from it, targets alike, half of them dropped again) it returns what sorting
+    every contact returns."""
     rng = random.Random(5)
     for _ in range(100):
         own = rng.getrandbits(160)
@@ -329,6 +330,9 @@ def test_closest_sorts_only_the_bands_it_needs_and_finds_what_a_full_sort_finds(
             contact_id = near if rng.random() < 0.5 else rng.getrandbits(160)
             if contact_id != own:
                 table.seen(Contact(contact_id, "198.18.0.1:7000"), 0.0)
+        for gone in rng.sample(table.contacts(), len(table) // 2):  # buckets empty again
+            for _ in range(table.max_failures):
+                table.failed(gone.id)
         contacts = table.contacts()
         for _ in range(10):
             target = own ^ rng.getrandbits(rng.randint(1, 160))
