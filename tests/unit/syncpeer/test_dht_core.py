@@ -111,6 +111,49 @@ def test_message_round_trip_and_tampering(
         decode(bad_contact)
 
 
+def test_a_nodes_answer_is_the_json_of_its_body_and_odd_contacts_are_named(
+    make_identity: Callable[[str], Identity],
+) -> None:
+    """A nodes answer is made from each contact's JSON: the bytes are what serializing the
+    whole body gives (at most 32 contacts, any address text), and a malformed contact in a
+    received answer is refused naming what is wrong with it."""
+    alice = make_identity("alice")
+    signer = signer_of(alice)
+    me = Contact(signer.id, "[::1]:7401")
+    for count, address in ((0, "10.0.0.1:7401"), (1, "höst:7401"), (20, "a:1"), (40, "b:2")):
+        nodes = tuple(Contact(node_id + 1, address) for node_id in range(count))
+        data = encode(Message("nodes", "00" * 8, me, nodes=nodes), signer)
+        body = {
+            "v": 1,
+            "t": "nodes",
+            "rpc": "00" * 8,
+            "id": me.hex,
+            "key": signer.key_text,
+            "addr": me.address,
+            "nodes": [[c.hex, c.address] for c in nodes[:32]],
+        }
+        assert data[64:] == json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+
+    def answer(raw_nodes: object) -> bytes:
+        body = {"v": 1, "t": "nodes", "rpc": "00" * 8, "id": me.hex, "key": signer.key_text}
+        payload = json.dumps({**body, "addr": me.address, "nodes": raw_nodes}).encode()
+        return alice.sign(b"syncpeer-dht-v1\x00" + payload) + payload
+
+    good = [contact(5).hex, "10.0.0.1:7401"]
+    assert decode(answer([good, good]))[0].nodes == (contact(5), contact(5))
+    for raw, problem in (
+        ({good[0]: good[1]}, "must be \\[id, address\\]"),
+        ("ab", "must be \\[id, address\\]"),
+        ([*good, "x"], "must be \\[id, address\\]"),
+        ([5, good[1]], "two strings"),
+        ([[good[0]], good[1]], "two strings"),
+        (["A" * 40, good[1]], "40 lowercase hex"),
+        ([good[0], "nowhere"], "host:port"),
+    ):
+        with pytest.raises(InvalidMessage, match=problem):
+            decode(answer([good, raw]))
+
+
 # ------------------------------------------------------------------ records
 
 
