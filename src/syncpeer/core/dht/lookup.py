@@ -46,10 +46,10 @@ class Candidate:
     sent_at: float | None = None
     rtt: float | None = None
     returned: int = 0
+    key: Key = field(init=False, repr=False)  # (id, address): asked for at every step
 
-    @property
-    def key(self) -> Key:
-        return (self.contact.id, self.contact.address)
+    def __post_init__(self) -> None:
+        self.key = (self.contact.id, self.contact.address)
 
 
 _GAP = attrgetter("gap")
