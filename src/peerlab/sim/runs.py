@@ -13,10 +13,13 @@ returning a `Ran`); a run that raises is a failure of the checker "error".
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import hashlib
 import importlib
 import time
 import traceback
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -88,8 +91,29 @@ class Outcome:
         }
 
 
+# A simulation makes millions of short-lived objects (messages, timers, effects) and keeps a
+# large heap of long-lived ones (every node's state): collecting the youngest generation
+# every 700 allocations, as Python does by default, walks it about a tenth of a run's time.
+YOUNG_COLLECTION = 100_000  # allocations between collections of the youngest generation
+
+
+@contextlib.contextmanager
+def _fewer_collections() -> Iterator[None]:
+    thresholds = gc.get_threshold()
+    gc.set_threshold(YOUNG_COLLECTION, *thresholds[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+
+
 def run(plan: Plan, results: Path | None = None) -> Outcome:
     """Run `plan` on a new simulated network; with `results`, write its results folder."""
+    with _fewer_collections():
+        return _outcome(plan, results)
+
+
+def _outcome(plan: Plan, results: Path | None) -> Outcome:
     function = scenario(plan.scenario)
     began = time.perf_counter()
     # The environment's own workdir, registered with its reaper: removed when the run ends

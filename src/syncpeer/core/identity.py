@@ -7,7 +7,6 @@ refuses any card whose fingerprint or signature does not match its keys.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +21,7 @@ from cryptography.hazmat.primitives.serialization import (
     PublicFormat,
 )
 
+from syncpeer.core import simsign
 from syncpeer.core.encoding import b64decode, b64encode, canonical_json, sha256_hex
 from syncpeer.core.errors import InvalidCard
 
@@ -47,30 +47,8 @@ def _card_payload(name: str, fingerprint: str, sign_key: bytes, box_key: bytes) 
     )
 
 
-# Signatures this process made, by (public key, message): Ed25519 signing is deterministic,
-# so a signature equal to the one made here over these bytes with this key is valid, and
-# recognising it spares the curve arithmetic of verifying it (most of a simulated network's
-# time, where every node's messages are signed and checked in one process). Pure, like the
-# DHT's caches of parsed keys: it changes how fast a check is, never what it answers; a
-# signature made elsewhere, or altered, is verified in full. Bounded: the oldest go first.
-_SIGNED_HERE: dict[tuple[bytes, bytes], bytes] = {}
-SIGNED_HERE_LIMIT = 16384
-
-
-def _remember(sign_key: bytes, message: bytes, signature: bytes) -> None:
-    _SIGNED_HERE[(sign_key, message)] = signature
-    if len(_SIGNED_HERE) > SIGNED_HERE_LIMIT:
-        with contextlib.suppress(RuntimeError, StopIteration, KeyError):
-            del _SIGNED_HERE[next(iter(_SIGNED_HERE))]
-
-
-def signed_here(sign_key: bytes, signature: bytes, message: bytes) -> bool:
-    """Whether `signature` is the one this process made over `message` with `sign_key`."""
-    return _SIGNED_HERE.get((sign_key, message)) == signature
-
-
 def verify_signature(sign_key: bytes, signature: bytes, message: bytes) -> bool:
-    if signed_here(sign_key, signature, message):
+    if simsign.verified(sign_key, signature, message):
         return True
     try:
         Ed25519PublicKey.from_public_bytes(sign_key).verify(signature, message)
@@ -133,19 +111,25 @@ class IdentityCard:
 
 
 class Identity:
-    """The private keys of this node and the card derived from them."""
+    """The private keys of this node and the card derived from them.
 
-    def __init__(self, name: str, sign_private: bytes, box_private: bytes) -> None:
+    A `simulated` identity (the simulator's nodes, and only they) signs with the keyed MAC
+    of `syncpeer.core.simsign` instead of Ed25519: same keys, same card fields, same sizes.
+    """
+
+    def __init__(
+        self, name: str, sign_private: bytes, box_private: bytes, *, simulated: bool = False
+    ) -> None:
         self.name = name
+        self.simulated = simulated
         self._sign = Ed25519PrivateKey.from_private_bytes(sign_private)
         self._box = X25519PrivateKey.from_private_bytes(box_private)
         sign_key = self._sign.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
         box_key = self._box.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        self._mac_secret = simsign.secret_for(sign_key, sign_private) if simulated else None
         fingerprint = fingerprint_of(sign_key)
         payload = _card_payload(name, fingerprint, sign_key, box_key)
-        signature = self._sign.sign(payload)
-        _remember(sign_key, payload, signature)
-        self.card = IdentityCard(name, fingerprint, sign_key, box_key, signature)
+        self.card = IdentityCard(name, fingerprint, sign_key, box_key, self.sign(payload))
 
     @classmethod
     def generate(cls, name: str, random: RandomSource) -> Identity:
@@ -157,12 +141,17 @@ class Identity:
 
     def renamed(self, name: str) -> Identity:
         """The same keys under another display name (the card is re-signed)."""
-        return Identity(name, self._private_bytes(self._sign), self._private_bytes(self._box))
+        return Identity(
+            name,
+            self._private_bytes(self._sign),
+            self._private_bytes(self._box),
+            simulated=self.simulated,
+        )
 
     def sign(self, message: bytes) -> bytes:
-        signature = self._sign.sign(message)
-        _remember(self.card.sign_key, message, signature)
-        return signature
+        if self._mac_secret is not None:
+            return simsign.mac(self._mac_secret, message)
+        return self._sign.sign(message)
 
     def box_private_key(self) -> X25519PrivateKey:
         return self._box
@@ -177,12 +166,12 @@ class Identity:
         }
 
     @classmethod
-    def from_json(cls, data: object) -> Identity:
+    def from_json(cls, data: object, *, simulated: bool = False) -> Identity:
         if not isinstance(data, dict) or not isinstance(data.get("name"), str):
             raise ValueError("identity file must be an object with a name")
         sign_private = b64decode(data.get("sign_private"), length=32, field="sign_private")
         box_private = b64decode(data.get("box_private"), length=32, field="box_private")
-        return cls(data["name"], sign_private, box_private)
+        return cls(data["name"], sign_private, box_private, simulated=simulated)
 
     @staticmethod
     def _private_bytes(key: Ed25519PrivateKey | X25519PrivateKey) -> bytes:

@@ -110,13 +110,13 @@ class SimPeer:
         raw = self.host.disk.read(IDENTITY)
         bits = config.dht.puzzle_bits if config.udp_port is not None else 0
         if raw is None:
-            identity = solve(config.name, self.random, bits)
+            identity = solve(config.name, self.random, bits, simulated=True)
             self._save(IDENTITY, identity.to_json())
             self.log.info(
                 "identity_created", trace_id=self.new_trace_id(), fingerprint=identity.fingerprint
             )
             return identity
-        identity = Identity.from_json(json.loads(raw))
+        identity = Identity.from_json(json.loads(raw), simulated=True)
         if not satisfies(node_id_of(identity.card.sign_key), bits):
             raise ValueError(
                 f"identity {identity.fingerprint} does not solve the {bits}-bit puzzle "

@@ -79,8 +79,11 @@ def test_puzzle_solutions_pass_and_cost_grows_with_bits(rng: RandomSource) -> No
 # ------------------------------------------------------------------ messages
 
 
-def test_message_round_trip_and_tampering(make_identity: Callable[[str], Identity]) -> None:
-    alice = make_identity("alice")
+@pytest.mark.parametrize("simulated", [False, True], ids=["ed25519", "simulated"])
+def test_message_round_trip_and_tampering(
+    make_identity: Callable[[str], Identity], rng: RandomSource, simulated: bool
+) -> None:
+    alice = Identity("alice", rng(32), rng(32), simulated=simulated)
     me = Contact(signer_of(alice).id, "127.0.0.1:7401")
     nodes = (contact(5), contact(9, 7402))
     data = encode(Message("nodes", "00" * 8, me, nodes=nodes), signer_of(alice))
@@ -106,6 +109,49 @@ def test_message_round_trip_and_tampering(make_identity: Callable[[str], Identit
     )
     with pytest.raises(InvalidMessage, match="address"):
         decode(bad_contact)
+
+
+def test_a_nodes_answer_is_the_json_of_its_body_and_odd_contacts_are_named(
+    make_identity: Callable[[str], Identity],
+) -> None:
+    """A nodes answer is made from each contact's JSON: the bytes are what serializing the
+    whole body gives (at most 32 contacts, any address text), and a malformed contact in a
+    received answer is refused naming what is wrong with it."""
+    alice = make_identity("alice")
+    signer = signer_of(alice)
+    me = Contact(signer.id, "[::1]:7401")
+    for count, address in ((0, "10.0.0.1:7401"), (1, "höst:7401"), (20, "a:1"), (40, "b:2")):
+        nodes = tuple(Contact(node_id + 1, address) for node_id in range(count))
+        data = encode(Message("nodes", "00" * 8, me, nodes=nodes), signer)
+        body = {
+            "v": 1,
+            "t": "nodes",
+            "rpc": "00" * 8,
+            "id": me.hex,
+            "key": signer.key_text,
+            "addr": me.address,
+            "nodes": [[c.hex, c.address] for c in nodes[:32]],
+        }
+        assert data[64:] == json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+
+    def answer(raw_nodes: object) -> bytes:
+        body = {"v": 1, "t": "nodes", "rpc": "00" * 8, "id": me.hex, "key": signer.key_text}
+        payload = json.dumps({**body, "addr": me.address, "nodes": raw_nodes}).encode()
+        return alice.sign(b"syncpeer-dht-v1\x00" + payload) + payload
+
+    good = [contact(5).hex, "10.0.0.1:7401"]
+    assert decode(answer([good, good]))[0].nodes == (contact(5), contact(5))
+    for raw, problem in (
+        ({good[0]: good[1]}, "must be \\[id, address\\]"),
+        ("ab", "must be \\[id, address\\]"),
+        ([*good, "x"], "must be \\[id, address\\]"),
+        ([5, good[1]], "two strings"),
+        ([[good[0]], good[1]], "two strings"),
+        (["A" * 40, good[1]], "40 lowercase hex"),
+        ([good[0], "nowhere"], "host:port"),
+    ):
+        with pytest.raises(InvalidMessage, match=problem):
+            decode(answer([good, raw]))
 
 
 # ------------------------------------------------------------------ records
@@ -316,7 +362,8 @@ def test_lookup_with_no_contacts_ends_at_once() -> None:
 
 def test_closest_sorts_only_the_bands_it_needs_and_finds_what_a_full_sort_finds() -> None:
     """`closest` by XOR sorts bucket by bucket; on random tables (contacts near the own id
-    and far from it, targets alike) it returns what sorting every contact returns."""
+    and far from it, targets alike, half of them dropped again) it returns what sorting
+    every contact returns."""
     rng = random.Random(5)
     for _ in range(100):
         own = rng.getrandbits(160)
@@ -326,6 +373,9 @@ def test_closest_sorts_only_the_bands_it_needs_and_finds_what_a_full_sort_finds(
             contact_id = near if rng.random() < 0.5 else rng.getrandbits(160)
             if contact_id != own:
                 table.seen(Contact(contact_id, "198.18.0.1:7000"), 0.0)
+        for gone in rng.sample(table.contacts(), len(table) // 2):  # buckets empty again
+            for _ in range(table.max_failures):
+                table.failed(gone.id)
         contacts = table.contacts()
         for _ in range(10):
             target = own ^ rng.getrandbits(rng.randint(1, 160))

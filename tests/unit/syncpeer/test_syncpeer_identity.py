@@ -8,10 +8,12 @@ import random
 from collections.abc import Callable
 
 import pytest
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from syncpeer.core.dht.puzzle import solve
 from syncpeer.core.errors import InvalidCard
-from syncpeer.core.identity import Identity, IdentityCard
+from syncpeer.core.identity import Identity, IdentityCard, RandomSource, verify_signature
 
 
 def test_fingerprint_is_first_40_hex_of_sha256_of_sign_key(make_identity: Callable) -> None:
@@ -79,3 +81,31 @@ def test_identity_private_form_round_trips_and_renames(make_identity: Callable) 
     renamed = alice.renamed("alice-2")
     assert renamed.fingerprint == alice.fingerprint
     assert IdentityCard.from_json(renamed.card.to_json()).name == "alice-2"
+
+
+def test_a_simulated_identity_signs_with_a_mac_nobody_else_can_make(rng: RandomSource) -> None:
+    """The simulator's identities sign with a keyed MAC instead of Ed25519: it verifies
+    under their public key, an altered message or signature does not, and another
+    identity, simulated or not, cannot make one for a key it does not hold."""
+    keys = rng(32), rng(32)
+    alice = Identity("alice", *keys, simulated=True)
+    message = b"a message alice signs"
+    signature = alice.sign(message)
+    key = alice.card.sign_key
+    assert len(signature) == 64 and verify_signature(key, signature, message)
+    assert not verify_signature(key, signature, message + b"!")
+    assert not verify_signature(key, bytes([signature[0] ^ 1]) + signature[1:], message)
+    with pytest.raises(InvalidSignature):  # no curve involved: it is not an Ed25519 signature
+        Ed25519PublicKey.from_public_bytes(key).verify(signature, message)
+
+    mallory = Identity("mallory", rng(32), rng(32), simulated=True)
+    assert not verify_signature(key, mallory.sign(message), message)
+
+    real = Identity("alice", *keys)  # the same keys on a real node: Ed25519, still valid
+    Ed25519PublicKey.from_public_bytes(key).verify(real.sign(message), message)
+    assert verify_signature(key, real.sign(message), message)
+
+    assert IdentityCard.from_json(alice.card.to_json()) == alice.card
+    assert alice.renamed("alice-2").simulated
+    assert Identity.from_json(alice.to_json(), simulated=True).sign(message) == signature
+    assert not Identity.from_json(alice.to_json()).simulated

@@ -15,8 +15,10 @@ are kept per path, so a liar cannot flood a path with addresses for one id eithe
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any
 
 from syncpeer.core.dht.ids import Metric, distance, id_hex, parse_id
@@ -27,29 +29,36 @@ from syncpeer.core.logevent import LogEvent
 MAX_ADDRESSES_PER_ID = 3
 
 Key = tuple[int, str]
+_LIVE = frozenset(("new", "pending", "answered"))
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Candidate:
-    """A contact a path may ask; `via` is the candidate that named it (None: own table)."""
+    """A contact a path may ask; `via` is the candidate that named it (None: own table),
+    `gap` its distance to the target (by the lookup's metric: shortlists sort by it)."""
 
     contact: Contact
     path: int
     depth: int
     via: Candidate | None
+    gap: int = 0
     state: str = "new"  # new | pending | answered | failed | rejected
     sent_at: float | None = None
     rtt: float | None = None
     returned: int = 0
+    key: Key = field(init=False, repr=False)  # (id, address): asked for at every step
 
-    @property
-    def key(self) -> Key:
-        return (self.contact.id, self.contact.address)
+    def __post_init__(self) -> None:
+        self.key = (self.contact.id, self.contact.address)
+
+
+_GAP = attrgetter("gap")
 
 
 @dataclass
 class Path:
     candidates: dict[Key, Candidate] = field(default_factory=dict)
+    addresses: Counter[int] = field(default_factory=Counter)  # candidates per id
     done: bool = False
 
     def pending(self) -> int:
@@ -149,9 +158,10 @@ class Lookup:
         paths: int,
         now: float,
         deadline: float,
-        accept: Callable[[int], bool] = lambda node_id: True,
+        accept: Callable[[int], bool] | None = None,
         metric: Metric = distance,
     ) -> None:
+        """`accept(id)`: whether a contact may be asked at all (None: every one may)."""
         self.target = target
         self.metric = metric
         self.origin = origin
@@ -177,26 +187,26 @@ class Lookup:
         return self.finished_at is not None
 
     def _add(self, path_index: int, contact: Contact, depth: int, via: Candidate | None) -> None:
-        if contact.id == self.origin or not self.accept(contact.id):
+        node_id = contact.id
+        if node_id == self.origin or (self.accept is not None and not self.accept(node_id)):
             return
         path = self.paths[path_index]
-        key = (contact.id, contact.address)
-        if key in path.candidates:
+        key = (node_id, contact.address)
+        if key in path.candidates or path.addresses[node_id] >= MAX_ADDRESSES_PER_ID:
             return
-        same_id = sum(1 for other in path.candidates if other[0] == contact.id)
-        if same_id >= MAX_ADDRESSES_PER_ID:
-            return
-        path.candidates[key] = Candidate(contact, path_index, depth, via)
+        path.addresses[node_id] += 1
+        gap = self.metric(node_id, self.target)
+        path.candidates[key] = Candidate(contact, path_index, depth, via, gap)
 
     def _live(self, path: Path) -> list[Candidate]:
         """The path's k nearest candidates that have not failed and no other path took."""
+        used = self.used
         live = [
             c
             for c in path.candidates.values()
-            if c.state in ("new", "pending", "answered")
-            and not (c.state == "new" and c.key in self.used)
+            if c.state in _LIVE and not (c.state == "new" and c.key in used)
         ]
-        live.sort(key=lambda c: self.metric(c.contact.id, self.target))
+        live.sort(key=_GAP)
         return live[: self.k]
 
     def _next(self, now: float) -> list[Candidate]:
@@ -275,7 +285,7 @@ class Lookup:
         """Contacts that answered, nearest to the target first, one per id, at most k."""
         seen: set[int] = set()
         answered = [c for c in self.sent if c.state == "answered"]
-        answered.sort(key=lambda c: self.metric(c.contact.id, self.target))
+        answered.sort(key=_GAP)
         out = []
         for candidate in answered:
             if candidate.contact.id not in seen:
@@ -284,10 +294,7 @@ class Lookup:
         return out[: self.k]
 
     def result(self) -> LookupResult:
-        answered = sorted(
-            (c for c in self.sent if c.state == "answered"),
-            key=lambda c: self.metric(c.contact.id, self.target),
-        )
+        answered = sorted((c for c in self.sent if c.state == "answered"), key=_GAP)
         end = self.holder or (answered[0] if answered else None)
         chain: list[Candidate] = []
         while end is not None:

@@ -511,11 +511,14 @@ class DhtProtocol:
             paths=self.config.disjoint_paths,
             now=now,
             deadline=now + self.config.lookup_timeout,
-            accept=lambda node_id: satisfies(node_id, self.config.puzzle_bits),
+            accept=self._solves_puzzle if self.config.puzzle_bits else None,
             metric=self.metric,
         )
         self._lookups[handle] = lookup
         return handle, self._query(handle, lookup, lookup.start(now), now)
+
+    def _solves_puzzle(self, node_id: int) -> bool:
+        return satisfies(node_id, self.config.puzzle_bits)
 
     def _query(
         self, handle: int, lookup: Lookup, candidates: list[Candidate], now: float

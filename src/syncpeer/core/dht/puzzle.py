@@ -36,7 +36,14 @@ def sign_key_of(sign_private: bytes) -> bytes:
     return private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
 
 
-def solve(name: str, random: RandomSource, bits: int, max_attempts: int | None = None) -> Identity:
+def solve(
+    name: str,
+    random: RandomSource,
+    bits: int,
+    max_attempts: int | None = None,
+    *,
+    simulated: bool = False,
+) -> Identity:
     """A new identity whose id satisfies the puzzle at `bits`.
 
     Only the signing key is remade per attempt; the box key and the card are made once, for
@@ -48,7 +55,7 @@ def solve(name: str, random: RandomSource, bits: int, max_attempts: int | None =
     while True:
         sign_private = random(32)
         if satisfies(node_id_of(sign_key_of(sign_private)), bits):
-            return Identity(name, sign_private, random(32))
+            return Identity(name, sign_private, random(32), simulated=simulated)
         attempts += 1
         if max_attempts is not None and attempts >= max_attempts:
             raise RuntimeError(f"no key passed a {bits}-bit puzzle in {attempts} attempts")

@@ -50,6 +50,7 @@ class RoutingTable:
         self.buckets = [Bucket() for _ in range(ID_BITS)]
         self._size = 0
         self._touches = 0
+        self._nearest: int | None = None  # the nearest non-empty bucket (None: no contacts)
 
     def __len__(self) -> int:
         return self._size
@@ -88,6 +89,9 @@ class RoutingTable:
         if len(bucket.entries) < self.k:
             bucket.entries.append(TableEntry(contact, now))
             self._size += 1
+            index = bucket_index(self.own_id, contact.id)
+            if self._nearest is None or index < self._nearest:
+                self._nearest = index
             return None
         bucket.replacements.append(TableEntry(contact, now))
         del bucket.replacements[: -self.k]
@@ -117,10 +121,18 @@ class RoutingTable:
                     if bucket.replacements:
                         bucket.entries.append(bucket.replacements.pop())
                         self._size += 1
+                    elif not bucket.entries:
+                        self._emptied(bucket_index(self.own_id, node_id))
                     return True
                 return False
         bucket.replacements = [e for e in bucket.replacements if e.contact.id != node_id]
         return False
+
+    def _emptied(self, index: int) -> None:
+        """Bucket `index` lost its last contact: the nearest non-empty one may be farther."""
+        if index == self._nearest:
+            found = (i for i in range(index + 1, ID_BITS) if self.buckets[i].entries)
+            self._nearest = next(found, None)
 
     def closest(self, target: int, count: int, exclude: int | None = None) -> list[Contact]:
         """The `count` contacts nearest to `target` by XOR distance (by the table's metric)."""
@@ -132,18 +144,18 @@ class RoutingTable:
         # holds the nearest (below 2**i), the buckets under it the next (all in
         # [2**i, 2**(i+1))), and each bucket above it a band of its own, farther each time.
         # Sorting only the bands `count` needs gives what sorting them all gives (no two
-        # contacts are at the same distance).
+        # contacts are at the same distance); the lower buckets are gathered only when the
+        # first band falls short, as gathering them walks up to 159 buckets.
         index = bucket_index(self.own_id, target)
         buckets = self.buckets
-        found: list[Contact] = []
-        bands = [buckets[index].entries, [e for b in buckets[:index] for e in b.entries]]
-        bands += [bucket.entries for bucket in buckets[index + 1 :]]
-        for band in bands:
+        found = _by_distance(buckets[index].entries, target, exclude)
+        if len(found) < count and self._nearest is not None:
+            lower = [entry for bucket in buckets[self._nearest : index] for entry in bucket.entries]
+            found += _by_distance(lower, target, exclude)
+        for bucket in buckets[index + 1 :]:
             if len(found) >= count:
                 break
-            near = [e.contact for e in band if e.contact.id != exclude]
-            near.sort(key=lambda contact: contact.id ^ target)
-            found += near
+            found += _by_distance(bucket.entries, target, exclude)
         return found[:count]
 
     def refresh_seeds(self, index: int, target: int) -> list[Contact]:
@@ -184,7 +196,7 @@ class RoutingTable:
         Buckets nearer than any known contact are expected to be empty (there are not that
         many nodes), so refreshing them would only cost lookups.
         """
-        nearest = next((i for i, b in enumerate(self.buckets) if b.entries), None)
+        nearest = self._nearest
         if nearest is None:
             return []
         return [
@@ -195,14 +207,14 @@ class RoutingTable:
 
     def next_refresh(self, interval: float) -> float | None:
         """When the next bucket `due_for_refresh` considers falls due."""
-        nearest = next((i for i, b in enumerate(self.buckets) if b.entries), None)
+        nearest = self._nearest
         if nearest is None:
             return None
         return min(bucket.touched for bucket in self.buckets[nearest:]) + interval
 
     def refresh_key(self) -> tuple[int, ...]:
         """Changes whenever `next_refresh` may: lets a caller keep its answer meanwhile."""
-        return (self._touches, self._size)
+        return (self._touches, -1 if self._nearest is None else self._nearest)
 
     def to_json(self, now: float) -> dict[str, Any]:
         def entry_json(entry: TableEntry) -> dict[str, Any]:
@@ -227,3 +239,10 @@ class RoutingTable:
                 if bucket.entries or bucket.replacements
             ],
         }
+
+
+def _by_distance(entries: list[TableEntry], target: int, exclude: int | None) -> list[Contact]:
+    """The contacts of `entries` (but `exclude`) by XOR distance to `target`, nearest first."""
+    near = [entry.contact for entry in entries if entry.contact.id != exclude]
+    near.sort(key=lambda contact: contact.id ^ target)
+    return near
