@@ -282,6 +282,9 @@ def app(
         return _json(await call(resolve, path, body, lock))
 
     async def stop(request: web.Request) -> web.Response:
+        # The body is read first: one left unread would keep the connection lingering (10 s
+        # in aiohttp) while the server shuts down, and the supervisor with it.
+        await request.read()
         shutdown()
         return _json({"result": "stopping"})
 

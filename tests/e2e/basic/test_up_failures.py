@@ -78,3 +78,20 @@ def test_down_after_up_in_one_process_reaps_the_supervisor(tmp_path: Path, monke
     assert time.monotonic() - began < 30  # the hang was the full 60 s
     zombies = [c for c in psutil.Process().children() if c.status() == psutil.STATUS_ZOMBIE]
     assert state["pid"] not in [z.pid for z in zombies]
+
+
+def test_down_does_not_wait_on_the_connection_that_asked(tmp_path: Path, monkeypatch) -> None:
+    """The shutdown call's unread body kept its connection lingering (aiohttp: 10 s) while
+    the supervisor closed its server: `peerlab down` took 10.4 s about every other time,
+    against 0.4 s."""
+    lingering = 10.0
+    monkeypatch.setenv("PEERLAB_HOME", str(tmp_path / "home"))
+    manifest = tmp_path / "quick.toml"
+    manifest.write_text(NEVER_READY.replace('type = "log"', 'type = "none"'))
+    for attempt in range(4):
+        name = f"quick{attempt}"
+        supervisor.launch(name, str(manifest), 1, None, False, False, 60)
+        began = time.monotonic()
+        assert supervisor.shutdown(name, timeout=60)
+        took = time.monotonic() - began
+        assert took < lingering / 2, f"down took {took:.1f}s: the server lingered"
