@@ -7,7 +7,9 @@
 - added round trip: ping-pong of 32-byte messages, direct, proxied and through each relay
   in alternating rounds; each percentile of the relayed round trip minus the same
   percentile direct, in µs (`added_rtt_*` for the proxy, `NAME_added_rtt_*` for a relay:
-  what any relay process adds on this machine);
+  what any relay process adds on this machine); `proxy_busy_polls`: how many times the
+  proxy's loop polled on after a message instead of sleeping (`peerlab.fabric.spin`; 0 when
+  the machine had no idle CPU);
 - accuracy: the round-trip p50 through a 100 ms latency toxic, and the rate of 2 MB
   through a 1 MB/s (1000 KB/s) bandwidth toxic.
 
@@ -83,6 +85,7 @@ def run(megabytes: int = 1024, pings: int = 5000, repeats: int = 3) -> dict[str,
                 echo_port = echoing.port
             others[name] = Route("127.0.0.1", relay.port, echo_port)
         figures = compare(bench, direct, proxied, amount, pings, repeats, others)
+        busy_polls = plain.links.spinner.spins + echo.links.spinner.spins
         proxies.stop(plain)
         proxies.stop(echo)
 
@@ -103,6 +106,7 @@ def run(megabytes: int = 1024, pings: int = 5000, repeats: int = 3) -> dict[str,
         **figures,
         **{f"{name}_mb_s": None for name in notes if name not in others},
         "notes": notes,
+        "proxy_busy_polls": busy_polls,
         "latency_toxic_ms": 100,
         "latency_toxic_p50_ms": round(percentile(rtt_latency, 0.5) / 1e6, 2),
         "bandwidth_toxic_target_kb_s": 1000,

@@ -20,6 +20,7 @@ from peerlab.fabric.attribution import Attributor
 from peerlab.fabric.buffers import BufferPool
 from peerlab.fabric.errors import Conflict, NotFound
 from peerlab.fabric.spec import ToxicSpec
+from peerlab.fabric.spin import Spinner
 from peerlab.fabric.toxics import Stub, Toxic
 
 LinkKey = tuple[str | None, str | None, str]  # src, dst, protocol
@@ -178,6 +179,7 @@ class Links:
         # UDP: a node's datagrams leave from its own public socket (see udp.py)
         self.public_sockets: dict[tuple[str, int], socket.socket] = {}
         self.buffers = BufferPool()  # the proxies sharing these links share one loop
+        self.spinner = Spinner()  # ... which polls on a moment after forwarding
         self.attempts = Attempts()  # when each link was tried (the fabric sets its clock)
 
     def add_node(self, node: str, public_ip: str, bind_ip: str) -> None:

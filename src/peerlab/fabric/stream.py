@@ -5,6 +5,8 @@ no task or queue in between: small reads as a non-blocking `recv` and a `send` o
 returned (the fewest steps per message, which is what a round trip pays for); once a read
 is large (a bulk stream), with `os.splice` from the source into a pooled pipe and from the
 pipe into the sink, so they are never copied into Python (see docs/faults.md, "Speed").
+After a straight send the loop may poll on for a moment instead of sleeping, so the answer
+finds it awake (`peerlab.fabric.spin`, only while a CPU is idle).
 As soon as a toxic applies, each read is copied into a timestamped chunk and queued for a
 task that runs it through the chain; when the chain is empty again and the queue has
 drained, the straight path resumes. Switching never
@@ -35,6 +37,7 @@ from typing import Protocol
 
 from peerlab.fabric.buffers import SIZE, BufferPool, Pipe
 from peerlab.fabric.links import LinkToxic, Stage, restage
+from peerlab.fabric.spin import Spinner
 from peerlab.fabric.toxics import Chunk, Stub, Toxic
 
 FLOOR = 64 * 1024  # bytes any chain may hold: whole reads, and a toxic's next pieces ready
@@ -93,6 +96,7 @@ class Pump:
         sink: socket.socket,
         stream: str,
         buffers: BufferPool,
+        spinner: Spinner | None = None,
     ) -> None:
         self._loop = asyncio.get_running_loop()
         self._owner = owner
@@ -105,6 +109,7 @@ class Pump:
         self.bytes = 0  # forwarded to the sink (what a cut link must not carry)
         self.finished = False  # the end of the stream reached the sink
         self._buffers = buffers
+        self._spinner = spinner  # polls on after a straight send (see peerlab.fabric.spin)
         self._queue: deque[Chunk] = deque()
         self._backlog = 0  # bytes read into the chain and not yet sent to the sink
         self._limit = backlog_limit([])  # reading pauses at this backlog, resumes at half
@@ -221,6 +226,8 @@ class Pump:
             self._owner.reset()
             return
         self.bytes += sent
+        if self._spinner is not None:
+            self._spinner.poke(self._loop)
         if sent < len(data):
             self._pending = memoryview(data)[sent:]  # kept until the sink takes it
             self._pause()

@@ -76,10 +76,10 @@ class Connection:
         self.number = number  # n-th connection on this link: part of its seeded labels
         self.closed = False
         self._sockets = (client, server)
-        buffers = proxy.links.buffers
+        links = proxy.links
         self.pumps = (
-            Pump(self, client, server, "upstream", buffers),
-            Pump(self, server, client, "downstream", buffers),
+            Pump(self, client, server, "upstream", links.buffers, links.spinner),
+            Pump(self, server, client, "downstream", links.buffers, links.spinner),
         )
 
     def start(self) -> None:

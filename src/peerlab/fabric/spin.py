@@ -1,0 +1,103 @@
+"""Adaptive busy polling: the proxies' loop keeps polling for a moment after it forwards
+something, instead of going to sleep at once, when a CPU is idle anyway.
+
+A round trip through a proxy wakes the proxy twice (the request comes in, the answer comes
+back). On an idle machine, and most of all in a virtual machine, a process that sleeps in
+`epoll_wait` gives its CPU back, and waking it again costs tens of microseconds: more than
+the proxy's own work per message. So after each message forwarded straight through, the
+loop polls its sockets without sleeping (a callback that schedules itself: the loop's
+`epoll_wait` then has a zero timeout) until `window` seconds have passed with nothing to
+forward; whatever arrives meanwhile is handled without a wake-up. This is haproxy's
+`busy-polling`, bounded twice:
+
+- in time: the loop sleeps again as soon as traffic pauses for `window`, so an idle network
+  costs nothing and a message costs at most `window` of polling after it;
+- by the machine: it spins only while at least `IDLE_CPUS` of the machine's CPUs have been
+  idle (counting the time it spun itself as idle) over the last `CHECK` seconds, read from
+  `/proc/stat`. On a busy machine every CPU is awake anyway, so a wake-up is cheap, and a
+  spinning proxy would only take the CPU from the nodes: there it never spins. Without
+  `/proc/stat` it never spins either.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+
+WINDOW = 200e-6  # seconds of polling after the last message forwarded
+CHECK = 0.25  # seconds between two readings of the machine's idle time
+IDLE_CPUS = 0.75  # spin only while at least this many CPUs' worth of time was idle
+STAT = "/proc/stat"
+
+
+def _idle_ticks() -> tuple[int, int] | None:
+    """(idle, total) clock ticks of all CPUs since boot; None when unknown."""
+    try:
+        with open(STAT, "rb") as stat:
+            fields = stat.readline().split()
+    except OSError:
+        return None
+    if not fields or fields[0] != b"cpu":
+        return None
+    ticks = [int(value) for value in fields[1:9]]  # user .. steal; guests are in user
+    return ticks[3] + ticks[4], sum(ticks)  # idle + iowait
+
+
+class Spinner:
+    """Keeps one event loop polling for `window` seconds after each `poke()`, while the
+    machine has a CPU to spare."""
+
+    def __init__(self, window: float = WINDOW) -> None:
+        self.window = window
+        self.cpus = os.cpu_count() or 1
+        self.spins = 0  # spins started (each ends when traffic pauses)
+        self.passes = 0  # polls made while spinning
+        self.allowed = False  # the last reading found a CPU to spare
+        self._last = 0.0  # when something was last forwarded
+        self._began = 0.0  # when the running spin began
+        self._loop: asyncio.AbstractEventLoop | None = None  # set while spinning
+        self._spun = 0.0  # seconds spent spinning since the last reading
+        self._checked = -CHECK  # when the machine was last read
+        self._ticks = _idle_ticks() if window > 0 else None
+
+    @property
+    def spinning(self) -> bool:
+        return self._loop is not None
+
+    def poke(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Something was just forwarded on `loop`: keep it polling for a while."""
+        now = time.perf_counter()
+        self._last = now
+        if self._loop is not None:
+            return
+        if now - self._checked >= CHECK:
+            self._read(now)
+        if self.allowed:
+            self._loop = loop
+            self._began = now
+            self.spins += 1
+            loop.call_soon(self._spin)
+
+    def _spin(self) -> None:
+        now = time.perf_counter()
+        self.passes += 1
+        if now - self._last < self.window and now - self._checked < CHECK:
+            assert self._loop is not None
+            self._loop.call_soon(self._spin)
+            return
+        self._loop = None
+        self._spun += now - self._began
+
+    def _read(self, now: float) -> None:
+        """Whether the machine had `IDLE_CPUS` idle since the last reading (our spinning
+        counted as idle: it would stop if asked)."""
+        ticks = _idle_ticks() if self._ticks is not None else None
+        elapsed = now - self._checked
+        if ticks is None or self._ticks is None or ticks[1] <= self._ticks[1]:
+            self.allowed = False
+        else:
+            idle, total = ticks[0] - self._ticks[0], ticks[1] - self._ticks[1]
+            spare = idle / total * self.cpus + min(self._spun / elapsed, 1.0)
+            self.allowed = spare >= IDLE_CPUS
+        self._ticks, self._checked, self._spun = ticks, now, 0.0

@@ -1,0 +1,164 @@
+"""The proxies' busy polling (peerlab.fabric.spin): it polls on after traffic while a CPU is
+idle, stops by itself when traffic pauses, and never spins on a busy machine."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import socket
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from peerlab.aio import new_event_loop
+from peerlab.fabric import spin
+from peerlab.fabric.links import Links
+from peerlab.fabric.spin import Spinner
+from peerlab.fabric.tcp import TcpProxy
+
+
+class FakeStat:
+    """/proc/stat's first line, advancing by `idle` of every 100 ticks at each reading."""
+
+    def __init__(self, idle: int) -> None:
+        self.idle_share = idle
+        self.ticks = (0, 0)
+        self.readings = 0
+
+    def __call__(self) -> tuple[int, int]:
+        self.readings += 1
+        self.ticks = (self.ticks[0] + self.idle_share, self.ticks[1] + 100)
+        return self.ticks
+
+
+def _spin_until_done(spinner: Spinner, pokes: list[float]) -> float:
+    """Run a loop that pokes `spinner` at each of `pokes` (seconds from the start); return
+    how long after the last poke its spin ended."""
+    loop = new_event_loop()
+    ended = {"at": 0.0}
+
+    async def main() -> None:
+        began = loop.time()
+        for at in pokes:
+            await asyncio.sleep(max(0.0, began + at - loop.time()))
+            spinner.poke(loop)
+        last = loop.time()
+        while spinner.spinning:
+            await asyncio.sleep(0)
+        ended["at"] = loop.time() - last
+
+    try:
+        loop.run_until_complete(asyncio.wait_for(main(), 30))
+    finally:
+        loop.close()
+    return ended["at"]
+
+
+def test_an_idle_machine_keeps_the_loop_polling_until_traffic_pauses(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(spin, "_idle_ticks", FakeStat(idle=100))
+    monkeypatch.setattr(spin, "CHECK", 60.0)  # no new reading ends the spin meanwhile
+    spinner = Spinner(window=0.3)
+    after = _spin_until_done(spinner, [0.0, 0.05])
+    assert spinner.spins == 1  # the second poke came while it still spun: one spin
+    assert spinner.passes > 1  # it polled again and again instead of sleeping
+    assert after >= 0.3  # ... until a whole window passed after the last poke
+    assert not spinner.spinning
+
+
+def test_a_busy_machine_never_spins(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(spin, "_idle_ticks", FakeStat(idle=10))  # 0.2 of 2 CPUs idle
+    spinner = Spinner(window=0.02)
+    spinner.cpus = 2
+    _spin_until_done(spinner, [0.0, 0.01])
+    assert (spinner.spins, spinner.passes, spinner.allowed) == (0, 0, False)
+
+
+def test_without_proc_stat_it_never_spins(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(spin, "_idle_ticks", lambda: None)
+    spinner = Spinner(window=0.02)
+    _spin_until_done(spinner, [0.0])
+    assert spinner.spins == 0
+
+
+def test_its_own_spinning_counts_as_idle(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Half a CPU idle, and the spinner itself spun half the time: 1 CPU to spare >= 0.75.
+    stat = FakeStat(idle=25)
+    monkeypatch.setattr(spin, "_idle_ticks", stat)
+    spinner = Spinner()
+    spinner.cpus = 2
+    spinner._read(10.0)
+    spinner._spun = 0.5 * spin.CHECK
+    spinner._read(10.0 + spin.CHECK)
+    assert spinner.allowed
+    spinner._read(10.0 + 2 * spin.CHECK)  # the same idle share, but no spinning of its own
+    assert not spinner.allowed
+    assert stat.readings == 4
+
+
+def test_the_real_machine_is_read() -> None:
+    ticks = spin._idle_ticks()
+    if not os.path.exists(spin.STAT):
+        assert ticks is None
+        return
+    assert ticks is not None
+    idle, total = ticks
+    assert 0 <= idle <= total and total > 0
+
+
+@pytest.fixture
+def echo() -> Iterator[int]:
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            with conn:
+                while data := conn.recv(65536):
+                    conn.sendall(data)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield listener.getsockname()[1]
+    listener.close()
+    thread.join(10)
+
+
+def test_a_spinning_proxy_carries_every_byte_in_order(
+    monkeypatch: pytest.MonkeyPatch, echo: int
+) -> None:
+    monkeypatch.setattr(spin, "_idle_ticks", FakeStat(idle=100))
+    links = Links(seed=1)
+    loop = new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    proxy = TcpProxy("spin", ("127.0.0.1", 0), ("127.0.0.1", echo), links)
+    try:
+        asyncio.run_coroutine_threadsafe(proxy.start(), loop).result(30)
+        with socket.create_connection(("127.0.0.1", proxy.listen[1]), timeout=30) as sock:
+            received = hashlib.sha256()
+            sent = hashlib.sha256()
+            for number in range(300):
+                message = os.urandom(1 + number * 7 % 3000)
+                sent.update(message)
+                sock.sendall(message)
+                got = 0
+                while got < len(message):
+                    piece = sock.recv(65536)
+                    assert piece, "the proxy closed the connection"
+                    received.update(piece)
+                    got += len(piece)
+            assert received.hexdigest() == sent.hexdigest()
+        assert links.spinner.spins >= 1  # the idle machine let it spin
+        assert links.spinner.passes > links.spinner.spins
+    finally:
+        asyncio.run_coroutine_threadsafe(proxy.stop(), loop).result(30)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(30)
+        loop.close()
