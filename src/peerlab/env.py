@@ -37,7 +37,7 @@ from peerlab.history import History
 from peerlab.manifest import SystemSpec
 from peerlab.names import check_name, child
 from peerlab.node import Node, NodeState, node_name
-from peerlab.reaper import Reaper, runtime_dir, sweep
+from peerlab.reaper import Reaper, sweep
 from peerlab.rpc import rpc
 from peerlab.seed import new_seed
 from peerlab.services import Services
@@ -92,7 +92,7 @@ class Environment(NodeControl):
         self._closed = False
         try:
             if workdir is None:
-                base = runtime_dir() / "envs"
+                base = backends.scratch(backend) / "envs"
                 base.mkdir(exist_ok=True)
                 self.workdir = Path(tempfile.mkdtemp(prefix=f"{self.name}-", dir=base))
                 self.reaper.add_dir(self.workdir)

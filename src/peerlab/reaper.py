@@ -24,7 +24,7 @@ from typing import Any
 import psutil
 
 from peerlab import log
-from peerlab.home import peerlab_home, runtime_dir
+from peerlab.home import peerlab_home, runtime_dir, scratch_dir
 from peerlab.names import inside
 
 # How each kind of system resource is removed without its owner: "module:function" taking
@@ -172,8 +172,9 @@ class Reaper:
 
 
 def _remove_own(path: Path) -> None:
-    """Remove a registered folder, only if it lies in peerlab's runtime dir or home."""
-    for root in (runtime_dir(), peerlab_home()):
+    """Remove a registered folder, only if it lies in peerlab's runtime dir, scratch space
+    or home."""
+    for root in (runtime_dir(), scratch_dir(), peerlab_home()):
         if inside(path, root):
             shutil.rmtree(path, ignore_errors=True)
             return

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from peerlab.errors import UsageError
@@ -85,6 +86,14 @@ def clock(name: str, seed: int) -> Clock:
     make = getattr(_factory(name), "make_clock", None)
     made: Clock = make(seed) if make is not None else REAL_CLOCK
     return made
+
+
+def scratch(name: str) -> Path:
+    """Where an Environment on backend `name` keeps its workdir: in memory for a backend
+    whose nodes' files are many and short-lived (`scratch_in_memory`), else the runtime dir."""
+    from peerlab.home import runtime_dir, scratch_dir
+
+    return scratch_dir() if getattr(_factory(name), "scratch_in_memory", False) else runtime_dir()
 
 
 def transport(

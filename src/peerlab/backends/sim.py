@@ -74,6 +74,9 @@ class SimBackend:
     """Simulated nodes of systems with a sans-IO core, on virtual time."""
 
     name = "sim"
+    # Its nodes' files are logs, thousands of them, written and removed within a run: its
+    # Environments keep their workdir in memory (peerlab.home.scratch_dir).
+    scratch_in_memory = True
     capabilities = Capabilities(
         pause=True, clock_skew=True, exact_source=True, own_ports=True, virtual_time=True
     )

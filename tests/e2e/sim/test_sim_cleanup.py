@@ -1,6 +1,6 @@
 """A `peerlab sim run` stopped from outside leaves nothing behind: a SIGTERM unwinds it (its
-environment's workdir removed on the way out), and what a SIGKILL leaves is swept by the
-next start."""
+environment's workdir, in the scratch space, removed on the way out), and what a SIGKILL
+leaves is swept by the next start."""
 
 from __future__ import annotations
 
@@ -25,14 +25,19 @@ def _start(tmp_path: Path, runtime: Path) -> subprocess.Popen[bytes]:
     command = [sys.executable, "-m", "peerlab", "sim", "run", "--scenario", "swarm", *LONG]
     return subprocess.Popen(
         [*command, "--results", str(tmp_path / "results")],
-        env={**os.environ, "PEERLAB_RUNTIME": str(runtime), "PEERLAB_HOME": str(tmp_path)},
+        env={
+            **os.environ,
+            "PEERLAB_RUNTIME": str(runtime),
+            "PEERLAB_SCRATCH": str(runtime / "scratch"),
+            "PEERLAB_HOME": str(tmp_path),
+        },
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
 
 
 def _workdirs(runtime: Path) -> list[Path]:
-    envs = runtime / "envs"
+    envs = runtime / "scratch" / "envs"  # a simulated run's files are kept in the scratch
     return sorted(envs.iterdir()) if envs.is_dir() else []
 
 
@@ -77,5 +82,6 @@ def test_what_a_sigkilled_run_leaves_is_swept_at_the_next_start(
     left = _workdirs(runtime)
     assert left, "a SIGKILL cannot clean up: the sweep has something to do"
     monkeypatch.setenv("PEERLAB_RUNTIME", str(runtime))
+    monkeypatch.setenv("PEERLAB_SCRATCH", str(runtime / "scratch"))
     assert len(sweep()) == 1
     assert _workdirs(runtime) == [] and _owners(runtime) == []

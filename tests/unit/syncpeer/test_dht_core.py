@@ -224,6 +224,22 @@ def test_buckets_hold_k_and_keep_old_contacts_that_answer() -> None:
     assert lone.failed(7) is False and lone.failed(7) is True and len(lone) == 0
 
 
+def test_a_refresh_is_due_at_the_time_next_refresh_names() -> None:
+    """next_refresh's time is one at which due_for_refresh finds the bucket due, whatever the
+    rounding: a driver woken then and finding nothing due is woken again at once, forever."""
+    rng = random.Random(4)
+    for _ in range(1000):
+        table = RoutingTable(own_id=0, k=20)
+        table.seen(contact(1 << 159), now=0.0)
+        touched = round(rng.uniform(0, 1000), 3)
+        interval = rng.choice([50.0, 900.0, 0.1, 33.3])
+        table.touch_all(touched)
+        due_at = table.next_refresh(interval)
+        assert due_at is not None and table.due_for_refresh(due_at, interval) == list(
+            range(159, 160)
+        ), (touched, interval)
+
+
 def test_closest_refresh_and_seeds() -> None:
     table = RoutingTable(own_id=0, k=20)
     ids = [3, 12, 1 << 100, (1 << 159) + 7, (1 << 159) + 1]

@@ -150,6 +150,25 @@ def test_buckets_are_refreshed_after_the_interval() -> None:
     assert node.protocol.counters["sent"] > before
 
 
+def test_an_answer_keeps_its_bucket_fresh() -> None:
+    """A contact that answers a request proves its bucket's range is reached: the bucket is
+    not due for a refresh until `refresh_interval` after that answer."""
+    config = DhtConfig(refresh_interval=50.0, republish_interval=1000.0, rpc_timeout=0.5)
+    net, nodes = network(20, config, seed=8)
+    node = nodes[3]
+    net.run_for(40.0 - net.now)
+    asked = net.now
+    sent_before = node.protocol.counters["sent"]
+    result = net.lookup(node, random.Random(5).getrandbits(160), want_value=False)
+    answered = {c.id for c in result.closest} & {c.id for c in node.protocol.table.contacts()}
+    buckets = {bucket_index(node.id, contact) for contact in answered}
+    assert len(buckets) >= 2, "the lookup should hear from more than the target's bucket"
+    table = node.protocol.table
+    assert all(table.buckets[index].touched >= asked for index in buckets)
+    assert not set(table.due_for_refresh(asked + 49.0, config.refresh_interval)) & buckets
+    assert node.protocol.counters["sent"] > sent_before
+
+
 def test_a_node_that_lost_everyone_joins_again() -> None:
     config = DhtConfig(rpc_timeout=0.5, max_failures=1, refresh_interval=20.0)
     net = SimNetwork(9)

@@ -16,8 +16,9 @@ record when it signs it (`record_source(wall)`). Random bytes come from the inje
 
 Joining: ping the bootstrap addresses; once one answers, look up our own id (which fills the
 table with our neighbours) and store our address record on the k nearest nodes that lookup
-found. The record is stored again every `republish_interval`; buckets no lookup went into for
-`refresh_interval` are refreshed with a lookup of a random id in their range.
+found. The record is stored again every `republish_interval`; buckets no lookup went into,
+and no contact of which answered us, for `refresh_interval` are refreshed with a lookup of a
+random id in their range.
 """
 
 from __future__ import annotations
@@ -439,6 +440,9 @@ class DhtProtocol:
             self.counters["rejected_identity"] += 1
             return self._on_timeout(rpc, now, state="rejected")
         effects = self._seen(message.sender, now)
+        # A contact of that range answered us: the bucket is fresh (BEP 5's rule), so the
+        # lookups that cross a busy network anyway spare most refreshes.
+        self.table.touch(message.sender.id, now)
         if rpc.purpose == "join":
             effects += self._bootstrap_answered(now)
         elif rpc.purpose == "store":

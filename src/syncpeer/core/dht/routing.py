@@ -29,7 +29,9 @@ class TableEntry:
 class Bucket:
     entries: list[TableEntry] = field(default_factory=list)  # least recently seen first
     replacements: list[TableEntry] = field(default_factory=list)  # most recently seen last
-    touched: float = 0.0  # last lookup into this bucket's range (refresh is due after that)
+    # The last lookup into this bucket's range, or answer from a contact in it: a refresh is
+    # due `refresh_interval` after that.
+    touched: float = 0.0
     checking: int | None = None  # id of the stale head being pinged
 
 
@@ -176,7 +178,8 @@ class RoutingTable:
         return farther[: self.k] or self.closest(target, self.k)
 
     def touch(self, target: int, now: float) -> None:
-        """A lookup for `target` ran: its bucket needs no refresh for a while."""
+        """A lookup for `target` ran, or `target` answered us: its bucket needs no refresh
+        for a while."""
         if target != self.own_id:
             self.buckets[bucket_index(self.own_id, target)].touched = now
             self._touches += 1
@@ -199,10 +202,13 @@ class RoutingTable:
         nearest = self._nearest
         if nearest is None:
             return []
+        # `touched + interval`, as next_refresh computes it: `now - touched >= interval`
+        # can be false at the very time next_refresh names (rounding), and a driver woken
+        # then would find nothing due and be woken again at once, forever.
         return [
             index
             for index in range(nearest, ID_BITS)
-            if now - self.buckets[index].touched >= interval
+            if self.buckets[index].touched + interval <= now
         ]
 
     def next_refresh(self, interval: float) -> float | None:
