@@ -26,7 +26,7 @@ def runtime_dir() -> Path:
 SHARED_MEMORY = Path("/dev/shm")
 
 
-def scratch_dir() -> Path:
+def scratch_dir(create: bool = True) -> Path:
     """Scratch space in memory, for the files of simulated runs: thousands of nodes' logs,
     written and removed within one run. On a disk each removal costs a journal write (and a
     discard where the filesystem is mounted with it: 3 ms a file on some machines, half a
@@ -34,16 +34,19 @@ def scratch_dir() -> Path:
 
     `$PEERLAB_SCRATCH`; else `/dev/shm/peerlab-<uid>` when /dev/shm is there and that
     folder is this user's own (created 0700; one that another user made, or a link, is not
-    used); else the runtime dir."""
+    used); else the runtime dir. `create=False` only says which it is, creating nothing (the
+    reaper asks so before removing what lies in it)."""
     chosen = os.environ.get("PEERLAB_SCRATCH")
     if chosen:
         path = Path(chosen)
-        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if create:
+            path.mkdir(parents=True, exist_ok=True, mode=0o700)
         return path
     if SHARED_MEMORY.is_dir():
         path = SHARED_MEMORY / f"peerlab-{os.getuid()}"
         try:
-            path.mkdir(exist_ok=True, mode=0o700)
+            if create:
+                path.mkdir(exist_ok=True, mode=0o700)
             status = path.lstat()
         except OSError:
             return runtime_dir()

@@ -174,7 +174,7 @@ class Reaper:
 def _remove_own(path: Path) -> None:
     """Remove a registered folder, only if it lies in peerlab's runtime dir, scratch space
     or home."""
-    for root in (runtime_dir(), scratch_dir(), peerlab_home()):
+    for root in (runtime_dir(), scratch_dir(create=False), peerlab_home()):
         if inside(path, root):
             shutil.rmtree(path, ignore_errors=True)
             return
