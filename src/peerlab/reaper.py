@@ -26,6 +26,7 @@ import psutil
 from peerlab import log
 from peerlab.home import peerlab_home, runtime_dir, scratch_dir
 from peerlab.names import inside
+from peerlab.nemesis.clock import sweep_stale_segments
 
 # How each kind of system resource is removed without its owner: "module:function" taking
 # the resource's record, imported only when a sweep meets one (the reaper depends on no
@@ -185,6 +186,9 @@ def sweep() -> list[str]:
     """Clean what dead owners left behind, all of their processes at once; returns a line
     per owner swept."""
     swept: list[str] = []
+    stale = sweep_stale_segments()  # what killed skewed nodes left in /dev/shm
+    if stale:
+        log.info("swept_leftovers", owner=f"libfaketime: {stale} stale segments")
     owners = runtime_dir() / "owners"
     if not owners.is_dir():
         return swept

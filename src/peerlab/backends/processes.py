@@ -25,7 +25,7 @@ import psutil
 from peerlab.backends import datadir
 from peerlab.backends.base import Action, BackendContext, Capabilities, Launch
 from peerlab.errors import PeerlabError
-from peerlab.nemesis.clock import preload_environment, write_skew
+from peerlab.nemesis.clock import preload_environment, sweep_stale_segments, write_skew
 from peerlab.node import NodeHandle
 
 if TYPE_CHECKING:
@@ -151,6 +151,7 @@ class ProcessBackend:
         if launch.clock_offset is not None:
             write_skew(self.skew_file(node), launch.clock_offset)
             env.update(preload_environment(self.skew_file(node)))
+            sweep_stale_segments()  # a stale one for the pid it gets would stop it starting
             fork = False  # LD_PRELOAD acts when a program starts: a forked child escapes it
             self._faketime.add(node.name)
         else:

@@ -15,11 +15,15 @@ The FAKETIME variable itself must stay unset: it would take precedence over the 
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
+
+import psutil
 
 from peerlab.errors import UsageError
 
@@ -79,6 +83,43 @@ def preload_environment(skew_file: Path, library: str | None = None) -> dict[str
         "FAKETIME_CACHE_DURATION": "1",
         "FAKETIME_DONT_FAKE_MONOTONIC": "1",
     }
+
+
+SHARED_MEMORY = Path("/dev/shm")
+# What libfaketime makes for each process it starts in (named by that process's pid) and
+# removes when the process exits cleanly; a killed one leaves them behind.
+_SEGMENT = re.compile(r"(?:sem\.)?faketime_(?:sem|shm)_(\d+)")
+
+
+def sweep_stale_segments(folder: Path = SHARED_MEMORY) -> int:
+    """Remove this user's libfaketime segments whose process is gone; returns how many.
+
+    libfaketime 0.9.10 creates `/dev/shm/faketime_shm_<pid>` and `sem.faketime_sem_<pid>`
+    in every process it starts in and removes them at a clean exit, so every SIGKILLed
+    skewed node leaves a pair. A later process that gets the same pid then cannot start at
+    all ("In ft_shm_create(), shm_open failed: File exists", exit 1): after a few hundred
+    kills, a few percent of skewed starts. So they are swept before each skewed start."""
+    removed = 0
+    uid = os.getuid()
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return 0
+    for entry in entries:
+        match = _SEGMENT.fullmatch(entry.name)
+        if match is None:
+            continue
+        try:
+            if entry.stat(follow_symlinks=False).st_uid != uid:
+                continue
+        except OSError:
+            continue
+        if psutil.pid_exists(int(match.group(1))):
+            continue
+        with contextlib.suppress(OSError):
+            os.unlink(entry.path)
+            removed += 1
+    return removed
 
 
 def write_skew(path: Path, seconds: float) -> None:
