@@ -62,6 +62,11 @@ class Spinner:
         self._ticks = _idle_ticks() if window > 0 else None
 
     @property
+    def last_poke(self) -> float:
+        """When something was last forwarded, on `time.perf_counter`'s clock."""
+        return self._last
+
+    @property
     def spinning(self) -> bool:
         return self._loop is not None
 

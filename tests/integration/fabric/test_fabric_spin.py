@@ -8,6 +8,7 @@ import hashlib
 import os
 import socket
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -35,7 +36,8 @@ class FakeStat:
 
 def _spin_until_done(spinner: Spinner, pokes: list[float]) -> float:
     """Run a loop that pokes `spinner` at each of `pokes` (seconds from the start); return
-    how long after the last poke its spin ended."""
+    how long after the last poke its spin ended, on the spinner's own clock (the loop's
+    clock is another one: comparing the two would be off by their rounding)."""
     loop = new_event_loop()
     ended = {"at": 0.0}
 
@@ -44,10 +46,9 @@ def _spin_until_done(spinner: Spinner, pokes: list[float]) -> float:
         for at in pokes:
             await asyncio.sleep(max(0.0, began + at - loop.time()))
             spinner.poke(loop)
-        last = loop.time()
         while spinner.spinning:
             await asyncio.sleep(0)
-        ended["at"] = loop.time() - last
+        ended["at"] = time.perf_counter() - spinner.last_poke
 
     try:
         loop.run_until_complete(asyncio.wait_for(main(), 30))
@@ -126,6 +127,7 @@ def echo() -> Iterator[int]:
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     yield listener.getsockname()[1]
+    listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept(); close() alone does not
     listener.close()
     thread.join(10)
 
