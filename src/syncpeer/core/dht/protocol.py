@@ -15,8 +15,9 @@ record when it signs it (`record_source(wall)`). Random bytes come from the inje
 `random`.
 
 Joining: ping the bootstrap addresses; once one answers, look up our own id (which fills the
-table with our neighbours) and store our address record on the k nearest nodes that lookup
-found. The record is stored again every `republish_interval`; buckets no lookup went into,
+table with our neighbours); that lookup carries our address record, and the nodes it asks
+keep it, the k nearest among them. The record is stored again the same way (a lookup of our
+own id that carries it) every `republish_interval`; buckets no lookup went into,
 and no contact of which answered us, for `refresh_interval` are refreshed with a lookup of a
 random id in their range.
 """
@@ -548,7 +549,7 @@ class DhtProtocol:
 
     def _lookup_done(self, handle: int, now: float) -> list[Effect]:
         lookup = self._lookups.pop(handle)
-        self._carried.pop(handle, None)
+        carried = self._carried.pop(handle, None)
         result = lookup.result()
         if handle == self._refresh_lookup:
             self._refresh_lookup = None
@@ -560,6 +561,9 @@ class DhtProtocol:
             return [] if self._join_refreshes else self._join_complete()
         if handle == self._publish_lookup:
             self._publish_lookup = None
+            if carried is not None:  # the nodes it asked kept the record as they answered
+                self._schedule_republish(now)
+                return []
             return self._store_own_record(result, now)
         if not result.found:
             self.counters["lookups_failed"] += 1
@@ -639,12 +643,19 @@ class DhtProtocol:
         return [Joined(len(self.table), self._join_stored)]
 
     def _publish(self, now: float) -> list[Effect]:
-        """Store our record again on the nodes nearest our id (found by a fresh lookup)."""
+        """Store our record again on the nodes nearest our id: a fresh lookup of our id
+        that carries the record, as the join's does (no STORE round after it)."""
         if self.record_source is None:
             return []
         if not len(self.table):
             return self._store_own_record(None, now)
-        self._publish_lookup, effects = self._start_lookup(self.id, now, want_value=False)
+        handle = next(self._handles)
+        record = self._fresh_record()
+        if record is not None:
+            self._carried[handle] = record
+        self._publish_lookup, effects = self._start_lookup(
+            self.id, now, want_value=False, handle=handle
+        )
         return effects
 
     def _schedule_republish(self, now: float) -> None:
