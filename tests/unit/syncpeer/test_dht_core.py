@@ -216,6 +216,15 @@ def test_records_verify_and_the_store_keeps_the_newest(
         AddressRecord.from_json(foreign)
     with pytest.raises(InvalidRecord, match="missing"):
         AddressRecord.from_json({"fingerprint": alice.fingerprint})
+    # Parsed records are kept, but only for the very same fields: 200 is not 200.0 (it
+    # signs other bytes), and a tampered copy of a kept record is still checked.
+    assert AddressRecord.from_json(new.to_json()) == new
+    with pytest.raises(InvalidRecord, match="does not verify"):
+        AddressRecord.from_json({**new.to_json(), "timestamp": 200})
+    with pytest.raises(InvalidRecord, match="does not verify"):
+        AddressRecord.from_json(tampered)
+    with pytest.raises(InvalidRecord, match="must be a number"):
+        AddressRecord.from_json({**new.to_json(), "ttl": True})
 
     store = RecordStore()
     assert store.put(new, now=0.0) is None

@@ -126,7 +126,7 @@ class Message:
 
 def encode(message: Message, signer: Signer) -> bytes:
     """Sign and serialize `message` (its sender must be the signer's id)."""
-    if message.record is None and message.type != "stored":
+    if message.type != "stored":
         text = _plain_text(message, signer)
     else:
         text = _json(_body(message, signer))
@@ -157,10 +157,9 @@ def _body(message: Message, signer: Signer) -> dict[str, Any]:
 
 
 def _plain_text(message: Message, signer: Signer) -> str:
-    """`_json(_body(message, signer))` for a message with no record and no verdict (pings,
-    lookups and their answers: nearly every datagram), made from pieces serialized once:
-    the sender's fields are the same in every message a node sends, and each contact is
-    named in many answers."""
+    """`_json(_body(message, signer))` for a message with no verdict (all but `stored`),
+    made from pieces serialized once: the sender's fields are the same in every message a
+    node sends, and each contact is named in many answers."""
     text = (
         _head(message.type)
         + _string(message.rpc)
@@ -171,6 +170,8 @@ def _plain_text(message: Message, signer: Signer) -> str:
     if message.type == "nodes":
         listed = ",".join([contact.json for contact in message.nodes[:MAX_CONTACTS]])
         text += f',"nodes":[{listed}]'
+    if message.record is not None:
+        text += ',"record":' + _json(dict(message.record))
     return text + "}"
 
 

@@ -54,6 +54,11 @@ JOIN_RETRY_MAX = 30.0
 # A join looks into each far bucket until the single nearest node it finds has answered: that
 # is 2-3 RPCs that end inside the bucket's range, enough to be known there.
 JOIN_REFRESH_K = 1
+# A refresh of an idle bucket looks in the same way, not for the k nearest of a random id:
+# it is there to show that the range still answers, check a contact of it and hear of its
+# nodes (as a BitTorrent DHT node refreshes a bucket with one find_node), and a full lookup
+# for an id nobody asked about costs 15-20 RPCs, most of an idle network's traffic.
+REFRESH_K = 1
 
 
 @dataclass(frozen=True)
@@ -268,7 +273,11 @@ class DhtProtocol:
                 self.table.touch_bucket(index, now)
                 target = random_id_in_bucket(self.id, index, self.random)
                 self._refresh_lookup, more = self._start_lookup(
-                    target, now, want_value=False, initial=self.table.refresh_seeds(index, target)
+                    target,
+                    now,
+                    want_value=False,
+                    k=REFRESH_K,
+                    initial=self.table.refresh_seeds(index, target),
                 )
                 effects += more
         self.records.expire(now)
