@@ -17,6 +17,7 @@ headers and logs what is decided.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 V1_0 = "1.0"
@@ -79,6 +80,7 @@ class Mismatch:
     message: str
 
 
+@functools.lru_cache(maxsize=256)  # every poll parses one of a few headers
 def parse_header(header: str | None) -> tuple[str, ...]:
     """The versions a `Syncpeer-Protocol` header names; none sent means a v1.0 peer.
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -135,6 +136,13 @@ def run_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@functools.lru_cache(maxsize=1)
+def _parser() -> argparse.ArgumentParser:
+    # Made once: building it costs more than parsing with it, and a simulation starts
+    # thousands of nodes. Parsing leaves a parser as it was.
+    return run_parser()
+
+
 def _dht_config(parser: argparse.ArgumentParser, args: argparse.Namespace) -> DhtConfig:
     if args.udp_port is not None and not 0 <= args.udp_port < 65536:
         parser.error("--udp-port must be between 0 and 65535")
@@ -184,7 +192,7 @@ def _split(text: str) -> tuple[str, ...]:
 def parse_run_args(argv: Sequence[str]) -> NodeConfig:
     """Parse `syncpeer run` arguments (and the mutants named in $SYNCPEER_MUTANTS);
     argparse exits 2 with a message on bad input."""
-    parser = run_parser()
+    parser = _parser()
     args = parser.parse_args(list(argv))
     if args.advertise:
         try:

@@ -154,6 +154,45 @@ def test_a_nodes_answer_is_the_json_of_its_body_and_odd_contacts_are_named(
             decode(answer([good, raw]))
 
 
+def test_every_message_is_the_json_of_its_body(
+    make_identity: Callable[[str], Identity],
+) -> None:
+    """Pings, lookups and their answers are made from pieces serialized once; the bytes are
+    still exactly what serializing the whole body gives, escapes included."""
+    signer = signer_of(make_identity("alice"))
+    record = {"fingerprint": "ab" * 20, "addresses": ["10.0.0.1:1"]}
+    for address in ("10.0.0.1:7401", "höst:7401", 'we"ird\\:1'):
+        me = Contact(signer.id, address)
+        for message, fields in (
+            (Message("ping", "0123456789abcdef", me), {}),
+            (Message("pong", "fedcba9876543210", me), {}),
+            (Message("find_node", "00" * 8, me, target=7), {"target": id_hex(7)}),
+            (Message("find_value", "11" * 8, me, target=2**159), {"target": id_hex(2**159)}),
+            (
+                Message("find_node", "22" * 8, me, target=me.id, record=record),
+                {"target": me.hex, "record": record},
+            ),
+            (Message("store", "33" * 8, me, record=record), {"record": record}),
+            (Message("value", "44" * 8, me, record=record), {"record": record}),
+            (
+                Message("stored", "55" * 8, me, ok=False, reason="full"),
+                {"ok": False, "reason": "full"},
+            ),
+        ):
+            body = {
+                "v": 1,
+                "t": message.type,
+                "rpc": message.rpc,
+                "id": me.hex,
+                "key": signer.key_text,
+                "addr": address,
+                **fields,
+            }
+            expected = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+            assert encode(message, signer)[64:] == expected, message.type
+            assert decode(encode(message, signer))[0] == message
+
+
 # ------------------------------------------------------------------ records
 
 
@@ -177,6 +216,15 @@ def test_records_verify_and_the_store_keeps_the_newest(
         AddressRecord.from_json(foreign)
     with pytest.raises(InvalidRecord, match="missing"):
         AddressRecord.from_json({"fingerprint": alice.fingerprint})
+    # Parsed records are kept, but only for the very same fields: 200 is not 200.0 (it
+    # signs other bytes), and a tampered copy of a kept record is still checked.
+    assert AddressRecord.from_json(new.to_json()) == new
+    with pytest.raises(InvalidRecord, match="does not verify"):
+        AddressRecord.from_json({**new.to_json(), "timestamp": 200})
+    with pytest.raises(InvalidRecord, match="does not verify"):
+        AddressRecord.from_json(tampered)
+    with pytest.raises(InvalidRecord, match="must be a number"):
+        AddressRecord.from_json({**new.to_json(), "ttl": True})
 
     store = RecordStore()
     assert store.put(new, now=0.0) is None

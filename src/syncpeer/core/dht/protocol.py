@@ -15,8 +15,9 @@ record when it signs it (`record_source(wall)`). Random bytes come from the inje
 `random`.
 
 Joining: ping the bootstrap addresses; once one answers, look up our own id (which fills the
-table with our neighbours) and store our address record on the k nearest nodes that lookup
-found. The record is stored again every `republish_interval`; buckets no lookup went into,
+table with our neighbours); that lookup carries our address record, and the nodes it asks
+keep it, the k nearest among them. The record is stored again the same way (a lookup of our
+own id that carries it) every `republish_interval`; buckets no lookup went into,
 and no contact of which answered us, for `refresh_interval` are refreshed with a lookup of a
 random id in their range.
 """
@@ -53,6 +54,11 @@ JOIN_RETRY_MAX = 30.0
 # A join looks into each far bucket until the single nearest node it finds has answered: that
 # is 2-3 RPCs that end inside the bucket's range, enough to be known there.
 JOIN_REFRESH_K = 1
+# A refresh of an idle bucket looks in the same way, not for the k nearest of a random id:
+# it is there to show that the range still answers, check a contact of it and hear of its
+# nodes (as a BitTorrent DHT node refreshes a bucket with one find_node), and a full lookup
+# for an id nobody asked about costs 15-20 RPCs, most of an idle network's traffic.
+REFRESH_K = 1
 
 
 @dataclass(frozen=True)
@@ -267,7 +273,11 @@ class DhtProtocol:
                 self.table.touch_bucket(index, now)
                 target = random_id_in_bucket(self.id, index, self.random)
                 self._refresh_lookup, more = self._start_lookup(
-                    target, now, want_value=False, initial=self.table.refresh_seeds(index, target)
+                    target,
+                    now,
+                    want_value=False,
+                    k=REFRESH_K,
+                    initial=self.table.refresh_seeds(index, target),
                 )
                 effects += more
         self.records.expire(now)
@@ -548,7 +558,7 @@ class DhtProtocol:
 
     def _lookup_done(self, handle: int, now: float) -> list[Effect]:
         lookup = self._lookups.pop(handle)
-        self._carried.pop(handle, None)
+        carried = self._carried.pop(handle, None)
         result = lookup.result()
         if handle == self._refresh_lookup:
             self._refresh_lookup = None
@@ -560,6 +570,9 @@ class DhtProtocol:
             return [] if self._join_refreshes else self._join_complete()
         if handle == self._publish_lookup:
             self._publish_lookup = None
+            if carried is not None:  # the nodes it asked kept the record as they answered
+                self._schedule_republish(now)
+                return []
             return self._store_own_record(result, now)
         if not result.found:
             self.counters["lookups_failed"] += 1
@@ -639,12 +652,19 @@ class DhtProtocol:
         return [Joined(len(self.table), self._join_stored)]
 
     def _publish(self, now: float) -> list[Effect]:
-        """Store our record again on the nodes nearest our id (found by a fresh lookup)."""
+        """Store our record again on the nodes nearest our id: a fresh lookup of our id
+        that carries the record, as the join's does (no STORE round after it)."""
         if self.record_source is None:
             return []
         if not len(self.table):
             return self._store_own_record(None, now)
-        self._publish_lookup, effects = self._start_lookup(self.id, now, want_value=False)
+        handle = next(self._handles)
+        record = self._fresh_record()
+        if record is not None:
+            self._carried[handle] = record
+        self._publish_lookup, effects = self._start_lookup(
+            self.id, now, want_value=False, handle=handle
+        )
         return effects
 
     def _schedule_republish(self, now: float) -> None:

@@ -16,6 +16,7 @@ orders records of one publisher, and is never compared with the holder's clock.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import heapq
 import math
 from collections.abc import Mapping
@@ -67,6 +68,15 @@ class AddressRecord:
         """Parse and verify a record; InvalidRecord names the first problem."""
         if not isinstance(data, Mapping):
             raise InvalidRecord("record must be an object")
+        fields = tuple(data.get(name) for name in _FIELDS)
+        if len(data) == len(_FIELDS) and all(type(value) in _PLAIN for value in fields):
+            # A record travels in many messages (every request of its owner's lookups,
+            # every answer naming it): the same fields are parsed and verified once.
+            return _parsed(tuple(map(type, fields)), fields)
+        return cls._parse(data)
+
+    @classmethod
+    def _parse(cls, data: Mapping[str, Any]) -> AddressRecord:
         try:
             fingerprint = data["fingerprint"]
             parse_id(fingerprint, "record fingerprint")
@@ -91,6 +101,17 @@ class AddressRecord:
         if not verify_signature(sign_key, signature, canonical_json(record.payload())):
             raise InvalidRecord(f"record signature for {fingerprint} does not verify")
         return record
+
+
+_FIELDS = ("fingerprint", "sign_key", "address", "dht_address", "timestamp", "ttl", "signature")
+_PLAIN = (str, int, float)
+
+
+@functools.lru_cache(maxsize=16384)
+def _parsed(types: tuple[type, ...], fields: tuple[Any, ...]) -> AddressRecord:
+    # `types` keeps 1 and 1.0 apart: they are equal keys, but not the same signed bytes.
+    del types
+    return AddressRecord._parse(dict(zip(_FIELDS, fields, strict=True)))
 
 
 def sign_record(
