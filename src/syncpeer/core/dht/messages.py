@@ -125,41 +125,11 @@ class Message:
 
 
 def encode(message: Message, signer: Signer) -> bytes:
-    """Sign and serialize `message` (its sender must be the signer's id)."""
-    if message.type != "stored":
-        text = _plain_text(message, signer)
-    else:
-        text = _json(_body(message, signer))
-    payload = text.encode()
-    return signer.sign(DOMAIN + payload) + payload
+    """Sign and serialize `message` (its sender must be the signer's id).
 
-
-def _body(message: Message, signer: Signer) -> dict[str, Any]:
-    """The message as a JSON object, its fields in the order they are sent."""
-    body: dict[str, Any] = {
-        "v": VERSION,
-        "t": message.type,
-        "rpc": message.rpc,
-        "id": message.sender.hex,
-        "key": signer.key_text,
-        "addr": message.sender.address,
-    }
-    if message.target is not None:
-        body["target"] = id_hex(message.target)
-    if message.type == "nodes":
-        body["nodes"] = [contact.to_json() for contact in message.nodes[:MAX_CONTACTS]]
-    if message.record is not None:
-        body["record"] = dict(message.record)
-    if message.type == "stored":
-        body["ok"] = bool(message.ok)
-        body["reason"] = message.reason
-    return body
-
-
-def _plain_text(message: Message, signer: Signer) -> str:
-    """`_json(_body(message, signer))` for a message with no verdict (all but `stored`),
-    made from pieces serialized once: the sender's fields are the same in every message a
-    node sends, and each contact is named in many answers."""
+    The body is made from pieces serialized once: the sender's fields are the same in every
+    message a node sends, and each contact is named in many answers. The bytes are what
+    `_json` makes of the whole body, its fields in this order."""
     text = (
         _head(message.type)
         + _string(message.rpc)
@@ -172,7 +142,10 @@ def _plain_text(message: Message, signer: Signer) -> str:
         text += f',"nodes":[{listed}]'
     if message.record is not None:
         text += ',"record":' + _json(dict(message.record))
-    return text + "}"
+    if message.type == "stored":
+        text += f',"ok":{_json(bool(message.ok))},"reason":{_json(message.reason)}'
+    payload = (text + "}").encode()
+    return signer.sign(DOMAIN + payload) + payload
 
 
 _string = json.encoder.encode_basestring
