@@ -81,7 +81,6 @@ def parse_range(header: str, size: int) -> tuple[int, int]:
 
 
 @functools.lru_cache(maxsize=1024)
-@functools.lru_cache(maxsize=1024)  # a node answers every poll with its store's date
 def _http_date(seconds: float) -> str:
     return email.utils.formatdate(seconds, usegmt=True)
 
