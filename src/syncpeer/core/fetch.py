@@ -56,12 +56,20 @@ class Listing:
     protocol: str = protocol.V1_0  # the version agreed on with the friend
 
 
-def listing_headers(etag: str | None, trace_id: str, versions: Versions) -> dict[str, str]:
-    """The headers of a poll: the trace, the protocol versions offered, and the ETag of the
-    last answer as If-None-Match."""
+FROM_HEADER = "X-Syncpeer-From"  # a poll's sender names itself (`FriendHeard`)
+
+
+def listing_headers(
+    etag: str | None, trace_id: str, versions: Versions, me: str | None = None
+) -> dict[str, str]:
+    """The headers of a poll: the trace, the protocol versions offered, the ETag of the
+    last answer as If-None-Match, and the poller's fingerprint `me` (its friend then knows
+    it is up: `syncpeer.core.sync_events.FriendHeard`)."""
     headers = {"X-Trace-Id": trace_id, protocol.HEADER: versions.header()}
     if etag:
         headers["If-None-Match"] = etag
+    if me:
+        headers[FROM_HEADER] = me
     return headers
 
 

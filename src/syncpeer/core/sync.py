@@ -12,7 +12,8 @@ they belong.
 
 Failures are waited out, with exponential backoff: an unreachable friend's listing is
 dropped (it is no longer a source) and the friend is polled again after 2, 4, 8 ... poll
-intervals, at most `max_backoff` seconds apart, until it answers; a download that broke off
+intervals, at most `max_backoff` seconds apart, until it answers (or until it polls this
+node: a friend heard from is asked at the next round, once per spell); a download that broke off
 (refused, cut, stalled below the driver's progress deadline) keeps its partial file and
 goes on at once from another friend that lists the same bytes, while the friend that
 failed is not asked for them again before its own backoff has passed. Lies are remembered
@@ -49,6 +50,7 @@ from syncpeer.core.sync_events import (
     DownloadLied,
     Event,
     FriendAdded,
+    FriendHeard,
     FriendRemoved,
     Keep,
     ListingReceived,
@@ -121,6 +123,7 @@ class _Friend:
     mismatch: str | None = None  # why no version could be agreed on, while none can
     failures: int = 0  # polls failed in a row
     next_poll: float = 0.0  # not polled again before this (monotonic): its backoff
+    heard: bool = False  # it polled us while unreachable, and its backoff was cut short
 
 
 @dataclass
@@ -193,6 +196,8 @@ class SyncEngine:
                     self._next_round = now
             case FriendAdded(fingerprint, address):
                 self._add_friend(fingerprint, address)
+            case FriendHeard(fingerprint):
+                actions += self._heard(fingerprint, now)
             case FriendRemoved(fingerprint):
                 self._friends.pop(fingerprint, None)
                 self._listings.pop(fingerprint, None)
@@ -254,6 +259,12 @@ class SyncEngine:
             return "too_large"
         return None
 
+    def next_poll(self, friend: str) -> float | None:
+        """When `friend` is polled again at the earliest (monotonic: after its backoff);
+        None when it is not a friend."""
+        found = self._friends.get(friend)
+        return None if found is None else found.next_poll
+
     def backing_off(self, friend: str, sha256: str, now: float) -> bool:
         """Whether `friend` failed to deliver these bytes lately and waits out its backoff."""
         backoff = self._backoffs.get((friend, sha256))
@@ -284,8 +295,22 @@ class SyncEngine:
         # worth asking at once.
         friend.address, friend.etag, friend.unreachable = address, None, False
         friend.protocol = friend.mismatch = None
-        friend.failures, friend.next_poll = 0, 0.0
+        friend.failures, friend.next_poll, friend.heard = 0, 0.0, False
         self._listings.pop(fingerprint, None)
+
+    def _heard(self, fingerprint: str, now: float) -> list[Action]:
+        """`fingerprint` polled this node. A friend that was down and came back polls its
+        friends at once, but they would not ask it before their backoff for it passed (up
+        to `max_backoff`): what it published meanwhile would wait that long. So it is asked
+        at the next round, once per spell of being unreachable (a friend heard but still
+        not reachable, as across a one-way partition, goes back to its backoff)."""
+        friend = self._friends.get(fingerprint)
+        if friend is None or not friend.unreachable or friend.heard or now >= friend.next_poll:
+            return []
+        retry_in = friend.next_poll - now
+        friend.next_poll, friend.heard = now, True
+        fields = {"friend": fingerprint, "retry_in_s": round(retry_in, 3)}
+        return [LogEvent("friend_heard", "info", fields)]
 
     def _advance(self, now: float) -> list[Action]:
         actions: list[Action] = []
@@ -354,7 +379,7 @@ class SyncEngine:
             return []
         actions: list[Action] = []
         context = {"trace_id": poll.trace_id, "friend": poll.friend}
-        friend.failures, friend.next_poll = 0, 0.0
+        friend.failures, friend.next_poll, friend.heard = 0, 0.0, False
         if friend.unreachable:
             friend.unreachable = False
             actions.append(LogEvent("friend_reachable", "info", context))

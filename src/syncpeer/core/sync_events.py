@@ -94,6 +94,16 @@ class FriendAdded:
 
 
 @dataclass(frozen=True)
+class FriendHeard:
+    """A poll came in from `fingerprint` (it named itself in `X-Syncpeer-From`): it is up.
+    A friend this node gave up on for a while is asked again at the next round instead of
+    after the rest of its backoff, once per spell of being unreachable. The name is not
+    authenticated; a forged one only brings a poll forward."""
+
+    fingerprint: str
+
+
+@dataclass(frozen=True)
 class FriendRemoved:
     """`fingerprint` is no longer a friend: never polled again, no longer a source."""
 
@@ -163,6 +173,7 @@ class DownloadLied:
 Event = (
     Tick
     | FriendAdded
+    | FriendHeard
     | FriendRemoved
     | ListingReceived
     | PollFailed

@@ -17,7 +17,9 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from syncpeer.core import protocol, serve
+from syncpeer.core.fetch import FROM_HEADER
 from syncpeer.core.store import StoredFile
+from syncpeer.core.sync_events import FriendHeard
 from syncpeer.io.client import CHUNK_BYTES
 
 if TYPE_CHECKING:
@@ -79,6 +81,9 @@ class PublicApi:
             if version.log is not None:
                 self.log.error(version.log.event, **version.log.fields)
             return respond(version.answer)
+        poller = request.headers.get(FROM_HEADER)
+        if poller:
+            self.node.syncer.feed(FriendHeard(poller))
         since = request.if_modified_since
         return respond(
             serve.listing(

@@ -78,12 +78,18 @@ class PeerClient:
         self.versions = versions
 
     async def listing(
-        self, address: str, etag: str | None, trace_id: str, timeout_s: float
+        self,
+        address: str,
+        etag: str | None,
+        trace_id: str,
+        timeout_s: float,
+        me: str | None = None,
     ) -> Listing:
-        """GET /files, the whole request within `timeout_s` seconds."""
+        """GET /files, the whole request within `timeout_s` seconds; `me`: this node's
+        fingerprint, named to the friend."""
         timeout = aiohttp.ClientTimeout(total=timeout_s)
         url = URL(f"http://{address}/files")
-        headers = listing_headers(etag, trace_id, self.versions)
+        headers = listing_headers(etag, trace_id, self.versions, me)
         async with self.session.get(url, headers=headers, timeout=timeout) as response:
             version = listing_agreed(
                 response.status, response.headers.get(protocol.HEADER), self.versions

@@ -126,7 +126,7 @@ class Syncer:
         assert self._client is not None
         try:
             listing = await self._client.listing(
-                poll.address, poll.etag, poll.trace_id, poll.timeout
+                poll.address, poll.etag, poll.trace_id, poll.timeout, self.engine.me
             )
         except ProtocolMismatch as error:
             self.feed(ProtocolRefused(poll, str(error)))

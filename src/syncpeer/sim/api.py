@@ -26,8 +26,10 @@ from syncpeer.core.errors import (
     NotARecipient,
     UnknownFriend,
 )
+from syncpeer.core.fetch import FROM_HEADER
 from syncpeer.core.keyring import Friend
 from syncpeer.core.names import validate_name
+from syncpeer.core.sync_events import FriendHeard
 from syncpeer.sim.host import Reply, Request
 
 if TYPE_CHECKING:
@@ -215,6 +217,9 @@ class SimApi:
                 self.log.error(version.log.event, **version.log.fields)
             call.answer(version.answer)
             return
+        poller = call.header.get(FROM_HEADER)
+        if poller:
+            peer.syncer.feed(FriendHeard(poller))
         call.answer(
             serve.listing(
                 peer.files.model,

@@ -189,7 +189,8 @@ class _PollCall(_Call):
 
     def send(self) -> None:
         poll = self.poll
-        headers = listing_headers(poll.etag, poll.trace_id, self.syncer.versions)
+        syncer = self.syncer
+        headers = listing_headers(poll.etag, poll.trace_id, syncer.versions, syncer.engine.me)
         self._wait(poll.timeout)
         self.exchange = self.host.request(poll.address, "GET", "/files", headers, b"", self)
 

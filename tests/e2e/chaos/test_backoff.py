@@ -59,6 +59,29 @@ def test_friends_poll_a_dead_friend_less_and_less_often(
     assert all(v.ok for v in verdicts), explain(verdicts)
 
 
+@pytest.mark.sim
+def test_a_friend_heard_across_a_one_way_cut_is_asked_early_once(
+    peerlab_env: Environment, syncpeer_net: Callable[..., SyncpeerAdapter]
+) -> None:
+    """B cannot reach A, but A's polls reach B: B hears from A (`X-Syncpeer-From`) and asks
+    it at its next round instead of after its backoff, once for the whole cut, not at every
+    poll A makes; once the cut heals they sync."""
+    env = peerlab_env
+    syncpeer_net(2)
+    env.net.partition([["B"], ["A"]], one_way=True)
+    env.wait_until(lambda: log_events(env, "B", "friend_heard"), 30, what="B to hear from A")
+    _sleep(env, 2 * MAX_BACKOFF_S)  # A polls B every 0.5 s meanwhile
+    heard = log_events(env, "B", "friend_heard")
+    assert len(heard) == 1, f"B cut its backoff short {len(heard)} times in one cut: {heard}"
+    assert heard[0]["retry_in_s"] > 0, heard
+    assert log_events(env, "A", "friend_heard") == [], "A reaches B: it never gave up on B"
+    assert env.client("B").status()["poll_failures"] >= 3, "B never gave up on A"
+    env.net.clear()
+    env.client("A").publish("healed.txt", b"after the cut")
+    verdicts = check_sync(env)
+    assert all(v.ok for v in verdicts), explain(verdicts)
+
+
 def test_a_node_joins_through_a_dead_bootstrap_less_and_less_often(
     peerlab_env: Environment, record_property: Any
 ) -> None:
@@ -85,4 +108,4 @@ def test_a_node_joins_through_a_dead_bootstrap_less_and_less_often(
 def _sleep(env: Environment, seconds: float) -> None:
     """Let `seconds` pass while the nodes retry (nothing to poll for: time is the point)."""
     deadline = env.history.elapsed() + seconds
-    wait_until(lambda: env.history.elapsed() >= deadline, seconds + 5, what=f"{seconds:g}s")
+    env.wait_until(lambda: env.history.elapsed() >= deadline, seconds + 5, what=f"{seconds:g}s")

@@ -14,7 +14,7 @@ from peerlab.checkers.backoff import Outage, backs_off
 from syncpeer.core.identity import Identity, RandomSource
 from syncpeer.core.mutants import Mutants
 from syncpeer.core.sync import SyncConfig
-from syncpeer.core.sync_events import Download
+from syncpeer.core.sync_events import Download, FriendHeard
 
 CONFIG = SyncConfig(poll_interval=0.5, http_timeout=10.0, max_backoff=8.0)
 
@@ -63,6 +63,43 @@ def test_an_unreachable_friend_is_polled_less_and_less_often(
     world.poll(FRIEND_1)
     assert world.engine.unreachable() == []
     assert world.now - answered <= 2 * CONFIG.poll_interval, "an answer ends the backoff"
+
+
+def test_a_friend_heard_from_is_asked_at_the_next_round_once_per_spell(
+    make_world: Callable[..., World],
+) -> None:
+    """A friend that came back polls us: it is asked at the next round, not after the
+    rest of its backoff; heard again while still unreachable (a one-way cut), it waits
+    out its backoff as before; reachable again, the next spell may be cut short again."""
+    world = make_world()
+    world.befriend(FRIEND_1, FRIEND_2)
+    polled = polls_while_down(world, FRIEND_1, 20.0)
+    due = world.engine.next_poll(FRIEND_1)
+    assert due is not None and due - polled[-1] == CONFIG.max_backoff
+    heard_at = world.now
+    assert due - heard_at > 2 * CONFIG.poll_interval, "the backoff would end soon anyway"
+    world.feed(FriendHeard(FRIEND_1))
+    [heard] = world.events("friend_heard")
+    assert heard == {"friend": FRIEND_1, "retry_in_s": round(due - heard_at, 3)}
+    poll = world.poll(FRIEND_1)
+    assert world.now - heard_at <= 2 * CONFIG.poll_interval, "not asked at the next rounds"
+    world.fail(FRIEND_1)
+    failed_at = world.now
+    world.feed(FriendHeard(FRIEND_1))  # the same spell: no second early retry
+    assert len(world.events("friend_heard")) == 1
+    due = world.engine.next_poll(FRIEND_1)
+    assert due is not None and due - failed_at == CONFIG.max_backoff
+    assert poll.friend == FRIEND_1
+    world.tick(due)
+    world.poll(FRIEND_1)
+    world.answer(FRIEND_1, [])
+    world.feed(FriendHeard(FRIEND_1))  # reachable: nothing to cut short
+    world.feed(FriendHeard(FRIEND_3))  # not a friend: ignored
+    assert len(world.events("friend_heard")) == 1
+    world.poll(FRIEND_1)
+    world.fail(FRIEND_1)
+    world.feed(FriendHeard(FRIEND_1))  # a new spell
+    assert len(world.events("friend_heard")) == 2
 
 
 def test_the_fixed_rate_mutant_hammers_and_the_checker_says_so(

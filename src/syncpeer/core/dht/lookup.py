@@ -180,23 +180,32 @@ class Lookup:
         self.reason: str | None = None
         ordered = sorted(initial, key=lambda contact: metric(contact.id, target))
         for position, contact in enumerate(ordered[:k]):
-            self._add(position % len(self.paths), contact, 1, None)
+            self._add(position % len(self.paths), (contact,), 1, None)
 
     @property
     def done(self) -> bool:
         return self.finished_at is not None
 
-    def _add(self, path_index: int, contact: Contact, depth: int, via: Candidate | None) -> None:
-        node_id = contact.id
-        if node_id == self.origin or (self.accept is not None and not self.accept(node_id)):
-            return
+    def _add(
+        self, path_index: int, contacts: Sequence[Contact], depth: int, via: Candidate | None
+    ) -> None:
+        """Make `contacts` candidates of the path (those it may ask and does not hold)."""
+        origin, accept, metric, target = self.origin, self.accept, self.metric, self.target
         path = self.paths[path_index]
-        key = (node_id, contact.address)
-        if key in path.candidates or path.addresses[node_id] >= MAX_ADDRESSES_PER_ID:
-            return
-        path.addresses[node_id] += 1
-        gap = self.metric(node_id, self.target)
-        path.candidates[key] = Candidate(contact, path_index, depth, via, gap)
+        candidates, addresses = path.candidates, path.addresses
+        for contact in contacts:  # the hottest loop of a lookup: every contact of every answer
+            node_id = contact.id
+            if node_id == origin or (accept is not None and not accept(node_id)):
+                continue
+            key = (node_id, contact.address)
+            if key in candidates:
+                continue
+            held = addresses.get(node_id, 0)
+            if held >= MAX_ADDRESSES_PER_ID:
+                continue
+            addresses[node_id] = held + 1
+            gap = metric(node_id, target)
+            candidates[key] = Candidate(contact, path_index, depth, via, gap)
 
     def _live(self, path: Path) -> list[Candidate]:
         """The path's k nearest candidates that have not failed and no other path took."""
@@ -261,8 +270,7 @@ class Lookup:
             self.record, self.holder = record, candidate
             self._finish(now, None)
             return []
-        for contact in nodes:
-            self._add(candidate.path, contact, candidate.depth + 1, candidate)
+        self._add(candidate.path, nodes, candidate.depth + 1, candidate)
         return self._next(now)
 
     def failed(self, candidate: Candidate, now: float, state: str = "failed") -> list[Candidate]:

@@ -157,7 +157,8 @@ def _head(kind: str) -> str:
     return f'{{"v":{_json(VERSION)},"t":{_string(kind)},"rpc":'
 
 
-@functools.lru_cache(maxsize=4096)
+# A node sends with one sender; a simulation's nodes share this cache, so it holds a swarm.
+@functools.lru_cache(maxsize=65536)
 def _sender_fields(node_hex: str, key: str, address: str) -> str:
     return "," + _json({"id": node_hex, "key": key, "addr": address})[1:-1]
 

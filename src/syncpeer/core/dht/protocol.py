@@ -455,8 +455,6 @@ class DhtProtocol:
         self.table.touch(message.sender.id, now)
         if rpc.purpose == "join":
             effects += self._bootstrap_answered(now)
-        elif rpc.purpose == "store":
-            self.counters["stored" if message.ok else "store_rejected"] += 1
         elif rpc.lookup is not None and rpc.candidate is not None:
             lookup = self._lookups.get(rpc.lookup)
             if lookup is not None:
@@ -558,7 +556,7 @@ class DhtProtocol:
 
     def _lookup_done(self, handle: int, now: float) -> list[Effect]:
         lookup = self._lookups.pop(handle)
-        carried = self._carried.pop(handle, None)
+        self._carried.pop(handle, None)
         result = lookup.result()
         if handle == self._refresh_lookup:
             self._refresh_lookup = None
@@ -569,11 +567,9 @@ class DhtProtocol:
             self._join_refreshes.discard(handle)
             return [] if self._join_refreshes else self._join_complete()
         if handle == self._publish_lookup:
-            self._publish_lookup = None
-            if carried is not None:  # the nodes it asked kept the record as they answered
-                self._schedule_republish(now)
-                return []
-            return self._store_own_record(result, now)
+            self._publish_lookup = None  # the nodes it asked kept the record as they answered
+            self._schedule_republish(now)
+            return []
         if not result.found:
             self.counters["lookups_failed"] += 1
         return [LookupDone(handle, result)]
@@ -589,13 +585,7 @@ class DhtProtocol:
         # The self-lookup carries our record: the nodes it asks are the nodes nearest our id
         # (it ends only when the k nearest have answered), so they keep it as they answer,
         # and the join needs no STORE round (a third of its messages).
-        record = self._fresh_record()
-        handle = next(self._handles)
-        if record is not None:
-            self._carried[handle] = record
-        self._join_lookup, effects = self._start_lookup(
-            self.id, now, want_value=False, handle=handle
-        )
+        self._join_lookup, effects = self._self_lookup(now)
         return effects
 
     def _joined(self, result: LookupResult, now: float) -> list[Effect]:
@@ -656,16 +646,21 @@ class DhtProtocol:
         that carries the record, as the join's does (no STORE round after it)."""
         if self.record_source is None:
             return []
-        if not len(self.table):
-            return self._store_own_record(None, now)
+        if not len(self.table):  # nobody to hand it to: signed afresh, tried again later
+            self._schedule_republish(now)
+            self._fresh_record()
+            return []
+        self._publish_lookup, effects = self._self_lookup(now)
+        return effects
+
+    def _self_lookup(self, now: float) -> tuple[int, list[Effect]]:
+        """A lookup of our own id that carries our record (freshly signed), if we have
+        one: the nodes it asks are the nearest to our id, and each keeps it as it answers."""
         handle = next(self._handles)
         record = self._fresh_record()
         if record is not None:
             self._carried[handle] = record
-        self._publish_lookup, effects = self._start_lookup(
-            self.id, now, want_value=False, handle=handle
-        )
-        return effects
+        return self._start_lookup(self.id, now, want_value=False, handle=handle)
 
     def _schedule_republish(self, now: float) -> None:
         # Jittered by up to a tenth either way: nodes that joined together would otherwise
@@ -679,15 +674,3 @@ class DhtProtocol:
         self.own_record = self.record_source(self._wall)
         self.counters["publishes"] += 1
         return self.own_record
-
-    def _store_own_record(self, result: LookupResult | None, now: float) -> list[Effect]:
-        self._schedule_republish(now)
-        if self._fresh_record() is None:
-            return []
-        targets = list(result.closest) if result is not None else []
-        return [
-            self._request(
-                "store", contact.address, contact.id, now, "store", record=self.own_record
-            )
-            for contact in targets
-        ]

@@ -146,14 +146,24 @@ class RoutingTable:
         # holds the nearest (below 2**i), the buckets under it the next (all in
         # [2**i, 2**(i+1))), and each bucket above it a band of its own, farther each time.
         # Sorting only the bands `count` needs gives what sorting them all gives (no two
-        # contacts are at the same distance); the lower buckets are gathered only when the
-        # first band falls short, as gathering them walks up to 159 buckets.
+        # contacts are at the same distance).
         index = bucket_index(self.own_id, target)
         buckets = self.buckets
         found = _by_distance(buckets[index].entries, target, exclude)
         if len(found) < count and self._nearest is not None:
-            lower = [entry for bucket in buckets[self._nearest : index] for entry in bucket.entries]
-            found += _by_distance(lower, target, exclude)
+            # Each bucket j under i is a band of its own too: its contacts' distance to
+            # `target` is the gap (own id XOR target) with bit j flipped and only lower bits
+            # changed. Where the gap has bit j set, flipping it brings them nearer than
+            # every bucket under j; where not, farther. So: the buckets whose bit is set,
+            # from the top down, then the others from the bottom up.
+            gap = self.own_id ^ target
+            below = range(self._nearest, index)
+            order = [j for j in reversed(below) if gap >> j & 1]
+            order += [j for j in below if not gap >> j & 1]
+            for j in order:
+                if len(found) >= count:
+                    break
+                found += _by_distance(buckets[j].entries, target, exclude)
         for bucket in buckets[index + 1 :]:
             if len(found) >= count:
                 break
