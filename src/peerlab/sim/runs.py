@@ -109,6 +109,10 @@ def _fewer_collections() -> Iterator[None]:
         yield
     finally:
         gc.set_threshold(*thresholds)
+        # The run's world is one big web of cycles, garbage now: freed at once, not left
+        # for a full collection that may come only during the next run (whose peak memory
+        # would then hold both).
+        gc.collect()
 
 
 def run(plan: Plan, results: Path | None = None) -> Outcome:
