@@ -70,4 +70,7 @@ def cli(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Cli]:
         return result
 
     yield run
-    run("down", "--all", check=False)
+    # Cleanup only: the test is over, so its results folder would be rendered for nobody
+    # (after a fuzzing run, its history is thousands of calls). The timeout is a backstop
+    # for a runner busy with other work, not a bound on how long stopping may take.
+    run("down", "--all", "--no-results", check=False, timeout=600)
