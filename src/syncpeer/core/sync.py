@@ -259,6 +259,13 @@ class SyncEngine:
             return "too_large"
         return None
 
+    def gave_up_on(self, friend: str) -> bool:
+        """Whether a `FriendHeard` from `friend` could cut its backoff short: it is
+        unreachable and not heard from yet in this spell. Drivers ask before feeding one,
+        so a poll from a reachable friend costs the engine nothing."""
+        found = self._friends.get(friend)
+        return found is not None and found.unreachable and not found.heard
+
     def next_poll(self, friend: str) -> float | None:
         """When `friend` is polled again at the earliest (monotonic: after its backoff);
         None when it is not a friend."""

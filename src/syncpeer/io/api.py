@@ -82,7 +82,7 @@ class PublicApi:
                 self.log.error(version.log.event, **version.log.fields)
             return respond(version.answer)
         poller = request.headers.get(FROM_HEADER)
-        if poller:
+        if poller and self.node.syncer.engine.gave_up_on(poller):
             self.node.syncer.feed(FriendHeard(poller))
         since = request.if_modified_since
         return respond(

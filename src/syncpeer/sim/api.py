@@ -218,7 +218,7 @@ class SimApi:
             call.answer(version.answer)
             return
         poller = call.header.get(FROM_HEADER)
-        if poller:
+        if poller and peer.syncer.engine.gave_up_on(poller):
             peer.syncer.feed(FriendHeard(poller))
         call.answer(
             serve.listing(
