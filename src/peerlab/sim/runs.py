@@ -94,7 +94,10 @@ class Outcome:
 # A simulation makes millions of short-lived objects (messages, timers, effects) and keeps a
 # large heap of long-lived ones (every node's state): collecting the youngest generation
 # every 700 allocations, as Python does by default, walks it about a tenth of a run's time.
-YOUNG_COLLECTION = 100_000  # allocations between collections of the youngest generation
+# Many objects live for a few simulated seconds (a poll's timeout timer, an RPC in flight):
+# collected every 100,000 allocations they survive into the middle generation, whose
+# collections then took a tenth of a 10,000-peer run; every 1,000,000, most die young.
+YOUNG_COLLECTION = 1_000_000  # allocations between collections of the youngest generation
 # A full collection walks that whole heap (tens of millions of objects at 10,000 nodes, 4 s
 # each), while the cycles that outlive two younger collections are few: a full collection
 # waits for 1,000 middle ones instead of Python's 10.

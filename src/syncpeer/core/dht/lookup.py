@@ -15,6 +15,7 @@ are kept per path, so a liar cannot flood a path with addresses for one id eithe
 
 from __future__ import annotations
 
+from bisect import insort
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -58,6 +59,9 @@ _GAP = attrgetter("gap")
 @dataclass
 class Path:
     candidates: dict[Key, Candidate] = field(default_factory=dict)
+    # The same candidates nearest first (ties in the order they came): a lookup asks for
+    # its k nearest live ones after every answer, and a sort each time was most of it.
+    ordered: list[Candidate] = field(default_factory=list)
     addresses: Counter[int] = field(default_factory=Counter)  # candidates per id
     done: bool = False
 
@@ -192,7 +196,7 @@ class Lookup:
         """Make `contacts` candidates of the path (those it may ask and does not hold)."""
         origin, accept, metric, target = self.origin, self.accept, self.metric, self.target
         path = self.paths[path_index]
-        candidates, addresses = path.candidates, path.addresses
+        candidates, ordered, addresses = path.candidates, path.ordered, path.addresses
         for contact in contacts:  # the hottest loop of a lookup: every contact of every answer
             node_id = contact.id
             if node_id == origin or (accept is not None and not accept(node_id)):
@@ -205,18 +209,20 @@ class Lookup:
                 continue
             addresses[node_id] = held + 1
             gap = metric(node_id, target)
-            candidates[key] = Candidate(contact, path_index, depth, via, gap)
+            candidate = candidates[key] = Candidate(contact, path_index, depth, via, gap)
+            insort(ordered, candidate, key=_GAP)
 
     def _live(self, path: Path) -> list[Candidate]:
         """The path's k nearest candidates that have not failed and no other path took."""
-        used = self.used
-        live = [
-            c
-            for c in path.candidates.values()
-            if c.state in _LIVE and not (c.state == "new" and c.key in used)
-        ]
-        live.sort(key=_GAP)
-        return live[: self.k]
+        used, k = self.used, self.k
+        live: list[Candidate] = []
+        for c in path.ordered:
+            state = c.state
+            if state in _LIVE and not (state == "new" and c.key in used):
+                live.append(c)
+                if len(live) == k:
+                    break
+        return live
 
     def _next(self, now: float) -> list[Candidate]:
         if self.done:

@@ -11,24 +11,29 @@ named in someone else's answer, so nobody can put a contact in another node's ta
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from syncpeer.core.dht.ids import ID_BITS, Metric, bucket_index, distance, id_hex
 from syncpeer.core.dht.messages import Contact
 
 
-@dataclass
+@dataclass(slots=True)
 class TableEntry:
     contact: Contact
     last_seen: float
     failures: int = 0
 
 
-@dataclass
+@dataclass(slots=True)
 class Bucket:
-    entries: list[TableEntry] = field(default_factory=list)  # least recently seen first
-    replacements: list[TableEntry] = field(default_factory=list)  # most recently seen last
+    """A k-bucket. Most of a table's 160 buckets stay empty for good (a network of n nodes
+    fills about log2(n) of them), so a bucket is one small object until a contact arrives:
+    its lists are empty tuples, made lists by the table's first write (`_lists`)."""
+
+    entries: list[TableEntry] | tuple[()] = ()  # least recently seen first
+    replacements: list[TableEntry] | tuple[()] = ()  # most recently seen last
     # The last lookup into this bucket's range, or answer from a contact in it: a refresh is
     # due `refresh_interval` after that.
     touched: float = 0.0
@@ -80,24 +85,28 @@ class RoutingTable:
         if contact.id == self.own_id:
             return None
         bucket = self.buckets[bucket_index(self.own_id, contact.id)]
-        for position, entry in enumerate(bucket.entries):
+        entries = bucket.entries
+        for position, entry in enumerate(entries):
             if entry.contact.id == contact.id:
-                del bucket.entries[position]
-                bucket.entries.append(TableEntry(contact, now))
+                assert isinstance(entries, list)  # it has an entry
+                del entries[position]
+                entries.append(TableEntry(contact, now))
                 if bucket.checking == contact.id:
                     bucket.checking = None
                 return None
-        bucket.replacements = [e for e in bucket.replacements if e.contact.id != contact.id]
-        if len(bucket.entries) < self.k:
-            bucket.entries.append(TableEntry(contact, now))
+        if bucket.replacements:
+            bucket.replacements = [e for e in bucket.replacements if e.contact.id != contact.id]
+        if len(entries) < self.k:
+            _lists(bucket)[0].append(TableEntry(contact, now))
             self._size += 1
             index = bucket_index(self.own_id, contact.id)
             if self._nearest is None or index < self._nearest:
                 self._nearest = index
             return None
-        bucket.replacements.append(TableEntry(contact, now))
-        del bucket.replacements[: -self.k]
-        head = bucket.entries[0]
+        entries, replacements = _lists(bucket)
+        replacements.append(TableEntry(contact, now))
+        del replacements[: -self.k]
+        head = entries[0]
         if bucket.checking is None and now - head.last_seen >= self.stale_after:
             bucket.checking = head.contact.id
             return head.contact
@@ -118,16 +127,18 @@ class RoutingTable:
             if entry.contact.id == node_id:
                 entry.failures += 1
                 if bucket.replacements or entry.failures >= self.max_failures:
-                    del bucket.entries[position]
+                    entries, replacements = _lists(bucket)
+                    del entries[position]
                     self._size -= 1
-                    if bucket.replacements:
-                        bucket.entries.append(bucket.replacements.pop())
+                    if replacements:
+                        entries.append(replacements.pop())
                         self._size += 1
-                    elif not bucket.entries:
+                    elif not entries:
                         self._emptied(bucket_index(self.own_id, node_id))
                     return True
                 return False
-        bucket.replacements = [e for e in bucket.replacements if e.contact.id != node_id]
+        if bucket.replacements:
+            bucket.replacements = [e for e in bucket.replacements if e.contact.id != node_id]
         return False
 
     def _emptied(self, index: int) -> None:
@@ -257,7 +268,18 @@ class RoutingTable:
         }
 
 
-def _by_distance(entries: list[TableEntry], target: int, exclude: int | None) -> list[Contact]:
+def _lists(bucket: Bucket) -> tuple[list[TableEntry], list[TableEntry]]:
+    """`bucket`'s entries and replacements as lists to write to (until its first contact
+    they are empty tuples)."""
+    entries, replacements = bucket.entries, bucket.replacements
+    if not isinstance(entries, list):
+        entries = bucket.entries = []
+    if not isinstance(replacements, list):
+        replacements = bucket.replacements = []
+    return entries, replacements
+
+
+def _by_distance(entries: Sequence[TableEntry], target: int, exclude: int | None) -> list[Contact]:
     """The contacts of `entries` (but `exclude`) by XOR distance to `target`, nearest first."""
     near = [entry.contact for entry in entries if entry.contact.id != exclude]
     near.sort(key=lambda contact: contact.id ^ target)
