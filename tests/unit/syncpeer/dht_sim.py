@@ -52,6 +52,9 @@ class SimNetwork:
         self._events: list[tuple[float, int, Callable[[], None]]] = []
         self._seq = itertools.count()
         self.delivered = 0
+        # Sees every datagram as it is delivered, before its receiver handles it (a test's
+        # window on what a node is told).
+        self.tap: Callable[[SimNode, bytes], None] | None = None
 
     def random_bytes(self, n: int) -> bytes:
         return self.rng.randbytes(n)
@@ -108,6 +111,8 @@ class SimNetwork:
         def arrive() -> None:
             if target.up:
                 self.delivered += 1
+                if self.tap is not None:
+                    self.tap(target, send.data)
                 effects = target.protocol.receive(
                     send.data, source, self.now, wall=self.wall(target)
                 )
