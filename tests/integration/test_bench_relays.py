@@ -22,7 +22,10 @@ def sink() -> Iterator[tuple[int, list[str]]]:
     digests: list[str] = []
 
     def serve() -> None:
-        conn, _ = listener.accept()
+        try:
+            conn, _ = listener.accept()
+        except OSError:
+            return  # closed unused: the test skipped (its relay is not installed)
         digest = hashlib.sha256()
         while piece := conn.recv(1 << 16):
             digest.update(piece)
