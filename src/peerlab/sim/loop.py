@@ -45,7 +45,6 @@ class EventLoop:
         self.lock = threading.RLock()  # held by the thread that runs the loop
         self.after: list[Callable[[], None]] = []  # called whenever a run ends
 
-    # A run sets millions of timers: these two are written out, not layered on each other.
     def call_at(self, when: float, callback: Callable[..., Any], *args: Any) -> Timer:
         """Run `callback(*args)` at virtual time `when` (now, if that has passed)."""
         if when != when:
@@ -58,12 +57,7 @@ class EventLoop:
 
     def call_later(self, delay: float, callback: Callable[..., Any], *args: Any) -> Timer:
         """Run `callback(*args)` `delay` seconds from now (now, if it is not positive)."""
-        when = self.now + delay if delay > 0.0 else self.now
-        if when != when:
-            raise ValueError("a timer at NaN")
-        timer = Timer(when, callback, args)
-        heapq.heappush(self._heap, (when, next(self._order), timer))
-        return timer
+        return self.call_at(self.now + delay if delay > 0.0 else self.now, callback, *args)
 
     def next_time(self) -> float | None:
         """When the next live timer is due (None: none is set)."""
