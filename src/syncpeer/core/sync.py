@@ -311,8 +311,10 @@ class SyncEngine:
         to `max_backoff`): what it published meanwhile would wait that long. So it is asked
         at the next round, once per spell of being unreachable (a friend heard but still
         not reachable, as across a one-way partition, goes back to its backoff)."""
-        friend = self._friends.get(fingerprint)
-        if friend is None or not friend.unreachable or friend.heard or now >= friend.next_poll:
+        if not self.gave_up_on(fingerprint):
+            return []
+        friend = self._friends[fingerprint]
+        if now >= friend.next_poll:
             return []
         retry_in = friend.next_poll - now
         friend.next_poll, friend.heard = now, True
