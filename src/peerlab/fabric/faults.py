@@ -208,6 +208,12 @@ class Partition:
         return cls(raw.get("groups", []), bool(raw.get("one_way")), raw.get("duration"))
 
 
+MIN_ROLLING_PERIOD = 0.05
+"""The shortest step of a rolling partition, in seconds. Each step is a partition applied,
+recorded and sampled for the fidelity check: a step of microseconds would be hundreds of
+thousands of them a minute, filling the history and starving everything else."""
+
+
 @dataclass
 class RollingPartition:
     """Cuts off one node after another, each for `period` seconds, in a seeded order."""
@@ -222,12 +228,12 @@ class RollingPartition:
             isinstance(self.period, bool)
             or not isinstance(self.period, int | float)
             or not math.isfinite(self.period)
-            or self.period <= 0
+            or self.period < MIN_ROLLING_PERIOD
         ):
             raise UsageError(
                 f"rolling partition period is {self.period!r}",
                 field="period",
-                hint="a number of seconds above 0",
+                hint=f"a number of seconds of at least {MIN_ROLLING_PERIOD}",
             )
         self.nodes = _groups([self.nodes])[0]
 

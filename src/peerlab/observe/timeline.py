@@ -14,12 +14,14 @@ lines; its `cursor` is JSON, so the CLI can hold it between calls to the supervi
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from peerlab.errors import UsageError
 from peerlab.history import Entry
 from peerlab.observe.events import TimelineEvent, from_history, from_log_line
 from peerlab.observe.filters import EventFilter
@@ -35,10 +37,7 @@ class TimelineReader:
     def __init__(self, root: Path | str, cursor: dict[str, Any] | None = None) -> None:
         self.root = Path(root)
         # relative path -> [bytes read, wall time of the last timed line]
-        self._files: dict[str, list[float]] = {
-            path: [float(offset), float(last)]
-            for path, (offset, last) in (cursor or {}).get("files", {}).items()
-        }
+        self._files: dict[str, list[float]] = _cursor_files(cursor)
 
     @property
     def cursor(self) -> dict[str, Any]:
@@ -81,6 +80,37 @@ class TimelineReader:
             state[1] = last
         events.sort(key=lambda event: event.wall)
         return events
+
+
+def _cursor_files(cursor: Any) -> dict[str, list[float]]:
+    """The files of a cursor this module handed back; anything else is a usage error."""
+    files = {} if cursor is None else _valid_files(cursor)
+    if files is None:
+        raise UsageError(
+            "cursor is not one a timeline call handed back",
+            field="cursor",
+            hint='pass the "cursor" of the last answer unchanged, or none to read from the top',
+        )
+    return files
+
+
+def _valid_files(cursor: Any) -> dict[str, list[float]] | None:
+    if not isinstance(cursor, dict) or not set(cursor) <= {"files"}:
+        return None
+    files = cursor.get("files", {})
+    if not isinstance(files, dict):
+        return None
+    read: dict[str, list[float]] = {}
+    for path, state in files.items():
+        if not isinstance(state, list) or len(state) != 2:
+            return None
+        offset, last = state
+        if type(offset) is not int or offset < 0:
+            return None
+        if type(last) not in (int, float) or not math.isfinite(last):
+            return None
+        read[path] = [float(offset), float(last)]
+    return read
 
 
 def _read_new_lines(path: Path, state: list[float]) -> list[str]:

@@ -77,6 +77,8 @@ def test_tcp_needs_the_token_and_errors_have_one_shape(api: dict[str, str]) -> N
         "unknown argument": request(f"{url}/v1/env/kill", {"nme": "A"}, token),
         "not json": request(f"{url}/v1/env/kill", token=token, raw=b"\xff\xfe{"),
         "same group twice": request(f"{url}/v1/net/partition", {"groups": [["A"], ["A"]]}, token),
+        "rolling too fast": request(f"{url}/v1/net/rolling", {"period_s": 1e-6}, token),
+        "made-up cursor": request(f"{url}/v1/observe/timeline", {"cursor": {"x": 1}}, token),
     }
     statuses = {what: status for what, (status, _) in answers.items()}
     assert statuses == {
@@ -86,10 +88,14 @@ def test_tcp_needs_the_token_and_errors_have_one_shape(api: dict[str, str]) -> N
         "unknown argument": 400,
         "not json": 400,
         "same group twice": 400,
+        "rolling too fast": 400,
+        "made-up cursor": 400,
     }
     for _, body in answers.values():
         assert set(body) == {"error", "hint", "usage", "status"} and body["usage"] is True
     assert "argument 'lines'" in answers["wrong type"][1]["error"]
+    status, shown = request(f"{url}/v1/net/show", {}, token)
+    assert status == 200 and shown["result"]["cut"] == [] and shown["result"]["faults"] == []
     status, spec = request(f"{url}/openapi.json", token=token)
     assert status == 200 and "/v1/net/partition" in spec["paths"]
     assert "/v1/adapter/file_add" not in spec["paths"]  # this system has no adapter

@@ -149,6 +149,16 @@ def test_rolling_partition_moves_in_a_seeded_order(make_lab):
     assert any(order(seed) != first for seed in (4, 5, 6))
 
 
+@pytest.mark.parametrize("period", [0.049, 1e-6, 5e-324, 0, -1.0, float("nan"), True])
+def test_a_rolling_period_too_short_to_apply_is_refused_and_nothing_runs(make_lab, period):
+    lab = make_lab()
+    with pytest.raises(UsageError, match="rolling partition period") as info:
+        lab.net.rolling(period)
+    assert info.value.field == "period" and "at least 0.05" in str(info.value.hint)
+    assert lab.net.faults() == [] and lab.net.show()["cut"] == []
+    assert faults(lab) == []
+
+
 def test_rolling_cuts_the_isolated_node(make_lab):
     lab = make_lab()
     lab.net.rolling(30, ["A", "B"])

@@ -23,6 +23,7 @@ ENDS = st.none() | NODES
 # JSON written by hand says 5 where the generator says 5.0: both must work.
 SECONDS = st.floats(0.001, 1e6) | st.integers(1, 10**6)
 NUMBERS = st.floats(0, 1e6) | st.integers(0, 10**6)
+PERIODS = st.floats(fabric.MIN_ROLLING_PERIOD, 1e6) | st.integers(1, 10**6)
 
 
 @st.composite
@@ -70,7 +71,7 @@ FABRIC_FAULTS = st.one_of(
         ENDS,
     ),
     partitions(),
-    st.builds(fabric.RollingPartition, SECONDS, st.lists(NODES, max_size=4, unique=True)),
+    st.builds(fabric.RollingPartition, PERIODS, st.lists(NODES, max_size=4, unique=True)),
 )
 
 NEMESIS_FAULTS = st.one_of(

@@ -3,6 +3,9 @@
 import json
 from pathlib import Path
 
+import pytest
+
+from peerlab.errors import UsageError
 from peerlab.history import History
 from peerlab.observe.events import iso
 from peerlab.observe.filters import EventFilter
@@ -86,6 +89,30 @@ def test_a_cursor_carries_on_where_the_last_call_stopped(tmp_path: Path) -> None
     second = fetch(root, cursor, EventFilter(nodes=("A",)))
     assert [e["event"] for e in second["events"]] == ["after"]
     assert fetch(root, second["cursor"], EventFilter())["events"] == []
+    history.close()
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        {"\u00a3N": [{}, [1, None]]},  # no "files": would read everything from the top
+        {"files": 3},
+        {"files": {"history.jsonl": 5}},
+        {"files": {"history.jsonl": [-1, 0.0]}},
+        {"files": {"history.jsonl": [1.5, 0.0]}},
+        {"files": {"history.jsonl": [True, 0.0]}},
+        {"files": {"history.jsonl": [0, "soon"]}},
+        {"files": {"history.jsonl": [0, 0.0, 0]}},
+        ["files"],
+    ],
+)
+def test_a_cursor_that_was_not_handed_back_is_a_usage_error(tmp_path: Path, cursor) -> None:
+    root, history = _run_dir(tmp_path)
+    _log(root / "nodes/A/stdout.log", 100.0, "before")
+    with pytest.raises(UsageError, match="cursor is not one") as info:
+        fetch(root, cursor, EventFilter())
+    assert info.value.field == "cursor"
+    assert fetch(root, {}, EventFilter())["events"][0]["event"] == "before"
     history.close()
 
 
