@@ -615,6 +615,8 @@ class NodeControl:
         """The node's last `lines` lines of output (`stdout` or `stderr`)."""
         if stream not in ("stdout", "stderr"):
             raise UsageError(f"stream is {stream!r}", field="stream", hint="use stdout or stderr")
+        if lines < 0:
+            raise UsageError(f"lines is {lines}", field="lines", hint="ask for 0 lines or more")
         return self.backend.logs(
             self.node(name), lines, "stdout" if stream == "stdout" else "stderr"
         )
