@@ -30,6 +30,7 @@ from peerlab.init_step import run_init
 from peerlab.launching import check_launchable, plan_launch
 from peerlab.manifest import SystemSpec, cluster_fields, node_fields
 from peerlab.names import check_name
+from peerlab.nemesis.faults import skew_seconds
 from peerlab.node import Node, NodeHandle, NodeState, node_name
 from peerlab.observe.stamps import save as save_stamps
 from peerlab.readiness import wait_ready, wait_ready_virtual
@@ -447,14 +448,15 @@ class NodeControl:
         nodes in `clock_skews` before they start to avoid that). A stopped node gets the
         offset when it starts.
         """
+        seconds = skew_seconds(seconds)
         node = self.node(name)
         self._require("clock_skew", "skew clocks")
         with self._locked(name):
-            self.clock_skews[name] = float(seconds)
-            if not self.backend.set_clock(node, float(seconds)) and node.alive:
+            self.clock_skews[name] = seconds
+            if not self.backend.set_clock(node, seconds) and node.alive:
                 self.restart(name)
-        self.history.event("clock_skewed", name, seconds=float(seconds))
-        return {**self.describe(node), "clock_skew": float(seconds)}
+        self.history.event("clock_skewed", name, seconds=seconds)
+        return {**self.describe(node), "clock_skew": seconds}
 
     @rpc
     def setenv(
@@ -613,6 +615,8 @@ class NodeControl:
         """The node's last `lines` lines of output (`stdout` or `stderr`)."""
         if stream not in ("stdout", "stderr"):
             raise UsageError(f"stream is {stream!r}", field="stream", hint="use stdout or stderr")
+        if lines < 0:
+            raise UsageError(f"lines is {lines}", field="lines", hint="ask for 0 lines or more")
         return self.backend.logs(
             self.node(name), lines, "stdout" if stream == "stdout" else "stderr"
         )

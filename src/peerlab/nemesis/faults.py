@@ -15,6 +15,7 @@ with a `net`), and `to_dict()` / `fault_from_dict` for the history and for sched
 from __future__ import annotations
 
 import contextlib
+import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -109,6 +110,27 @@ class Network:
         return {"kind": self.kind, "fault": self.fault}
 
 
+MAX_SKEW = 100 * 365.25 * 86400
+"""The largest clock offset, in seconds (100 years either way): far enough for any date a
+system must survive (2038 included), near enough that every clock still reads a date."""
+
+
+def skew_seconds(value: Any) -> float:
+    """`value` as a clock offset in seconds; anything that is not one is a usage error."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or abs(value) > MAX_SKEW
+    ):
+        raise UsageError(
+            f"clock skew is {value!r} seconds",
+            field="seconds",
+            hint=f"a finite number of seconds within +/-{MAX_SKEW:.0f} (100 years)",
+        )
+    return float(value)
+
+
 @dataclass(frozen=True)
 class ClockSkew:
     """Set the node's wall clock `seconds` ahead of real time (negative: behind)."""
@@ -116,6 +138,9 @@ class ClockSkew:
     kind: ClassVar[str] = "clock_skew"
     node: str
     seconds: float
+
+    def __post_init__(self) -> None:
+        skew_seconds(self.seconds)
 
     def apply(self, target: NemesisTarget) -> None:
         target.skew(self.node, self.seconds)

@@ -164,6 +164,13 @@ def read_timeline(
         events = TimelineReader(root).poll()
     if event_filter is not None:
         events = [event for event in events if event_filter(event)]
+    return _last(events, tail)
+
+
+def _last(events: list[TimelineEvent], tail: int | None) -> list[TimelineEvent]:
+    """The last `tail` events (all of them: None or 0)."""
+    if tail is not None and tail < 0:
+        raise UsageError(f"tail is {tail}", field="tail", hint="ask for the last 0 events or more")
     return events[-tail:] if tail else events
 
 
@@ -195,7 +202,5 @@ def fetch(
     to ask with next time.
     """
     reader = TimelineReader(root, cursor)
-    events = [event for event in reader.poll() if event_filter(event)]
-    if tail:
-        events = events[-tail:]
+    events = _last([event for event in reader.poll() if event_filter(event)], tail)
     return {"events": [event.to_json() for event in events], "cursor": reader.cursor}

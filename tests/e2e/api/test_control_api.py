@@ -79,6 +79,8 @@ def test_tcp_needs_the_token_and_errors_have_one_shape(api: dict[str, str]) -> N
         "same group twice": request(f"{url}/v1/net/partition", {"groups": [["A"], ["A"]]}, token),
         "rolling too fast": request(f"{url}/v1/net/rolling", {"period_s": 1e-6}, token),
         "made-up cursor": request(f"{url}/v1/observe/timeline", {"cursor": {"x": 1}}, token),
+        "skew past any date": request(f"{url}/v1/env/skew", {"name": "A", "seconds": 1e300}, token),
+        "negative lines": request(f"{url}/v1/env/logs", {"name": "A", "lines": -1}, token),
     }
     statuses = {what: status for what, (status, _) in answers.items()}
     assert statuses == {
@@ -90,6 +92,8 @@ def test_tcp_needs_the_token_and_errors_have_one_shape(api: dict[str, str]) -> N
         "same group twice": 400,
         "rolling too fast": 400,
         "made-up cursor": 400,
+        "skew past any date": 400,
+        "negative lines": 400,
     }
     for _, body in answers.values():
         assert set(body) == {"error", "hint", "usage", "status"} and body["usage"] is True

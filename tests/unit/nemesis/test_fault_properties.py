@@ -8,6 +8,7 @@ import dataclasses
 import json
 from typing import Any
 
+import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
@@ -145,3 +146,17 @@ def test_a_schedule_written_by_hand_reads_back_and_equal_ones_share_a_fingerprin
     by_hand = Schedule.from_dict(integral_floats_as_ints(raw))
     assert by_hand == schedule
     assert by_hand.fingerprint() == schedule.fingerprint(), "equal schedules, other fingerprints"
+
+
+@pytest.mark.parametrize(
+    "seconds", [float("nan"), float("inf"), -float("inf"), 1e300, -nemesis.MAX_SKEW - 1, True, "60"]
+)
+def test_a_skew_no_clock_can_show_is_a_usage_error(seconds: Any) -> None:
+    with pytest.raises(UsageError, match="clock skew is") as info:
+        nemesis.ClockSkew("A", seconds)
+    assert info.value.field == "seconds"
+
+
+def test_a_skew_of_a_century_either_way_is_taken() -> None:
+    for seconds in (nemesis.MAX_SKEW, -nemesis.MAX_SKEW, 0, -1800):
+        assert nemesis.ClockSkew("A", seconds).seconds == seconds

@@ -134,6 +134,13 @@ def test_tail_and_filters_and_the_timeline_file(tmp_path: Path) -> None:
     for number in range(5):
         _log(root / "nodes/A/stdout.log", 100.0 + number, f"e{number}", trace_id=f"t{number}")
     assert [e.event for e in read_timeline(root, tail=2)] == ["e3", "e4"]
+    assert [e["event"] for e in fetch(root, None, EventFilter(), tail=1)["events"]] == ["e4"]
+    for negative in (
+        lambda: read_timeline(root, tail=-2),
+        lambda: fetch(root, None, EventFilter(), -2),
+    ):
+        with pytest.raises(UsageError, match="tail is -2"):
+            negative()
     assert [e.event for e in read_timeline(root, EventFilter(trace_id="t1"))] == ["e1"]
     written = write_timeline(read_timeline(root), tmp_path / "timeline.jsonl")
     assert [e.event for e in load_timeline(written)] == [f"e{n}" for n in range(5)]
