@@ -22,9 +22,9 @@ import base64
 import hashlib
 import json
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiohttp
 
@@ -39,6 +39,8 @@ if TYPE_CHECKING:
     from peerlab.node import Node
 
 DEFAULT_TIMEOUT = 2.0  # seconds per request: an election on this machine takes about 1 s
+
+T = TypeVar("T")
 
 
 class EtcdError(PeerlabError):
@@ -57,6 +59,30 @@ class EtcdUnreachable(PeerlabError):
 
 class EtcdTimeout(PeerlabError):
     """No answer in time: the request may or may not have taken effect."""
+
+
+async def through_elections(
+    call: Callable[[], Awaitable[T]], *, idempotent: bool = False, pause: float = 0.05
+) -> T:
+    """`call()`, made again while etcd refuses it because an election is under way.
+
+    etcd answers HTTP 503 ("leader changed", "no leader") when a leader election overlaps a
+    request; a harness check that reads or writes once would fail on a busy machine where
+    elections happen. With `idempotent`, a request that got no answer (`EtcdTimeout`) is made
+    again too: only for calls that act at most once however often they are sent, such as
+    `EtcdClient.create` or a read. There is no retry limit: the caller's deadline (for
+    example `Environment.run`'s timeout) bounds the attempts.
+    """
+    while True:
+        try:
+            return await call()
+        except EtcdError as exc:
+            if exc.status != 503:
+                raise
+        except EtcdTimeout:
+            if not idempotent:
+                raise
+        await asyncio.sleep(pause)
 
 
 def read_outcome(exc: Exception) -> Unsuccessful:
@@ -222,6 +248,19 @@ class EtcdClient:
             body["lease"] = lease
         answer = await self.call("kv/put", body)
         return int(answer.get("header", {}).get("revision", 0))
+
+    async def create(self, key: str, value: Any) -> bool:
+        """Put `key` only if it does not exist: True when this call created it.
+
+        One transaction (compare the key's create revision with 0), so sending it again
+        after an unanswered attempt cannot write twice (see `through_elections`).
+        """
+        encoded_key = b64(key)
+        answer = await self.txn(
+            [{"key": encoded_key, "target": "CREATE", "result": "EQUAL", "create_revision": "0"}],
+            [{"request_put": {"key": encoded_key, "value": b64(json.dumps(value))}}],
+        )
+        return bool(answer.get("succeeded"))
 
     async def get(self, key: str, *, serializable: bool = False) -> Any:
         kvs = await self.range(key, serializable=serializable)

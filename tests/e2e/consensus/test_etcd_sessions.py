@@ -5,15 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from collections.abc import Callable
 
 import pytest
 
 from peerlab.env import Environment
-from peerlab.systems.etcd import EtcdAdapter, EtcdError
-
-T = TypeVar("T")
+from peerlab.systems.etcd import EtcdAdapter, through_elections
 
 pytestmark = pytest.mark.consensus
 
@@ -34,18 +31,6 @@ def test_session_expires_after_ttl_without_heartbeats(
     key = "sessions/worker-1"
     peerlab_env.run(client.put(key, {"worker": 1}, lease=lease))
     peerlab_env.history.event("session_healthy", "A", lease=lease, ttl=TTL)
-
-    async def through_elections(call: Callable[[], Awaitable[T]]) -> T:
-        """A request refused because an election is under way (HTTP 503: nothing was done)
-        is made again: an election is no answer about the session. The callers' deadlines
-        bound the retries."""
-        while True:
-            try:
-                return await call()
-            except EtcdError as exc:
-                if exc.status != 503:
-                    raise
-                await asyncio.sleep(0.05)
 
     async def get(key: str) -> object:
         return await through_elections(lambda: client.get(key))
