@@ -62,16 +62,17 @@ class EtcdTimeout(PeerlabError):
 
 
 async def through_elections(
-    call: Callable[[], Awaitable[T]], *, idempotent: bool = False, pause: float = 0.05
+    call: Callable[[], Awaitable[T]], *, unanswered: bool = False, pause: float = 0.05
 ) -> T:
-    """`call()`, made again while etcd refuses it because an election is under way.
+    """`call()`, made again while etcd answers HTTP 503 because an election is under way.
 
-    etcd answers HTTP 503 ("leader changed", "no leader") when a leader election overlaps a
-    request; a harness check that reads or writes once would fail on a busy machine where
-    elections happen. With `idempotent`, a request that got no answer (`EtcdTimeout`) is made
-    again too: only for calls that act at most once however often they are sent, such as
-    `EtcdClient.create` or a read. There is no retry limit: the caller's deadline (for
-    example `Environment.run`'s timeout) bounds the attempts.
+    etcd answers 503 ("leader changed", "no leader") when a leader election overlaps a
+    request; a harness step that reads or writes once would fail on a busy machine, where
+    elections happen. A 503 to a write does not prove it was not applied ("leader changed"
+    can come after the entry committed), so wrap only calls that are harmless to repeat:
+    reads, lease grants and keep-alives, `EtcdClient.create`, `TaskQueue.enqueue`. With
+    `unanswered`, a request that got no answer (`EtcdTimeout`) is made again too. There is
+    no retry limit: the caller's deadline (`Environment.run`'s timeout) bounds the attempts.
     """
     while True:
         try:
@@ -80,7 +81,7 @@ async def through_elections(
             if exc.status != 503:
                 raise
         except EtcdTimeout:
-            if not idempotent:
+            if not unanswered:
                 raise
         await asyncio.sleep(pause)
 
@@ -252,8 +253,8 @@ class EtcdClient:
     async def create(self, key: str, value: Any) -> bool:
         """Put `key` only if it does not exist: True when this call created it.
 
-        One transaction (compare the key's create revision with 0), so sending it again
-        after an unanswered attempt cannot write twice (see `through_elections`).
+        One transaction (compare the key's create revision with 0): sent again after an
+        attempt that got no answer or a 503, it cannot write twice (see `through_elections`).
         """
         encoded_key = b64(key)
         answer = await self.txn(

@@ -130,7 +130,7 @@ def test_replication_converges(
                 # sent again after a 503 or no answer, it cannot apply twice, so the revision
                 # count below is exact.
                 create = functools.partial(client.create, f"replication/{i:04d}", i)
-                await through_elections(create, idempotent=True)
+                await through_elections(create, unanswered=True)
 
         await asyncio.gather(*(writer(w) for w in range(writers)))
 
@@ -142,7 +142,7 @@ def test_replication_converges(
     assert len(hashes) == 1, f"members' backend hashes differ: {digests}"
     reader = etcd.client(nodes[-1])
     stored = peerlab_env.run(
-        through_elections(lambda: reader.range("replication/", prefix=True), idempotent=True),
+        through_elections(lambda: reader.range("replication/", prefix=True), unanswered=True),
         60,
         what="reading the writes back",
     )

@@ -27,9 +27,9 @@ def test_session_expires_after_ttl_without_heartbeats(
     session expires after the TTL (healthy -> expired), measured from the last renewal."""
     etcd = etcd_cluster(3)
     client = etcd.client(peerlab_env.node("A"), timeout=5)
-    lease = peerlab_env.run(client.lease_grant(TTL))
+    lease = peerlab_env.run(through_elections(lambda: client.lease_grant(TTL)), 30)
     key = "sessions/worker-1"
-    peerlab_env.run(client.put(key, {"worker": 1}, lease=lease))
+    peerlab_env.run(through_elections(lambda: client.put(key, {"worker": 1}, lease=lease)), 30)
     peerlab_env.history.event("session_healthy", "A", lease=lease, ttl=TTL)
 
     async def get(key: str) -> object:
@@ -62,7 +62,7 @@ def test_session_expires_after_ttl_without_heartbeats(
     lived = expired_at - last_renewal
     peerlab_env.history.event("session_expired", "A", lease=lease, after_s=round(lived, 3))
     print(f"session expired {lived:.3f}s after its last renewal (TTL {TTL}s)")
-    assert peerlab_env.run(client.lease_ttl(lease)) == -1
+    assert peerlab_env.run(through_elections(lambda: client.lease_ttl(lease)), 30) == -1
     # etcd never expires a lease early. Its lessor looks for expired leases every 500 ms
     # and the revocation goes through Raft: on an idle machine expiry comes 0.1 to 0.4 s
     # after the TTL; the bound leaves room for a loaded CI runner.

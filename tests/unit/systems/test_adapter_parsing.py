@@ -53,14 +53,14 @@ def test_an_election_refusal_is_asked_again_and_other_errors_are_not() -> None:
     assert len(attempts) == 1
 
 
-def test_an_unanswered_request_is_sent_again_only_when_it_is_idempotent() -> None:
+def test_an_unanswered_request_is_sent_again_only_when_asked() -> None:
     lost = EtcdTimeout("etcd member A: kv/put: no answer in 2s")
     attempts, call = _answers(lost, "answer")
     with pytest.raises(EtcdTimeout):
         asyncio.run(through_elections(call, pause=0))
     assert len(attempts) == 1
     attempts, call = _answers(lost, "answer")
-    assert asyncio.run(through_elections(call, idempotent=True, pause=0)) == "answer"
+    assert asyncio.run(through_elections(call, unanswered=True, pause=0)) == "answer"
     assert len(attempts) == 2
 
 
