@@ -22,9 +22,9 @@ import base64
 import hashlib
 import json
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiohttp
 
@@ -39,6 +39,8 @@ if TYPE_CHECKING:
     from peerlab.node import Node
 
 DEFAULT_TIMEOUT = 2.0  # seconds per request: an election on this machine takes about 1 s
+
+T = TypeVar("T")
 
 
 class EtcdError(PeerlabError):
@@ -57,6 +59,31 @@ class EtcdUnreachable(PeerlabError):
 
 class EtcdTimeout(PeerlabError):
     """No answer in time: the request may or may not have taken effect."""
+
+
+async def through_elections(
+    call: Callable[[], Awaitable[T]], *, unanswered: bool = False, pause: float = 0.05
+) -> T:
+    """`call()`, made again while etcd answers HTTP 503 because an election is under way.
+
+    etcd answers 503 ("leader changed", "no leader") when a leader election overlaps a
+    request; a harness step that reads or writes once would fail on a busy machine, where
+    elections happen. A 503 to a write does not prove it was not applied ("leader changed"
+    can come after the entry committed), so wrap only calls that are harmless to repeat:
+    reads, lease grants and keep-alives, `EtcdClient.create`, `TaskQueue.enqueue`. With
+    `unanswered`, a request that got no answer (`EtcdTimeout`) is made again too. There is
+    no retry limit: the caller's deadline (`Environment.run`'s timeout) bounds the attempts.
+    """
+    while True:
+        try:
+            return await call()
+        except EtcdError as exc:
+            if exc.status != 503:
+                raise
+        except EtcdTimeout:
+            if not unanswered:
+                raise
+        await asyncio.sleep(pause)
 
 
 def read_outcome(exc: Exception) -> Unsuccessful:
@@ -222,6 +249,19 @@ class EtcdClient:
             body["lease"] = lease
         answer = await self.call("kv/put", body)
         return int(answer.get("header", {}).get("revision", 0))
+
+    async def create(self, key: str, value: Any) -> bool:
+        """Put `key` only if it does not exist: True when this call created it.
+
+        One transaction (compare the key's create revision with 0): sent again after an
+        attempt that got no answer or a 503, it cannot write twice (see `through_elections`).
+        """
+        encoded_key = b64(key)
+        answer = await self.txn(
+            [{"key": encoded_key, "target": "CREATE", "result": "EQUAL", "create_revision": "0"}],
+            [{"request_put": {"key": encoded_key, "value": b64(json.dumps(value))}}],
+        )
+        return bool(answer.get("succeeded"))
 
     async def get(self, key: str, *, serializable: bool = False) -> Any:
         kvs = await self.range(key, serializable=serializable)

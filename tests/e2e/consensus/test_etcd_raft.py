@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
+import json
 import os
 import re
 import statistics
@@ -19,7 +21,13 @@ from peerlab.checkers.linearizability import linearizable
 from peerlab.env import Environment
 from peerlab.history import operations
 from peerlab.systems import find_system
-from peerlab.systems.etcd import EtcdAdapter, EtcdClient, assert_members_agree
+from peerlab.systems.etcd import (
+    EtcdAdapter,
+    EtcdClient,
+    assert_members_agree,
+    through_elections,
+    unb64,
+)
 from peerlab.testing import require_program, wait_until
 from peerlab.workload import RegisterWorkload, run_register
 
@@ -118,7 +126,11 @@ def test_replication_converges(
         async def writer(w: int) -> None:
             client = etcd.client(nodes[w % len(nodes)], process=w, timeout=5)
             for i in range(w, writes, writers):
-                await client.write(f"replication/{i:04d}", i)
+                # Each write creates its key once, whatever an election does to an attempt:
+                # sent again after a 503 or no answer, it cannot apply twice, so the revision
+                # count below is exact.
+                create = functools.partial(client.create, f"replication/{i:04d}", i)
+                await through_elections(create, unanswered=True)
 
         await asyncio.gather(*(writer(w) for w in range(writers)))
 
@@ -128,8 +140,14 @@ def test_replication_converges(
     assert revisions == {start_revision + writes}, digests
     hashes = {d["backend_hash"] for d in digests.values()}
     assert len(hashes) == 1, f"members' backend hashes differ: {digests}"
-    stored = peerlab_env.run(etcd.client(nodes[-1]).range("replication/", prefix=True))
+    reader = etcd.client(nodes[-1])
+    stored = peerlab_env.run(
+        through_elections(lambda: reader.range("replication/", prefix=True), unanswered=True),
+        60,
+        what="reading the writes back",
+    )
     assert len(stored) == writes
+    assert sorted(json.loads(unb64(kv["value"])) for kv in stored) == list(range(writes))
 
 
 def _minority_answers(env: Environment, windows: list[Any]) -> tuple[int, list[dict[str, Any]]]:

@@ -5,15 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from collections.abc import Callable
 
 import pytest
 
 from peerlab.env import Environment
-from peerlab.systems.etcd import EtcdAdapter, EtcdError
-
-T = TypeVar("T")
+from peerlab.systems.etcd import EtcdAdapter, through_elections
 
 pytestmark = pytest.mark.consensus
 
@@ -30,22 +27,10 @@ def test_session_expires_after_ttl_without_heartbeats(
     session expires after the TTL (healthy -> expired), measured from the last renewal."""
     etcd = etcd_cluster(3)
     client = etcd.client(peerlab_env.node("A"), timeout=5)
-    lease = peerlab_env.run(client.lease_grant(TTL))
+    lease = peerlab_env.run(through_elections(lambda: client.lease_grant(TTL)), 30)
     key = "sessions/worker-1"
-    peerlab_env.run(client.put(key, {"worker": 1}, lease=lease))
+    peerlab_env.run(through_elections(lambda: client.put(key, {"worker": 1}, lease=lease)), 30)
     peerlab_env.history.event("session_healthy", "A", lease=lease, ttl=TTL)
-
-    async def through_elections(call: Callable[[], Awaitable[T]]) -> T:
-        """A request refused because an election is under way (HTTP 503: nothing was done)
-        is made again: an election is no answer about the session. The callers' deadlines
-        bound the retries."""
-        while True:
-            try:
-                return await call()
-            except EtcdError as exc:
-                if exc.status != 503:
-                    raise
-                await asyncio.sleep(0.05)
 
     async def get(key: str) -> object:
         return await through_elections(lambda: client.get(key))
@@ -77,7 +62,7 @@ def test_session_expires_after_ttl_without_heartbeats(
     lived = expired_at - last_renewal
     peerlab_env.history.event("session_expired", "A", lease=lease, after_s=round(lived, 3))
     print(f"session expired {lived:.3f}s after its last renewal (TTL {TTL}s)")
-    assert peerlab_env.run(client.lease_ttl(lease)) == -1
+    assert peerlab_env.run(through_elections(lambda: client.lease_ttl(lease)), 30) == -1
     # etcd never expires a lease early. Its lessor looks for expired leases every 500 ms
     # and the revocation goes through Raft: on an idle machine expiry comes 0.1 to 0.4 s
     # after the TTL; the bound leaves room for a loaded CI runner.

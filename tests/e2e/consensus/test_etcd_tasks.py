@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable
 
 import pytest
@@ -12,7 +13,7 @@ from peerlab.env import Environment
 from peerlab.errors import PeerlabError
 from peerlab.history import operations
 from peerlab.seed import derive_rng
-from peerlab.systems.etcd import EtcdAdapter, TaskQueue
+from peerlab.systems.etcd import EtcdAdapter, TaskQueue, through_elections
 
 pytestmark = pytest.mark.consensus
 
@@ -59,7 +60,8 @@ def test_each_task_is_claimed_exactly_once(
 
     async def produce() -> None:
         for i in range(TASKS):
-            await setup.enqueue(f"task-{i:02d}", {"n": i}, idempotency_key=f"order-{i}")
+            task = functools.partial(setup.enqueue, f"task-{i:02d}", {"n": i}, f"order-{i}")
+            await through_elections(task, unanswered=True)
 
     peerlab_env.run(produce(), 60, what="enqueueing")
 
@@ -79,9 +81,9 @@ def test_each_task_is_claimed_exactly_once(
 
     survivor = next(n for n in peerlab_env if n.state == "running")
     store = TaskQueue(etcd.client(survivor, process="auditor", timeout=10))
-    claimed = peerlab_env.run(store.claimed(), 15)
+    claimed = peerlab_env.run(through_elections(store.claimed, unanswered=True), 30)
     assert sorted(claimed) == [f"task-{i:02d}" for i in range(TASKS)]
-    assert peerlab_env.run(store.pending(), 15) == []
+    assert peerlab_env.run(through_elections(store.pending, unanswered=True), 30) == []
     verdict = exactly_once(
         peerlab_env.history, expected=[f"task-{i:02d}" for i in range(TASKS)], fs=("claim",)
     )
@@ -110,21 +112,24 @@ def test_repeated_enqueue_with_an_idempotency_key_returns_the_same_task(
         TaskQueue(etcd.client(node, process=f"producer-{node.name}", timeout=5))
         for node in peerlab_env
     ]
-    first = peerlab_env.run(queues[0].enqueue("task-a", {"n": 1}, idempotency_key="order-7"))
+
+    async def enqueue(queue: TaskQueue, task: str, key: str) -> str:
+        """Enqueue through elections: with an idempotency key, sending it again is harmless."""
+        return await through_elections(lambda: queue.enqueue(task, {"n": 1}, key), unanswered=True)
+
+    first = peerlab_env.run(enqueue(queues[0], "task-a", "order-7"), 30)
     assert first == "task-a"
-    again = peerlab_env.run(queues[1].enqueue("task-b", {"n": 1}, idempotency_key="order-7"))
+    again = peerlab_env.run(enqueue(queues[1], "task-b", "order-7"), 30)
     assert again == "task-a"
 
     async def race() -> list[str]:
         return list(
             await asyncio.gather(
-                *(
-                    queues[i % len(queues)].enqueue(f"task-c{i}", {"n": 2}, "order-8")
-                    for i in range(6)
-                )
+                *(enqueue(queues[i % len(queues)], f"task-c{i}", "order-8") for i in range(6))
             )
         )
 
     winners = set(peerlab_env.run(race(), 30))
     assert len(winners) == 1, winners
-    assert sorted(peerlab_env.run(queues[2].pending())) == sorted(["task-a", *winners])
+    pending = peerlab_env.run(through_elections(queues[2].pending, unanswered=True), 30)
+    assert sorted(pending) == sorted(["task-a", *winners])

@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+from collections.abc import Awaitable, Callable
 
-from peerlab.systems.etcd import MemberStatus, b64, prefix_end, unb64
+import pytest
+
+from peerlab.systems.etcd import (
+    EtcdError,
+    EtcdTimeout,
+    MemberStatus,
+    b64,
+    prefix_end,
+    through_elections,
+    unb64,
+)
 from peerlab.systems.redis_sentinel import pairs, parse_info, parse_replicas
 
 
@@ -13,6 +25,43 @@ def test_prefix_end_covers_exactly_the_prefix() -> None:
     # The last byte that can grow does ("ÿ" is c3 bf in UTF-8).
     assert base64.b64decode(prefix_end("a\xff")) == b"a\xc3\xc0"
     assert unb64(b64("héllo")) == "héllo"
+
+
+def _answers(*outcomes: object) -> tuple[list[int], Callable[[], Awaitable[object]]]:
+    """A call that raises or returns `outcomes` in turn, and the list of attempts made."""
+    attempts: list[int] = []
+
+    async def call() -> object:
+        attempts.append(len(attempts))
+        outcome = outcomes[len(attempts) - 1]
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    return attempts, call
+
+
+def test_an_election_refusal_is_asked_again_and_other_errors_are_not() -> None:
+    leader_changed = EtcdError("A", "kv/range", 503, "etcdserver: leader changed")
+    attempts, call = _answers(leader_changed, leader_changed, "answer")
+    assert asyncio.run(through_elections(call, pause=0)) == "answer"
+    assert len(attempts) == 3
+
+    attempts, call = _answers(EtcdError("A", "kv/put", 400, "bad key"), "answer")
+    with pytest.raises(EtcdError, match="bad key"):
+        asyncio.run(through_elections(call, pause=0))
+    assert len(attempts) == 1
+
+
+def test_an_unanswered_request_is_sent_again_only_when_asked() -> None:
+    lost = EtcdTimeout("etcd member A: kv/put: no answer in 2s")
+    attempts, call = _answers(lost, "answer")
+    with pytest.raises(EtcdTimeout):
+        asyncio.run(through_elections(call, pause=0))
+    assert len(attempts) == 1
+    attempts, call = _answers(lost, "answer")
+    assert asyncio.run(through_elections(call, unanswered=True, pause=0)) == "answer"
+    assert len(attempts) == 2
 
 
 def test_member_status_knows_the_leader() -> None:
