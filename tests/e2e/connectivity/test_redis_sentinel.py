@@ -252,7 +252,8 @@ def test_partitioned_master_loses_the_writes_it_took_alone(
     asynchronous replication without min-replicas-to-write - exactly the writes A took
     during the partition are lost; no write acknowledged anywhere else is."""
     redis = redis_sentinel()
-    before = peerlab_env.run(redis.redis("A").write("before:1", 1, replicas=2), 5)
+    # WAIT answers as soon as both replicas confirm; the long limit is for a busy machine.
+    before = peerlab_env.run(redis.redis("A").write("before:1", 1, replicas=2, wait_ms=10_000), 20)
     assert before == 2
 
     peerlab_env.net.partition([["A", "D"], ["B", "C", "E", "F"]])
