@@ -86,6 +86,12 @@ async def through_elections(
         await asyncio.sleep(pause)
 
 
+def absent(key: str) -> dict[str, str]:
+    """A transaction's compare that holds while the key (base64, as `b64` gives it) does not
+    exist: its create revision is 0."""
+    return {"key": key, "target": "CREATE", "result": "EQUAL", "create_revision": "0"}
+
+
 def read_outcome(exc: Exception) -> Unsuccessful:
     """A read changes nothing: an error answer, or no connection, means it did not happen."""
     return "fail" if isinstance(exc, EtcdUnreachable | EtcdError) else "info"
@@ -258,7 +264,7 @@ class EtcdClient:
         """
         encoded_key = b64(key)
         answer = await self.txn(
-            [{"key": encoded_key, "target": "CREATE", "result": "EQUAL", "create_revision": "0"}],
+            [absent(encoded_key)],
             [{"request_put": {"key": encoded_key, "value": b64(json.dumps(value))}}],
         )
         return bool(answer.get("succeeded"))
@@ -392,7 +398,7 @@ class TaskQueue:
         value = {"id": task, "key": idempotency_key}
         with client.recording("enqueue", value, write_outcome) as op:
             answer = await client.txn(
-                [{"key": marker, "target": "CREATE", "result": "EQUAL", "create_revision": "0"}],
+                [absent(marker)],
                 [
                     {"request_put": {"key": marker, "value": b64(json.dumps(task))}},
                     {
@@ -432,7 +438,7 @@ class TaskQueue:
             answer = await client.txn(
                 [
                     {"key": pending, "target": "VERSION", "result": "GREATER", "version": "0"},
-                    {"key": claimed, "target": "CREATE", "result": "EQUAL", "create_revision": "0"},
+                    absent(claimed),
                 ],
                 [
                     {"request_delete_range": {"key": pending}},
