@@ -138,6 +138,8 @@ def measure(
 def run(
     sizes: list[int], lookups: int = 1000, fabric: bool = True, seed: int = 1
 ) -> dict[str, Any]:
+    if lookups < 0:
+        raise UsageError(f"--lookups is {lookups}", field="--lookups", hint="use 0 or more")
     results = [measure(size, lookups=lookups, fabric=fabric, seed=seed) for size in sizes]
     return {**results[0], "sizes": results, "seed": seed, "cpus": psutil.cpu_count()}
 

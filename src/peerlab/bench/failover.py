@@ -73,6 +73,12 @@ def run(
         )
     if runs < 1:
         raise UsageError(f"--runs is {runs}", field="--runs", hint="use 1 or more")
+    if SYSTEMS[system] == "etcd" and members < 3:
+        raise UsageError(
+            f"--members is {members}: with its leader killed, fewer than 3 have no quorum left",
+            field="--members",
+            hint="use 3 or more",
+        )
     with Environment(f"bench-failover-{SYSTEMS[system]}", seed=seed, fabric=fabric) as env:
         if SYSTEMS[system] == "etcd":
             seconds = _etcd_runs(env, runs, members)

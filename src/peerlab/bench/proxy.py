@@ -31,7 +31,8 @@ import typer
 from peerlab import backends
 from peerlab.aio import LoopThread
 from peerlab.bench import proxy_netns, relays
-from peerlab.bench.traffic import Route, Traffic, compare, percentile
+from peerlab.bench.traffic import Route, Traffic, check_amounts, compare, percentile
+from peerlab.errors import UsageError
 from peerlab.fabric.links import Links, LinkToxic
 from peerlab.fabric.spec import ToxicSpec
 from peerlab.fabric.tcp import TcpProxy
@@ -58,6 +59,7 @@ class _Proxies:
 
 def run(megabytes: int = 1024, pings: int = 5000, repeats: int = 3) -> dict[str, Any]:
     """Measure; every key is described in the module docstring."""
+    check_amounts(megabytes, pings, repeats)
     amount = megabytes * 2**20
     load_before = os.getloadavg()[0]
     bench = Traffic()
@@ -148,7 +150,13 @@ def register(bench_app: typer.Typer) -> None:
     ) -> None:
         """Proxy vs direct loopback and other relays: throughput, added round trip, toxics
         (or, with --backend netns, tproxy interception vs the direct path)."""
-        if backends.check(backend) == "netns":
+        if backends.check(backend) not in ("local", "netns"):
+            raise UsageError(
+                f"--backend is {backend!r}: it has no proxy of its own to measure",
+                field="--backend",
+                hint="use local or netns",
+            )
+        if backend == "netns":
             result = proxy_netns.run(megabytes, pings, repeats)
         else:
             result = run(megabytes, pings, repeats)

@@ -22,12 +22,13 @@ from peerlab import backends
 from peerlab.addresses import NetworkBlock
 from peerlab.aio import LoopThread
 from peerlab.backends.plumbing import Hub, run_async
-from peerlab.bench.traffic import Route, Traffic, compare
+from peerlab.bench.traffic import Route, Traffic, check_amounts, compare
 from peerlab.fabric import Fabric
 from peerlab.reaper import Reaper
 
 
 def run(megabytes: int = 1024, pings: int = 5000, repeats: int = 3) -> dict[str, Any]:
+    check_amounts(megabytes, pings, repeats)
     backends.enter("netns")  # without root: a user namespace, before the loop's thread
     amount = megabytes * 2**20
     reaper = Reaper(f"bench-proxy-netns-{os.getpid()}-{uuid.uuid4().hex[:6]}")

@@ -16,7 +16,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from peerlab.errors import PeerlabError
+from peerlab.errors import PeerlabError, UsageError
 
 WRITE = 1 << 20
 MESSAGE = b"p" * 32
@@ -90,6 +90,17 @@ def clients() -> None:
                 rtts.append(time.perf_counter_ns() - began_ns)
             _say(*rtts)
         sock.close()
+
+
+def check_amounts(megabytes: int, pings: int, repeats: int) -> None:
+    """A UsageError naming the first amount no run could measure with, before anything starts."""
+    least = {"--megabytes": 1, "--pings": ROUNDS, "--repeats": 1}
+    for field, value in (("--megabytes", megabytes), ("--pings", pings), ("--repeats", repeats)):
+        if value < least[field]:
+            why = f" (the pings alternate in {ROUNDS} rounds)" if field == "--pings" else ""
+            raise UsageError(
+                f"{field} is {value}", field=field, hint=f"use {least[field]} or more{why}"
+            )
 
 
 def percentile(values: list[int], share: float) -> float:
