@@ -94,13 +94,13 @@ def clients() -> None:
 
 def check_amounts(megabytes: int, pings: int, repeats: int) -> None:
     """A UsageError naming the first amount no run could measure with, before anything starts."""
-    least = {"--megabytes": 1, "--pings": ROUNDS, "--repeats": 1}
-    for field, value in (("--megabytes", megabytes), ("--pings", pings), ("--repeats", repeats)):
-        if value < least[field]:
-            why = f" (the pings alternate in {ROUNDS} rounds)" if field == "--pings" else ""
-            raise UsageError(
-                f"{field} is {value}", field=field, hint=f"use {least[field]} or more{why}"
-            )
+    for field, value, least, why in (
+        ("--megabytes", megabytes, 1, ""),
+        ("--pings", pings, ROUNDS, f": the pings alternate in {ROUNDS} rounds"),
+        ("--repeats", repeats, 1, ""),
+    ):
+        if value < least:
+            raise UsageError(f"{field} is {value}", field=field, hint=f"use {least} or more{why}")
 
 
 def percentile(values: list[int], share: float) -> float:
