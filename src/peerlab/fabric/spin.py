@@ -17,18 +17,41 @@ forward; whatever arrives meanwhile is handled without a wake-up. This is haprox
   `/proc/stat`. On a busy machine every CPU is awake anyway, so a wake-up is cheap, and a
   spinning proxy would only take the CPU from the nodes: there it never spins. Without
   `/proc/stat` it never spins either.
+
+While it may spin, the loop also follows its traffic (`Spinner.follow`): at most once per
+`FOLLOW_GAP`, a message read straight through moves the loop's thread to the CPU the message
+came in on (the socket's `SO_INCOMING_CPU`: for loopback and veth, the sender's CPU, awake
+as it sends). Each hop of a conversation then wakes a process on a CPU that is awake,
+instead of making the kernel wake a sleeping one for it, which on a virtual machine costs
+about as much as the proxy's whole work per message. The move pins the thread to that one
+CPU and at once gives it back all the CPUs it had: the thread stays where it was moved until
+the scheduler has a reason to move it, and nothing it starts later (a thread, a node's
+process) inherits a pin. Only CPUs the thread may already use are chosen, so a process
+limited by `taskset` or a cgroup stays within its limit.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import time
 
 WINDOW = 200e-6  # seconds of polling after the last message forwarded
 CHECK = 0.25  # seconds between two readings of the machine's idle time
 IDLE_CPUS = 0.75  # spin only while at least this many CPUs' worth of time was idle
 STAT = "/proc/stat"
+FOLLOW_GAP = 1e-3  # seconds between two moves of the loop's thread to its traffic's CPU
+SO_INCOMING_CPU = getattr(socket, "SO_INCOMING_CPU", 49)  # Linux >= 3.19
+
+
+def _unpin(cpus: set[int]) -> None:
+    """Let this thread run on `cpus` again (on all the CPUs its cgroup allows, should some of
+    those be gone meanwhile: the kernel keeps a mask within the cgroup's CPUs)."""
+    try:
+        os.sched_setaffinity(0, cpus)
+    except OSError:
+        os.sched_setaffinity(0, range(os.cpu_count() or 1))
 
 
 def _idle_ticks() -> tuple[int, int] | None:
@@ -59,6 +82,8 @@ class Spinner:
         self._loop: asyncio.AbstractEventLoop | None = None  # set while spinning
         self._spun = 0.0  # seconds spent spinning since the last reading
         self._checked = -CHECK  # when the machine was last read
+        self.follows = 0  # moves of the loop's thread to its traffic's CPU
+        self._followed = -FOLLOW_GAP  # when the traffic's CPU was last looked at
         self._ticks = _idle_ticks() if window > 0 else None
 
     @property
@@ -83,6 +108,30 @@ class Spinner:
             self._began = now
             self.spins += 1
             loop.call_soon(self._spin)
+
+    def follow(self, source: socket.socket) -> None:
+        """A message is about to be read from `source` on this loop: while the machine has
+        a CPU to spare, move this thread to the CPU it came in on (at most once per
+        `FOLLOW_GAP`), leaving the thread free to run on all the CPUs it had before."""
+        if not self.allowed:
+            return
+        now = time.perf_counter()
+        if now - self._followed < FOLLOW_GAP:
+            return
+        self._followed = now
+        try:
+            cpu = source.getsockopt(socket.SOL_SOCKET, SO_INCOMING_CPU)
+            cpus = os.sched_getaffinity(0)
+        except OSError:
+            return
+        if cpu not in cpus or len(cpus) < 2:
+            return
+        try:
+            os.sched_setaffinity(0, {cpu})  # moves the thread there before returning
+        except OSError:
+            return
+        self.follows += 1
+        _unpin(cpus)
 
     def _spin(self) -> None:
         now = time.perf_counter()
