@@ -9,8 +9,9 @@
   percentile direct, in µs (`added_rtt_*` for the proxy, `NAME_added_rtt_*` for a relay:
   what any relay process adds on this machine); `proxy_busy_polls`: how many times the
   proxy's loop polled on after a message instead of sleeping, and `proxy_follows` how many
-  times it moved to the CPU its traffic came in on (`peerlab.fabric.spin`; both 0 when the
-  machine had no idle CPU);
+  times it moved to the CPU its messages came in on (`peerlab.fabric.spin`; both 0 when the
+  machine had no idle CPU); `proxy_sidesteps`: how many times it moved off the CPU a bulk
+  stream came in on;
 - accuracy: the round-trip p50 through a 100 ms latency toxic, and the rate of 2 MB
   through a 1 MB/s (1000 KB/s) bandwidth toxic.
 
@@ -90,6 +91,7 @@ def run(megabytes: int = 1024, pings: int = 5000, repeats: int = 5) -> dict[str,
         figures = compare(bench, direct, proxied, amount, pings, repeats, others)
         busy_polls = plain.links.spinner.spins + echo.links.spinner.spins
         follows = plain.links.spinner.follows + echo.links.spinner.follows
+        sidesteps = plain.links.spinner.sidesteps + echo.links.spinner.sidesteps
         proxies.stop(plain)
         proxies.stop(echo)
 
@@ -112,6 +114,7 @@ def run(megabytes: int = 1024, pings: int = 5000, repeats: int = 5) -> dict[str,
         "notes": notes,
         "proxy_busy_polls": busy_polls,
         "proxy_follows": follows,
+        "proxy_sidesteps": sidesteps,
         "latency_toxic_ms": 100,
         "latency_toxic_p50_ms": round(percentile(rtt_latency, 0.5) / 1e6, 2),
         "bandwidth_toxic_target_kb_s": 1000,

@@ -7,7 +7,8 @@ is large (a bulk stream), with `os.splice` from the source into a pooled pipe an
 pipe into the sink, so they are never copied into Python (see docs/faults.md, "Speed").
 After a straight send the loop may poll on for a moment instead of sleeping, so the answer
 finds it awake, and before a straight read it may move to the CPU the message came in on
-(`peerlab.fabric.spin`, both only while a CPU is idle).
+(both only while a CPU is idle), or off the CPU a bulk stream comes in on
+(`peerlab.fabric.spin`).
 As soon as a toxic applies, each read is copied into a timestamped chunk and queued for a
 task that runs it through the chain; when the chain is empty again and the queue has
 drained, the straight path resumes. Switching never
@@ -282,6 +283,8 @@ class Pump:
         self._resume()
 
     def _splice_in(self) -> None:
+        if self._spinner is not None:
+            self._spinner.sidestep(self._source)
         pipe = self._buffers.take_pipe()
         try:
             count = os.splice(self._source_fd, pipe.write, SIZE, flags=SPLICE_FLAGS)

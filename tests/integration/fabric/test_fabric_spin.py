@@ -186,6 +186,35 @@ def test_the_loop_moves_to_the_cpu_its_traffic_came_in_on_and_stays_free(
 
 
 @several_cpus
+@pytest.mark.parametrize("idle", [100, 10])
+def test_a_bulk_reader_moves_off_the_cpu_its_stream_comes_in_on_idle_or_busy(
+    monkeypatch: pytest.MonkeyPatch, connection: tuple[socket.socket, socket.socket], idle: int
+) -> None:
+    monkeypatch.setattr(spin, "_idle_ticks", FakeStat(idle=idle))
+    moves = Moves()
+    monkeypatch.setattr(spin.os, "sched_setaffinity", moves)
+    sender, receiver = connection
+    spinner = Spinner()
+    spinner.cpus = 2
+    spinner._read(time.perf_counter())
+    assert spinner.allowed == (idle == 100)
+    home = set(os.sched_getaffinity(0))
+    for number, cpu in enumerate([CPUS[-1], CPUS[0]]):
+        _send_from(cpu, sender, b"bulk %d" % number)
+        deadline = time.perf_counter() + 30
+        while time.perf_counter() - spinner._followed < spin.FOLLOW_GAP:
+            assert time.perf_counter() < deadline
+        spinner.sidestep(receiver)
+        assert receiver.recv(100) == b"bulk %d" % number
+        # Anywhere but the sender's CPU; then all its CPUs back at once.
+        assert moves.calls[-2] == (home - {cpu}, moves.calls[-2][1])
+        assert moves.calls[-2][1] != cpu
+        assert moves.calls[-1][0] == home
+        assert (spinner.sidesteps, spinner.follows) == (number + 1, 0)
+    assert set(os.sched_getaffinity(0)) == home
+
+
+@several_cpus
 def test_it_moves_at_most_once_per_gap(
     monkeypatch: pytest.MonkeyPatch, connection: tuple[socket.socket, socket.socket]
 ) -> None:
@@ -270,6 +299,8 @@ def test_a_spinning_proxy_carries_every_byte_in_order(
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
     proxy = TcpProxy("spin", ("127.0.0.1", 0), ("127.0.0.1", echo), links)
+    loop_thread = thread.native_id
+    assert loop_thread is not None
     try:
         asyncio.run_coroutine_threadsafe(proxy.start(), loop).result(30)
         with socket.create_connection(("127.0.0.1", proxy.listen[1]), timeout=30) as sock:
@@ -290,8 +321,21 @@ def test_a_spinning_proxy_carries_every_byte_in_order(
         assert links.spinner.passes > links.spinner.spins
         if len(CPUS) > 1:  # it followed the traffic, and is not left pinned anywhere
             assert links.spinner.follows >= 1
-            loop_thread = thread.native_id
-            assert loop_thread is not None
+            assert os.sched_getaffinity(loop_thread) == set(CPUS)
+        with socket.create_connection(("127.0.0.1", proxy.listen[1]), timeout=30) as sock:
+            block = os.urandom(1 << 20)  # a bulk stream: spliced, the loop steps aside
+            digest = hashlib.sha256()
+            got = 0
+            for count in range(1, 9):
+                sock.sendall(block)
+                while got < len(block) * count:
+                    piece = sock.recv(1 << 20)
+                    assert piece, "the proxy closed the connection"
+                    digest.update(piece)
+                    got += len(piece)
+            assert digest.hexdigest() == hashlib.sha256(block * 8).hexdigest()
+        if len(CPUS) > 1:
+            assert links.spinner.sidesteps >= 1
             assert os.sched_getaffinity(loop_thread) == set(CPUS)
     finally:
         asyncio.run_coroutine_threadsafe(proxy.stop(), loop).result(30)
