@@ -27,7 +27,7 @@ from peerlab.fabric import Fabric
 from peerlab.reaper import Reaper
 
 
-def run(megabytes: int = 1024, pings: int = 5000, repeats: int = 3) -> dict[str, Any]:
+def run(megabytes: int = 1024, pings: int = 5000, repeats: int = 5) -> dict[str, Any]:
     check_amounts(megabytes, pings, repeats)
     backends.enter("netns")  # without root: a user namespace, before the loop's thread
     amount = megabytes * 2**20

@@ -189,6 +189,13 @@ class Route:
     echo: int
 
 
+def _rotated(routes: dict[str, Route], number: int) -> list[tuple[str, Route]]:
+    """The routes in the order of round `number`: the list begun at `number` (modulo)."""
+    items = list(routes.items())
+    start = number % len(items)
+    return items[start:] + items[:start]
+
+
 def compare(
     traffic: Traffic,
     direct: Route,
@@ -202,19 +209,21 @@ def compare(
     (`pings` in alternating rounds, after a warm-up) of both routes, side by side; and the
     throughput of `others` (other relays: `NAME_mb_s`, and the proxy's `proxy_vs_NAME`) and,
     for those with an echo port, their added round trip (`NAME_added_rtt_p50_us`, ...),
-    each round running every route in turn, so the machine's noise hits all alike."""
+    each round running every route in turn, so the machine's noise hits all alike, and each
+    round starting one route further down the list, so no route always runs right after the
+    same one (direct, say, which leaves the machine's buffers and caches in its own state)."""
     others = others or {}
     routes = {"direct": direct, "proxy": proxied, **others}
     sent: dict[str, list[float]] = {name: [] for name in routes}
-    for _ in range(repeats):
-        for name, route in routes.items():
+    for number in range(repeats):
+        for name, route in _rotated(routes, number):
             sent[name].append(traffic.send(route.sink, amount, route.host))
     pinged = {name: route for name, route in routes.items() if route.echo}
     rtts: dict[str, list[int]] = {name: [] for name in pinged}
     for route in pinged.values():
         traffic.ping(route.echo, pings // ROUNDS, route.host)  # warm up every path
-    for _ in range(ROUNDS):  # interleaved, so the machine's noise hits all alike
-        for name, route in pinged.items():
+    for number in range(ROUNDS):  # interleaved, so the machine's noise hits all alike
+        for name, route in _rotated(pinged, number):
             rtts[name] += traffic.ping(route.echo, pings // ROUNDS, route.host)
     mb_s = {name: statistics.median(rates) / 1e6 for name, rates in sent.items()}
 

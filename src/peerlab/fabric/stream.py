@@ -6,7 +6,9 @@ returned (the fewest steps per message, which is what a round trip pays for); on
 is large (a bulk stream), with `os.splice` from the source into a pooled pipe and from the
 pipe into the sink, so they are never copied into Python (see docs/faults.md, "Speed").
 After a straight send the loop may poll on for a moment instead of sleeping, so the answer
-finds it awake (`peerlab.fabric.spin`, only while a CPU is idle).
+finds it awake, and before a straight read it may move to the CPU the message came in on
+(both only while a CPU is idle), or off the CPU a bulk stream comes in on
+(`peerlab.fabric.spin`).
 As soon as a toxic applies, each read is copied into a timestamped chunk and queued for a
 task that runs it through the chain; when the chain is empty again and the queue has
 drained, the straight path resumes. Switching never
@@ -201,6 +203,8 @@ class Pump:
             self._copy_straight()
 
     def _copy_straight(self) -> None:
+        if self._spinner is not None:
+            self._spinner.follow(self._source)
         try:
             data = self._source.recv(COPY)
             # uvloop (libuv) stops watching a descriptor when it reports an error, after
@@ -279,6 +283,8 @@ class Pump:
         self._resume()
 
     def _splice_in(self) -> None:
+        if self._spinner is not None:
+            self._spinner.sidestep(self._source)
         pipe = self._buffers.take_pipe()
         try:
             count = os.splice(self._source_fd, pipe.write, SIZE, flags=SPLICE_FLAGS)

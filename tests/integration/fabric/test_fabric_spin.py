@@ -1,5 +1,6 @@
 """The proxies' busy polling (peerlab.fabric.spin): it polls on after traffic while a CPU is
-idle, stops by itself when traffic pauses, and never spins on a busy machine."""
+idle, stops by itself when traffic pauses, and never spins on a busy machine; meanwhile its
+loop follows the traffic to the CPU it comes in on, and never stays pinned there."""
 
 from __future__ import annotations
 
@@ -110,6 +111,163 @@ def test_the_real_machine_is_read() -> None:
     assert 0 <= idle <= total and total > 0
 
 
+CPUS = sorted(os.sched_getaffinity(0))
+several_cpus = pytest.mark.skipif(len(CPUS) < 2, reason="following needs two CPUs to choose from")
+
+
+def _running_on() -> int:
+    """The CPU this thread runs on now (field 39 of /proc/thread-self/stat)."""
+    with open("/proc/thread-self/stat") as stat:
+        return int(stat.read().rsplit(")", 1)[1].split()[36])
+
+
+@pytest.fixture
+def connection() -> Iterator[tuple[socket.socket, socket.socket]]:
+    """A TCP connection on loopback: (sending end, receiving end)."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        sender = socket.create_connection(listener.getsockname(), timeout=30)
+        receiver, _ = listener.accept()
+    with sender, receiver:
+        yield sender, receiver
+
+
+def _send_from(cpu: int, sock: socket.socket, data: bytes) -> None:
+    """Send `data` on `sock` from a thread that can only run on `cpu`."""
+
+    def send() -> None:
+        os.sched_setaffinity(0, {cpu})
+        sock.sendall(data)
+
+    thread = threading.Thread(target=send)
+    thread.start()
+    thread.join(30)
+    assert not thread.is_alive()
+
+
+class Moves:
+    """os.sched_setaffinity, recording each mask the creating thread set on itself and the
+    CPU it then ran on (a sender thread's own calls are not recorded)."""
+
+    def __init__(self) -> None:
+        self.real = os.sched_setaffinity
+        self.thread = threading.get_ident()
+        self.calls: list[tuple[set[int], int]] = []
+
+    def __call__(self, pid: int, cpus: object) -> None:
+        self.real(pid, cpus)  # type: ignore[arg-type]
+        if threading.get_ident() == self.thread:
+            self.calls.append((set(os.sched_getaffinity(pid)), _running_on()))
+
+
+@several_cpus
+def test_the_loop_moves_to_the_cpu_its_traffic_came_in_on_and_stays_free(
+    monkeypatch: pytest.MonkeyPatch, connection: tuple[socket.socket, socket.socket]
+) -> None:
+    monkeypatch.setattr(spin, "_idle_ticks", FakeStat(idle=100))
+    moves = Moves()
+    monkeypatch.setattr(spin.os, "sched_setaffinity", moves)
+    sender, receiver = connection
+    spinner = Spinner()
+    spinner._read(time.perf_counter())  # a reading of the machine: idle
+    assert spinner.allowed
+    home = set(os.sched_getaffinity(0))
+    for number, cpu in enumerate([CPUS[-1], CPUS[0], CPUS[-1]]):
+        _send_from(cpu, sender, b"message %d" % number)
+        deadline = time.perf_counter() + 30  # past the gap since the last move
+        while time.perf_counter() - spinner._followed < spin.FOLLOW_GAP:
+            assert time.perf_counter() < deadline
+        spinner.follow(receiver)
+        assert receiver.recv(100) == b"message %d" % number
+        # Pinned to the sender's CPU, it ran there; then it got all its CPUs back at once.
+        assert moves.calls[-2] == ({cpu}, cpu)
+        assert moves.calls[-1][0] == home
+        assert spinner.follows == number + 1
+    assert set(os.sched_getaffinity(0)) == home
+
+
+@several_cpus
+@pytest.mark.parametrize("idle", [100, 10])
+def test_a_bulk_reader_moves_off_the_cpu_its_stream_comes_in_on_idle_or_busy(
+    monkeypatch: pytest.MonkeyPatch, connection: tuple[socket.socket, socket.socket], idle: int
+) -> None:
+    monkeypatch.setattr(spin, "_idle_ticks", FakeStat(idle=idle))
+    moves = Moves()
+    monkeypatch.setattr(spin.os, "sched_setaffinity", moves)
+    sender, receiver = connection
+    spinner = Spinner()
+    spinner.cpus = 2
+    spinner._read(time.perf_counter())
+    assert spinner.allowed == (idle == 100)
+    home = set(os.sched_getaffinity(0))
+    for number, cpu in enumerate([CPUS[-1], CPUS[0]]):
+        _send_from(cpu, sender, b"bulk %d" % number)
+        deadline = time.perf_counter() + 30
+        while time.perf_counter() - spinner._followed < spin.FOLLOW_GAP:
+            assert time.perf_counter() < deadline
+        spinner.sidestep(receiver)
+        assert receiver.recv(100) == b"bulk %d" % number
+        # Anywhere but the sender's CPU; then all its CPUs back at once.
+        assert moves.calls[-2] == (home - {cpu}, moves.calls[-2][1])
+        assert moves.calls[-2][1] != cpu
+        assert moves.calls[-1][0] == home
+        assert (spinner.sidesteps, spinner.follows) == (number + 1, 0)
+    assert set(os.sched_getaffinity(0)) == home
+
+
+@several_cpus
+def test_it_moves_at_most_once_per_gap(
+    monkeypatch: pytest.MonkeyPatch, connection: tuple[socket.socket, socket.socket]
+) -> None:
+    monkeypatch.setattr(spin, "_idle_ticks", FakeStat(idle=100))
+    monkeypatch.setattr(spin, "FOLLOW_GAP", 60.0)
+    sender, receiver = connection
+    spinner = Spinner()
+    spinner._read(time.perf_counter())
+    _send_from(CPUS[0], sender, b"x")
+    spinner.follow(receiver)
+    _send_from(CPUS[-1], sender, b"y")
+    spinner.follow(receiver)
+    assert spinner.follows == 1
+
+
+@several_cpus
+def test_a_busy_machine_never_moves_the_loop(
+    monkeypatch: pytest.MonkeyPatch, connection: tuple[socket.socket, socket.socket]
+) -> None:
+    monkeypatch.setattr(spin, "_idle_ticks", FakeStat(idle=10))
+    moves = Moves()
+    monkeypatch.setattr(spin.os, "sched_setaffinity", moves)
+    sender, receiver = connection
+    spinner = Spinner()
+    spinner.cpus = 2
+    spinner._read(time.perf_counter())
+    _send_from(CPUS[-1], sender, b"x")
+    spinner.follow(receiver)
+    assert (spinner.allowed, spinner.follows, moves.calls) == (False, 0, [])
+
+
+@several_cpus
+def test_a_thread_limited_to_one_cpu_stays_within_its_limit(
+    monkeypatch: pytest.MonkeyPatch, connection: tuple[socket.socket, socket.socket]
+) -> None:
+    monkeypatch.setattr(spin, "_idle_ticks", FakeStat(idle=100))
+    sender, receiver = connection
+    _send_from(CPUS[-1], sender, b"x")
+    seen: dict[str, object] = {}
+
+    def limited() -> None:  # as under `taskset -c CPU`: the traffic came in on another CPU
+        os.sched_setaffinity(0, {CPUS[0]})
+        spinner = Spinner()
+        spinner._read(time.perf_counter())
+        spinner.follow(receiver)
+        seen["follows"], seen["cpus"] = spinner.follows, os.sched_getaffinity(0)
+
+    thread = threading.Thread(target=limited)
+    thread.start()
+    thread.join(30)
+    assert seen == {"follows": 0, "cpus": {CPUS[0]}}
+
+
 @pytest.fixture
 def echo() -> Iterator[int]:
     listener = socket.create_server(("127.0.0.1", 0))
@@ -141,6 +299,8 @@ def test_a_spinning_proxy_carries_every_byte_in_order(
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
     proxy = TcpProxy("spin", ("127.0.0.1", 0), ("127.0.0.1", echo), links)
+    loop_thread = thread.native_id
+    assert loop_thread is not None
     try:
         asyncio.run_coroutine_threadsafe(proxy.start(), loop).result(30)
         with socket.create_connection(("127.0.0.1", proxy.listen[1]), timeout=30) as sock:
@@ -159,6 +319,24 @@ def test_a_spinning_proxy_carries_every_byte_in_order(
             assert received.hexdigest() == sent.hexdigest()
         assert links.spinner.spins >= 1  # the idle machine let it spin
         assert links.spinner.passes > links.spinner.spins
+        if len(CPUS) > 1:  # it followed the traffic, and is not left pinned anywhere
+            assert links.spinner.follows >= 1
+            assert os.sched_getaffinity(loop_thread) == set(CPUS)
+        with socket.create_connection(("127.0.0.1", proxy.listen[1]), timeout=30) as sock:
+            block = os.urandom(1 << 20)  # a bulk stream: spliced, the loop steps aside
+            digest = hashlib.sha256()
+            got = 0
+            for count in range(1, 9):
+                sock.sendall(block)
+                while got < len(block) * count:
+                    piece = sock.recv(1 << 20)
+                    assert piece, "the proxy closed the connection"
+                    digest.update(piece)
+                    got += len(piece)
+            assert digest.hexdigest() == hashlib.sha256(block * 8).hexdigest()
+        if len(CPUS) > 1:
+            assert links.spinner.sidesteps >= 1
+            assert os.sched_getaffinity(loop_thread) == set(CPUS)
     finally:
         asyncio.run_coroutine_threadsafe(proxy.stop(), loop).result(30)
         loop.call_soon_threadsafe(loop.stop)
