@@ -46,7 +46,11 @@ def main(argv: list[str]) -> int:
         print("usage: python -m peerlab.bench.load N -- COMMAND [ARGS...]", file=sys.stderr)
         return 2
     with busy(int(argv[0])) as pids:
-        print(f"load: {len(pids)} busy processes ({os.cpu_count()} cores)", flush=True)
+        print(
+            f"load: {len(pids)} busy processes ({os.cpu_count()} cores)",
+            file=sys.stderr,
+            flush=True,
+        )
         return subprocess.call(argv[2:])
 
 
