@@ -10,7 +10,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -159,25 +159,45 @@ class Moves:
             self.calls.append((set(os.sched_getaffinity(pid)), _running_on()))
 
 
+def _placing(monkeypatch: pytest.MonkeyPatch, idle: int) -> tuple[Spinner, Moves]:
+    """A spinner that has read the machine once (`idle` of every 100 ticks idle, 2 CPUs),
+    and the recorder of the moves it makes."""
+    monkeypatch.setattr(spin, "_idle_ticks", FakeStat(idle=idle))
+    moves = Moves()
+    monkeypatch.setattr(spin.os, "sched_setaffinity", moves)
+    spinner = Spinner()
+    spinner.cpus = 2
+    spinner._read(time.perf_counter())
+    return spinner, moves
+
+
+def _place_after(
+    place: Callable[[socket.socket], None],
+    spinner: Spinner,
+    connection: tuple[socket.socket, socket.socket],
+    cpu: int,
+    data: bytes,
+) -> None:
+    """Send `data` from `cpu`, wait out the gap since the last move, then `place` the loop
+    by the receiving end, which must then read `data`."""
+    sender, receiver = connection
+    _send_from(cpu, sender, data)
+    deadline = time.perf_counter() + 30
+    while time.perf_counter() - spinner._followed < spin.FOLLOW_GAP:
+        assert time.perf_counter() < deadline
+    place(receiver)
+    assert receiver.recv(100) == data
+
+
 @several_cpus
 def test_the_loop_moves_to_the_cpu_its_traffic_came_in_on_and_stays_free(
     monkeypatch: pytest.MonkeyPatch, connection: tuple[socket.socket, socket.socket]
 ) -> None:
-    monkeypatch.setattr(spin, "_idle_ticks", FakeStat(idle=100))
-    moves = Moves()
-    monkeypatch.setattr(spin.os, "sched_setaffinity", moves)
-    sender, receiver = connection
-    spinner = Spinner()
-    spinner._read(time.perf_counter())  # a reading of the machine: idle
+    spinner, moves = _placing(monkeypatch, idle=100)
     assert spinner.allowed
     home = set(os.sched_getaffinity(0))
     for number, cpu in enumerate([CPUS[-1], CPUS[0], CPUS[-1]]):
-        _send_from(cpu, sender, b"message %d" % number)
-        deadline = time.perf_counter() + 30  # past the gap since the last move
-        while time.perf_counter() - spinner._followed < spin.FOLLOW_GAP:
-            assert time.perf_counter() < deadline
-        spinner.follow(receiver)
-        assert receiver.recv(100) == b"message %d" % number
+        _place_after(spinner.follow, spinner, connection, cpu, b"message %d" % number)
         # Pinned to the sender's CPU, it ran there; then it got all its CPUs back at once.
         assert moves.calls[-2] == ({cpu}, cpu)
         assert moves.calls[-1][0] == home
@@ -190,22 +210,11 @@ def test_the_loop_moves_to_the_cpu_its_traffic_came_in_on_and_stays_free(
 def test_a_bulk_reader_moves_off_the_cpu_its_stream_comes_in_on_idle_or_busy(
     monkeypatch: pytest.MonkeyPatch, connection: tuple[socket.socket, socket.socket], idle: int
 ) -> None:
-    monkeypatch.setattr(spin, "_idle_ticks", FakeStat(idle=idle))
-    moves = Moves()
-    monkeypatch.setattr(spin.os, "sched_setaffinity", moves)
-    sender, receiver = connection
-    spinner = Spinner()
-    spinner.cpus = 2
-    spinner._read(time.perf_counter())
+    spinner, moves = _placing(monkeypatch, idle)
     assert spinner.allowed == (idle == 100)
     home = set(os.sched_getaffinity(0))
     for number, cpu in enumerate([CPUS[-1], CPUS[0]]):
-        _send_from(cpu, sender, b"bulk %d" % number)
-        deadline = time.perf_counter() + 30
-        while time.perf_counter() - spinner._followed < spin.FOLLOW_GAP:
-            assert time.perf_counter() < deadline
-        spinner.sidestep(receiver)
-        assert receiver.recv(100) == b"bulk %d" % number
+        _place_after(spinner.sidestep, spinner, connection, cpu, b"bulk %d" % number)
         # Anywhere but the sender's CPU; then all its CPUs back at once.
         assert moves.calls[-2] == (home - {cpu}, moves.calls[-2][1])
         assert moves.calls[-2][1] != cpu
@@ -234,15 +243,8 @@ def test_it_moves_at_most_once_per_gap(
 def test_a_busy_machine_never_moves_the_loop(
     monkeypatch: pytest.MonkeyPatch, connection: tuple[socket.socket, socket.socket]
 ) -> None:
-    monkeypatch.setattr(spin, "_idle_ticks", FakeStat(idle=10))
-    moves = Moves()
-    monkeypatch.setattr(spin.os, "sched_setaffinity", moves)
-    sender, receiver = connection
-    spinner = Spinner()
-    spinner.cpus = 2
-    spinner._read(time.perf_counter())
-    _send_from(CPUS[-1], sender, b"x")
-    spinner.follow(receiver)
+    spinner, moves = _placing(monkeypatch, idle=10)
+    _place_after(spinner.follow, spinner, connection, CPUS[-1], b"x")
     assert (spinner.allowed, spinner.follows, moves.calls) == (False, 0, [])
 
 
